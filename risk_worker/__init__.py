@@ -1,0 +1,8 @@
+"""risk-worker: a NATS-native, event-driven pre-trade risk service."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("risk-worker")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0.0.0"

@@ -1,0 +1,1 @@
+"""Thin edges, one per technology. Adapters translate; the decision core decides."""

@@ -1,0 +1,117 @@
+"""The ``risk_control`` JetStream KV bucket: bind or create, read, trip and clear.
+
+Used by the worker (automatic trips) and by the CLI (operator trips and clears). Clears are
+compare-and-set on the revision that was read, so an old clear never undoes a newer trip.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import msgspec
+import nats.js.errors
+from nats.js.client import JetStreamContext
+from nats.js.kv import KeyValue
+
+from risk_worker.domain.trading_state import StateValue
+from risk_worker.domain.types import StateSource, TradingState
+from risk_worker.errors import StaleRevisionError, TradingStateError
+
+log = logging.getLogger(__name__)
+
+BUCKET_HISTORY = 16
+"""Revisions kept per key: the recent trips and clears stay readable in the bucket."""
+
+_ENCODER = msgspec.json.Encoder()
+_DECODER = msgspec.json.Decoder(StateValue)
+
+
+async def open_bucket(js: JetStreamContext, name: str) -> KeyValue:
+    """Bind the bucket, creating it (file storage) only when it does not exist.
+
+    ``create_key_value`` is not create-or-bind (it fails on a different config), hence bind
+    first; a concurrent creator is tolerated by binding again.
+
+    Raises:
+        TradingStateError: the bucket can be neither bound nor created.
+    """
+    try:
+        return await js.key_value(name)
+    except nats.js.errors.BucketNotFoundError:
+        pass
+    except nats.errors.Error as exc:
+        raise TradingStateError(f"cannot bind KV bucket {name!r}: {exc!r}") from exc
+    try:
+        return await js.create_key_value(
+            bucket=name,
+            history=BUCKET_HISTORY,
+            description="risk-worker trading states (emergency stop)",
+        )
+    except nats.errors.Error as exc:
+        try:
+            return await js.key_value(name)
+        except nats.errors.Error:
+            raise TradingStateError(f"cannot create KV bucket {name!r}: {exc!r}") from exc
+
+
+def decode_state(raw: bytes | None) -> StateValue | None:
+    """Decode a stored value; None for an empty value (delete or purge marker).
+
+    A value that cannot be decoded reads as HALTED: the worker cannot know, so it fails closed.
+    """
+    if not raw:
+        return None
+    try:
+        return _DECODER.decode(raw)
+    except msgspec.MsgspecError as exc:
+        log.error("unreadable trading-state value %r: %s; treating it as HALTED", raw[:200], exc)
+        return StateValue(
+            TradingState.HALTED,
+            f"unreadable trading-state value: {exc}",
+            "risk-worker",
+            0,
+            StateSource.POLICY,
+        )
+
+
+def encode_state(value: StateValue) -> bytes:
+    """JSON bytes of a trading-state value."""
+    return _ENCODER.encode(value)
+
+
+async def read_state(kv: KeyValue, key: str) -> tuple[StateValue | None, int]:
+    """(value or None when ACTIVE/absent, revision or 0 when the key never existed)."""
+    try:
+        entry = await kv.get(key)
+    except nats.js.errors.KeyDeletedError as exc:
+        return None, int(exc.entry.revision or 0)
+    except nats.js.errors.KeyNotFoundError:
+        return None, 0
+    except nats.errors.Error as exc:
+        raise TradingStateError(f"cannot read {key}: {exc!r}") from exc
+    return decode_state(entry.value), int(entry.revision or 0)
+
+
+async def write_state(kv: KeyValue, key: str, value: StateValue) -> int:
+    """Write a trip (unconditionally: tripping is always the safe direction); the revision."""
+    try:
+        return int(await kv.put(key, encode_state(value)))
+    except nats.errors.Error as exc:
+        raise TradingStateError(f"cannot write {key}: {exc!r}") from exc
+
+
+async def clear_state(kv: KeyValue, key: str, value: StateValue, revision: int) -> int:
+    """Compare-and-set ``value`` (ACTIVE) over the revision that was read; the new revision.
+
+    Raises:
+        StaleRevisionError: the key changed since ``revision`` (e.g. a newer trip).
+        TradingStateError: the bucket could not be written.
+    """
+    try:
+        return int(await kv.update(key, encode_state(value), last=revision))
+    except nats.js.errors.KeyWrongLastSequenceError as exc:
+        raise StaleRevisionError(
+            f"{key} changed since revision {revision}; read it again before clearing"
+        ) from exc
+    except nats.errors.Error as exc:
+        raise TradingStateError(f"cannot write {key}: {exc!r}") from exc

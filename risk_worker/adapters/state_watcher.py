@@ -1,0 +1,154 @@
+"""Keeps the worker's copy of the trading states current and says whether it is confirmed.
+
+Three mechanisms, because a KV watcher alone can go blind for seconds after a server restart
+(nats.py issue #510, measured here at about 11 s):
+
+1. a watcher on the bucket applies every change as it happens (about 3 ms end to end);
+2. every ``confirm_interval`` the bucket stream's last sequence is read: when the watcher has
+   delivered up to it, the copy is confirmed as of the moment that read was sent; when it lags
+   two rounds in a row the watcher is rebuilt (it then re-delivers the current values);
+3. on disconnect the copy is unconfirmed at once; on reconnect the watcher is rebuilt.
+
+Checks are denied ``trading_state_unknown`` while the copy is not confirmed within max age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import nats.errors
+from nats.js.kv import KeyValue
+
+from risk_worker.adapters.kv_bucket import decode_state
+from risk_worker.domain.trading_state import TradingStates
+
+log = logging.getLogger(__name__)
+
+
+class StateWatcher:
+    """Watches the bucket into ``states``; ``confirmed()`` is what the check path reads.
+
+    Args:
+        kv: the bound bucket.
+        states: the decision core's copy, updated in place.
+        max_age: seconds a confirmation stays valid.
+        confirm_interval: seconds between confirmations (shorter than ``max_age``).
+        on_change: called with the key after each applied change (for logs and alerts).
+    """
+
+    def __init__(
+        self,
+        kv: KeyValue,
+        states: TradingStates,
+        max_age: float,
+        confirm_interval: float,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
+        self._kv = kv
+        self._states = states
+        self._max_age = max_age
+        self._interval = confirm_interval
+        self._on_change = on_change
+        self._confirmed_at: float | None = None
+        self._last_seen = 0
+        self._initial_done = False
+        self._watcher: KeyValue.KeyWatcher | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._confirmer: asyncio.Task[None] | None = None
+        self._rebuild_lock = asyncio.Lock()
+
+    def confirmed(self, now: float | None = None) -> bool:
+        """True when the copy was confirmed within ``max_age`` seconds (monotonic clock)."""
+        at = self._confirmed_at
+        if at is None:
+            return False
+        return (time.monotonic() if now is None else now) - at <= self._max_age
+
+    @property
+    def confirmed_at(self) -> float | None:
+        """Monotonic time of the last confirmation, None when unconfirmed."""
+        return self._confirmed_at
+
+    async def start(self) -> None:
+        """Start watching and confirming; returns once the watcher is subscribed."""
+        await self._rebuild()
+        self._confirmer = asyncio.create_task(self._confirm_loop(), name="state-confirm")
+
+    async def stop(self) -> None:
+        """Stop both tasks and the watcher."""
+        for task in (self._confirmer, self._pump):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await self._stop_watcher()
+
+    def on_disconnect(self) -> None:
+        """The connection dropped: the copy can no longer be confirmed."""
+        self._confirmed_at = None
+
+    async def on_reconnect(self) -> None:
+        """The connection is back: rebuild the watcher (it may be blind after a restart)."""
+        try:
+            await self._rebuild()
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("rebuilding the trading-state watcher failed: %r", exc)
+
+    async def _stop_watcher(self) -> None:
+        if self._watcher is not None:
+            with contextlib.suppress(Exception):
+                await self._watcher.stop()  # type: ignore[no-untyped-call]  # nats-py: untyped
+            self._watcher = None
+
+    async def _rebuild(self) -> None:
+        async with self._rebuild_lock:
+            if self._pump is not None:
+                self._pump.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._pump
+            await self._stop_watcher()
+            self._initial_done = False
+            self._watcher = await self._kv.watchall()
+            self._pump = asyncio.create_task(self._pump_updates(self._watcher), name="state-watch")
+
+    async def _pump_updates(self, watcher: KeyValue.KeyWatcher) -> None:
+        async for entry in watcher:
+            if entry is None:
+                # The current values are in: the copy is as current as the watcher's start.
+                self._initial_done = True
+                self._confirmed_at = time.monotonic()
+                continue
+            revision = int(entry.revision or 0)
+            self._last_seen = max(self._last_seen, revision)
+            value = None if entry.operation in ("DEL", "PURGE") else decode_state(entry.value)
+            if self._states.apply(entry.key, value, revision) and self._on_change is not None:
+                self._on_change(entry.key)
+
+    async def _confirm_loop(self) -> None:
+        lagging = 0
+        while True:
+            await asyncio.sleep(self._interval)
+            sent = time.monotonic()
+            try:
+                status = await asyncio.wait_for(self._kv.status(), timeout=self._interval)
+            except (nats.errors.Error, TimeoutError) as exc:
+                log.debug("trading-state confirmation failed: %r", exc)
+                continue
+            last_seq = int(status.stream_info.state.last_seq or 0)
+            if self._initial_done and self._last_seen >= last_seq:
+                self._confirmed_at = sent
+                lagging = 0
+                continue
+            lagging += 1
+            if lagging >= 2:
+                log.warning(
+                    "trading-state watcher lags the bucket (seen %d < %d): rebuilding",
+                    self._last_seen,
+                    last_seq,
+                )
+                lagging = 0
+                await self.on_reconnect()

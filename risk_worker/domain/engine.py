@@ -1,0 +1,121 @@
+"""RiskEngine: the decision core's state in one object, with the calls adapters make.
+
+Synchronous and single-threaded: the NATS adapter calls it from one event loop, never across an
+await, so a check and its reservation are atomic with respect to other checks and events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.decision import Decision, Order, check_order
+from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
+from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics
+from risk_worker.domain.monitor import AccountReport, Trip, evaluate_account
+from risk_worker.domain.policies import Policy, PolicySet
+from risk_worker.domain.trading_state import StateValue, TradingStates, account_key
+from risk_worker.domain.types import ApplyResult, TradingState
+
+
+class RiskEngine:
+    """Book, policies, trading states, breaker and alert de-duplication of one worker.
+
+    Args:
+        config: risk parameters.
+        breaker_threshold: hard violations that trip an account (count).
+        breaker_window_ms: the breaker's window (ms).
+        alert_dedup_window_ms: minimum spacing of the same (account, policy) alert (ms).
+    """
+
+    def __init__(
+        self,
+        config: RiskConfig,
+        *,
+        breaker_threshold: int = 5,
+        breaker_window_ms: int = 60_000,
+        alert_dedup_window_ms: int = 300_000,
+    ) -> None:
+        self.config = config
+        self.book = AccountBook()
+        self.states = TradingStates()
+        self.policies: PolicySet | None = None
+        self.breaker = CircuitBreaker(breaker_threshold, breaker_window_ms)
+        self.deduper = AlertDeduper(alert_dedup_window_ms)
+
+    def load_policies(self, policies: Iterable[Policy]) -> PolicySet:
+        """Replace the policy set (prepared once here, not per check).
+
+        Raises:
+            PolicyError: a policy is invalid; the previous set stays in force.
+        """
+        self.policies = PolicySet(policies)
+        return self.policies
+
+    def check(self, order: Order, now_ms: int, state_confirmed: bool) -> Decision:
+        """The pre-trade check (see :func:`~risk_worker.domain.decision.check_order`)."""
+        return check_order(
+            order, self.book, self.policies, self.states, state_confirmed, self.config, now_ms
+        )
+
+    def apply_position(self, event: PositionSnapshot) -> ApplyResult:
+        """Apply ``positions.update``."""
+        return self.book.apply_position(event)
+
+    def apply_fill(self, event: Fill) -> ApplyResult:
+        """Apply ``fills.confirmed``."""
+        return self.book.apply_fill(event)
+
+    def apply_pnl(self, event: PnlSnapshot) -> ApplyResult:
+        """Apply ``pnl.update``."""
+        return self.book.apply_pnl(event)
+
+    def set_mark(self, symbol: str, price: float, timestamp: int, now_ms: int) -> None:
+        """Apply ``market.tick.<symbol>`` (price already chosen: last, else mid)."""
+        self.book.set_mark(symbol, price, timestamp, now_ms)
+
+    def known_accounts(self) -> list[str]:
+        """Accounts seen through ``pnl.update`` or ``positions.update``."""
+        return [a for a, acct in self.book.accounts.items() if acct.known]
+
+    def metrics(self, account_id: str, now_ms: int) -> AccountMetrics | None:
+        """Current metrics of a known account, None otherwise."""
+        acct = self.book.accounts.get(account_id)
+        if acct is None or not acct.known:
+            return None
+        return compute_metrics(acct, self.book.marks, self.config, now_ms)
+
+    def monitor(self, now_ms: int) -> list[AccountReport]:
+        """Evaluate every known account; trips are applied to the local state at once.
+
+        The caller publishes the reports and writes each trip to the KV bucket.
+        """
+        policies = self.policies
+        if policies is None:
+            return []
+        self.deduper.prune(now_ms)
+        reports = []
+        for acct in list(self.book.accounts.values()):
+            if not acct.known:
+                continue
+            report = evaluate_account(
+                acct,
+                self.book,
+                policies,
+                self.states,
+                self.breaker,
+                self.deduper,
+                self.config,
+                now_ms,
+            )
+            if report.trip is not None:
+                self.states.set_local(
+                    account_key(acct.account_id), trip_value(report.trip, "", now_ms)
+                )
+            reports.append(report)
+        return reports
+
+
+def trip_value(trip: Trip, worker_id: str, now_ms: int) -> StateValue:
+    """The KV value of an automatic trip."""
+    return StateValue(TradingState.HALTED, trip.reason, worker_id, now_ms, trip.source)

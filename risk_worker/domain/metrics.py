@@ -1,0 +1,257 @@
+"""Account risk metrics from the book and the latest marks.
+
+Money is in quote currency, quantities in base units, ratios are fractions (0.25 = 25 %).
+Formulas (standard margin-account definitions, as in the issue that specified this service):
+
+- unrealized PnL = Σ qty × (mark − entry)
+- equity = balance + unrealized PnL
+- gross exposure = Σ |qty × mark|; net exposure = Σ qty × mark
+- margin used = Σ |qty × mark| × initial margin rate + margin reserved by pending orders
+- available margin = equity − margin used
+- margin ratio = equity / margin used (infinite, ``null`` on the wire, when margin used is 0)
+- leverage = (gross exposure + pending notional) / equity (infinite when equity ≤ 0 with exposure)
+- concentration[symbol] = |qty × mark| / equity
+- drawdown_max = (peak − equity) / peak; drawdown_daily = max(0, (day start − equity) / day start)
+- daily PnL = equity − day-start equity
+
+A position with no mark yet is valued at its entry price and flags ``stale_marks``, as does a
+mark older than the configured maximum age.
+"""
+
+from __future__ import annotations
+
+import math
+
+import msgspec
+
+from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.positions import fill_effect
+from risk_worker.domain.types import utc_day
+
+INF = math.inf
+
+
+class RiskConfig(msgspec.Struct, frozen=True):
+    """Parameters of the risk math (built from settings).
+
+    Attributes:
+        default_margin_rate: initial margin rate (fraction of notional) for symbols without an
+            override; 0.10 means 10x maximum leverage per position.
+        margin_rates: per-symbol initial margin rate overrides.
+        mark_max_age_ms: a mark older than this (by receive time) is stale.
+        pending_ttl_ms: how long an approved order's reservation lasts without fills.
+    """
+
+    default_margin_rate: float = 0.10
+    margin_rates: dict[str, float] = msgspec.field(default_factory=dict)
+    mark_max_age_ms: int = 30_000
+    pending_ttl_ms: int = 60_000
+
+    def margin_rate(self, symbol: str) -> float:
+        """Initial margin rate of ``symbol`` (fraction)."""
+        return self.margin_rates.get(symbol, self.default_margin_rate)
+
+
+class AccountMetrics(msgspec.Struct, gc=False):
+    """Risk metrics of one account at one moment (pre- or post-trade).
+
+    Stored sums are in quote currency; the ratios are properties derived from them.
+    ``position_notional`` maps each open symbol to |qty × mark|.
+    """
+
+    equity: float
+    balance: float
+    unrealized_pnl: float
+    gross_exposure: float
+    net_exposure: float
+    position_margin: float
+    pending_notional: float
+    pending_margin: float
+    pending_orders: int
+    open_positions: int
+    position_notional: dict[str, float]
+    stale_marks: bool
+    peak_equity: float
+    day_start_equity: float
+
+    @property
+    def margin_used(self) -> float:
+        """Position margin + margin reserved by pending orders (quote)."""
+        return self.position_margin + self.pending_margin
+
+    @property
+    def available_margin(self) -> float:
+        """equity − margin used (quote); negative when under-margined."""
+        return self.equity - self.margin_used
+
+    @property
+    def margin_ratio(self) -> float:
+        """equity / margin used; ``inf`` when no margin is used."""
+        used = self.margin_used
+        return INF if used <= 0.0 else self.equity / used
+
+    @property
+    def leverage(self) -> float:
+        """(gross exposure + pending notional) / equity; ``inf`` when equity ≤ 0 with exposure."""
+        exposure = self.gross_exposure + self.pending_notional
+        if exposure == 0.0:
+            return 0.0
+        return INF if self.equity <= 0.0 else exposure / self.equity
+
+    @property
+    def drawdown_max(self) -> float:
+        """(peak − equity) / peak, fraction ≥ 0; 0 while the peak is not positive."""
+        peak = self.peak_equity
+        return max(0.0, (peak - self.equity) / peak) if peak > 0.0 else 0.0
+
+    @property
+    def drawdown_daily(self) -> float:
+        """max(0, (day start − equity) / day start), fraction; 0 while day start ≤ 0."""
+        start = self.day_start_equity
+        return max(0.0, (start - self.equity) / start) if start > 0.0 else 0.0
+
+    @property
+    def daily_pnl(self) -> float:
+        """equity − day-start equity (quote)."""
+        return self.equity - self.day_start_equity
+
+    def concentration(self, symbol: str | None = None) -> float:
+        """|qty × mark| / equity of ``symbol``, or the largest when ``symbol`` is None.
+
+        0 without exposure; ``inf`` when equity ≤ 0 with exposure.
+        """
+        if symbol is None:
+            notional = max(self.position_notional.values(), default=0.0)
+        else:
+            notional = self.position_notional.get(symbol, 0.0)
+        if notional == 0.0:
+            return 0.0
+        return INF if self.equity <= 0.0 else notional / self.equity
+
+    def concentrations(self) -> dict[str, float]:
+        """symbol → concentration for every open position."""
+        return {s: self.concentration(s) for s in self.position_notional}
+
+
+def observe_equity(account: Account, equity: float, now_ms: int) -> None:
+    """Track the high-water mark and the day-start equity (reset at 00:00 UTC).
+
+    The first observation sets both; the first observation of a new UTC day sets the day start.
+    """
+    if account.peak_equity is None or equity > account.peak_equity:
+        account.peak_equity = equity
+    day = utc_day(now_ms)
+    if account.trading_day != day or account.day_start_equity is None:
+        account.trading_day = day
+        account.day_start_equity = equity
+
+
+def compute_metrics(
+    account: Account, marks: dict[str, Mark], config: RiskConfig, now_ms: int
+) -> AccountMetrics:
+    """Current metrics of an account, over its own positions and live reservations.
+
+    Peak and day start come from the account (see :func:`observe_equity`); when not yet observed
+    or observed on an earlier UTC day, the current equity stands in.
+    """
+    unrealized = gross = net = margin = 0.0
+    stale = False
+    notional_by_symbol: dict[str, float] = {}
+    oldest_fresh = now_ms - config.mark_max_age_ms
+    for symbol, pos in account.positions.items():
+        qty = pos.quantity
+        if qty == 0.0:
+            continue
+        mark = marks.get(symbol)
+        if mark is None:
+            price = pos.entry_price
+            stale = True
+        else:
+            price = mark.price
+            if mark.received_ms < oldest_fresh:
+                stale = True
+        value = qty * price
+        notional = abs(value)
+        unrealized += value - qty * pos.entry_price
+        gross += notional
+        net += value
+        margin += notional * config.margin_rate(symbol)
+        notional_by_symbol[symbol] = notional
+    account.pending.expire(now_ms)
+    pending = account.pending.totals()
+    equity = account.balance + unrealized
+    peak = equity if account.peak_equity is None else max(account.peak_equity, equity)
+    day_start = account.day_start_equity
+    if day_start is None or account.trading_day != utc_day(now_ms):
+        day_start = equity
+    return AccountMetrics(
+        equity=equity,
+        balance=account.balance,
+        unrealized_pnl=unrealized,
+        gross_exposure=gross,
+        net_exposure=net,
+        position_margin=margin,
+        pending_notional=pending.notional,
+        pending_margin=pending.margin,
+        pending_orders=pending.orders,
+        open_positions=len(notional_by_symbol),
+        position_notional=notional_by_symbol,
+        stale_marks=stale,
+        peak_equity=peak,
+        day_start_equity=day_start,
+    )
+
+
+def simulate_fill(
+    pre: AccountMetrics,
+    account: Account,
+    marks: dict[str, Mark],
+    config: RiskConfig,
+    symbol: str,
+    signed_qty: float,
+    price: float,
+) -> AccountMetrics:
+    """Post-trade metrics if ``signed_qty`` of ``symbol`` filled at ``price`` (fees ignored).
+
+    Derived from the pre-trade metrics by replacing the one symbol's contribution, so it costs
+    O(1) plus a copy of the per-symbol notionals. The new position is valued at the symbol's
+    mark, or at its new entry price when there is no mark.
+    """
+    pos = account.positions.get(symbol)
+    old_qty = 0.0 if pos is None else pos.quantity
+    old_entry = 0.0 if pos is None else pos.entry_price
+    mark = marks.get(symbol)
+    effect = fill_effect(old_qty, old_entry, signed_qty, price)
+    old_price = (old_entry if mark is None else mark.price) if old_qty != 0.0 else 0.0
+    new_price = effect.entry_price if mark is None else mark.price
+    old_value = old_qty * old_price
+    new_value = effect.quantity * new_price
+    rate = config.margin_rate(symbol)
+    unrealized = (
+        pre.unrealized_pnl
+        - (old_value - old_qty * old_entry)
+        + (new_value - effect.quantity * effect.entry_price)
+    )
+    balance = pre.balance + effect.realized_pnl
+    equity = balance + unrealized
+    notional_by_symbol = dict(pre.position_notional)
+    if effect.quantity == 0.0:
+        notional_by_symbol.pop(symbol, None)
+    else:
+        notional_by_symbol[symbol] = abs(new_value)
+    return AccountMetrics(
+        equity=equity,
+        balance=balance,
+        unrealized_pnl=unrealized,
+        gross_exposure=pre.gross_exposure - abs(old_value) + abs(new_value),
+        net_exposure=pre.net_exposure - old_value + new_value,
+        position_margin=pre.position_margin + (abs(new_value) - abs(old_value)) * rate,
+        pending_notional=pre.pending_notional,
+        pending_margin=pre.pending_margin,
+        pending_orders=pre.pending_orders,
+        open_positions=len(notional_by_symbol),
+        position_notional=notional_by_symbol,
+        stale_marks=pre.stale_marks or mark is None,
+        peak_equity=max(pre.peak_equity, equity),
+        day_start_equity=pre.day_start_equity,
+    )

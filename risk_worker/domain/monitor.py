@@ -1,0 +1,124 @@
+"""The monitor's evaluation of one account: metrics, alerts, breaker hits and trips.
+
+Run every monitor interval for each known account. Soft violations raise warnings, hard ones
+critical alerts and a circuit-breaker hit (one per evaluation), emergency ones a trip of the
+account to HALTED on the onset of the breach: an operator who clears an account still in breach
+is not overruled a second later (its orders that add risk stay denied by the emergency policy,
+so it can only reduce). Alerts of the same (account, policy) are de-duplicated over a window; the
+breaker counts every evaluation with a hard violation, de-duplicated or not.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+from risk_worker.domain.book import Account, AccountBook
+from risk_worker.domain.decision import level_from_utilization
+from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
+from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics, observe_equity
+from risk_worker.domain.policies import Evaluation, PolicySet
+from risk_worker.domain.trading_state import TradingStates
+from risk_worker.domain.types import PolicyType, RiskLevel, StateSource, TradingState
+
+
+class AlertLevel(StrEnum):
+    """Alert severity; also the last token of the ``risk.alerts.<level>`` subject."""
+
+    WARNING = "warning"
+    CRITICAL = "critical"
+    EMERGENCY = "emergency"
+
+
+LEVEL_OF_TYPE = {
+    PolicyType.SOFT: AlertLevel.WARNING,
+    PolicyType.HARD: AlertLevel.CRITICAL,
+    PolicyType.EMERGENCY: AlertLevel.EMERGENCY,
+}
+
+
+class AlertDraft(msgspec.Struct, frozen=True, gc=False):
+    """An alert to publish (the adapter gives it an id)."""
+
+    level: AlertLevel
+    account_id: str
+    evaluation: Evaluation
+
+
+class Trip(msgspec.Struct, frozen=True, gc=False):
+    """An automatic trip of one account to HALTED (the worker never clears)."""
+
+    account_id: str
+    reason: str
+    source: StateSource
+
+
+class AccountReport(msgspec.Struct, gc=False):
+    """What one monitor evaluation of an account produced."""
+
+    account_id: str
+    metrics: AccountMetrics
+    utilization: dict[str, float]
+    risk_level: RiskLevel
+    trading_state: TradingState
+    violations: list[Evaluation]
+    alerts: list[AlertDraft]
+    trip: Trip | None
+
+
+def evaluate_account(
+    account: Account,
+    book: AccountBook,
+    policies: PolicySet,
+    states: TradingStates,
+    breaker: CircuitBreaker,
+    deduper: AlertDeduper,
+    config: RiskConfig,
+    now_ms: int,
+) -> AccountReport:
+    """Compute the account's metrics, evaluate its policies and say what to publish or trip."""
+    metrics = compute_metrics(account, book.marks, config, now_ms)
+    observe_equity(account, metrics.equity, now_ms)
+    account_id = account.account_id
+    utilization: dict[str, float] = {}
+    violations: list[Evaluation] = []
+    alerts: list[AlertDraft] = []
+    hard = False
+    emergency: Evaluation | None = None
+    for ev in policies.evaluate_account(account_id, metrics):
+        p = ev.policy
+        utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
+        if not ev.violated:
+            continue
+        violations.append(ev)
+        if p.type is PolicyType.HARD:
+            hard = True
+        elif p.type is PolicyType.EMERGENCY and emergency is None:
+            emergency = ev
+        if deduper.allow(account_id, p.id, now_ms):
+            alerts.append(AlertDraft(LEVEL_OF_TYPE[p.type], account_id, ev))
+    already_halted = _account_halted(states, account_id)
+    onset = emergency is not None and not account.emergency_breached
+    account.emergency_breached = emergency is not None
+    trip: Trip | None = None
+    if emergency is not None and onset and not already_halted:
+        trip = Trip(account_id, emergency.message, StateSource.POLICY)
+    if hard and breaker.record(account_id, now_ms) and trip is None and not already_halted:
+        trip = Trip(
+            account_id,
+            f"circuit breaker: {breaker.threshold} hard violations within "
+            f"{breaker.window_ms // 1000} s",
+            StateSource.CIRCUIT_BREAKER,
+        )
+    state = states.effective(account_id).state
+    if trip is not None:
+        state = TradingState.HALTED
+    breached = hard or emergency is not None or state is TradingState.HALTED
+    level = RiskLevel.BREACHED if breached else level_from_utilization(utilization)
+    return AccountReport(account_id, metrics, utilization, level, state, violations, alerts, trip)
+
+
+def _account_halted(states: TradingStates, account_id: str) -> bool:
+    value = states.account_value(account_id)
+    return value is not None and value.state is TradingState.HALTED

@@ -1,0 +1,127 @@
+"""Pending reservations: approved orders that count against the account until filled.
+
+Without them a burst of orders could each pass against the same headroom. An approved,
+non-dry-run order reserves its risk-increasing notional and the margin for it; fills with its
+``order_id`` consume the reservation, and it lapses after the pending TTL.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+_EPSILON = 1e-12
+
+
+class PendingOrder:
+    """One reservation.
+
+    Attributes:
+        order_id: the client's order id.
+        symbol: instrument.
+        signed_qty: remaining signed base quantity (BUY positive, SELL negative).
+        increasing_qty: base quantity that opens or adds exposure (≤ |signed_qty| at start).
+        price: valuation price (quote per base unit): the limit price, or the mark at check time.
+        margin_rate: initial margin rate of the symbol (fraction).
+        expires_ms: when the reservation lapses (ms since epoch).
+    """
+
+    __slots__ = (
+        "expires_ms",
+        "increasing_qty",
+        "margin_rate",
+        "order_id",
+        "price",
+        "signed_qty",
+        "symbol",
+    )
+
+    def __init__(
+        self,
+        order_id: str,
+        symbol: str,
+        signed_qty: float,
+        increasing_qty: float,
+        price: float,
+        margin_rate: float,
+        expires_ms: int,
+    ) -> None:
+        self.order_id = order_id
+        self.symbol = symbol
+        self.signed_qty = signed_qty
+        self.increasing_qty = increasing_qty
+        self.price = price
+        self.margin_rate = margin_rate
+        self.expires_ms = expires_ms
+
+    @property
+    def notional(self) -> float:
+        """Risk-increasing notional still reserved (quote): min(|remaining|, increasing) × price."""
+        return min(abs(self.signed_qty), self.increasing_qty) * self.price
+
+    @property
+    def margin(self) -> float:
+        """Margin still reserved (quote) = reserved notional × initial margin rate."""
+        return self.notional * self.margin_rate
+
+
+class PendingTotals(NamedTuple):
+    """Sums over an account's live reservations (quote currency)."""
+
+    orders: int
+    notional: float
+    margin: float
+
+
+class PendingBook:
+    """An account's reservations, keyed by order id."""
+
+    __slots__ = ("_orders",)
+
+    def __init__(self) -> None:
+        self._orders: dict[str, PendingOrder] = {}
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def __contains__(self, order_id: object) -> bool:
+        return order_id in self._orders
+
+    def add(self, order: PendingOrder) -> None:
+        """Add or replace (same order id, e.g. a re-check) a reservation."""
+        self._orders[order.order_id] = order
+
+    def expire(self, now_ms: int) -> int:
+        """Drop reservations whose TTL has passed; returns how many were dropped."""
+        expired = [oid for oid, o in self._orders.items() if o.expires_ms <= now_ms]
+        for oid in expired:
+            del self._orders[oid]
+        return len(expired)
+
+    def consume(self, order_id: str, fill_qty: float) -> None:
+        """Consume a fill of ``fill_qty`` base units (absolute) of ``order_id``.
+
+        The reservation shrinks by the filled quantity and is removed once fully filled.
+        An unknown order id (another instance's, or already lapsed) is ignored.
+        """
+        order = self._orders.get(order_id)
+        if order is None:
+            return
+        remaining = abs(order.signed_qty) - abs(fill_qty)
+        if remaining <= _EPSILON * abs(order.signed_qty):
+            del self._orders[order_id]
+            return
+        order.signed_qty = remaining if order.signed_qty > 0 else -remaining
+
+    def signed_qty(self, symbol: str) -> float:
+        """Net signed base quantity reserved on ``symbol``."""
+        return sum(o.signed_qty for o in self._orders.values() if o.symbol == symbol)
+
+    def totals(self) -> PendingTotals:
+        """Count, reserved notional and reserved margin over all live reservations."""
+        notional = 0.0
+        margin = 0.0
+        for order in self._orders.values():
+            n = order.notional
+            notional += n
+            margin += n * order.margin_rate
+        return PendingTotals(len(self._orders), notional, margin)

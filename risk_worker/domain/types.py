@@ -1,0 +1,131 @@
+"""Vocabulary shared by the decision core: sides, states, policy terms and reason codes."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_\-/=]{1,64}$"
+"""Account ids, symbols and strategy ids: 1-64 characters of ``A-Z a-z 0-9 _ - / =``.
+
+They become NATS subject tokens and KV keys, so dots, spaces and wildcards are refused.
+"""
+
+MS_PER_DAY = 86_400_000
+
+
+class Side(StrEnum):
+    """Order or fill side. BUY adds to the signed quantity, SELL subtracts."""
+
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(StrEnum):
+    """LIMIT orders are valued at their price, MARKET orders at the current mark."""
+
+    LIMIT = "LIMIT"
+    MARKET = "MARKET"
+
+
+class TradingState(StrEnum):
+    """Trading state of a scope (global or one account), the emergency stop.
+
+    ACTIVE: orders flow. REDUCING: only orders that strictly reduce an existing position.
+    HALTED: nothing. Vocabulary from NautilusTrader's ``TradingState``.
+    """
+
+    ACTIVE = "ACTIVE"
+    REDUCING = "REDUCING"
+    HALTED = "HALTED"
+
+
+STATE_SEVERITY = {TradingState.ACTIVE: 0, TradingState.REDUCING: 1, TradingState.HALTED: 2}
+"""Order of severity; the effective state of an account is the more severe of global/account."""
+
+
+class StateSource(StrEnum):
+    """Who set a trading state."""
+
+    OPERATOR = "operator"
+    POLICY = "policy"
+    CIRCUIT_BREAKER = "circuit_breaker"
+
+
+class PolicyType(StrEnum):
+    """HARD denies, SOFT warns, EMERGENCY denies and halts the account (monitor)."""
+
+    HARD = "hard"
+    SOFT = "soft"
+    EMERGENCY = "emergency"
+
+
+class Operator(StrEnum):
+    """A policy HOLDS while ``value <operator> threshold`` is true; it is VIOLATED otherwise."""
+
+    LT = "lt"
+    LTE = "lte"
+    GT = "gt"
+    GTE = "gte"
+
+
+class Scope(StrEnum):
+    """What a policy applies to; ``scope_id`` None means every account/symbol/strategy."""
+
+    ACCOUNT = "account"
+    SYMBOL = "symbol"
+    STRATEGY = "strategy"
+
+
+class Metric(StrEnum):
+    """Metrics a policy can limit (units in :class:`~risk_worker.domain.metrics.AccountMetrics`)."""
+
+    LEVERAGE = "leverage"
+    MARGIN_RATIO = "margin_ratio"
+    DRAWDOWN_DAILY = "drawdown_daily"
+    DRAWDOWN_MAX = "drawdown_max"
+    DAILY_PNL = "daily_pnl"
+    GROSS_EXPOSURE = "gross_exposure"
+    NET_EXPOSURE = "net_exposure"
+    CONCENTRATION = "concentration"
+    POSITION_NOTIONAL = "position_notional"
+    ORDER_NOTIONAL = "order_notional"
+    ORDER_QUANTITY = "order_quantity"
+    OPEN_POSITIONS = "open_positions"
+
+
+class RiskLevel(StrEnum):
+    """BREACHED when denied by a policy or a stop; otherwise by the highest limit utilization."""
+
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    BREACHED = "BREACHED"
+
+
+class DenyReason(StrEnum):
+    """``rejection_reason`` codes of a denied check, in the order the check tests them."""
+
+    INVALID_REQUEST = "invalid_request"
+    TRADING_STATE_UNKNOWN = "trading_state_unknown"
+    EMERGENCY_STOP_ACTIVE = "emergency_stop_active"
+    REDUCING_ONLY = "reducing_only"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    REDUCE_ONLY_WOULD_INCREASE = "reduce_only_would_increase"
+    NO_MARKET_PRICE = "no_market_price"
+    INSUFFICIENT_MARGIN = "insufficient_margin"
+    POLICY_VIOLATION = "policy_violation"
+    POLICIES_UNAVAILABLE = "policies_unavailable"
+    INTERNAL_ERROR = "internal_error"
+
+
+class ApplyResult(StrEnum):
+    """What the book did with an event: applied, or ignored and why."""
+
+    APPLIED = "applied"
+    STALE = "stale"
+    DUPLICATE = "duplicate"
+
+
+def utc_day(timestamp_ms: int) -> int:
+    """Trading day of a timestamp: whole days since the epoch, the day changing at 00:00 UTC."""
+    return timestamp_ms // MS_PER_DAY

@@ -1,0 +1,177 @@
+"""What an operator does over NATS: send a check, trip and clear stops, read states, tail.
+
+natscli cannot be installed on every machine, so the CLI covers these; each function here is
+one operator action, the CLI only parses arguments and prints.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import nats
+import nats.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from risk_worker.adapters.kv_bucket import clear_state, open_bucket, read_state, write_state
+from risk_worker.domain.trading_state import (
+    ACCOUNT_KEY_PREFIX,
+    GLOBAL_KEY,
+    StateValue,
+    account_key,
+)
+from risk_worker.domain.types import StateSource, TradingState
+from risk_worker.wire_out import StateChangeMsg
+
+EMERGENCY_SUBJECT = "risk.alerts.emergency"
+_ENCODER = msgspec.json.Encoder()
+
+
+async def connect(url: str, connect_timeout: float = 3.0) -> Client:
+    """A short-lived operator connection (no endless reconnects)."""
+    return await nats.connect(
+        url,
+        connect_timeout=connect_timeout,
+        max_reconnect_attempts=1,
+        allow_reconnect=False,
+        name="risk-worker cli",
+    )
+
+
+async def send_check(nc: Client, request: dict[str, Any], reply_timeout: float) -> dict[str, Any]:
+    """Send one check request and decode the reply.
+
+    Raises:
+        nats.errors.NoRespondersError, nats.errors.TimeoutError: no reply — treat as denied.
+    """
+    reply = await nc.request("risk.check.order", _ENCODER.encode(request), timeout=reply_timeout)
+    decoded: dict[str, Any] = msgspec.json.decode(reply.data)
+    return decoded
+
+
+def _key(account_id: str | None) -> str:
+    return GLOBAL_KEY if account_id is None else account_key(account_id)
+
+
+async def trip(
+    nc: Client, bucket: str, state: TradingState, reason: str, by: str, account_id: str | None
+) -> int:
+    """Set HALTED or REDUCING on the global or an account scope; returns the new revision."""
+    kv = await open_bucket(nc.jetstream(), bucket)
+    now = time.time_ns() // 1_000_000
+    value = StateValue(state, reason, by, now, StateSource.OPERATOR)
+    revision = await write_state(kv, _key(account_id), value)
+    kind = "emergency_stop" if state is TradingState.HALTED else "state_change"
+    await _announce(nc, kind, account_id, value)
+    return revision
+
+
+async def clear(
+    nc: Client,
+    bucket: str,
+    reason: str,
+    by: str,
+    account_id: str | None,
+    revision: int | None = None,
+) -> int | None:
+    """Set ACTIVE with compare-and-set on ``revision`` (default: the revision read now).
+
+    Returns the new revision, or None when the scope was already ACTIVE.
+
+    Raises:
+        StaleRevisionError: the state changed after ``revision`` (a newer trip stays).
+    """
+    kv = await open_bucket(nc.jetstream(), bucket)
+    key = _key(account_id)
+    current, current_revision = await read_state(kv, key)
+    if current is None and revision is None:
+        return None
+    now = time.time_ns() // 1_000_000
+    value = StateValue(TradingState.ACTIVE, reason, by, now, StateSource.OPERATOR)
+    new_revision = await clear_state(
+        kv, key, value, current_revision if revision is None else revision
+    )
+    await _announce(nc, "emergency_clear", account_id, value)
+    return new_revision
+
+
+async def _announce(nc: Client, kind: str, account_id: str | None, value: StateValue) -> None:
+    message = StateChangeMsg(
+        level="emergency",
+        type=kind,
+        scope="global" if account_id is None else "account",
+        account_id=account_id,
+        state=value.state,
+        reason=value.reason,
+        triggered_by=value.updated_by,
+        timestamp=value.updated_at,
+        source=value.source.value,
+    )
+    await nc.publish(EMERGENCY_SUBJECT, _ENCODER.encode(message))
+    await nc.flush()
+
+
+async def states(
+    nc: Client, bucket: str, account_id: str | None
+) -> list[tuple[str, StateValue | None, int]]:
+    """(key, value or None for ACTIVE, revision) of the global scope and one or all accounts."""
+    kv = await open_bucket(nc.jetstream(), bucket)
+    if account_id is not None:
+        keys = [GLOBAL_KEY, account_key(account_id)]
+    else:
+        try:
+            found = await kv.keys()
+        except nats.js.errors.NoKeysError:
+            found = []
+        keys = [GLOBAL_KEY, *sorted(k for k in found if k.startswith(ACCOUNT_KEY_PREFIX))]
+    out = []
+    for key in keys:
+        value, revision = await read_state(kv, key)
+        out.append((key, value, revision))
+    return out
+
+
+def render(msg: Msg) -> str:
+    """One readable line for a message seen by ``tail``."""
+    try:
+        body = msgspec.json.decode(msg.data)
+    except msgspec.DecodeError:
+        return f"{msg.subject} {msg.data[:200]!r}"
+    if not isinstance(body, dict):
+        return f"{msg.subject} {body!r}"
+    renderer = _RENDERERS.get(msg.subject.split(".")[1] if "." in msg.subject else "")
+    text = renderer(body) if renderer else msgspec.json.encode(body).decode()
+    return f"{msg.subject} {text}"
+
+
+def _fmt(x: object, spec: str = ".4g") -> str:
+    return "∞" if x is None else format(x, spec) if isinstance(x, int | float) else str(x)
+
+
+def _metrics_line(b: dict[str, Any]) -> str:
+    return (
+        f"{b.get('account_id')} equity={_fmt(b.get('equity'), ',.2f')} "
+        f"lev={_fmt(b.get('leverage'))} dd_daily={_fmt(b.get('drawdown_daily'))} "
+        f"dd_max={_fmt(b.get('drawdown_max'))} margin_ratio={_fmt(b.get('margin_ratio'))} "
+        f"level={b.get('risk_level')} state={b.get('trading_state')}"
+        f"{' STALE' if b.get('stale_marks') else ''}"
+    )
+
+
+def _alert_line(b: dict[str, Any]) -> str:
+    if b.get("type", "policy_violation") != "policy_violation":
+        who = b.get("account_id") or "global"
+        return (
+            f"[{b.get('type')}] {who} → {b.get('state')} by {b.get('triggered_by')}"
+            f" ({b.get('source')}): {b.get('reason')}"
+        )
+    return f"[{b.get('level')}] {b.get('account_id')} {b.get('message')}"
+
+
+_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "metrics": _metrics_line,
+    "alerts": _alert_line,
+}

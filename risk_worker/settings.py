@@ -1,0 +1,145 @@
+"""Settings: one frozen Struct read from ``RISK_*`` environment variables, validated at start.
+
+A bad value raises :class:`~risk_worker.errors.ConfigError` naming the variable, so the process
+stops before it connects to anything. Durations are given in seconds and kept in seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import msgspec
+
+from risk_worker.domain.metrics import RiskConfig
+from risk_worker.errors import ConfigError
+
+T = TypeVar("T")
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Every setting of the worker (variable = ``RISK_`` + the upper-cased name).
+
+    Durations in seconds; rates and ratios as fractions.
+    """
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_connect_timeout: float = 30.0
+    worker_id: str = ""
+    kv_bucket: str = "risk_control"
+    state_max_age: float = 2.0
+    state_confirm_interval: float = 0.5
+    mark_max_age: float = 30.0
+    pending_ttl: float = 60.0
+    breaker_threshold: int = 5
+    breaker_window: float = 60.0
+    monitor_interval: float = 1.0
+    alert_dedup_window: float = 300.0
+    default_margin_rate: float = 0.10
+    margin_rates: dict[str, float] = msgspec.field(default_factory=dict)
+    max_request_bytes: int = 65_536
+    log_level: str = "INFO"
+
+    def risk_config(self) -> RiskConfig:
+        """The decision core's parameters."""
+        return RiskConfig(
+            default_margin_rate=self.default_margin_rate,
+            margin_rates=dict(self.margin_rates),
+            mark_max_age_ms=int(self.mark_max_age * 1000),
+            pending_ttl_ms=int(self.pending_ttl * 1000),
+        )
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a finite number > 0")
+    return value
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not (0 < value <= 1):
+        raise ValueError("must be a fraction in (0, 1]")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be an integer ≥ 1")
+    return value
+
+
+def _rates(text: str) -> dict[str, float]:
+    rates: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        symbol, sep, rate = item.partition("=")
+        if not sep or not symbol.strip():
+            raise ValueError(f"expected SYMBOL=RATE items separated by commas, got {item!r}")
+        rates[symbol.strip()] = _rate(rate)
+    return rates
+
+
+def _level(text: str) -> str:
+    level = text.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
+def _nonempty(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "nats_url": _nonempty,
+    "nats_connect_timeout": _positive_float,
+    "worker_id": _nonempty,
+    "kv_bucket": _nonempty,
+    "state_max_age": _positive_float,
+    "state_confirm_interval": _positive_float,
+    "mark_max_age": _positive_float,
+    "pending_ttl": _positive_float,
+    "breaker_threshold": _positive_int,
+    "breaker_window": _positive_float,
+    "monitor_interval": _positive_float,
+    "alert_dedup_window": _positive_float,
+    "default_margin_rate": _rate,
+    "margin_rates": _rates,
+    "max_request_bytes": _positive_int,
+    "log_level": _level,
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from ``RISK_*`` variables (``os.environ`` by default).
+
+    Raises:
+        ConfigError: a variable does not parse, or the values contradict each other
+            (e.g. the confirm interval is not shorter than the state's maximum age).
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, parse in _PARSERS.items():
+        variable = "RISK_" + name.upper()
+        raw = env.get(variable)
+        if raw is None:
+            continue
+        try:
+            values[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(variable, f"{exc} (got {raw!r})") from None
+    values.setdefault("worker_id", f"{socket.gethostname()}-{os.getpid()}")
+    settings = Settings(**values)
+    if settings.state_confirm_interval >= settings.state_max_age:
+        raise ConfigError(
+            "RISK_STATE_CONFIRM_INTERVAL",
+            f"must be shorter than RISK_STATE_MAX_AGE ({settings.state_max_age} s)",
+        )
+    return settings

@@ -1,0 +1,267 @@
+"""Wire messages: one msgspec Struct per message of every subject, as in ``subjects.md``.
+
+Inbound messages tolerate unknown fields (producers may add fields) and accept the aliases
+peer services send (``account`` for ``account_id``; ``average_price``/``avg_price`` for
+``entry_price``; ``side`` in any letter case). JSON cannot carry NaN or infinities and msgspec
+refuses numbers out of double range, so every accepted number is finite. Parsing returns the
+decision core's types or raises :class:`~risk_worker.errors.InvalidMessageError` naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, TypeVar
+
+import msgspec
+
+from risk_worker.domain.book import Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.decision import Order
+from risk_worker.domain.types import IDENTIFIER_PATTERN, OrderType, Side
+from risk_worker.errors import InvalidMessageError
+
+T = TypeVar("T")
+
+Identifier = Annotated[str, msgspec.Meta(pattern=IDENTIFIER_PATTERN)]
+"""1-64 characters of A-Z a-z 0-9 _ - / = (subject tokens and KV keys)."""
+Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+"""Order and fill ids: 1-128 characters."""
+Positive = Annotated[float, msgspec.Meta(gt=0)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Millis = Annotated[int, msgspec.Meta(ge=0)]
+"""Milliseconds since the Unix epoch."""
+
+
+class PositionUpdateMsg(msgspec.Struct, frozen=True):
+    """``positions.update``: full state of one position (signed base quantity)."""
+
+    symbol: Identifier
+    quantity: float
+    timestamp: Millis
+    account_id: Identifier | None = None
+    account: Identifier | None = None
+    entry_price: NonNegative | None = None
+    average_price: NonNegative | None = None
+    avg_price: NonNegative | None = None
+
+
+class FillMsg(msgspec.Struct, frozen=True):
+    """``fills.confirmed``: one execution; quantity base units > 0, fee quote (debited)."""
+
+    fill_id: Reference
+    order_id: Reference
+    symbol: Identifier
+    side: str
+    quantity: Positive
+    price: Positive
+    timestamp: Millis
+    account_id: Identifier | None = None
+    account: Identifier | None = None
+    fee: float = 0.0
+
+
+class TickMsg(msgspec.Struct, frozen=True):
+    """``market.tick.<symbol>``: mark = price, else the mid of bid/ask (quote)."""
+
+    symbol: Identifier | None = None
+    price: Positive | None = None
+    bid: Positive | None = None
+    ask: Positive | None = None
+    timestamp: Millis | None = None
+
+
+class PnlUpdateMsg(msgspec.Struct, frozen=True):
+    """``pnl.update``: wallet balance (authoritative) or equity, in quote currency."""
+
+    timestamp: Millis
+    account_id: Identifier | None = None
+    account: Identifier | None = None
+    balance: float | None = None
+    equity: float | None = None
+    realized_pnl: float | None = None
+    unrealized_pnl: float | None = None
+
+
+class CheckRequestMsg(msgspec.Struct, frozen=True):
+    """``risk.check.order`` request. price null/absent/0 means a market order."""
+
+    order_id: Reference
+    symbol: Identifier
+    side: str
+    quantity: Positive
+    account_id: Identifier | None = None
+    account: Identifier | None = None
+    price: NonNegative | None = None
+    order_type: str | None = None
+    strategy_id: Identifier | None = None
+    reduce_only: bool = False
+    dry_run: bool = False
+    timestamp: Millis = 0
+
+
+class _Ids(msgspec.Struct):
+    """Best-effort ids of a malformed request, to echo them in the error reply."""
+
+    order_id: object = None
+    account_id: object = None
+    account: object = None
+
+
+_POSITION = msgspec.json.Decoder(PositionUpdateMsg)
+_FILL = msgspec.json.Decoder(FillMsg)
+_PNL = msgspec.json.Decoder(PnlUpdateMsg)
+_TICK = msgspec.json.Decoder(TickMsg)
+_CHECK = msgspec.json.Decoder(CheckRequestMsg)
+_IDS = msgspec.json.Decoder(_Ids)
+_AT = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
+def _invalid(exc: msgspec.MsgspecError) -> InvalidMessageError:
+    """Map a msgspec error to InvalidMessageError with the field and a reason code."""
+    text = str(exc)
+    if isinstance(exc, msgspec.DecodeError) and not isinstance(exc, msgspec.ValidationError):
+        return InvalidMessageError("$", "malformed_json", text)
+    match = _AT.search(text)
+    field = match.group(1) if match and match.group(1) else "$"
+    if "missing required field" in text:
+        quoted = re.search(r"field `([^`]+)`", text)
+        field = quoted.group(1) if quoted else field
+        reason = "missing_field"
+    elif "regex" in text:
+        reason = "bad_identifier"
+    elif "Number out of range" in text:
+        reason = "non_finite"
+    elif "Expected `" in text and "`, got `" in text:
+        reason = "wrong_type"
+    else:
+        reason = "out_of_range"
+    return InvalidMessageError(field, reason, text)
+
+
+def _decode(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
+    try:
+        return decoder.decode(data)
+    except msgspec.MsgspecError as exc:
+        raise _invalid(exc) from exc
+
+
+def _account(msg: PositionUpdateMsg | FillMsg | PnlUpdateMsg | CheckRequestMsg) -> str:
+    account = msg.account_id if msg.account_id is not None else msg.account
+    if account is None:
+        raise InvalidMessageError(
+            "account_id", "missing_field", "account_id (or account) is required"
+        )
+    return account
+
+
+def _side(value: str) -> Side:
+    upper = value.upper()
+    if upper == "BUY":
+        return Side.BUY
+    if upper == "SELL":
+        return Side.SELL
+    raise InvalidMessageError("side", "out_of_range", f"side must be BUY or SELL, got {value!r}")
+
+
+def parse_position(data: bytes) -> PositionSnapshot:
+    """Decode ``positions.update``; entry price required (> 0) unless the position is flat."""
+    msg = _decode(_POSITION, data)
+    entry = msg.entry_price
+    if entry is None:
+        entry = msg.average_price if msg.average_price is not None else msg.avg_price
+    if msg.quantity != 0.0 and not entry:
+        raise InvalidMessageError("entry_price", "missing_field", "entry_price > 0 is required")
+    return PositionSnapshot(_account(msg), msg.symbol, msg.quantity, entry or 0.0, msg.timestamp)
+
+
+def parse_fill(data: bytes) -> Fill:
+    """Decode ``fills.confirmed``."""
+    m = _decode(_FILL, data)
+    return Fill(
+        m.fill_id,
+        m.order_id,
+        _account(m),
+        m.symbol,
+        _side(m.side),
+        m.quantity,
+        m.price,
+        m.fee,
+        m.timestamp,
+    )
+
+
+def parse_pnl(data: bytes) -> PnlSnapshot:
+    """Decode ``pnl.update``; it must carry balance or equity."""
+    m = _decode(_PNL, data)
+    if m.balance is None and m.equity is None:
+        raise InvalidMessageError("balance", "missing_field", "balance or equity is required")
+    return PnlSnapshot(_account(m), m.balance, m.equity, m.realized_pnl, m.timestamp)
+
+
+def parse_tick(data: bytes, subject: str) -> tuple[str, float, int | None]:
+    """Decode ``market.tick.<symbol>`` into (symbol, mark price, timestamp or None).
+
+    The symbol comes from the body, else from the subject's last token (validated alike).
+    """
+    m = _decode(_TICK, data)
+    symbol = m.symbol
+    if symbol is None:
+        symbol = subject.rsplit(".", 1)[-1]
+        if not re.match(IDENTIFIER_PATTERN, symbol):
+            raise InvalidMessageError("symbol", "bad_identifier", f"bad symbol token {symbol!r}")
+    if m.price is not None:
+        return symbol, m.price, m.timestamp
+    if m.bid is not None and m.ask is not None:
+        return symbol, (m.bid + m.ask) / 2.0, m.timestamp
+    raise InvalidMessageError("price", "missing_field", "price, or both bid and ask, is required")
+
+
+def parse_check(data: bytes, max_bytes: int) -> Order:
+    """Decode a ``risk.check.order`` request into an :class:`Order`.
+
+    Raises:
+        InvalidMessageError: too large, not JSON, a field missing, of the wrong type or out of
+            range, an unknown side or order type, or a LIMIT order without a price.
+    """
+    if len(data) > max_bytes:
+        raise InvalidMessageError("$", "too_large", f"request of {len(data)} bytes > {max_bytes}")
+    m = _decode(_CHECK, data)
+    price = m.price or None
+    if m.order_type is None:
+        order_type = OrderType.MARKET if price is None else OrderType.LIMIT
+    else:
+        try:
+            order_type = OrderType(m.order_type.upper())
+        except ValueError:
+            raise InvalidMessageError(
+                "order_type",
+                "out_of_range",
+                f"order_type must be LIMIT or MARKET, got {m.order_type!r}",
+            ) from None
+        if order_type is OrderType.MARKET:
+            price = None
+        elif price is None:
+            raise InvalidMessageError("price", "missing_field", "a LIMIT order needs a price > 0")
+    return Order(
+        m.order_id,
+        _account(m),
+        m.symbol,
+        _side(m.side),
+        m.quantity,
+        price,
+        order_type,
+        m.strategy_id,
+        m.reduce_only,
+        m.dry_run,
+        m.timestamp,
+    )
+
+
+def request_ids(data: bytes) -> tuple[str | None, str | None]:
+    """(order_id, account_id) of a request, when they can be read at all; for error replies."""
+    try:
+        ids = _IDS.decode(data)
+    except (msgspec.MsgspecError, RecursionError):
+        return None, None
+    order_id = ids.order_id if isinstance(ids.order_id, str) else None
+    account = ids.account_id if ids.account_id is not None else ids.account
+    return order_id, account if isinstance(account, str) else None
