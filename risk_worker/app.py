@@ -119,7 +119,7 @@ class Worker:
 
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception_type((OSError, nats.errors.Error, TimeoutError)),
-            wait=tenacity.wait_exponential_jitter(initial=0.1, max=2.0),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
             stop=tenacity.stop_after_delay(s.nats_connect_timeout),
             reraise=True,
         )
@@ -200,7 +200,7 @@ class Worker:
         log.error("halting account %s (%s): %s", trip.account_id, trip.source, trip.reason)
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception_type(TradingStateError),
-            wait=tenacity.wait_exponential_jitter(initial=0.1, max=5.0),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.2),
             stop=tenacity.stop_after_delay(300),
             reraise=True,
         )

@@ -1,0 +1,35 @@
+"""Integration fixtures: a worker running in the test's event loop against real nats-server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from risk_worker.devservers import NatsServer
+from tests.harness import Harness, start_harness, stop_harness
+
+HarnessFactory = Callable[..., Awaitable[Harness]]
+
+
+@pytest.fixture
+async def harness_factory(nats_server: NatsServer) -> AsyncIterator[HarnessFactory]:
+    """Start workers (with settings overrides or policies); all are stopped after the test."""
+    started: list[Harness] = []
+
+    async def make(**kwargs: Any) -> Harness:
+        url = kwargs.pop("url", nats_server.url)
+        h = await start_harness(url, **kwargs)
+        started.append(h)
+        return h
+
+    yield make
+    for h in reversed(started):
+        await stop_harness(h)
+
+
+@pytest.fixture
+async def harness(harness_factory: HarnessFactory) -> Harness:
+    """One worker with the built-in policies and default settings (fast monitor)."""
+    return await harness_factory()
