@@ -61,6 +61,7 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._monitor: asyncio.Task[None] | None = None
         self._kv: KeyValue | None = None
+        self._stopping = False
 
     async def start(self) -> None:
         """Connect and subscribe; raises ServerUnavailableError when NATS cannot be reached."""
@@ -88,6 +89,7 @@ class Worker:
 
     async def stop(self) -> None:
         """Stop the monitor, drain NATS (answering in-flight checks), stop the watcher."""
+        self._stopping = True
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -107,7 +109,8 @@ class Worker:
         async def disconnected() -> None:
             if self.watcher is not None:
                 self.watcher.on_disconnect()
-            log.warning("disconnected from NATS: trading state unconfirmed, checks denied")
+            if not self._stopping:
+                log.warning("disconnected from NATS: trading state unconfirmed, checks denied")
 
         async def reconnected() -> None:
             log.info("reconnected to NATS %s", self.nc.connected_url if self.nc else "")

@@ -150,10 +150,10 @@ class AccountBook:
     def apply_position(self, event: PositionSnapshot) -> ApplyResult:
         """Replace one position with a snapshot; an older snapshot than the held one is STALE."""
         acct = self.account(event.account_id)
+        acct.known = True  # seen through positions.update, even when this one is stale
         pos = acct.positions.get(event.symbol)
         if pos is not None and event.timestamp < pos.updated_ms:
             return ApplyResult.STALE
-        acct.known = True
         if pos is None:
             pos = acct.positions[event.symbol] = Position(event.symbol)
         pos.quantity = event.quantity

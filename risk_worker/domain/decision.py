@@ -121,10 +121,16 @@ def check_order(
         return deny(DenyReason.TRADING_STATE_UNKNOWN, "trading state not confirmed recently")
     eff = states.effective(order.account_id)
     account = book.accounts.get(order.account_id)
-    position = None if account is None else account.positions.get(order.symbol)
-    pos_qty = 0.0 if position is None else position.quantity
-    signed = order.signed_quantity
-    reducing = strictly_reduces(pos_qty, signed)
+    # The position as it will be once the account's other pending orders fill: two orders
+    # that each reduce a position must not together flip it.
+    if account is None:
+        effective_qty = 0.0
+    else:
+        position = account.positions.get(order.symbol)
+        effective_qty = (0.0 if position is None else position.quantity) + (
+            account.pending.signed_qty(order.symbol, exclude=order.order_id)
+        )
+    reducing = strictly_reduces(effective_qty, order.signed_quantity)
     if eff.state is TradingState.HALTED:
         why = eff.value.reason if eff.value else ""
         return deny(
@@ -159,7 +165,9 @@ def check_order(
         price = mark.price
     else:
         price = order.price
-    return _check_limits(order, account, book, policies, config, now_ms, price, eff.state)
+    return _check_limits(
+        order, account, book, policies, config, now_ms, price, eff.state, effective_qty, reducing
+    )
 
 
 def _check_limits(
@@ -171,18 +179,16 @@ def _check_limits(
     now_ms: int,
     price: float,
     state: TradingState,
+    effective_qty: float,
+    reducing: bool,
 ) -> Decision:
     if policies is None:
         return deny(DenyReason.POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
-    pre = _compute(account, book.marks, config, now_ms)
+    pre = _compute(account, book.marks, config, now_ms, exclude_order=order.order_id)
     observe_equity(account, pre.equity, now_ms)
     signed = order.signed_quantity
-    position = account.positions.get(order.symbol)
-    pos_qty = 0.0 if position is None else position.quantity
     rate = config.margin_rate(order.symbol)
-    increasing = risk_increasing_quantity(
-        pos_qty + account.pending.signed_qty(order.symbol), signed
-    )
+    increasing = risk_increasing_quantity(effective_qty, signed)
     margin_needed = increasing * price * rate
     if margin_needed > 0.0 and margin_needed > pre.available_margin:
         return deny(
@@ -191,12 +197,11 @@ def _check_limits(
             RiskLevel.BREACHED,
             state,
         )
-    post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, price)
+    post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, price, now_ms)
     notional = order.quantity * price
     evaluations = policies.evaluate_order(
         order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity
     )
-    reducing = strictly_reduces(pos_qty, signed)
     violations: list[Evaluation] = []
     warnings: list[Evaluation] = []
     utilization: dict[str, float] = {}

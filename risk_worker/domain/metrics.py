@@ -56,7 +56,8 @@ class AccountMetrics(msgspec.Struct, gc=False):
     """Risk metrics of one account at one moment (pre- or post-trade).
 
     Stored sums are in quote currency; the ratios are properties derived from them.
-    ``position_notional`` maps each open symbol to |qty × mark|.
+    ``position_notional`` maps each open symbol to |qty × mark|; ``stale_symbols`` names the
+    open positions valued without a fresh mark.
     """
 
     equity: float
@@ -70,9 +71,14 @@ class AccountMetrics(msgspec.Struct, gc=False):
     pending_orders: int
     open_positions: int
     position_notional: dict[str, float]
-    stale_marks: bool
+    stale_symbols: tuple[str, ...]
     peak_equity: float
     day_start_equity: float
+
+    @property
+    def stale_marks(self) -> bool:
+        """True when an open position has no mark or only one older than the maximum age."""
+        return bool(self.stale_symbols)
 
     @property
     def margin_used(self) -> float:
@@ -147,15 +153,20 @@ def observe_equity(account: Account, equity: float, now_ms: int) -> None:
 
 
 def compute_metrics(
-    account: Account, marks: dict[str, Mark], config: RiskConfig, now_ms: int
+    account: Account,
+    marks: dict[str, Mark],
+    config: RiskConfig,
+    now_ms: int,
+    exclude_order: str | None = None,
 ) -> AccountMetrics:
     """Current metrics of an account, over its own positions and live reservations.
 
     Peak and day start come from the account (see :func:`observe_equity`); when not yet observed
-    or observed on an earlier UTC day, the current equity stands in.
+    or observed on an earlier UTC day, the current equity stands in. ``exclude_order`` leaves
+    that order's own reservation out (used when the order is being checked again).
     """
     unrealized = gross = net = margin = 0.0
-    stale = False
+    stale: list[str] = []
     notional_by_symbol: dict[str, float] = {}
     oldest_fresh = now_ms - config.mark_max_age_ms
     for symbol, pos in account.positions.items():
@@ -165,11 +176,11 @@ def compute_metrics(
         mark = marks.get(symbol)
         if mark is None:
             price = pos.entry_price
-            stale = True
+            stale.append(symbol)
         else:
             price = mark.price
             if mark.received_ms < oldest_fresh:
-                stale = True
+                stale.append(symbol)
         value = qty * price
         notional = abs(value)
         unrealized += value - qty * pos.entry_price
@@ -178,7 +189,7 @@ def compute_metrics(
         margin += notional * config.margin_rate(symbol)
         notional_by_symbol[symbol] = notional
     account.pending.expire(now_ms)
-    pending = account.pending.totals()
+    pending = account.pending.totals(exclude_order)
     equity = account.balance + unrealized
     peak = equity if account.peak_equity is None else max(account.peak_equity, equity)
     day_start = account.day_start_equity
@@ -196,7 +207,7 @@ def compute_metrics(
         pending_orders=pending.orders,
         open_positions=len(notional_by_symbol),
         position_notional=notional_by_symbol,
-        stale_marks=stale,
+        stale_symbols=tuple(stale),
         peak_equity=peak,
         day_start_equity=day_start,
     )
@@ -210,6 +221,7 @@ def simulate_fill(
     symbol: str,
     signed_qty: float,
     price: float,
+    now_ms: int,
 ) -> AccountMetrics:
     """Post-trade metrics if ``signed_qty`` of ``symbol`` filled at ``price`` (fees ignored).
 
@@ -235,10 +247,13 @@ def simulate_fill(
     balance = pre.balance + effect.realized_pnl
     equity = balance + unrealized
     notional_by_symbol = dict(pre.position_notional)
+    stale = tuple(s for s in pre.stale_symbols if s != symbol)
     if effect.quantity == 0.0:
         notional_by_symbol.pop(symbol, None)
     else:
         notional_by_symbol[symbol] = abs(new_value)
+        if mark is None or mark.received_ms < now_ms - config.mark_max_age_ms:
+            stale = (*stale, symbol)
     return AccountMetrics(
         equity=equity,
         balance=balance,
@@ -251,7 +266,7 @@ def simulate_fill(
         pending_orders=pre.pending_orders,
         open_positions=len(notional_by_symbol),
         position_notional=notional_by_symbol,
-        stale_marks=pre.stale_marks or mark is None,
+        stale_symbols=stale,
         peak_equity=max(pre.peak_equity, equity),
         day_start_equity=pre.day_start_equity,
     )

@@ -112,16 +112,28 @@ class PendingBook:
             return
         order.signed_qty = remaining if order.signed_qty > 0 else -remaining
 
-    def signed_qty(self, symbol: str) -> float:
-        """Net signed base quantity reserved on ``symbol``."""
-        return sum(o.signed_qty for o in self._orders.values() if o.symbol == symbol)
+    def signed_qty(self, symbol: str, exclude: str | None = None) -> float:
+        """Net signed base quantity reserved on ``symbol`` (without order ``exclude``)."""
+        return sum(
+            o.signed_qty
+            for o in self._orders.values()
+            if o.symbol == symbol and o.order_id != exclude
+        )
 
-    def totals(self) -> PendingTotals:
-        """Count, reserved notional and reserved margin over all live reservations."""
+    def totals(self, exclude: str | None = None) -> PendingTotals:
+        """Count, reserved notional and reserved margin over all live reservations.
+
+        ``exclude`` leaves out one order id: a re-check of an order must not count its own
+        earlier reservation against itself.
+        """
         notional = 0.0
         margin = 0.0
+        count = 0
         for order in self._orders.values():
+            if order.order_id == exclude:
+                continue
             n = order.notional
             notional += n
             margin += n * order.margin_rate
-        return PendingTotals(len(self._orders), notional, margin)
+            count += 1
+        return PendingTotals(count, notional, margin)
