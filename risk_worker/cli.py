@@ -235,6 +235,9 @@ def replay(
     ],
     speed: Annotated[float, typer.Option(help="Time factor; 0 = as fast as possible.")] = 0.0,
     symbol_map: Annotated[list[str] | None, typer.Option(help="FROM=TO, repeatable.")] = None,
+    symbol: Annotated[
+        list[str] | None, typer.Option(help="Only this (mapped) symbol, repeatable.")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="UTC start, e.g. 2017-09-04.")] = None,
     end: Annotated[str | None, typer.Option(help="UTC end (exclusive).")] = None,
 ) -> None:
@@ -243,7 +246,7 @@ def replay(
 
     settings = _settings()
     try:
-        count = replay_file(settings, file, speed, symbol_map or [], start, end)
+        count = replay_file(settings, file, speed, symbol_map or [], symbol, start, end)
     except ValueError as exc:
         err.print(f"[red]bad input:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -74,6 +74,7 @@ def replay_file(
     file: Path,
     speed: float,
     symbol_map: list[str],
+    symbols: list[str] | None,
     start: str | None,
     end: str | None,
 ) -> int:
@@ -83,7 +84,7 @@ def replay_file(
         ValueError: a bad file, symbol map or date.
     """
     ticks = read_ticks(
-        file, parse_symbol_map(symbol_map), start_ms=_utc_ms(start), end_ms=_utc_ms(end)
+        file, parse_symbol_map(symbol_map), symbols or None, _utc_ms(start), _utc_ms(end)
     )
     result: list[int] = []
 
