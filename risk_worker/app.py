@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
+import msgspec
 import nats
 import nats.errors
 import tenacity
@@ -26,10 +27,17 @@ from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine, trip_value
 from risk_worker.domain.monitor import AccountReport, Trip
-from risk_worker.domain.trading_state import account_key
+from risk_worker.domain.trading_state import account_key, scope_of_key
+from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import ServerUnavailableError, TradingStateError
 from risk_worker.policy_source import PolicySource, StaticPolicySource
 from risk_worker.settings import Settings
+from risk_worker.sinks import (
+    LogEventSink,
+    RiskEventSink,
+    StateChangeRecord,
+    violation_record,
+)
 from risk_worker.wire_out import StateChangeMsg, alert_msg, metrics_msg
 
 log = logging.getLogger(__name__)
@@ -44,16 +52,24 @@ class Worker:
     Args:
         settings: validated settings.
         policy_source: where the policies come from (built-in defaults when None).
+        sink: where audit records go (structured log lines when None).
     """
 
-    def __init__(self, settings: Settings, policy_source: PolicySource | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        policy_source: PolicySource | None = None,
+        sink: RiskEventSink | None = None,
+    ) -> None:
         self.settings = settings
         self.policy_source = policy_source or StaticPolicySource()
+        self.sink = sink or LogEventSink()
         self.engine = RiskEngine(
             settings.risk_config(),
             breaker_threshold=settings.breaker_threshold,
             breaker_window_ms=int(settings.breaker_window * 1000),
             alert_dedup_window_ms=int(settings.alert_dedup_window * 1000),
+            worker_id=settings.worker_id,
         )
         self.nc: Client | None = None
         self.watcher: StateWatcher | None = None
@@ -75,7 +91,7 @@ class Worker:
         )
         await self.watcher.start()
         self.service = WorkerService(
-            nc, self.engine, self.watcher, s.worker_id, s.max_request_bytes
+            nc, self.engine, self.watcher, s.worker_id, s.max_request_bytes, self.sink
         )
         await self.service.start()
         self._kv = kv
@@ -158,10 +174,9 @@ class Worker:
 
     def _describe(self, key: str) -> str:
         states = self.engine.states
-        if key.startswith("trading_state.account."):
-            v = states.account_value(key.removeprefix("trading_state.account."))
-        else:
-            v = states.global_value
+        scope = scope_of_key(key)
+        account_id = None if scope is None else scope[1]
+        v = states.global_value if account_id is None else states.account_value(account_id)
         return "ACTIVE" if v is None else f"{v.state} ({v.source}: {v.reason})"
 
     async def _monitor_loop(self) -> None:
@@ -177,30 +192,87 @@ class Worker:
                 log.exception("monitor pass failed")
 
     async def _monitor_once(self) -> None:
-        assert self.service is not None
         now = now_ms()
         for report in self.engine.monitor(now):
             await self._publish_report(report, now)
-            if report.trip is not None:
-                self._spawn(self._trip(report.trip, now))
 
     async def _publish_report(self, r: AccountReport, now: int) -> None:
+        """Publish metrics and alerts, record what was alerted or halted, start a trip."""
         assert self.service is not None
-        await self.service.publish(
-            METRICS_SUBJECT,
-            metrics_msg(r.account_id, now, r.metrics, r.utilization, r.risk_level, r.trading_state),
+        metrics = metrics_msg(
+            r.account_id, now, r.metrics, r.utilization, r.risk_level, r.trading_state
         )
+        await self.service.publish(METRICS_SUBJECT, metrics)
         for draft in r.alerts:
             await self.service.publish(
                 ALERTS_PREFIX + draft.level.value, alert_msg(draft, uuid.uuid4().hex, now)
             )
+            caused = _caused(r.trip, draft.evaluation.policy.type)
+            self.sink.record(
+                violation_record(
+                    draft.evaluation,
+                    r.account_id,
+                    now,
+                    "monitor",
+                    "halted" if caused else "alerted",
+                )
+            )
+        if r.trip is not None:
+            snapshot = {
+                "metrics": msgspec.to_builtins(metrics),
+                "positions": self._positions(r.account_id),
+            }
+            await self._announce_trip(r.trip, now, snapshot)
+            self._spawn(self._record_trip(r.trip, now))
 
-    async def _trip(self, trip: Trip, now: int) -> None:
-        """Write an automatic trip to the bucket (retried); the local copy is already HALTED."""
-        assert self.service is not None and self._kv is not None
-        value = trip_value(trip, self.settings.worker_id, now)
-        key = account_key(trip.account_id)
+    def _positions(self, account_id: str) -> list[dict[str, object]]:
+        acct = self.engine.book.accounts.get(account_id)
+        if acct is None:
+            return []
+        return [
+            {"symbol": p.symbol, "quantity": p.quantity, "entry_price": p.entry_price}
+            for p in acct.positions.values()
+            if p.quantity != 0.0
+        ]
+
+    async def _announce_trip(self, trip: Trip, now: int, snapshot: dict[str, object]) -> None:
+        """Publish and record the halt at once: it is in force here from this moment."""
+        assert self.service is not None
+        worker = self.settings.worker_id
         log.error("halting account %s (%s): %s", trip.account_id, trip.source, trip.reason)
+        await self.service.publish(
+            ALERTS_PREFIX + "emergency",
+            StateChangeMsg(
+                level="emergency",
+                type="emergency_stop",
+                scope="account",
+                account_id=trip.account_id,
+                state=TradingState.HALTED,
+                reason=trip.reason,
+                triggered_by=worker,
+                timestamp=now,
+                source=trip.source.value,
+            ),
+        )
+        self.sink.record(
+            StateChangeRecord(
+                id=str(uuid.uuid4()),
+                occurred_at=now,
+                scope="account",
+                account_id=trip.account_id,
+                action="trip",
+                state=TradingState.HALTED.value,
+                reason=trip.reason,
+                triggered_by=worker,
+                source=trip.source.value,
+                account_snapshot=snapshot,
+            )
+        )
+
+    async def _record_trip(self, trip: Trip, now: int) -> None:
+        """Write an automatic trip to the bucket (retried) so every instance sees it."""
+        assert self._kv is not None
+        value = trip_value(trip, self.settings.worker_id, now)
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception_type(TradingStateError),
             wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.2),
@@ -210,28 +282,23 @@ class Worker:
         try:
             async for attempt in retrying:
                 with attempt:
-                    await write_state(self._kv, key, value)
+                    await write_state(self._kv, account_key(trip.account_id), value)
         except TradingStateError as exc:
             log.error(
-                "could not record the halt of %s in the bucket (it stays halted here): %s",
+                "could not record the halt of %s in the bucket for 300 s; it is halted "
+                "on this instance only: %s",
                 trip.account_id,
                 exc,
             )
-            return
-        await self.service.publish(
-            ALERTS_PREFIX + "emergency",
-            StateChangeMsg(
-                level="emergency",
-                type="emergency_stop",
-                scope="account",
-                account_id=trip.account_id,
-                state=value.state,
-                reason=trip.reason,
-                triggered_by=self.settings.worker_id,
-                timestamp=now,
-                source=trip.source.value,
-            ),
-        )
+
+
+def _caused(trip: Trip | None, policy_type: PolicyType) -> bool:
+    """Whether a violation of this type caused the trip (emergency policy, or the breaker)."""
+    if trip is None:
+        return False
+    if trip.source is StateSource.CIRCUIT_BREAKER:
+        return policy_type is PolicyType.HARD
+    return policy_type is PolicyType.EMERGENCY
 
 
 async def serve(settings: Settings, policy_source: PolicySource | None = None) -> None:

@@ -19,6 +19,7 @@ from risk_worker.app import Worker
 from risk_worker.domain.policies import Policy
 from risk_worker.policy_source import StaticPolicySource
 from risk_worker.settings import Settings
+from risk_worker.sinks import StateChangeRecord, ViolationRecord
 from tests.helpers import connect, wait_for
 
 ENC = msgspec.json.Encoder()
@@ -157,13 +158,28 @@ class Harness:
         return decoded
 
 
+class ListSink:
+    """Keeps audit records in a list (the RiskEventSink protocol)."""
+
+    def __init__(self) -> None:
+        self.records: list[ViolationRecord | StateChangeRecord] = []
+
+    def record(self, record: ViolationRecord | StateChangeRecord) -> None:
+        """Keep the record."""
+        self.records.append(record)
+
+
 async def start_harness(
-    url: str, policies: list[Policy] | None = None, **overrides: Any
+    url: str,
+    policies: list[Policy] | None = None,
+    sink: ListSink | None = None,
+    **overrides: Any,
 ) -> Harness:
     """Start a worker in this event loop and connect a client; wait for a confirmed state."""
     worker = Worker(
         settings_for(url, **overrides),
         None if policies is None else StaticPolicySource(policies, "test"),
+        sink,
     )
     await worker.start()
     assert worker.watcher is not None

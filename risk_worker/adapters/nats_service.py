@@ -23,6 +23,7 @@ from risk_worker.domain.decision import Decision, Order, deny
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.types import ApplyResult, DenyReason
 from risk_worker.errors import InvalidMessageError
+from risk_worker.sinks import RiskEventSink, violation_record
 from risk_worker.wire_out import reply_msg
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class WorkerService:
         watcher: tells whether the trading state is confirmed.
         worker_id: this instance's id, echoed in replies.
         max_request_bytes: larger check requests are invalid.
+        sink: receives a record of each policy violation that denied an order.
 
     Attributes:
         counters: event and check counts by (kind, outcome) — exported as metrics later.
@@ -61,8 +63,10 @@ class WorkerService:
         watcher: StateWatcher,
         worker_id: str,
         max_request_bytes: int,
+        sink: RiskEventSink,
     ) -> None:
         self._nc = nc
+        self._sink = sink
         self._engine = engine
         self._watcher = watcher
         self._worker_id = worker_id
@@ -155,6 +159,10 @@ class WorkerService:
         else:
             order_id, account_id = order.order_id, order.account_id
             decision = self._decide(order, now)
+            for violation in decision.violations:
+                self._sink.record(
+                    violation_record(violation, account_id, now, "pre_trade", "denied", order_id)
+                )
         try:
             elapsed_us = (time.perf_counter_ns() - started) // 1000
             reply = reply_msg(order_id, account_id, decision, now, elapsed_us, self._worker_id)

@@ -164,9 +164,9 @@ class AccountBook:
     def apply_fill(self, event: Fill) -> ApplyResult:
         """Apply a fill to its position and balance; consume the order's reservation.
 
-        Balance += realized PnL − fee. A repeated ``fill_id`` is DUPLICATE; a fill not newer than
-        the position's last snapshot is STALE (the snapshot already contains it). Either way the
-        order's reservation is consumed, since the venue did fill it.
+        Balance += realized PnL − fee. A repeated ``fill_id`` is DUPLICATE (and changes nothing);
+        a fill not newer than the position's last snapshot is STALE (the snapshot already
+        contains it) but still consumes the order's reservation, since the venue did fill it.
         """
         acct = self.account(event.account_id)
         if not acct.remember_fill(event.fill_id):

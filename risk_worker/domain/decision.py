@@ -8,7 +8,8 @@ Steps, stopping at the first denial (reason codes from :class:`DenyReason`):
    the order strictly reduces the existing position without flipping it
 4. account never seen → ``unknown_account``; a ``reduce_only`` order that would not strictly
    reduce → ``reduce_only_would_increase``
-5. market order without a fresh mark → ``no_market_price``
+5. market order without a fresh mark → ``no_market_price``; no policy set loaded →
+   ``policies_unavailable``
 6. margin for the risk-increasing part > available margin → ``insufficient_margin``
 7. a hard or emergency policy violated post-trade → ``policy_violation`` (soft ones warn).
    A strictly reducing order is not denied for a violation that already held before it.

@@ -26,6 +26,7 @@ class RiskEngine:
         breaker_threshold: hard violations that trip an account (count).
         breaker_window_ms: the breaker's window (ms).
         alert_dedup_window_ms: minimum spacing of the same (account, policy) alert (ms).
+        worker_id: recorded as ``updated_by`` of this worker's automatic trips.
     """
 
     def __init__(
@@ -35,8 +36,10 @@ class RiskEngine:
         breaker_threshold: int = 5,
         breaker_window_ms: int = 60_000,
         alert_dedup_window_ms: int = 300_000,
+        worker_id: str = "risk-worker",
     ) -> None:
         self.config = config
+        self.worker_id = worker_id
         self.book = AccountBook()
         self.states = TradingStates()
         self.policies: PolicySet | None = None
@@ -110,7 +113,7 @@ class RiskEngine:
             )
             if report.trip is not None:
                 self.states.set_local(
-                    account_key(acct.account_id), trip_value(report.trip, "", now_ms)
+                    account_key(acct.account_id), trip_value(report.trip, self.worker_id, now_ms)
                 )
             reports.append(report)
         return reports

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9_\-/=]{1,64}$"
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_\-/=]{1,64}\Z"
 """Account ids, symbols and strategy ids: 1-64 characters of ``A-Z a-z 0-9 _ - / =``.
 
 They become NATS subject tokens and KV keys, so dots, spaces and wildcards are refused.
@@ -112,9 +112,9 @@ class DenyReason(StrEnum):
     UNKNOWN_ACCOUNT = "unknown_account"
     REDUCE_ONLY_WOULD_INCREASE = "reduce_only_would_increase"
     NO_MARKET_PRICE = "no_market_price"
+    POLICIES_UNAVAILABLE = "policies_unavailable"
     INSUFFICIENT_MARGIN = "insufficient_margin"
     POLICY_VIOLATION = "policy_violation"
-    POLICIES_UNAVAILABLE = "policies_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 

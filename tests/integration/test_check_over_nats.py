@@ -10,7 +10,8 @@ import pytest
 from risk_worker import operator
 from risk_worker.domain.policies import Policy, default_policies
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope, TradingState
-from tests.harness import Harness
+from risk_worker.sinks import ViolationRecord
+from tests.harness import Harness, ListSink
 from tests.helpers import wait_for
 from tests.integration.conftest import HarnessFactory
 
@@ -79,7 +80,8 @@ async def test_check_when_margin_short_then_denies_insufficient_margin(harness: 
 async def test_check_when_leverage_would_exceed_limit_then_denies_policy_violation(
     harness_factory: HarnessFactory,
 ) -> None:
-    h = await harness_factory(margin_rates={"BTCUSDT": 0.02})
+    sink = ListSink()
+    h = await harness_factory(margin_rates={"BTCUSDT": 0.02}, sink=sink)
     account = await funded(h)
     reply = await h.check(account, "BTCUSDT", "BUY", 30.0, 50_000.0)  # 1.5M notional = 15x
     assert reply["rejection_reason"] == "policy_violation"
@@ -91,6 +93,15 @@ async def test_check_when_leverage_would_exceed_limit_then_denies_policy_violati
     assert violation["threshold"] == 10
     assert violation["value"] == pytest.approx(15.0)
     assert reply["post_trade_metrics"]["leverage"] == pytest.approx(15.0)
+    [record] = sink.records
+    assert isinstance(record, ViolationRecord)
+    assert (record.source, record.action_taken, record.order_id, record.account_id) == (
+        "pre_trade",
+        "denied",
+        reply["order_id"],
+        account,
+    )
+    assert record.metric_value == pytest.approx(15.0)
 
 
 async def test_check_when_soft_policy_violated_then_approves_with_warning(

@@ -48,6 +48,7 @@ MALFORMED = [
     ("bad_symbol_identifier", with_(symbol="BTC USDT"), "symbol"),
     ("wildcard_symbol", with_(symbol="BTC>"), "symbol"),
     ("too_long_identifier", with_(account_id="A" * 65), "account_id"),
+    ("newline_in_identifier", with_(account_id="ACC\n"), "account_id"),
     ("bad_strategy_identifier", with_(strategy_id="s*"), "strategy_id"),
     ("one_megabyte_body", with_(order_id="o-1", padding="x" * 1_000_000), "$"),
 ]

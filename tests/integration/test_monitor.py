@@ -12,7 +12,8 @@ from nats.aio.msg import Msg
 
 from risk_worker.adapters.kv_bucket import open_bucket, read_state
 from risk_worker.domain.trading_state import account_key
-from tests.harness import Harness
+from risk_worker.sinks import StateChangeRecord, ViolationRecord
+from tests.harness import Harness, ListSink
 from tests.helpers import wait_for
 from tests.integration.conftest import HarnessFactory
 
@@ -102,8 +103,10 @@ async def test_monitor_when_hard_breach_persists_then_critical_alert_once_and_br
 
 
 async def test_monitor_when_emergency_policy_violated_then_halts_at_once(
-    harness: Harness,
+    harness_factory: HarnessFactory,
 ) -> None:
+    sink = ListSink()
+    harness = await harness_factory(sink=sink)
     inbox = Inbox()
     account = await long_btc(harness, inbox)
     other = f"MON-{uuid.uuid4().hex[:8]}"
@@ -126,3 +129,22 @@ async def test_monitor_when_emergency_policy_violated_then_halts_at_once(
     # One trip per breach: later evaluations do not trip again.
     await asyncio.sleep(0.5)  # five more monitor intervals pass: the condition under test
     assert len(inbox.of("risk.alerts.emergency", account_id=account, type="emergency_stop")) == 1
+    # The audit trail: the violation that halted, and the trip with the account's snapshot.
+    halted = [
+        r
+        for r in sink.records
+        if isinstance(r, ViolationRecord) and r.account_id == account and r.action_taken == "halted"
+    ]
+    assert [r.policy_name for r in halted] == ["Emergency Drawdown Stop"]
+    [trip] = [r for r in sink.records if isinstance(r, StateChangeRecord)]
+    assert (trip.account_id, trip.action, trip.state, trip.source) == (
+        account,
+        "trip",
+        "HALTED",
+        "policy",
+    )
+    assert trip.account_snapshot is not None
+    assert trip.account_snapshot["metrics"]["drawdown_max"] == pytest.approx(0.28)
+    assert trip.account_snapshot["positions"] == [
+        {"symbol": "BTCUSDT", "quantity": 4.0, "entry_price": 50_000.0}
+    ]

@@ -1,0 +1,104 @@
+"""Where audit records go: violations and trading-state changes, behind a small interface.
+
+The check path and the monitor hand records to a :class:`RiskEventSink` and never wait for it:
+``record`` must return at once (an implementation queues, it does not write inline). The records
+have the shape of the audit tables (``risk_violations``, ``emergency_stops``), so a durable sink
+slots in without touching the callers. :class:`LogEventSink` writes one structured log line per
+record: the audit trail when no durable sink is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any, Literal, Protocol
+
+import msgspec
+
+from risk_worker.domain.policies import Evaluation
+from risk_worker.wire_out import finite
+
+log = logging.getLogger("risk_worker.audit")
+
+
+class ViolationRecord(msgspec.Struct, frozen=True, gc=False):
+    """One policy violation: denied pre-trade, or alerted/halted by the monitor.
+
+    ``occurred_at`` ms since epoch; values in the metric's unit (null when infinite).
+    """
+
+    id: str
+    occurred_at: int
+    account_id: str
+    policy_id: str
+    policy_name: str
+    policy_type: str
+    metric: str
+    metric_value: float | None
+    threshold_value: float
+    source: Literal["pre_trade", "monitor"]
+    action_taken: Literal["denied", "alerted", "halted"]
+    order_id: str | None = None
+    symbol: str | None = None
+
+
+class StateChangeRecord(msgspec.Struct, frozen=True, gc=False):
+    """A trip or clear of a trading state, with the account's metrics at that moment."""
+
+    id: str
+    occurred_at: int
+    scope: Literal["global", "account"]
+    account_id: str | None
+    action: Literal["trip", "clear"]
+    state: str
+    reason: str
+    triggered_by: str
+    source: str
+    account_snapshot: dict[str, Any] | None = None
+
+
+def violation_record(
+    ev: Evaluation,
+    account_id: str,
+    now_ms: int,
+    source: Literal["pre_trade", "monitor"],
+    action: Literal["denied", "alerted", "halted"],
+    order_id: str | None = None,
+) -> ViolationRecord:
+    """Build a violation record from an evaluation (a fresh uuid4 id)."""
+    p = ev.policy
+    return ViolationRecord(
+        id=str(uuid.uuid4()),
+        occurred_at=now_ms,
+        account_id=account_id,
+        policy_id=p.id,
+        policy_name=p.name,
+        policy_type=p.type.value,
+        metric=p.metric.value,
+        metric_value=finite(ev.value),
+        threshold_value=p.threshold,
+        source=source,
+        action_taken=action,
+        order_id=order_id,
+        symbol=ev.symbol,
+    )
+
+
+class RiskEventSink(Protocol):
+    """Receives audit records; ``record`` never blocks and never raises."""
+
+    def record(self, record: ViolationRecord | StateChangeRecord) -> None:
+        """Accept one record for keeping."""
+        ...
+
+
+class LogEventSink:
+    """Writes each record as one JSON log line on the ``risk_worker.audit`` logger."""
+
+    def __init__(self) -> None:
+        self._encoder = msgspec.json.Encoder()
+
+    def record(self, record: ViolationRecord | StateChangeRecord) -> None:
+        """Log the record (INFO)."""
+        kind = "violation" if isinstance(record, ViolationRecord) else "state_change"
+        log.info("%s %s", kind, self._encoder.encode(record).decode())
