@@ -254,6 +254,35 @@ def replay(
 
 
 @app.command()
+def publish(
+    subject: Annotated[str, typer.Argument(help="Subject, e.g. pnl.update.")],
+    body: Annotated[str, typer.Argument(help="JSON object; timestamp defaults to now.")],
+) -> None:
+    """Publish one JSON event (what `nats pub` would do), e.g. to describe an account."""
+    settings = _settings()
+    try:
+        message = operator.with_timestamp(body)
+    except ValueError as exc:
+        err.print(f"[red]bad body:[/red] {exc}")
+        raise typer.Exit(2) from None
+
+    async def go() -> None:
+        nc = await operator.connect(settings.nats_url)
+        try:
+            await nc.publish(subject, message)
+            await nc.flush()
+        finally:
+            await nc.close()
+
+    try:
+        _run(go())
+    except (OSError, nats.errors.Error) as exc:
+        err.print(f"[red]cannot publish to NATS at {settings.nats_url}:[/red] {exc!r}")
+        raise typer.Exit(2) from None
+    console.print(f"published on {subject}: {message.decode()}", markup=False, highlight=False)
+
+
+@app.command()
 def tail(
     subject: Annotated[str, typer.Argument(help="Subject to watch.")] = "risk.>",
 ) -> None:

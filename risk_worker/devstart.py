@@ -47,9 +47,9 @@ def run_dev(settings: Settings, data_dir: Path, console: Console) -> None:
     console.print(
         "\n[bold]risk-worker is starting.[/bold] In another terminal:\n"
         "  risk-worker tail                       # watch risk.> (metrics, alerts)\n"
+        '  risk-worker publish pnl.update \'{"account_id": "ACC1", "balance": 100000}\'\n'
         "  risk-worker check --account ACC1 --symbol BTCUSDT --side buy --quantity 0.1 "
         "--price 60000 --dry-run\n"
-        "  (an account is unknown until pnl.update / positions.update events describe it)\n"
         "Ctrl-C stops the worker and the embedded server.\n"
     )
     try:

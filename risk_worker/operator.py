@@ -52,6 +52,22 @@ async def send_check(nc: Client, request: dict[str, Any], reply_timeout: float) 
     return decoded
 
 
+def with_timestamp(body: str) -> bytes:
+    """A JSON object's bytes with ``timestamp`` (ms since epoch) set to now when absent.
+
+    Raises:
+        ValueError: the body is not a JSON object.
+    """
+    try:
+        decoded = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not JSON: {exc}") from None
+    if not isinstance(decoded, dict):
+        raise ValueError("expected a JSON object")
+    decoded.setdefault("timestamp", time.time_ns() // 1_000_000)
+    return _ENCODER.encode(decoded)
+
+
 def _key(account_id: str | None) -> str:
     return GLOBAL_KEY if account_id is None else account_key(account_id)
 
