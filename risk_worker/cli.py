@@ -279,7 +279,9 @@ def publish(
     except (OSError, nats.errors.Error) as exc:
         err.print(f"[red]cannot publish to NATS at {settings.nats_url}:[/red] {exc!r}")
         raise typer.Exit(2) from None
-    console.print(f"published on {subject}: {message.decode()}", markup=False, highlight=False)
+    console.print(
+        f"published on {subject}: {message.decode()}", markup=False, highlight=False, soft_wrap=True
+    )
 
 
 @app.command()
@@ -293,7 +295,7 @@ def tail(
         nc = await operator.connect(settings.nats_url)
 
         async def show(msg: Any) -> None:
-            console.print(operator.render(msg), markup=False, highlight=False)
+            console.print(operator.render(msg), markup=False, highlight=False, soft_wrap=True)
 
         await nc.subscribe(subject, cb=show)
         try:
