@@ -136,33 +136,29 @@ class Worker:
         async def error(exc: Exception) -> None:
             log.warning("NATS error: %r", exc)
 
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception_type((OSError, nats.errors.Error, TimeoutError)),
-            wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
-            stop=tenacity.stop_after_delay(s.nats_connect_timeout),
-            reraise=True,
-        )
+        # nats-py retries the first connection itself (max_reconnect_attempts=-1 covers it),
+        # so one deadline bounds the whole attempt.
         try:
-            async for attempt in retrying:
-                with attempt:
-                    return await nats.connect(
-                        s.nats_url,
-                        name=f"risk-worker {s.worker_id}",
-                        max_reconnect_attempts=-1,
-                        reconnect_time_wait=0.25,
-                        ping_interval=2,
-                        max_outstanding_pings=2,
-                        connect_timeout=2,
-                        disconnected_cb=disconnected,
-                        reconnected_cb=reconnected,
-                        error_cb=error,
-                    )
+            return await asyncio.wait_for(
+                nats.connect(
+                    s.nats_url,
+                    name=f"risk-worker {s.worker_id}",
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=0.25,
+                    ping_interval=2,
+                    max_outstanding_pings=2,
+                    connect_timeout=2,
+                    disconnected_cb=disconnected,
+                    reconnected_cb=reconnected,
+                    error_cb=error,
+                ),
+                timeout=s.nats_connect_timeout,
+            )
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise ServerUnavailableError(
                 f"cannot connect to NATS at {s.nats_url} within {s.nats_connect_timeout} s "
                 f"(RISK_NATS_URL): {exc!r}"
             ) from exc
-        raise AssertionError("unreachable")  # pragma: no cover
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

@@ -1,0 +1,73 @@
+"""The risk-worker command line, run as a user runs it: a real process, real NATS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from risk_worker.devservers import NatsServer
+from tests.harness import Harness
+from tests.helpers import wait_for
+
+CLI = str(Path(sys.executable).parent / "risk-worker")
+
+
+async def cli(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run the CLI without blocking the event loop (the worker under test runs in it)."""
+    full_env = {**os.environ, "RISK_NATS_URL": url, "COLUMNS": "200", **env}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [CLI, *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+async def test_cli_check_when_approved_denied_or_unanswered_then_exit_0_1_2(
+    harness: Harness, own_nats_server: NatsServer
+) -> None:
+    url = harness.settings.nats_url
+    published = await cli(url, "publish", "pnl.update", '{"account_id": "CLI1", "balance": 1e5}')
+    assert published.returncode == 0, published.stderr
+    await wait_for(lambda: "CLI1" in harness.worker.engine.known_accounts())
+    base = ("check", "--account", "CLI1", "--symbol", "BTCUSDT", "--side", "buy")
+    approved = await cli(url, *base, "--quantity", "1", "--price", "50000", "--dry-run")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    assert "APPROVED" in approved.stdout
+    denied = await cli(url, *base, "--quantity", "100", "--price", "50000")
+    assert denied.returncode == 1
+    assert "insufficient_margin" in denied.stdout
+    invalid = await cli(url, *base, "--quantity", "-1", "--price", "50000")
+    assert invalid.returncode == 2
+    assert "invalid_request" in invalid.stdout
+    # A server with no worker behind it: no responders means denied, exit 2.
+    unanswered = await cli(own_nats_server.url, *base, "--quantity", "1", "--price", "50000")
+    assert unanswered.returncode == 2
+    assert "DENIED" in unanswered.stderr
+
+
+async def test_cli_when_configuration_bad_then_stops_naming_the_variable() -> None:
+    result = await cli("nats://127.0.0.1:1", "run", RISK_STATE_MAX_AGE="soon")
+    assert result.returncode == 2
+    assert "RISK_STATE_MAX_AGE" in result.stderr
+
+
+async def test_cli_run_when_nats_unreachable_then_fails_with_clear_message(
+    tmp_path: Path,
+) -> None:
+    result = await cli("nats://127.0.0.1:1", "run", RISK_NATS_CONNECT_TIMEOUT="1")
+    assert result.returncode == 1
+    assert "cannot connect to NATS" in result.stderr
+    assert "RISK_NATS_URL" in result.stderr
+
+
+async def test_cli_publish_when_body_not_an_object_then_exit_2(harness: Harness) -> None:
+    result = await cli(harness.settings.nats_url, "publish", "pnl.update", "[1, 2]")
+    assert result.returncode == 2
+    assert "JSON object" in result.stderr

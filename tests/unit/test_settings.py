@@ -1,0 +1,68 @@
+"""Settings come from RISK_* variables; a bad value names its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from risk_worker.errors import ConfigError
+from risk_worker.settings import Settings, load_settings
+
+
+def test_load_settings_when_nothing_set_then_defaults() -> None:
+    s = load_settings({})
+    assert s.nats_url == "nats://127.0.0.1:4222"
+    assert (s.state_max_age, s.mark_max_age, s.pending_ttl) == (2.0, 30.0, 60.0)
+    assert (s.breaker_threshold, s.breaker_window, s.alert_dedup_window) == (5, 60.0, 300.0)
+    assert s.worker_id  # hostname-pid
+    cfg = s.risk_config()
+    assert (cfg.mark_max_age_ms, cfg.pending_ttl_ms, cfg.default_margin_rate) == (
+        30_000,
+        60_000,
+        0.10,
+    )
+
+
+def test_load_settings_when_values_given_then_parsed() -> None:
+    s = load_settings(
+        {
+            "RISK_MARGIN_RATES": "BTCUSDT=0.05, ETHUSDT=0.1",
+            "RISK_STATE_MAX_AGE": "3",
+            "RISK_LOG_LEVEL": "debug",
+            "RISK_WORKER_ID": "w1",
+        }
+    )
+    assert s.margin_rates == {"BTCUSDT": 0.05, "ETHUSDT": 0.1}
+    assert s.risk_config().margin_rate("BTCUSDT") == 0.05
+    assert s.risk_config().margin_rate("XRPUSDT") == 0.10
+    assert (s.state_max_age, s.log_level, s.worker_id) == (3.0, "DEBUG", "w1")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RISK_STATE_MAX_AGE", "abc"),
+        ("RISK_STATE_MAX_AGE", "-1"),
+        ("RISK_MARK_MAX_AGE", "nan"),
+        ("RISK_PENDING_TTL", "inf"),
+        ("RISK_BREAKER_THRESHOLD", "0"),
+        ("RISK_BREAKER_THRESHOLD", "2.5"),
+        ("RISK_DEFAULT_MARGIN_RATE", "1.5"),
+        ("RISK_MARGIN_RATES", "BTCUSDT"),
+        ("RISK_MARGIN_RATES", "BTCUSDT=0"),
+        ("RISK_LOG_LEVEL", "LOUD"),
+        ("RISK_NATS_URL", "  "),
+        ("RISK_STATE_CONFIRM_INTERVAL", "5"),  # not shorter than RISK_STATE_MAX_AGE
+    ],
+)
+def test_load_settings_when_value_bad_then_config_error_names_variable(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({variable: value})
+    assert caught.value.variable == variable
+    assert variable in str(caught.value)
+
+
+def test_settings_when_unknown_field_then_refused() -> None:
+    with pytest.raises(TypeError):
+        Settings(no_such_setting=1)  # type: ignore[call-arg]
