@@ -5,8 +5,9 @@ Three mechanisms, because a KV watcher alone can go blind for seconds after a se
 
 1. a watcher on the bucket applies every change as it happens (about 3 ms end to end);
 2. every ``confirm_interval`` the bucket stream's last sequence is read: when the watcher has
-   delivered up to it, the copy is confirmed as of the moment that read was sent; when it lags
-   two rounds in a row the watcher is rebuilt (it then re-delivers the current values);
+   delivered up to it, the copy is confirmed as of the moment that read was sent; when it still
+   lags 50 ms later the copy is unconfirmed at once and the watcher rebuilt (it then re-delivers
+   the current values), so a blind watcher lets checks through for one interval at most;
 3. on disconnect the copy is unconfirmed at once; on reconnect the watcher is rebuilt.
 
 Checks are denied ``trading_state_unknown`` while the copy is not confirmed within max age.
@@ -27,6 +28,9 @@ from risk_worker.adapters.kv_bucket import decode_state
 from risk_worker.domain.trading_state import TradingStates
 
 log = logging.getLogger(__name__)
+
+LAG_GRACE = 0.05
+"""Seconds a lagging watcher gets to deliver an entry in flight before it counts as blind."""
 
 
 class StateWatcher:
@@ -129,7 +133,6 @@ class StateWatcher:
                 self._on_change(entry.key)
 
     async def _confirm_loop(self) -> None:
-        lagging = 0
         while True:
             await asyncio.sleep(self._interval)
             sent = time.monotonic()
@@ -139,16 +142,19 @@ class StateWatcher:
                 log.debug("trading-state confirmation failed: %r", exc)
                 continue
             last_seq = int(status.stream_info.state.last_seq or 0)
-            if self._initial_done and self._last_seen >= last_seq:
-                self._confirmed_at = sent
-                lagging = 0
-                continue
-            lagging += 1
-            if lagging >= 2:
-                log.warning(
-                    "trading-state watcher lags the bucket (seen %d < %d): rebuilding",
-                    self._last_seen,
-                    last_seq,
-                )
-                lagging = 0
-                await self.on_reconnect()
+            if not self._caught_up(last_seq):
+                # An entry may be on its way (a few ms); past the grace the watcher is blind.
+                await asyncio.sleep(LAG_GRACE)
+                if not self._caught_up(last_seq):
+                    self._confirmed_at = None
+                    log.warning(
+                        "trading-state watcher lags the bucket (seen %d < %d): rebuilding",
+                        self._last_seen,
+                        last_seq,
+                    )
+                    await self.on_reconnect()
+                    continue
+            self._confirmed_at = sent
+
+    def _caught_up(self, last_seq: int) -> bool:
+        return self._initial_done and self._last_seen >= last_seq
