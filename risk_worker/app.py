@@ -180,8 +180,9 @@ class Worker:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            # A fixed schedule; a pass that overran skips the ticks it missed (no burst).
+            next_at = max(next_at + interval, loop.time())
+            await asyncio.sleep(next_at - loop.time())
             try:
                 await self._monitor_once()
             except Exception:
