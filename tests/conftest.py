@@ -44,3 +44,37 @@ def shared_data_dir() -> Path:
             "(CI and developer machines); skipping replay test"
         )
     return SHARED_DATA_DIR
+
+
+# PostgreSQL: the embedded server (pgserver's binaries) or RISK_TEST_DATABASE_URL; see
+# tests/pg_fixtures.py. Imported here so that the section above stays as it was.
+from collections.abc import AsyncIterator  # noqa: E402
+
+from risk_worker.devpg import PostgresServer  # noqa: E402
+from tests.pg_fixtures import (  # noqa: E402
+    PostgresEndpoint,
+    session_postgres,
+    started_postgres,
+    temporary_database,
+)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresEndpoint]:
+    """One PostgreSQL for the whole session (or RISK_TEST_DATABASE_URL's); do not stop it."""
+    with session_postgres(tmp_path_factory.mktemp("pg")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    """A fresh embedded PostgreSQL for one test, which may stop, kill or restart it."""
+    with started_postgres(tmp_path_factory.mktemp("own-pg")) as server:
+        yield server
+
+
+@pytest.fixture
+async def database_url(postgres_server: PostgresEndpoint) -> AsyncIterator[str]:
+    """DSN of a fresh, empty database on the session server, dropped after the test."""
+    async with temporary_database(postgres_server.url) as url:
+        yield url

@@ -1,0 +1,111 @@
+"""`risk-worker db`: apply and inspect the PostgreSQL schema migrations.
+
+The database is `RISK_DATABASE_URL` (a secret: only its host, port and database are printed);
+the migrations are in `RISK_MIGRATIONS_DIR`, else the repository's `migrations/`. Exit codes:
+0 done, 1 migrations refused (changed or missing applied file, failing SQL), 2 configuration
+or connection error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from risk_worker.adapters.pg_migrate import MigrationError, MigrationState, migrate, status
+from risk_worker.adapters.pg_migrate import migrations_dir as default_migrations_dir
+
+T = TypeVar("T")
+CONNECT_TIMEOUT_S = 5.0
+db = typer.Typer(no_args_is_help=True, help="Apply and inspect the PostgreSQL schema migrations.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _where(url: str) -> str:
+    """`host:port/database` of a DSN, without user or password, for messages."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+    except ValueError:
+        return "<unparsable RISK_DATABASE_URL>"
+
+
+def _inputs() -> tuple[str, Path]:
+    """Reads RISK_DATABASE_URL and the migrations directory, or exits 2 naming the variable."""
+    url = os.environ.get("RISK_DATABASE_URL", "").strip()
+    if not url:
+        err.print("[red]configuration error[/red] RISK_DATABASE_URL: not set (postgresql://…)")
+        raise typer.Exit(2)
+    try:
+        return url, default_migrations_dir()
+    except FileNotFoundError as exc:
+        err.print(f"[red]configuration error[/red] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _with_connection(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Connects (5 s timeout), runs `work`, closes; exits 2 on connection failure, 1 on
+    MigrationError."""
+
+    async def go() -> T:
+        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close(timeout=CONNECT_TIMEOUT_S)
+
+    try:
+        return asyncio.run(go())
+    except MigrationError as exc:
+        err.print(f"[red]refused:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        err.print(f"[red]cannot use PostgreSQL at {_where(url)}:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(2) from None
+
+
+@db.command("migrate")
+def migrate_command() -> None:
+    """Apply the pending migrations in order (safe to run from several processes at once)."""
+    url, directory = _inputs()
+    applied = _with_connection(url, lambda conn: migrate(conn, directory))
+    if not applied:
+        console.print(f"database at {_where(url)} is up to date")
+        return
+    for version in applied:
+        console.print(f"applied {version}")
+    console.print(f"applied {len(applied)} migration(s) to {_where(url)}")
+
+
+@db.command("status")
+def status_command() -> None:
+    """Show applied and pending migrations; exit 1 when an applied file changed or is missing."""
+    url, directory = _inputs()
+    states = _with_connection(url, lambda conn: status(conn, directory))
+    table = Table(title=f"migrations at {_where(url)}")
+    for column in ("version", "name", "state", "applied at (UTC)"):
+        table.add_column(column)
+    for state in states:
+        applied_at = "" if state.applied_at is None else state.applied_at.isoformat(" ", "seconds")
+        table.add_row(state.version, state.name, _label(state), applied_at)
+    console.print(table)
+    pending = sum(s.applied_at is None for s in states)
+    console.print(f"{len(states) - pending} applied, {pending} pending")
+    if not all(s.checksum_ok for s in states):
+        err.print("[red]an applied migration changed or is missing: migrate will refuse[/red]")
+        raise typer.Exit(1)
+
+
+def _label(state: MigrationState) -> str:
+    if state.applied_at is None:
+        return "[yellow]pending[/yellow]"
+    return "[green]applied[/green]" if state.checksum_ok else "[red]changed or missing[/red]"

@@ -1,0 +1,249 @@
+"""An embedded PostgreSQL server on loopback for `risk-worker dev` and the tests.
+
+The binaries (`initdb`, `postgres`, `pg_isready`) come from the PyPI package `pgserver` (the
+`dev` extra), imported lazily so this module imports without it. `postgres` runs as a direct
+child process, so it can be stopped, killed and restarted on the same port with the same data.
+PostgreSQL refuses to run as root; as root the server runs as the system user `pgserver`
+(created when absent), as `pgserver.PostgresServer` does.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Self
+
+from risk_worker.devservers import free_port
+
+_LOG_NAME = "postgres.log"
+_LOG_TAIL_LINES = 30
+_POLL_INTERVAL_S = 0.05
+_SYSTEM_USER = "pgserver"
+_MAX_SOCKET_PATH = 100  # bytes: sun_path is 108 on Linux, 104 on macOS
+_running: set[PostgresServer] = set()
+
+
+def postgres_bin_dir() -> Path:
+    """Returns the directory holding the PostgreSQL binaries shipped by `pgserver`.
+
+    Raises:
+        RuntimeError: When `pgserver` is not installed.
+    """
+    with warnings.catch_warnings():
+        # Importing pgserver computes a runtime directory we do not use; without
+        # XDG_RUNTIME_DIR set, platformdirs warns about it.
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        try:
+            from pgserver._commands import POSTGRES_BIN_PATH  # noqa: PLC0415  # dev extra only
+        except ImportError as exc:
+            raise RuntimeError(
+                "embedded PostgreSQL needs the pgserver package: "
+                "pip install pgserver (the dev extra: pip install -e '.[dev]')"
+            ) from exc
+    return Path(POSTGRES_BIN_PATH)
+
+
+class PostgresServer:
+    """A `postgres` child process on 127.0.0.1 with trust authentication, user `postgres`.
+
+    Nothing runs until `start()`. The first start initialises `<data_dir>/pgdata` when needed,
+    picks a free port (unless one is given) and keeps it, so `restart()` comes back at the same
+    URL with the same data. Output goes to `<data_dir>/postgres.log`. Use it as a context manager
+    or call `stop()` (idempotent); servers still running at interpreter exit are stopped.
+
+    Args:
+        data_dir: Directory for the cluster (`pgdata/`), the Unix socket and the log.
+        port: TCP port; None picks a free one at first start.
+        fast: Runs with `fsync=off` (for tests: a crash of the machine may lose data).
+    """
+
+    def __init__(self, data_dir: Path, *, port: int | None = None, fast: bool = False) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.pgdata = self.data_dir / "pgdata"
+        self.fast = fast
+        self._port = port
+        self._socket_dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        """TCP port. Raises RuntimeError before the first start when none was given."""
+        if self._port is None:
+            raise RuntimeError("PostgresServer has not been started: its port is not known yet")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Connection URL of the `postgres` database, `postgresql://postgres@127.0.0.1:PORT/postgres`."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the postmaster while running, else None."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the postmaster process is alive."""
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Initialises the cluster if needed, launches `postgres` and waits until it accepts.
+
+        Args:
+            timeout: Seconds to wait for `pg_isready` to report the server accepting
+                connections on 127.0.0.1:port (initdb, when needed, runs before the deadline).
+
+        Raises:
+            RuntimeError: When already running, when pgserver is missing, when initdb fails,
+                or when the server exits or is not ready before the deadline (the process is
+                killed; the message has the log's tail).
+        """
+        if self.running:
+            raise RuntimeError(f"postgres is already running (pid {self.pid})")
+        bin_dir = postgres_bin_dir()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        user = _run_as_user(bin_dir, self.data_dir)
+        socket_dir = self._prepare_socket_dir(user)
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb(bin_dir, user)
+        if self._port is None:
+            self._port = free_port()
+        args = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self._port)]
+        args += ["-c", "listen_addresses=127.0.0.1", "-k", str(socket_dir)]
+        if self.fast:
+            args += ["-c", "fsync=off"]
+        with (self.data_dir / _LOG_NAME).open("ab") as log:  # the child keeps its own copy
+            self._proc = subprocess.Popen(
+                args, stdout=log, stderr=subprocess.STDOUT, cwd=self.pgdata, user=user,
+                start_new_session=True,  # Ctrl-C in a terminal reaches us, not postgres
+            )  # fmt: skip
+        _running.add(self)
+        try:
+            self._wait_ready(bin_dir, self._proc, time.monotonic() + timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _initdb(self, bin_dir: Path, user: str | None) -> None:
+        """Creates a fresh cluster in `pgdata` (removing a partial one left by a failed run)."""
+        shutil.rmtree(self.pgdata, ignore_errors=True)
+        self.pgdata.mkdir(mode=0o700)
+        if user is not None:
+            shutil.chown(self.pgdata, user, user)
+        args = [str(bin_dir / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U"]
+        args += ["postgres", "--encoding=utf8", "--no-instructions"]
+        if self.fast:
+            args.append("--no-sync")
+        with (self.data_dir / _LOG_NAME).open("ab") as log:
+            done = subprocess.run(
+                args, stdout=log, stderr=subprocess.STDOUT, cwd=self.pgdata, user=user, check=False
+            )
+        if done.returncode != 0:
+            raise RuntimeError(f"initdb exited with code {done.returncode}{self._tail()}")
+
+    def _prepare_socket_dir(self, user: str | None) -> Path:
+        """Returns the Unix socket directory: `<data_dir>/run`, or a short temporary one."""
+        if self._socket_dir is None:
+            candidate = self.data_dir / "run"
+            if len(os.fsencode(candidate / ".s.PGSQL.65535.lock")) > _MAX_SOCKET_PATH:
+                candidate = Path(tempfile.mkdtemp(prefix="rwpg-"))
+            candidate.mkdir(exist_ok=True)
+            self._socket_dir = candidate
+        if user is not None:
+            shutil.chown(self._socket_dir, user, user)
+        return self._socket_dir
+
+    def _wait_ready(self, bin_dir: Path, proc: subprocess.Popen[bytes], deadline: float) -> None:
+        """Polls `pg_isready` over TCP until it answers 0 (accepting connections)."""
+        probe = [str(bin_dir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)]
+        probe += ["-U", "postgres", "-d", "postgres", "-t", "1"]
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"postgres exited with code {proc.returncode}{self._tail()}")
+            if subprocess.run(probe, check=False, capture_output=True).returncode == 0:
+                return
+            time.sleep(_POLL_INTERVAL_S)
+        raise RuntimeError(f"postgres did not accept connections within the deadline{self._tail()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stops the server: SIGINT (fast shutdown), then SIGKILL after `timeout` s. Idempotent."""
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=timeout)
+        self.kill()
+
+    def kill(self) -> None:
+        """Kills the postmaster and its backends with SIGKILL (a crash) and reaps it. Idempotent.
+
+        The next `start()` runs crash recovery on the same data.
+        """
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the backends too
+            proc.wait()
+        _running.discard(self)
+
+    def restart(self, timeout: float = 20.0) -> None:
+        """Stops the server if running, then starts it on the same port with the same data."""
+        self.stop()
+        self.start(timeout)
+
+    def _tail(self) -> str:
+        try:
+            lines = (self.data_dir / _LOG_NAME).read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "; log tail:\n" + "\n".join(lines[-_LOG_TAIL_LINES:])
+
+    def __enter__(self) -> Self:
+        if not self.running:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _run_as_user(bin_dir: Path, data_dir: Path) -> str | None:
+    """Returns the system user to run PostgreSQL as: None (ourselves), or `pgserver` as root.
+
+    As root, makes sure the user exists, that it can traverse `data_dir`'s parents and run the
+    binaries, and that it owns `data_dir`.
+    """
+    if os.name != "posix" or os.geteuid() != 0:
+        return None
+    import stat  # noqa: PLC0415  # root only
+
+    from pgserver.utils import (  # noqa: PLC0415  # dev extra only, imported by postgres_bin_dir
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
+
+    ensure_user_exists(_SYSTEM_USER)
+    ensure_prefix_permissions(data_dir)
+    ensure_prefix_permissions(bin_dir)
+    read, execute = stat.S_IRGRP | stat.S_IROTH, stat.S_IXGRP | stat.S_IXOTH
+    ensure_folder_permissions(bin_dir, read | execute)
+    ensure_folder_permissions(bin_dir.parent / "lib", read)
+    shutil.chown(data_dir, _SYSTEM_USER, _SYSTEM_USER)
+    return _SYSTEM_USER
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stops servers still running when the interpreter exits, so none is left orphaned."""
+    for server in list(_running):
+        server.stop(timeout=5.0)
