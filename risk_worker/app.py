@@ -1,8 +1,10 @@
 """Wiring and lifecycle of one worker: connect in order, run, drain and close in reverse.
 
-Start: NATS (retried within ``RISK_NATS_CONNECT_TIMEOUT``) → policies → KV bucket → trading-state
-watcher → subscriptions → monitor loop. Stop (SIGTERM/SIGINT): monitor stops, NATS is drained
-(in-flight checks are answered), the watcher stops.
+Start: NATS (within ``RISK_NATS_CONNECT_TIMEOUT``) → ``RISK_EVENTS`` stream and its publisher →
+PostgreSQL pool and policies (or the built-in set without ``RISK_DATABASE_URL``) → KV bucket →
+trading-state watcher → subscriptions → monitor, policy reload and the ``risk-sink`` consumer.
+Stop (SIGTERM/SIGINT): background tasks stop, subscriptions drain (in-flight checks are
+answered), the audit queue is flushed to the stream, NATS drains, the pool closes.
 """
 
 from __future__ import annotations
@@ -15,35 +17,31 @@ import uuid
 from collections.abc import Coroutine
 from typing import Any
 
-import msgspec
+import asyncpg
 import nats
 import nats.errors
-import tenacity
 from nats.aio.client import Client
-from nats.js.kv import KeyValue
 
-from risk_worker.adapters.kv_bucket import open_bucket, write_state
+from risk_worker.adapters.event_stream import EventStreamPublisher, ensure_stream
+from risk_worker.adapters.kv_bucket import open_bucket
 from risk_worker.adapters.nats_service import WorkerService, now_ms
+from risk_worker.adapters.pg_policies import PgPolicySource
+from risk_worker.adapters.pg_sink import PgEventSink
 from risk_worker.adapters.state_watcher import StateWatcher
-from risk_worker.domain.engine import RiskEngine, trip_value
-from risk_worker.domain.monitor import AccountReport, Trip
-from risk_worker.domain.trading_state import account_key, scope_of_key
-from risk_worker.domain.types import PolicyType, StateSource, TradingState
-from risk_worker.errors import ServerUnavailableError, TradingStateError
+from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.trading_state import StateValue, scope_of_key
+from risk_worker.domain.types import TradingState
+from risk_worker.errors import ServerUnavailableError
+from risk_worker.monitor_task import MonitorTask, account_snapshot, global_snapshot
 from risk_worker.policy_source import PolicySource, StaticPolicySource
-from risk_worker.settings import Settings
-from risk_worker.sinks import (
-    LogEventSink,
-    RiskEventSink,
-    StateChangeRecord,
-    violation_record,
-)
-from risk_worker.wire_out import StateChangeMsg, alert_msg, metrics_msg
+from risk_worker.policy_task import PolicyReloader
+from risk_worker.settings import Settings, redact
+from risk_worker.sinks import RiskEventSink, StateChangeRecord
 
 log = logging.getLogger(__name__)
 
-METRICS_SUBJECT = "risk.metrics"
-ALERTS_PREFIX = "risk.alerts."
+STATE_RECORD_NAMESPACE = uuid.UUID("7a0c4c55-2f1e-4f55-9d43-6b1f4d1f2a11")
+"""uuid5 namespace of state-change record ids: one id per (bucket, key, revision)."""
 
 
 class Worker:
@@ -51,8 +49,9 @@ class Worker:
 
     Args:
         settings: validated settings.
-        policy_source: where the policies come from (built-in defaults when None).
-        sink: where audit records go (structured log lines when None).
+        policy_source: where the policies come from (default: PostgreSQL when
+            ``RISK_DATABASE_URL`` is set, else the built-in set).
+        sink: where audit records go (default: the ``RISK_EVENTS`` stream).
     """
 
     def __init__(
@@ -62,8 +61,6 @@ class Worker:
         sink: RiskEventSink | None = None,
     ) -> None:
         self.settings = settings
-        self.policy_source = policy_source or StaticPolicySource()
-        self.sink = sink or LogEventSink()
         self.engine = RiskEngine(
             settings.risk_config(),
             breaker_threshold=settings.breaker_threshold,
@@ -71,21 +68,53 @@ class Worker:
             alert_dedup_window_ms=int(settings.alert_dedup_window * 1000),
             worker_id=settings.worker_id,
         )
+        self._policy_source = policy_source
+        self._sink = sink
         self.nc: Client | None = None
+        self.pool: asyncpg.Pool | None = None
+        self.publisher: EventStreamPublisher | None = None
+        self.pg_sink: PgEventSink | None = None
         self.watcher: StateWatcher | None = None
         self.service: WorkerService | None = None
+        self.policies: PolicyReloader | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._monitor: asyncio.Task[None] | None = None
-        self._kv: KeyValue | None = None
         self._stopping = False
 
+    @property
+    def sink(self) -> RiskEventSink:
+        """Where audit records go."""
+        assert self._sink is not None, "the worker is not started"
+        return self._sink
+
     async def start(self) -> None:
-        """Connect and subscribe; raises ServerUnavailableError when NATS cannot be reached."""
+        """Connect and subscribe.
+
+        Raises:
+            ServerUnavailableError: NATS cannot be reached.
+            PolicyUnavailableError: no policy set can be loaded and no fallback is allowed.
+        """
         s = self.settings
-        policies = self.engine.load_policies(await self.policy_source.load())
-        log.info("loaded %d policies from %s", len(policies), self.policy_source.name)
         self.nc = nc = await self._connect()
-        kv = await open_bucket(nc.jetstream(), s.kv_bucket)
+        js = nc.jetstream()
+        await ensure_stream(js, s.events_max_age)
+        if self._sink is None:
+            self.publisher = EventStreamPublisher(js, s.event_queue_size)
+            self.publisher.start()
+            self._sink = self.publisher
+        source = self._policy_source
+        if s.database_url:
+            self.pool = await asyncpg.create_pool(
+                s.database_url, min_size=0, max_size=4, timeout=5, command_timeout=10
+            )
+            source = source or PgPolicySource(s.database_url, pool=self.pool)
+        elif source is None:
+            log.warning("RISK_DATABASE_URL is not set: built-in policies, no PostgreSQL audit")
+        self.policies = PolicyReloader(
+            self.engine, source or StaticPolicySource(), s.policy_reload_interval
+        )
+        await self.policies.load_initial(s.policy_fallback == "defaults")
+        kv = await open_bucket(js, s.kv_bucket)
         self.watcher = StateWatcher(
             kv, self.engine.states, s.state_max_age, s.state_confirm_interval, self._on_state_change
         )
@@ -94,22 +123,37 @@ class Worker:
             nc, self.engine, self.watcher, s.worker_id, s.max_request_bytes, self.sink
         )
         await self.service.start()
-        self._kv = kv
-        self._monitor = asyncio.create_task(self._monitor_loop(), name="monitor")
+        monitor = MonitorTask(
+            self.engine, self.service, self.sink, kv, s.worker_id, s.monitor_interval, self._spawn
+        )
+        self._monitor = asyncio.create_task(monitor.run(), name="monitor")
+        self.policies.start()
+        if self.pool is not None:
+            self.pg_sink = PgEventSink(js, self.pool)
+            await self.pg_sink.start()
         log.info(
-            "risk-worker %s serving risk.check.order on %s (bucket %s)",
+            "risk-worker %s serving risk.check.order on %s (bucket %s, database %s)",
             s.worker_id,
             s.nats_url,
             s.kv_bucket,
+            redact(s.database_url) if s.database_url else "none",
         )
 
     async def stop(self) -> None:
-        """Stop the monitor, drain NATS (answering in-flight checks), stop the watcher."""
+        """Stop tasks, drain subscriptions, flush the audit queue, drain NATS, close the pool."""
         self._stopping = True
         if self._monitor is not None:
             self._monitor.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._monitor
+        if self.policies is not None:
+            await self.policies.stop()
+        if self.service is not None:
+            await self.service.stop()
+        if self.publisher is not None:
+            await self.publisher.stop()
+        if self.pg_sink is not None:
+            await self.pg_sink.stop()
         if self.nc is not None and not self.nc.is_closed:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
@@ -117,6 +161,9 @@ class Worker:
             await self.watcher.stop()
         for task in list(self._tasks):
             task.cancel()
+        if self.pool is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.pool.close(), 5)
         log.info("risk-worker %s stopped", self.settings.worker_id)
 
     async def _connect(self) -> Client:
@@ -165,137 +212,47 @@ class Worker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _on_state_change(self, key: str) -> None:
-        log.warning("trading state %s is now %s", key, self._describe(key))
+    def _on_state_change(self, key: str, value: StateValue | None, revision: int) -> None:
+        """Log a trading-state transition and record it with the account's snapshot.
 
-    def _describe(self, key: str) -> str:
-        states = self.engine.states
+        Every instance records what its watcher sees, under an id derived from (bucket, key,
+        revision): the stream and the table keep one row per transition.
+        """
         scope = scope_of_key(key)
-        account_id = None if scope is None else scope[1]
-        v = states.global_value if account_id is None else states.account_value(account_id)
-        return "ACTIVE" if v is None else f"{v.state} ({v.source}: {v.reason})"
-
-    async def _monitor_loop(self) -> None:
-        interval = self.settings.monitor_interval
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            # A fixed schedule; a pass that overran skips the ticks it missed (no burst).
-            next_at = max(next_at + interval, loop.time())
-            await asyncio.sleep(next_at - loop.time())
-            try:
-                await self._monitor_once()
-            except Exception:
-                log.exception("monitor pass failed")
-
-    async def _monitor_once(self) -> None:
-        now = now_ms()
-        for report in self.engine.monitor(now):
-            await self._publish_report(report, now)
-
-    async def _publish_report(self, r: AccountReport, now: int) -> None:
-        """Publish metrics and alerts, record what was alerted or halted, start a trip."""
-        assert self.service is not None
-        metrics = metrics_msg(
-            r.account_id, now, r.metrics, r.utilization, r.risk_level, r.trading_state
+        if scope is None:
+            return
+        state = TradingState.ACTIVE if value is None else value.state
+        log.warning(
+            "trading state %s is now %s%s",
+            key,
+            state,
+            "" if value is None else f" ({value.source}: {value.reason})",
         )
-        await self.service.publish(METRICS_SUBJECT, metrics)
-        for draft in r.alerts:
-            await self.service.publish(
-                ALERTS_PREFIX + draft.level.value, alert_msg(draft, uuid.uuid4().hex, now)
-            )
-            caused = _caused(r.trip, draft.evaluation.policy.type)
-            self.sink.record(
-                violation_record(
-                    draft.evaluation,
-                    r.account_id,
-                    now,
-                    "monitor",
-                    "halted" if caused else "alerted",
-                )
-            )
-        if r.trip is not None:
-            snapshot = {
-                "metrics": msgspec.to_builtins(metrics),
-                "positions": self._positions(r.account_id),
-            }
-            await self._announce_trip(r.trip, now, snapshot)
-            self._spawn(self._record_trip(r.trip, now))
-
-    def _positions(self, account_id: str) -> list[dict[str, object]]:
-        acct = self.engine.book.accounts.get(account_id)
-        if acct is None:
-            return []
-        return [
-            {"symbol": p.symbol, "quantity": p.quantity, "entry_price": p.entry_price}
-            for p in acct.positions.values()
-            if p.quantity != 0.0
-        ]
-
-    async def _announce_trip(self, trip: Trip, now: int, snapshot: dict[str, object]) -> None:
-        """Publish and record the halt at once: it is in force here from this moment."""
-        assert self.service is not None
-        worker = self.settings.worker_id
-        log.error("halting account %s (%s): %s", trip.account_id, trip.source, trip.reason)
-        await self.service.publish(
-            ALERTS_PREFIX + "emergency",
-            StateChangeMsg(
-                level="emergency",
-                type="emergency_stop",
-                scope="account",
-                account_id=trip.account_id,
-                state=TradingState.HALTED,
-                reason=trip.reason,
-                triggered_by=worker,
-                timestamp=now,
-                source=trip.source.value,
-            ),
+        now = now_ms()
+        account_id = scope[1]
+        snapshot = (
+            global_snapshot(self.engine, now)
+            if account_id is None
+            else account_snapshot(self.engine, account_id, now)
+        )
+        record_id = uuid.uuid5(
+            STATE_RECORD_NAMESPACE, f"{self.settings.kv_bucket}/{key}/{revision}"
         )
         self.sink.record(
             StateChangeRecord(
-                id=str(uuid.uuid4()),
-                occurred_at=now,
-                scope="account",
-                account_id=trip.account_id,
-                action="trip",
-                state=TradingState.HALTED.value,
-                reason=trip.reason,
-                triggered_by=worker,
-                source=trip.source.value,
+                id=str(record_id),
+                occurred_at=value.updated_at if value and value.updated_at else now,
+                scope="global" if account_id is None else "account",
+                account_id=account_id,
+                action="clear" if state is TradingState.ACTIVE else "trip",
+                state=state.value,
+                reason="" if value is None else value.reason,
+                triggered_by="" if value is None else value.updated_by,
+                source="operator" if value is None else value.source.value,
+                revision=revision,
                 account_snapshot=snapshot,
             )
         )
-
-    async def _record_trip(self, trip: Trip, now: int) -> None:
-        """Write an automatic trip to the bucket (retried) so every instance sees it."""
-        assert self._kv is not None
-        value = trip_value(trip, self.settings.worker_id, now)
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception_type(TradingStateError),
-            wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.2),
-            stop=tenacity.stop_after_delay(300),
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    await write_state(self._kv, account_key(trip.account_id), value)
-        except TradingStateError as exc:
-            log.error(
-                "could not record the halt of %s in the bucket for 300 s; it is halted "
-                "on this instance only: %s",
-                trip.account_id,
-                exc,
-            )
-
-
-def _caused(trip: Trip | None, policy_type: PolicyType) -> bool:
-    """Whether a violation of this type caused the trip (emergency policy, or the breaker)."""
-    if trip is None:
-        return False
-    if trip.source is StateSource.CIRCUIT_BREAKER:
-        return policy_type is PolicyType.HARD
-    return policy_type is PolicyType.EMERGENCY
 
 
 async def serve(settings: Settings, policy_source: PolicySource | None = None) -> None:

@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.table import Table
 
 from risk_worker import operator
+from risk_worker.cli_db import db
+from risk_worker.cli_policies import policies
 from risk_worker.errors import ConfigError, RiskWorkerError, StaleRevisionError
 from risk_worker.settings import Settings, load_settings
 
@@ -27,6 +29,8 @@ app = typer.Typer(
 )
 emergency = typer.Typer(no_args_is_help=True, help="Trip, clear and show the emergency stop.")
 app.add_typer(emergency, name="emergency")
+app.add_typer(db, name="db")
+app.add_typer(policies, name="policies")
 console = Console()
 err = Console(stderr=True)
 

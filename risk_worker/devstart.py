@@ -4,60 +4,113 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
+import socket
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+import asyncpg
 import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from risk_worker import operator
+from risk_worker.adapters.pg_migrate import migrate, migrations_dir
 from risk_worker.app import serve
-from risk_worker.devservers import NatsServer, nats_reachable
+from risk_worker.devpg import PostgresServer
+from risk_worker.devservers import NatsServer, free_port, nats_reachable
 from risk_worker.replay import parse_symbol_map, publish_ticks, read_ticks
-from risk_worker.settings import Settings
+from risk_worker.settings import Settings, redact
+
+T = TypeVar("T")
 
 
-def _run_async(coro: object) -> None:
+def _run_async(coro: Coroutine[Any, Any, None]) -> None:
+    _run_async_value(coro)
+
+
+def _run_async_value(coro: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop  # noqa: PLC0415  # optional: absent on Windows
-
-        uvloop.run(coro)  # type: ignore[arg-type]
     except ImportError:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        return asyncio.run(coro)
+    return uvloop.run(coro)
 
 
 def run_dev(settings: Settings, data_dir: Path, console: Console) -> None:
-    """Start nats-server (JetStream) in ``data_dir`` unless ``settings.nats_url`` answers,
-    then run the worker in this process until Ctrl-C; the server is stopped afterwards."""
-    server: NatsServer | None = None
-    if nats_reachable(settings.nats_url):
-        console.print(f"using the NATS server already at {settings.nats_url}")
-    else:
-        port = urlparse(settings.nats_url.split(",")[0]).port or 4222
-        server = NatsServer(data_dir.resolve() / "nats", port=port)
-        server.start()
-        console.print(
-            f"started nats-server (JetStream) at {server.url}, data in "
-            f"{server.data_dir}, log {server.data_dir / 'nats-server.log'}"
-        )
-        settings = msgspec.structs.replace(settings, nats_url=server.url)
-        os.environ["RISK_NATS_URL"] = server.url
+    """Embedded servers and the worker, until Ctrl-C.
+
+    Starts nats-server (JetStream) in ``data_dir`` unless ``settings.nats_url`` answers, and an
+    embedded PostgreSQL unless ``RISK_DATABASE_URL`` is set; migrates the database; runs the
+    worker in this process. The servers it started are stopped afterwards.
+    """
+    data_dir = data_dir.resolve()
+    nats_server: NatsServer | None = None
+    pg_server: PostgresServer | None = None
+    try:
+        if nats_reachable(settings.nats_url):
+            console.print(f"using the NATS server already at {settings.nats_url}")
+        else:
+            port = urlparse(settings.nats_url.split(",")[0]).port or 4222
+            nats_server = NatsServer(data_dir / "nats", port=port)
+            nats_server.start()
+            console.print(
+                f"started nats-server (JetStream) at {nats_server.url}, "
+                f"log {nats_server.data_dir / 'nats-server.log'}"
+            )
+            settings = msgspec.structs.replace(settings, nats_url=nats_server.url)
+        if settings.database_url:
+            console.print(f"using the database at {redact(settings.database_url)}")
+        else:
+            pg_server = PostgresServer(data_dir / "postgres", port=_pg_port())
+            pg_server.start()
+            console.print(
+                f"started PostgreSQL at {pg_server.url}, log {pg_server.data_dir / 'postgres.log'}"
+            )
+            settings = msgspec.structs.replace(settings, database_url=pg_server.url)
+        applied = _run_async_value(_migrate(settings.database_url))
+        console.print(f"database migrated ({', '.join(applied) or 'up to date'})")
+        _print_usage(console, settings)
+        _run_async(serve(settings))
+    finally:
+        for server in (pg_server, nats_server):
+            if server is not None:
+                server.stop()
+        console.print("stopped the embedded servers")
+
+
+def _pg_port() -> int:
+    """5432 when it is free (so local tools find it), else any free port."""
+    return 5432 if not _port_in_use(5432) else free_port()
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+async def _migrate(url: str) -> list[str]:
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        return await migrate(conn, migrations_dir())
+    finally:
+        await conn.close()
+
+
+def _print_usage(console: Console, settings: Settings) -> None:
+    env = f"RISK_NATS_URL={settings.nats_url} RISK_DATABASE_URL={settings.database_url}"
     console.print(
-        "\n[bold]risk-worker is starting.[/bold] In another terminal:\n"
+        "\n[bold]risk-worker is starting.[/bold] In another terminal "
+        "(`source .venv/bin/activate` first):\n"
         "  risk-worker tail                       # watch risk.> (metrics, alerts)\n"
         '  risk-worker publish pnl.update \'{"account_id": "ACC1", "balance": 100000}\'\n'
         "  risk-worker check --account ACC1 --symbol BTCUSDT --side buy --quantity 0.1 "
         "--price 60000 --dry-run\n"
-        "Ctrl-C stops the worker and the embedded server.\n"
+        f"  {env} risk-worker policies list\n"
+        "Ctrl-C stops the worker and the embedded servers.\n",
+        soft_wrap=True,
     )
-    try:
-        _run_async(serve(settings))
-    finally:
-        if server is not None:
-            server.stop()
-            console.print("stopped nats-server")
 
 
 def _utc_ms(text: str | None) -> int | None:

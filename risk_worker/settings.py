@@ -23,7 +23,8 @@ T = TypeVar("T")
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Every setting of the worker (variable = ``RISK_`` + the upper-cased name).
 
-    Durations in seconds; rates and ratios as fractions.
+    Durations in seconds; rates and ratios as fractions. ``database_url`` holds a secret: it is
+    never logged (use :func:`redact`).
     """
 
     nats_url: str = "nats://127.0.0.1:4222"
@@ -42,6 +43,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     margin_rates: dict[str, float] = msgspec.field(default_factory=dict)
     max_request_bytes: int = 65_536
     log_level: str = "INFO"
+    database_url: str = ""
+    policy_fallback: str = ""
+    policy_reload_interval: float = 30.0
+    events_max_age: float = 7 * 86_400.0
+    event_queue_size: int = 100_000
 
     def risk_config(self) -> RiskConfig:
         """The decision core's parameters."""
@@ -91,6 +97,20 @@ def _level(text: str) -> str:
     return level
 
 
+def _database_url(text: str) -> str:
+    url = text.strip()
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("must be a postgresql:// DSN")
+    return url
+
+
+def _fallback(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"", "defaults"}:
+        raise ValueError("must be empty or 'defaults'")
+    return value
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -114,7 +134,21 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "margin_rates": _rates,
     "max_request_bytes": _positive_int,
     "log_level": _level,
+    "database_url": _database_url,
+    "policy_fallback": _fallback,
+    "policy_reload_interval": _positive_float,
+    "events_max_age": _positive_float,
+    "event_queue_size": _positive_int,
 }
+
+
+def redact(url: str) -> str:
+    """A DSN with its password replaced by ``***``, for messages."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:

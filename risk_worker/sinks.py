@@ -54,6 +54,7 @@ class StateChangeRecord(msgspec.Struct, frozen=True, gc=False):
     reason: str
     triggered_by: str
     source: str
+    revision: int | None = None
     account_snapshot: dict[str, Any] | None = None
 
 

@@ -6,6 +6,7 @@ over the ``risk-workers`` queue group. The check handler awaits nothing but its 
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import time
@@ -198,10 +199,11 @@ class WorkerService:
         await self._nc.publish(subject, self._encoder.encode(message))
 
     async def stop(self) -> None:
-        """Unsubscribe (the app drains the connection, which answers what is in flight)."""
-        for sub in self._subs:
-            try:
-                await sub.unsubscribe()
-            except Exception as exc:  # already closed or draining
-                log.debug("unsubscribe failed: %r", exc)
+        """Drain every subscription: no new messages, the ones received are still handled
+        (in-flight checks are answered, their audit records queued)."""
+        drains = (sub.drain() for sub in self._subs)  # type: ignore[no-untyped-call]  # nats-py
+        results = await asyncio.gather(*drains, return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):  # connection already closed or draining
+                log.debug("draining a subscription failed: %r", result)
         self._subs.clear()

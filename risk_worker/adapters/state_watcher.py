@@ -25,7 +25,7 @@ import nats.errors
 from nats.js.kv import KeyValue
 
 from risk_worker.adapters.kv_bucket import decode_state
-from risk_worker.domain.trading_state import TradingStates
+from risk_worker.domain.trading_state import StateValue, TradingStates
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class StateWatcher:
         states: the decision core's copy, updated in place.
         max_age: seconds a confirmation stays valid.
         confirm_interval: seconds between confirmations (shorter than ``max_age``).
-        on_change: called with the key after each applied change (for logs and alerts).
+        on_change: called with (key, value or None for ACTIVE/deleted, KV revision) after each
+            applied change (for logs and the audit trail).
     """
 
     def __init__(
@@ -50,7 +51,7 @@ class StateWatcher:
         states: TradingStates,
         max_age: float,
         confirm_interval: float,
-        on_change: Callable[[str], None] | None = None,
+        on_change: Callable[[str, StateValue | None, int], None] | None = None,
     ) -> None:
         self._kv = kv
         self._states = states
@@ -130,7 +131,7 @@ class StateWatcher:
             self._last_seen = max(self._last_seen, revision)
             value = None if entry.operation in ("DEL", "PURGE") else decode_state(entry.value)
             if self._states.apply(entry.key, value, revision) and self._on_change is not None:
-                self._on_change(entry.key)
+                self._on_change(entry.key, value, revision)
 
     async def _confirm_loop(self) -> None:
         while True:

@@ -12,7 +12,13 @@ from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnap
 from risk_worker.domain.decision import Decision, Order, check_order
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
 from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics
-from risk_worker.domain.monitor import AccountReport, Trip, evaluate_account
+from risk_worker.domain.monitor import (
+    AccountReport,
+    Assessment,
+    Trip,
+    assess_account,
+    evaluate_account,
+)
 from risk_worker.domain.policies import Policy, PolicySet
 from risk_worker.domain.trading_state import StateValue, TradingStates, account_key
 from risk_worker.domain.types import ApplyResult, TradingState
@@ -87,6 +93,16 @@ class RiskEngine:
         if acct is None or not acct.known:
             return None
         return compute_metrics(acct, self.book.marks, self.config, now_ms)
+
+    def assess(self, account_id: str, now_ms: int) -> Assessment | None:
+        """A known account's metrics, utilization, violations and level; None otherwise.
+
+        Changes nothing (no breaker hit, no alert de-duplication): for snapshots and status.
+        """
+        acct = self.book.accounts.get(account_id)
+        if acct is None or not acct.known or self.policies is None:
+            return None
+        return assess_account(acct, self.book, self.policies, self.states, self.config, now_ms)
 
     def monitor(self, now_ms: int) -> list[AccountReport]:
         """Evaluate every known account; trips are applied to the local state at once.

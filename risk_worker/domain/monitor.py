@@ -67,6 +67,45 @@ class AccountReport(msgspec.Struct, gc=False):
     trip: Trip | None
 
 
+class Assessment(msgspec.Struct, gc=False):
+    """An account's risk at one moment, without side effects (no breaker, no de-duplication).
+
+    ``risk_level`` is BREACHED when a hard or emergency policy is violated or the account is
+    HALTED, otherwise by the highest limit utilization.
+    """
+
+    metrics: AccountMetrics
+    utilization: dict[str, float]
+    violations: list[Evaluation]
+    risk_level: RiskLevel
+    trading_state: TradingState
+
+
+def assess_account(
+    account: Account,
+    book: AccountBook,
+    policies: PolicySet,
+    states: TradingStates,
+    config: RiskConfig,
+    now_ms: int,
+) -> Assessment:
+    """Metrics, limit utilization and violations of an account (pure: changes nothing)."""
+    metrics = compute_metrics(account, book.marks, config, now_ms)
+    utilization: dict[str, float] = {}
+    violations: list[Evaluation] = []
+    for ev in policies.evaluate_account(account.account_id, metrics):
+        p = ev.policy
+        utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
+        if ev.violated:
+            violations.append(ev)
+    state = states.effective(account.account_id).state
+    breached = state is TradingState.HALTED or any(
+        v.policy.type is not PolicyType.SOFT for v in violations
+    )
+    level = RiskLevel.BREACHED if breached else level_from_utilization(utilization)
+    return Assessment(metrics, utilization, violations, level, state)
+
+
 def evaluate_account(
     account: Account,
     book: AccountBook,
@@ -77,21 +116,15 @@ def evaluate_account(
     config: RiskConfig,
     now_ms: int,
 ) -> AccountReport:
-    """Compute the account's metrics, evaluate its policies and say what to publish or trip."""
-    metrics = compute_metrics(account, book.marks, config, now_ms)
-    observe_equity(account, metrics.equity, now_ms)
+    """Assess the account, track its peak, and say what to alert, count and trip."""
+    a = assess_account(account, book, policies, states, config, now_ms)
+    observe_equity(account, a.metrics.equity, now_ms)
     account_id = account.account_id
-    utilization: dict[str, float] = {}
-    violations: list[Evaluation] = []
     alerts: list[AlertDraft] = []
     hard = False
     emergency: Evaluation | None = None
-    for ev in policies.evaluate_account(account_id, metrics):
+    for ev in a.violations:
         p = ev.policy
-        utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
-        if not ev.violated:
-            continue
-        violations.append(ev)
         if p.type is PolicyType.HARD:
             hard = True
         elif p.type is PolicyType.EMERGENCY and emergency is None:
@@ -111,12 +144,12 @@ def evaluate_account(
             f"{breaker.window_ms // 1000} s",
             StateSource.CIRCUIT_BREAKER,
         )
-    state = states.effective(account_id).state
+    state, level = a.trading_state, a.risk_level
     if trip is not None:
-        state = TradingState.HALTED
-    breached = hard or emergency is not None or state is TradingState.HALTED
-    level = RiskLevel.BREACHED if breached else level_from_utilization(utilization)
-    return AccountReport(account_id, metrics, utilization, level, state, violations, alerts, trip)
+        state, level = TradingState.HALTED, RiskLevel.BREACHED
+    return AccountReport(
+        account_id, a.metrics, a.utilization, level, state, a.violations, alerts, trip
+    )
 
 
 def _account_halted(states: TradingStates, account_id: str) -> bool:

@@ -33,3 +33,23 @@ async def harness_factory(nats_server: NatsServer) -> AsyncIterator[HarnessFacto
 async def harness(harness_factory: HarnessFactory) -> Harness:
     """One worker with the built-in policies and default settings (fast monitor)."""
     return await harness_factory()
+
+
+async def migrate_url(url: str) -> None:
+    """Apply the project's migrations to the database at ``url``."""
+    import asyncpg  # noqa: PLC0415
+
+    from risk_worker.adapters.pg_migrate import migrate, migrations_dir  # noqa: PLC0415
+
+    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        await migrate(conn, migrations_dir())
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def migrated_url(database_url: str) -> str:
+    """A fresh database on the session PostgreSQL with the schema applied."""
+    await migrate_url(database_url)
+    return database_url

@@ -21,14 +21,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from risk_worker import app, operator, wire
-from risk_worker.adapters import nats_service
+from risk_worker import monitor_task, operator, wire
+from risk_worker.adapters import event_stream, nats_service
 from risk_worker.adapters.kv_bucket import decode_state
 from risk_worker.domain.monitor import AlertLevel
 from risk_worker.domain.policies import Policy, default_policies, validate_policy
 from risk_worker.domain.trading_state import ACCOUNT_KEY_PREFIX, GLOBAL_KEY, StateValue
 from risk_worker.domain.types import DenyReason, Metric, RiskLevel, Scope
 from risk_worker.settings import Settings
+from risk_worker.sinks import StateChangeRecord, ViolationRecord
 from risk_worker.wire_out import (
     AlertMsg,
     CheckReplyMsg,
@@ -53,6 +54,8 @@ OUTBOUND: dict[str, type[msgspec.Struct]] = {
     "RiskMetricsMsg": RiskMetricsMsg,
     "AlertMsg": AlertMsg,
     "StateChangeMsg": StateChangeMsg,
+    "ViolationRecord": ViolationRecord,
+    "StateChangeRecord": StateChangeRecord,
 }
 STORED: dict[str, type[msgspec.Struct]] = {"StateValue": StateValue, "Policy": Policy}
 STRUCTS = {**INBOUND, **OUTBOUND, **STORED}
@@ -230,9 +233,12 @@ def test_subject_table_matches_code() -> None:
         nats_service.TICKS_SUBJECT.replace("*", "<symbol>"),
         nats_service.PNL_SUBJECT,
     }
-    outbound = {app.METRICS_SUBJECT, operator.EMERGENCY_SUBJECT} | {
-        app.ALERTS_PREFIX + level.value for level in AlertLevel
-    }
+    outbound = {
+        monitor_task.METRICS_SUBJECT,
+        operator.EMERGENCY_SUBJECT,
+        event_stream.VIOLATION_PREFIX + "<account_id>",
+        event_stream.EMERGENCY_PREFIX + "<scope>",
+    } | {monitor_task.ALERTS_PREFIX + level.value for level in AlertLevel}
     assert set(subjects) == inbound | outbound
     for subject, row in subjects.items():
         assert row[1] == ("in" if subject in inbound else "out"), row
@@ -268,7 +274,7 @@ def test_settings_table_defaults_match() -> None:
 
 def test_every_mentioned_variable_exists() -> None:
     fields = _names(Settings)
-    for variable in set(re.findall(r"\bRISK_[A-Z_]+\b", TEXT)):
+    for variable in set(re.findall(r"\bRISK_[A-Z_]+\b", TEXT)) - {event_stream.STREAM}:
         assert variable.removeprefix("RISK_").lower() in fields, variable
 
 

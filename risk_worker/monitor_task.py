@@ -1,0 +1,190 @@
+"""The monitor loop: every interval, each account's metrics, alerts, audit records and trips.
+
+It calls the decision core's monitor, publishes what it reports, queues audit records and
+writes automatic trips to the KV bucket (retried in the background; the account is halted on
+this instance from the moment the trip is decided).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import msgspec
+import tenacity
+from nats.js.kv import KeyValue
+
+from risk_worker.adapters.kv_bucket import write_state
+from risk_worker.adapters.nats_service import WorkerService, now_ms
+from risk_worker.domain.engine import RiskEngine, trip_value
+from risk_worker.domain.monitor import AccountReport, Trip
+from risk_worker.domain.trading_state import account_key
+from risk_worker.domain.types import PolicyType, StateSource, TradingState
+from risk_worker.errors import TradingStateError
+from risk_worker.sinks import RiskEventSink, violation_record
+from risk_worker.wire_out import StateChangeMsg, alert_msg, finite, metrics_msg
+
+log = logging.getLogger("risk_worker.monitor")
+
+METRICS_SUBJECT = "risk.metrics"
+ALERTS_PREFIX = "risk.alerts."
+
+
+class MonitorTask:
+    """Runs the monitor every ``interval`` seconds until cancelled.
+
+    Args:
+        engine: the decision core.
+        service: publishes on NATS.
+        sink: receives audit records.
+        kv: the trading-state bucket (automatic trips are written there).
+        worker_id: recorded as the author of automatic trips.
+        interval: seconds between passes.
+        spawn: starts a background coroutine owned by the worker.
+    """
+
+    def __init__(
+        self,
+        engine: RiskEngine,
+        service: WorkerService,
+        sink: RiskEventSink,
+        kv: KeyValue,
+        worker_id: str,
+        interval: float,
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+    ) -> None:
+        self._engine = engine
+        self._service = service
+        self._sink = sink
+        self._kv = kv
+        self._worker_id = worker_id
+        self._interval = interval
+        self._spawn = spawn
+
+    async def run(self) -> None:
+        """A fixed schedule; a pass that overran skips the ticks it missed (no burst)."""
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at = max(next_at + self._interval, loop.time())
+            await asyncio.sleep(next_at - loop.time())
+            try:
+                now = now_ms()
+                for report in self._engine.monitor(now):
+                    await self._publish_report(report, now)
+            except Exception:
+                log.exception("monitor pass failed")
+
+    async def _publish_report(self, r: AccountReport, now: int) -> None:
+        """Publish metrics and alerts, record what was alerted or halted, start a trip."""
+        metrics = metrics_msg(
+            r.account_id, now, r.metrics, r.utilization, r.risk_level, r.trading_state
+        )
+        await self._service.publish(METRICS_SUBJECT, metrics)
+        for draft in r.alerts:
+            await self._service.publish(
+                ALERTS_PREFIX + draft.level.value, alert_msg(draft, uuid.uuid4().hex, now)
+            )
+            caused = _caused(r.trip, draft.evaluation.policy.type)
+            self._sink.record(
+                violation_record(
+                    draft.evaluation,
+                    r.account_id,
+                    now,
+                    "monitor",
+                    "halted" if caused else "alerted",
+                )
+            )
+        if r.trip is not None:
+            await self._announce_trip(r.trip, now)
+            self._spawn(self._write_trip(r.trip, now))
+
+    async def _announce_trip(self, trip: Trip, now: int) -> None:
+        """Publish the halt at once: it is in force on this instance from this moment."""
+        log.error("halting account %s (%s): %s", trip.account_id, trip.source, trip.reason)
+        await self._service.publish(
+            ALERTS_PREFIX + "emergency",
+            StateChangeMsg(
+                level="emergency",
+                type="emergency_stop",
+                scope="account",
+                account_id=trip.account_id,
+                state=TradingState.HALTED,
+                reason=trip.reason,
+                triggered_by=self._worker_id,
+                timestamp=now,
+                source=trip.source.value,
+            ),
+        )
+
+    async def _write_trip(self, trip: Trip, now: int) -> None:
+        """Write an automatic trip to the bucket (retried) so every instance sees it; the audit
+        record is written when the bucket's entry comes back through the watcher."""
+        value = trip_value(trip, self._worker_id, now)
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(TradingStateError),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=5.0, jitter=0.2),
+            stop=tenacity.stop_after_delay(300),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    await write_state(self._kv, account_key(trip.account_id), value)
+        except TradingStateError as exc:
+            log.error(
+                "could not record the halt of %s in the bucket for 300 s; it is halted "
+                "on this instance only: %s",
+                trip.account_id,
+                exc,
+            )
+
+
+def _caused(trip: Trip | None, policy_type: PolicyType) -> bool:
+    """Whether a violation of this type caused the trip (emergency policy, or the breaker)."""
+    if trip is None:
+        return False
+    if trip.source is StateSource.CIRCUIT_BREAKER:
+        return policy_type is PolicyType.HARD
+    return policy_type is PolicyType.EMERGENCY
+
+
+def account_snapshot(engine: RiskEngine, account_id: str, now: int) -> dict[str, Any]:
+    """Metrics (as on ``risk.metrics``) and open positions of an account, JSON-ready."""
+    acct = engine.book.accounts.get(account_id)
+    positions = (
+        []
+        if acct is None
+        else [
+            {"symbol": p.symbol, "quantity": p.quantity, "entry_price": p.entry_price}
+            for p in acct.positions.values()
+            if p.quantity != 0.0
+        ]
+    )
+    body: dict[str, Any] = {"positions": positions}
+    a = engine.assess(account_id, now)
+    if a is not None:
+        body["metrics"] = msgspec.to_builtins(
+            metrics_msg(account_id, now, a.metrics, a.utilization, a.risk_level, a.trading_state)
+        )
+    return body
+
+
+def global_snapshot(engine: RiskEngine, now: int) -> dict[str, Any]:
+    """A one-line summary of every known account (for global trips and clears)."""
+    accounts: dict[str, Any] = {}
+    for account_id in engine.known_accounts():
+        a = engine.assess(account_id, now)
+        if a is not None:
+            m = a.metrics
+            accounts[account_id] = {
+                "equity": m.equity,
+                "gross_exposure": m.gross_exposure,
+                "leverage": finite(m.leverage),
+                "drawdown_max": m.drawdown_max,
+                "risk_level": a.risk_level.value,
+            }
+    return {"accounts": accounts}
