@@ -87,15 +87,16 @@ class PolicyReloader:
         """Start the reload loop, and the source's change listener when it has one."""
         self._tasks.append(asyncio.create_task(self._loop(), name="policy-reload"))
         if isinstance(self._source, ListeningPolicySource):
-            listen = self._source.listen(self.request)
-            self._tasks.append(asyncio.ensure_future(listen))
+            listener = asyncio.ensure_future(self._source.listen(self.request))
+            listener.add_done_callback(_report_listener_end)
+            self._tasks.append(listener)
 
     async def stop(self) -> None:
         """Stop the loop and the listener."""
         for task in self._tasks:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task  # a listener that already failed was logged when it did
         self._tasks.clear()
 
     async def _loop(self) -> None:
@@ -130,3 +131,13 @@ class PolicyReloader:
                 len(after),
                 sum(p.enabled for p in after.policies),
             )
+
+
+def _report_listener_end(task: asyncio.Future[None]) -> None:
+    """A listener ends only by cancellation or a permanent error (e.g. bad credentials)."""
+    if not task.cancelled() and task.exception() is not None:
+        log.error(
+            "policy change listener stopped: %s; changes are now picked up by the "
+            "periodic reload only",
+            task.exception(),
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,44 @@ async def test_cli_publish_when_body_not_an_object_then_exit_2(harness: Harness)
     result = await cli(harness.settings.nats_url, "publish", "pnl.update", "[1, 2]")
     assert result.returncode == 2
     assert "JSON object" in result.stderr
+
+
+async def test_cli_run_when_policy_table_unreadable_then_refuses_unless_fallback(
+    database_url: str, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # An empty database: no risk_policies table.
+    refused = await cli(
+        nats_server.url,
+        "run",
+        RISK_DATABASE_URL=database_url,
+        RISK_KV_BUCKET="cli_fallback",
+        RISK_NATS_CONNECT_TIMEOUT="5",
+    )
+    assert refused.returncode == 1
+    assert "cannot load policies" in refused.stderr
+    assert "RISK_POLICY_FALLBACK" in refused.stderr
+    assert "@" not in refused.stderr.split("cannot load policies")[1][:200]  # no DSN leaked
+    env = {
+        **os.environ,
+        "RISK_NATS_URL": nats_server.url,
+        "RISK_DATABASE_URL": database_url,
+        "RISK_POLICY_FALLBACK": "defaults",
+        "RISK_KV_BUCKET": "cli_fallback",
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            CLI, "run", env=env, stdout=log_file, stderr=log_file
+        )
+        try:
+            await wait_for(
+                lambda: b"serving risk.check.order" in log_path.read_bytes(),
+                15.0,
+                0.1,
+                "the worker did not start on the defaults",
+            )
+            assert b"BUILT-IN DEFAULTS" in log_path.read_bytes()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 15)
+    assert code == 0

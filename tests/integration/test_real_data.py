@@ -14,11 +14,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import msgspec
 import pytest
 from nats.aio.msg import Msg
 
 from risk_worker.adapters.kv_bucket import open_bucket, read_state
+from risk_worker.devservers import NatsServer
 from risk_worker.domain.trading_state import account_key
 from risk_worker.replay import read_ticks
 from tests.harness import Harness
@@ -51,10 +53,17 @@ async def finish(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> str:  
     return out.decode(errors="replace")
 
 
-async def test_replay_2017_09_04_when_long_eth_at_3x_then_worker_halts_it_alone(
-    harness_factory: HarnessFactory, shared_data_dir: Path
-) -> None:
-    h = await harness_factory(monitor_interval=0.05)
+class Crash(msgspec.Struct):
+    """What the 2017-09-04 scenario left behind."""
+
+    long_acct: str
+    flat_acct: str
+    seen: list[tuple[str, dict[str, Any]]]
+
+
+async def crash_2017_09_04(h: Harness, shared_data_dir: Path) -> Crash:
+    """Replay 2017-09-04 ETHUSD bars (as ETHUSDT) into a worker holding one account long ETH
+    at 3x and one flat account; return once the worker has halted the long account."""
     seen: list[tuple[str, dict[str, Any]]] = []
 
     async def collect(msg: Msg) -> None:
@@ -74,7 +83,6 @@ async def test_replay_2017_09_04_when_long_eth_at_3x_then_worker_halts_it_alone(
         lambda: any(s == "risk.metrics" and b["account_id"] == long_acct for s, b in seen),
         message="no metrics before the replay",
     )
-
     # One day of bars in about two seconds.
     out = await finish(
         replay(
@@ -93,14 +101,27 @@ async def test_replay_2017_09_04_when_long_eth_at_3x_then_worker_halts_it_alone(
         )
     )
     assert "published 1440 ticks" in out
+    crash = Crash(long_acct, flat_acct, seen)
+    await wait_for(lambda: bool(stops(crash)), 5.0, message="the worker never halted the account")
+    return crash
 
-    def stops() -> list[dict[str, Any]]:
-        return [
-            b for s, b in seen if s == "risk.alerts.emergency" and b.get("type") == "emergency_stop"
-        ]
 
-    await wait_for(lambda: bool(stops()), 5.0, message="the worker never halted the account")
-    assert [(b["account_id"], b["source"]) for b in stops()] == [(long_acct, "policy")]
+def stops(crash: Crash) -> list[dict[str, Any]]:
+    """The emergency-stop announcements seen on risk.alerts.emergency."""
+    return [
+        b
+        for s, b in crash.seen
+        if s == "risk.alerts.emergency" and b.get("type") == "emergency_stop"
+    ]
+
+
+async def test_replay_2017_09_04_when_long_eth_at_3x_then_worker_halts_it_alone(
+    harness_factory: HarnessFactory, shared_data_dir: Path
+) -> None:
+    h = await harness_factory(monitor_interval=0.05)
+    crash = await crash_2017_09_04(h, shared_data_dir)
+    long_acct, flat_acct, seen = crash.long_acct, crash.flat_acct, crash.seen
+    assert [(b["account_id"], b["source"]) for b in stops(crash)] == [(long_acct, "policy")]
     drawdowns = [
         b["drawdown_max"] for s, b in seen if s == "risk.metrics" and b["account_id"] == long_acct
     ]
@@ -115,6 +136,54 @@ async def test_replay_2017_09_04_when_long_eth_at_3x_then_worker_halts_it_alone(
     approved = await h.check(flat_acct, "ETHUSDT", "BUY", 10.0)
     assert approved["approved"] is True, approved
     print(f"\nmax drawdown seen {max(drawdowns):.3f}; emergency stop published")
+
+
+async def test_replay_2017_09_04_when_database_configured_then_violations_and_stop_recorded(
+    migrated_url: str,  # first: the database outlives the worker (teardown is in reverse)
+    own_nats_server: NatsServer,
+    harness_factory: HarnessFactory,
+    shared_data_dir: Path,
+) -> None:
+    h = await harness_factory(
+        url=own_nats_server.url, database_url=migrated_url, monitor_interval=0.05
+    )
+    crash = await crash_2017_09_04(h, shared_data_dir)
+    conn = await asyncpg.connect(migrated_url)
+    try:
+
+        async def recorded() -> bool:
+            n = await conn.fetchval(
+                "SELECT count(*) FROM emergency_stops WHERE account_id = $1", crash.long_acct
+            )
+            return bool(n)
+
+        await wait_for(recorded, 10.0, 0.1, "the emergency stop was not recorded")
+        stop = await conn.fetchrow(
+            "SELECT * FROM emergency_stops WHERE account_id = $1", crash.long_acct
+        )
+        assert (stop["action"], stop["state"], stop["source"]) == ("trip", "HALTED", "policy")
+        snapshot = msgspec.json.decode(stop["account_snapshot"])
+        assert snapshot["metrics"]["drawdown_max"] > 0.25
+        assert snapshot["positions"][0]["symbol"] == "ETHUSDT"
+        halted = await conn.fetch(
+            "SELECT policy_name FROM risk_violations WHERE account_id = $1 AND "
+            "action_taken = 'halted'",
+            crash.long_acct,
+        )
+        assert [r["policy_name"] for r in halted] == ["Emergency Drawdown Stop"]
+        alerted = await conn.fetchval(
+            "SELECT count(*) FROM risk_violations WHERE account_id = $1 AND source = 'monitor'",
+            crash.long_acct,
+        )
+        assert alerted >= 2  # the drawdown warning and Max Drawdown on the way down
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM risk_violations WHERE account_id = $1", crash.flat_acct
+            )
+            == 0
+        )
+    finally:
+        await conn.close()
 
 
 async def test_binance_trades_at_full_speed_when_1000_checks_run_then_every_reply_correct(
