@@ -14,12 +14,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import random
 from typing import Any, TypeAlias
 
 import asyncpg
 import msgspec
 import nats.errors
+import tenacity
 from asyncpg.pool import PoolConnectionProxy
 from nats.aio.msg import Msg
 from nats.js import api
@@ -36,6 +36,10 @@ BATCH_WAIT_S = 0.1
 ACK_WAIT_S = 10.0
 """A batch held by an instance that died is redelivered to another after this."""
 STOP_GRACE_S = 5.0
+HOLD_S = 5.0
+"""How long a batch is held while PostgreSQL is retried (well under the ack wait)."""
+NAK_DELAY_S = 2.0
+"""After that, the batch is handed back and redelivered this much later."""
 RETRYABLE = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -166,7 +170,6 @@ class PgEventSink:
             self._sub = None
 
     async def _run(self, sub: JetStreamContext.PullSubscription) -> None:
-        delay = 0.1
         while not self._stopping:
             self._in_hand = []
             try:
@@ -178,7 +181,7 @@ class PgEventSink:
                 await asyncio.sleep(1.0)
                 continue
             try:
-                await self._write(msgs)
+                await self._write_retrying(msgs)
             except RETRYABLE as exc:
                 self.failures += 1
                 log.warning(
@@ -188,11 +191,21 @@ class PgEventSink:
                 )
                 for msg in msgs:
                     with contextlib.suppress(nats.errors.Error):
-                        await msg.nak(delay=delay)
-                await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-                delay = min(delay * 2, 5.0)
-                continue
-            delay = 0.1
+                        await msg.nak(delay=NAK_DELAY_S)
+                self._in_hand = []
+
+    async def _write_retrying(self, msgs: list[Msg]) -> None:
+        """Write a batch, retrying connection failures (jittered backoff) for a few seconds
+        while the batch is held; after that it goes back to the stream."""
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(RETRYABLE),
+            wait=tenacity.wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.2),
+            stop=tenacity.stop_after_delay(HOLD_S),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                await self._write(msgs)
 
     async def _write(self, msgs: list[Msg]) -> None:
         violations: list[tuple[Msg, tuple[Any, ...]]] = []
