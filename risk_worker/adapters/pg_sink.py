@@ -26,6 +26,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from risk_worker.adapters.event_stream import STREAM, SUBJECTS
+from risk_worker.errors import RiskWorkerError
 from risk_worker.sinks import StateChangeRecord, ViolationRecord
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,15 @@ HOLD_S = 5.0
 """How long a batch is held while PostgreSQL is retried (well under the ack wait)."""
 NAK_DELAY_S = 2.0
 """After that, the batch is handed back and redelivered this much later."""
+CONTENT_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+"""SQLSTATE classes 22 and 23: the record's own values are refused. Only these terminate a
+record; anything else (no table, no privilege, server down) leaves it in the stream."""
+
+
+class SinkBlockedError(RiskWorkerError):
+    """PostgreSQL refused a batch for a reason that is not the records' content."""
+
+
 RETRYABLE = (
     OSError,
     asyncpg.PostgresConnectionError,
@@ -47,6 +57,7 @@ RETRYABLE = (
     asyncpg.CannotConnectNowError,
     asyncpg.TooManyConnectionsError,
     TimeoutError,
+    SinkBlockedError,
 )
 
 _VIOLATION = msgspec.json.Decoder(ViolationRecord)
@@ -222,11 +233,11 @@ class PgEventSink:
             try:
                 async with conn.transaction():
                     await self._insert(conn, violations, stops)
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, RETRYABLE):
-                    raise
+            except CONTENT_ERRORS:
                 await self._one_by_one(conn, violations, stops)
                 return
+            except asyncpg.PostgresError as exc:
+                raise _blocked(exc) from exc
         self.inserted += len(violations) + len(stops)
         for msg, _ in violations + stops:
             with contextlib.suppress(nats.errors.Error):
@@ -254,11 +265,11 @@ class PgEventSink:
             for msg, args in items:
                 try:
                     await conn.execute(query, *args)
-                except asyncpg.PostgresError as exc:
-                    if isinstance(exc, RETRYABLE):
-                        raise
+                except CONTENT_ERRORS as exc:
                     await self._reject(msg, exc)
                     continue
+                except asyncpg.PostgresError as exc:
+                    raise _blocked(exc) from exc
                 self.inserted += 1
                 with contextlib.suppress(nats.errors.Error):
                     await msg.ack()
@@ -273,3 +284,12 @@ class PgEventSink:
         )
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
+
+
+def _blocked(exc: asyncpg.PostgresError) -> SinkBlockedError:
+    hint = (
+        " (is the schema migrated? risk-worker db migrate)"
+        if isinstance(exc, asyncpg.UndefinedTableError | asyncpg.UndefinedColumnError)
+        else ""
+    )
+    return SinkBlockedError(f"{type(exc).__name__}: {exc}{hint}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+import uuid
 from typing import Any
 
 import asyncpg
@@ -191,5 +192,49 @@ async def test_trip_and_clear_when_recorded_then_rows_carry_the_account_snapshot
                 {"symbol": "ETHUSDT", "quantity": 10.0, "entry_price": 3_000.0}
             ]
         assert found[0]["account_id"] == "SNAPDB" and found[0]["scope"] == "account"
+    finally:
+        await stop_harness(h)
+
+
+async def test_sink_when_schema_missing_then_records_wait_in_stream_until_migrated(
+    database_url: str, own_nats_server: NatsServer
+) -> None:
+    h = await start_harness(
+        own_nats_server.url, database_url=database_url, policy_fallback="defaults"
+    )  # the empty database has no policies
+    try:
+        from risk_worker.sinks import ViolationRecord  # noqa: PLC0415
+
+        for i in range(5):
+            h.worker.sink.record(
+                ViolationRecord(
+                    id=str(uuid.uuid4()),
+                    occurred_at=1_700_000_000_000 + i,
+                    account_id="NOSCHEMA",
+                    policy_id="p",
+                    policy_name="P",
+                    policy_type="hard",
+                    metric="leverage",
+                    metric_value=11.0,
+                    threshold_value=10.0,
+                    source="pre_trade",
+                    action_taken="denied",
+                    order_id=f"o-{i}",
+                )
+            )
+        assert h.worker.pg_sink is not None
+        sink = h.worker.pg_sink
+        await wait_for(lambda: sink.failures >= 1, 10.0, 0.05, "the sink never tried")
+        assert sink.rejected == 0  # nothing dropped for a missing table
+        await migrate_url(database_url)
+
+        async def arrived() -> bool:
+            n = await rows(
+                database_url, "SELECT count(*) FROM risk_violations WHERE account_id = 'NOSCHEMA'"
+            )
+            return int(n) == 5
+
+        await wait_for(arrived, 15.0, 0.2, "records were lost while the schema was missing")
+        assert sink.rejected == 0
     finally:
         await stop_harness(h)

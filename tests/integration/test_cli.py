@@ -75,8 +75,9 @@ async def test_cli_publish_when_body_not_an_object_then_exit_2(harness: Harness)
 
 
 async def test_cli_run_when_policy_table_unreadable_then_refuses_unless_fallback(
-    database_url: str, nats_server: NatsServer, tmp_path: Path
+    database_url: str, own_nats_server: NatsServer, tmp_path: Path
 ) -> None:
+    nats_server = own_nats_server  # its own server: this worker must not serve other tests
     # An empty database: no risk_policies table.
     refused = await cli(
         nats_server.url,
@@ -111,5 +112,10 @@ async def test_cli_run_when_policy_table_unreadable_then_refuses_unless_fallback
             assert b"BUILT-IN DEFAULTS" in log_path.read_bytes()
         finally:
             proc.send_signal(signal.SIGTERM)
-            code = await asyncio.wait_for(proc.wait(), 15)
+            try:
+                code = await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()  # never leave a stray worker in the session's queue group
+                await proc.wait()
+                raise
     assert code == 0
