@@ -1,0 +1,129 @@
+"""What survives a restart: account state and marks, exported and restored as plain values.
+
+Events rebuild the book, but not everything can wait for them: the peak equity behind
+``drawdown_max`` and the day-start equity behind ``drawdown_daily`` must never reset, and a
+restarted worker should answer at once. So the account's balance, positions, peak, day start
+and marks are exported (by the monitor, to a snapshot store) and restored at start.
+
+A restored account whose state is older than the maximum snapshot age is restored but not
+*known*: its checks are denied ``unknown_account`` until a fresh ``pnl.update`` or
+``positions.update`` arrives. Its peak and day start are kept either way. Reservations are
+not restored: they lapse within the pending TTL anyway.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from risk_worker.domain.book import Account, AccountBook, Mark
+from risk_worker.domain.positions import Position
+
+
+class PositionState(msgspec.Struct, frozen=True, gc=False):
+    """A position as stored: signed base quantity, entry price (quote), timestamps (ms)."""
+
+    symbol: str
+    quantity: float
+    entry_price: float
+    snapshot_ms: int
+    updated_ms: int
+
+
+class AccountState(msgspec.Struct, frozen=True, gc=False):
+    """An account as stored.
+
+    Attributes:
+        saved_ms: when the worker saved it (its clock, ms since epoch).
+        peak_equity / day_start_equity: quote; None until first observed.
+        trading_day: UTC day (days since epoch) of ``day_start_equity``.
+    """
+
+    account_id: str
+    balance: float
+    realized_pnl: float
+    pnl_ms: int
+    known: bool
+    positions: list[PositionState]
+    peak_equity: float | None
+    day_start_equity: float | None
+    trading_day: int | None
+    saved_ms: int
+
+
+class MarkState(msgspec.Struct, frozen=True, gc=False):
+    """A mark as stored: price (quote), received_ms (worker clock) and source timestamp."""
+
+    symbol: str
+    price: float
+    received_ms: int
+    timestamp: int
+
+
+def export_account(account: Account, now_ms: int) -> AccountState:
+    """The account's durable state (flat positions kept for their timestamps)."""
+    return AccountState(
+        account_id=account.account_id,
+        balance=account.balance,
+        realized_pnl=account.realized_pnl,
+        pnl_ms=account.pnl_ms,
+        known=account.known,
+        positions=[
+            PositionState(p.symbol, p.quantity, p.entry_price, p.snapshot_ms, p.updated_ms)
+            for p in account.positions.values()
+        ],
+        peak_equity=account.peak_equity,
+        day_start_equity=account.day_start_equity,
+        trading_day=account.trading_day,
+        saved_ms=now_ms,
+    )
+
+
+def export_marks(book: AccountBook) -> list[MarkState]:
+    """Every mark with its receive time."""
+    return [MarkState(s, m.price, m.received_ms, m.timestamp) for s, m in book.marks.items()]
+
+
+def restore_account(book: AccountBook, state: AccountState, now_ms: int, max_age_ms: int) -> bool:
+    """Put a stored account into the book; True when it is restored as known.
+
+    An account the book already has (an event arrived first) keeps its book state, but takes
+    the stored peak when higher and the stored day start when it is for the same UTC day.
+    """
+    fresh = state.known and now_ms - state.saved_ms <= max_age_ms
+    existing = book.accounts.get(state.account_id)
+    if existing is not None:
+        _merge_peak_and_day_start(existing, state)
+        return existing.known
+    acct = book.account(state.account_id)
+    acct.balance = state.balance
+    acct.realized_pnl = state.realized_pnl
+    acct.pnl_ms = state.pnl_ms
+    acct.known = fresh
+    for p in state.positions:
+        acct.positions[p.symbol] = Position(
+            p.symbol, p.quantity, p.entry_price, p.snapshot_ms, p.updated_ms
+        )
+    acct.peak_equity = state.peak_equity
+    acct.day_start_equity = state.day_start_equity
+    acct.trading_day = state.trading_day
+    return fresh
+
+
+def _merge_peak_and_day_start(acct: Account, state: AccountState) -> None:
+    if state.peak_equity is not None and (
+        acct.peak_equity is None or state.peak_equity > acct.peak_equity
+    ):
+        acct.peak_equity = state.peak_equity
+    if state.day_start_equity is not None and (
+        acct.trading_day is None or acct.trading_day == state.trading_day
+    ):
+        acct.day_start_equity = state.day_start_equity
+        acct.trading_day = state.trading_day
+
+
+def restore_marks(book: AccountBook, marks: list[MarkState]) -> None:
+    """Put stored marks into the book unless a newer one was received since."""
+    for m in marks:
+        held = book.marks.get(m.symbol)
+        if held is None or held.received_ms < m.received_ms:
+            book.marks[m.symbol] = Mark(m.price, m.received_ms, m.timestamp)
