@@ -22,6 +22,7 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
+from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.adapters.event_stream import EventStreamPublisher, ensure_stream
 from risk_worker.adapters.kv_bucket import open_bucket
 from risk_worker.adapters.nats_service import WorkerService, now_ms
@@ -119,8 +120,11 @@ class Worker:
             kv, self.engine.states, s.state_max_age, s.state_confirm_interval, self._on_state_change
         )
         await self.watcher.start()
+        checks = CheckHandler(
+            self.engine, self.watcher.confirmed, s.worker_id, s.max_request_bytes, self.sink
+        )
         self.service = WorkerService(
-            nc, self.engine, self.watcher, s.worker_id, s.max_request_bytes, self.sink
+            nc, self.engine, self.watcher, s.worker_id, checks, s.services_protocol
         )
         await self.service.start()
         monitor = MonitorTask(

@@ -258,6 +258,57 @@ def replay(
 
 
 @app.command()
+def services(
+    wait: Annotated[float, typer.Option(help="Seconds to collect answers.")] = 0.5,
+) -> None:
+    """List running risk-worker instances with their $SRV.STATS (natscli's micro ls/stats)."""
+    from risk_worker.adapters.micro_service import SERVICE_NAME  # noqa: PLC0415
+
+    settings = _settings()
+
+    async def go() -> list[dict[str, Any]]:
+        nc = await operator.connect(settings.nats_url)
+        try:
+            return await operator.discover(nc, SERVICE_NAME, wait)
+        finally:
+            await nc.close()
+
+    try:
+        found = _run(go())
+    except (OSError, nats.errors.Error) as exc:
+        err.print(f"[red]cannot reach NATS at {settings.nats_url}:[/red] {exc!r}")
+        raise typer.Exit(2) from None
+    table = Table(
+        "id",
+        "worker",
+        "version",
+        "endpoint",
+        "requests",
+        "errors",
+        "avg processing",
+        "started",
+        title=f"{len(found)} instance(s) of risk-worker",
+    )
+    for inst in found:
+        meta = inst.get("metadata") or {}
+        for ep in (inst.get("stats") or {}).get("endpoints") or [{}]:
+            avg_ns = ep.get("average_processing_time") or 0
+            table.add_row(
+                inst.get("id", "?"),
+                meta.get("worker_id", ""),
+                inst.get("version", ""),
+                ep.get("subject", ""),
+                str(ep.get("num_requests", "")),
+                str(ep.get("num_errors", "")),
+                f"{avg_ns / 1000:.0f} µs",
+                str((inst.get("stats") or {}).get("started", "")),
+            )
+    console.print(table)
+    if not found:
+        raise typer.Exit(1)
+
+
+@app.command()
 def publish(
     subject: Annotated[str, typer.Argument(help="Subject, e.g. pnl.update.")],
     body: Annotated[str, typer.Argument(help="JSON object; timestamp defaults to now.")],

@@ -6,6 +6,7 @@ one operator action, the CLI only parses arguments and prints.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
@@ -148,6 +149,36 @@ async def states(
         value, revision = await read_state(kv, key)
         out.append((key, value, revision))
     return out
+
+
+async def discover(nc: Client, name: str, wait: float = 0.5) -> list[dict[str, Any]]:
+    """Every running instance of service ``name``: its ``$SRV.INFO`` merged with its
+    ``$SRV.STATS`` (what ``nats micro ls`` and ``nats micro stats`` show).
+
+    Collects the PING answers that arrive within ``wait`` seconds, then asks each instance.
+    """
+    inbox = nc.new_inbox()
+    answers: list[dict[str, Any]] = []
+
+    async def collect(msg: Msg) -> None:
+        answers.append(msgspec.json.decode(msg.data))
+
+    sub = await nc.subscribe(inbox, cb=collect)
+    try:
+        await nc.publish(f"$SRV.INFO.{name}", b"", reply=inbox)
+        await nc.flush()
+        await asyncio.sleep(wait)
+    finally:
+        await sub.unsubscribe()
+    instances = []
+    for info in sorted(answers, key=lambda a: str(a.get("id"))):
+        try:
+            reply = await nc.request(f"$SRV.STATS.{name}.{info['id']}", b"", timeout=wait)
+            stats = msgspec.json.decode(reply.data)
+        except (nats.errors.Error, TimeoutError):
+            stats = {}
+        instances.append({**info, "stats": stats})
+    return instances
 
 
 def render(msg: Msg) -> str:

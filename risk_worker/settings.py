@@ -48,6 +48,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     policy_reload_interval: float = 30.0
     events_max_age: float = 7 * 86_400.0
     event_queue_size: int = 100_000
+    services_protocol: bool = True
 
     def risk_config(self) -> RiskConfig:
         """The decision core's parameters."""
@@ -111,6 +112,15 @@ def _fallback(text: str) -> str:
     return value
 
 
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError("must be true or false")
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -139,6 +149,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "policy_reload_interval": _positive_float,
     "events_max_age": _positive_float,
     "event_queue_size": _positive_int,
+    "services_protocol": _flag,
 }
 
 

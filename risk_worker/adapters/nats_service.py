@@ -9,23 +9,22 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
+from nats.micro.service import Service
 
 from risk_worker import wire
+from risk_worker.adapters.check_handler import CheckHandler, now_ms
+from risk_worker.adapters.micro_service import drain_endpoints, start_service
 from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.adapters.state_watcher import StateWatcher
-from risk_worker.domain.decision import Decision, Order, deny
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.types import ApplyResult, DenyReason
+from risk_worker.domain.types import ApplyResult
 from risk_worker.errors import InvalidMessageError
-from risk_worker.sinks import RiskEventSink, violation_record
-from risk_worker.wire_out import reply_msg
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +35,7 @@ FILLS_SUBJECT = "fills.confirmed"
 TICKS_SUBJECT = "market.tick.*"
 PNL_SUBJECT = "pnl.update"
 
-
-def now_ms() -> int:
-    """Wall clock, ms since the Unix epoch."""
-    return time.time_ns() // 1_000_000
+__all__ = ["CHECK_QUEUE", "CHECK_SUBJECT", "WorkerService", "now_ms"]
 
 
 class WorkerService:
@@ -50,8 +46,9 @@ class WorkerService:
         engine: the decision core.
         watcher: tells whether the trading state is confirmed.
         worker_id: this instance's id, echoed in replies.
-        max_request_bytes: larger check requests are invalid.
-        sink: receives a record of each policy violation that denied an order.
+        checks: answers check requests.
+        services_protocol: serve checks as a NATS service endpoint (``$SRV.*``), else on a
+            plain queue subscription.
 
     Attributes:
         counters: event and check counts by (kind, outcome) — exported as metrics later.
@@ -63,15 +60,16 @@ class WorkerService:
         engine: RiskEngine,
         watcher: StateWatcher,
         worker_id: str,
-        max_request_bytes: int,
-        sink: RiskEventSink,
+        checks: CheckHandler,
+        services_protocol: bool = True,
     ) -> None:
         self._nc = nc
-        self._sink = sink
         self._engine = engine
         self._watcher = watcher
         self._worker_id = worker_id
-        self._max_bytes = max_request_bytes
+        self.checks = checks
+        self._services_protocol = services_protocol
+        self.micro: Service | None = None
         self._encoder = msgspec.json.Encoder()
         self._subs: list[Subscription] = []
         self._ratelog = RateLimitedLog(log)
@@ -91,9 +89,14 @@ class WorkerService:
                     subject, cb=cb, pending_msgs_limit=-1, pending_bytes_limit=-1
                 )
             )
-        self._subs.append(
-            await self._nc.subscribe(CHECK_SUBJECT, queue=CHECK_QUEUE, cb=self._on_check)
-        )
+        if self._services_protocol:
+            self.micro = await start_service(
+                self._nc, self.checks, CHECK_SUBJECT, CHECK_QUEUE, self._worker_id
+            )
+        else:
+            self._subs.append(
+                await self._nc.subscribe(CHECK_SUBJECT, queue=CHECK_QUEUE, cb=self._on_check)
+            )
         await self._nc.flush()
 
     # -- events -------------------------------------------------------------------------------
@@ -142,55 +145,12 @@ class WorkerService:
     # -- checks -------------------------------------------------------------------------------
 
     async def _on_check(self, msg: Msg) -> None:
-        started = time.perf_counter_ns()
+        """The plain queue subscription (``RISK_SERVICES_PROTOCOL=false``)."""
         if not msg.reply:
             self.counters[("check", "no_reply_subject")] += 1
             return
-        now = now_ms()
-        order_id: str | None = None
-        account_id: str | None = None
-        headers: dict[str, str] | None = None
-        try:
-            order = wire.parse_check(msg.data, self._max_bytes)
-        except InvalidMessageError as exc:
-            order_id, account_id = wire.request_ids(msg.data[: self._max_bytes])
-            decision = deny(DenyReason.INVALID_REQUEST, f"invalid request: {exc}")
-            headers = {"Nats-Service-Error-Code": "400", "Nats-Service-Error": str(exc)[:512]}
-            self._ratelog.warning("check:invalid", "invalid check request: %s", exc)
-        else:
-            order_id, account_id = order.order_id, order.account_id
-            decision = self._decide(order, now)
-            for violation in decision.violations:
-                self._sink.record(
-                    violation_record(violation, account_id, now, "pre_trade", "denied", order_id)
-                )
-        try:
-            elapsed_us = (time.perf_counter_ns() - started) // 1000
-            reply = reply_msg(order_id, account_id, decision, now, elapsed_us, self._worker_id)
-            payload = self._encoder.encode(reply)
-        except Exception:
-            log.exception("encoding the reply to order %s failed", order_id)
-            decision = deny(DenyReason.INTERNAL_ERROR, "internal error while encoding the reply")
-            payload = self._encoder.encode(
-                reply_msg(order_id, account_id, decision, now, 0, self._worker_id)
-            )
-        self.counters[("check", decision.reason.value if decision.reason else "approved")] += 1
-        if decision.reason is not None and decision.reason is not DenyReason.INVALID_REQUEST:
-            log.info(
-                "denied order %s of %s: %s (%s)",
-                order_id,
-                account_id,
-                decision.reason.value,
-                decision.message,
-            )
-        await self._nc.publish(msg.reply, payload, headers=headers)
-
-    def _decide(self, order: Order, now: int) -> Decision:
-        try:
-            return self._engine.check(order, now, self._watcher.confirmed())
-        except Exception:
-            log.exception("check of order %s failed; denying", order.order_id)
-            return deny(DenyReason.INTERNAL_ERROR, "internal error in the decision; denied")
+        answer = self.checks.answer(msg.data)
+        await self._nc.publish(msg.reply, answer.payload, headers=answer.headers)
 
     # -- outbound -----------------------------------------------------------------------------
 
@@ -201,6 +161,8 @@ class WorkerService:
     async def stop(self) -> None:
         """Drain every subscription: no new messages, the ones received are still handled
         (in-flight checks are answered, their audit records queued)."""
+        if self.micro is not None:
+            await drain_endpoints(self.micro)
         drains = (sub.drain() for sub in self._subs)  # type: ignore[no-untyped-call]  # nats-py
         results = await asyncio.gather(*drains, return_exceptions=True)
         for result in results:

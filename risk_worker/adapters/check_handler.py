@@ -1,0 +1,133 @@
+"""Answering ``risk.check.order``: request bytes in, reply bytes out, nothing awaited.
+
+Transport-free so the same code serves a plain queue subscription and the NATS services
+protocol endpoint. Parse → decide (the decision core) → record violations (queued, never
+awaited) → encode. Invalid requests get an ``invalid_request`` reply with the services
+protocol's error headers; any exception becomes an ``internal_error`` denial.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import msgspec
+
+from risk_worker import wire
+from risk_worker.adapters.ratelog import RateLimitedLog
+from risk_worker.domain.decision import Decision, Order, deny
+from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.types import DenyReason
+from risk_worker.errors import InvalidMessageError
+from risk_worker.sinks import RiskEventSink, violation_record
+from risk_worker.wire_out import reply_msg
+
+log = logging.getLogger("risk_worker.checks")
+
+ERROR_CODE = "Nats-Service-Error-Code"
+ERROR_TEXT = "Nats-Service-Error"
+
+
+def now_ms() -> int:
+    """Wall clock, ms since the Unix epoch."""
+    return time.time_ns() // 1_000_000
+
+
+class CheckAnswer(NamedTuple):
+    """A reply to send: JSON payload, headers (error replies only), the decision, and for
+    the services protocol's error count the error text (None when not an error)."""
+
+    payload: bytes
+    headers: dict[str, str] | None
+    decision: Decision
+    error: str | None
+
+
+class CheckHandler:
+    """Turns check requests into replies.
+
+    Args:
+        engine: the decision core.
+        confirmed: whether the trading state is confirmed now.
+        worker_id: echoed in replies.
+        max_request_bytes: larger requests are invalid.
+        sink: receives a record of each violation that denied an order.
+        on_checked: called with (decision, seconds spent) after each answer (metrics).
+    """
+
+    def __init__(
+        self,
+        engine: RiskEngine,
+        confirmed: Callable[[], bool],
+        worker_id: str,
+        max_request_bytes: int,
+        sink: RiskEventSink,
+        on_checked: Callable[[Decision, float], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._confirmed = confirmed
+        self._worker_id = worker_id
+        self._max_bytes = max_request_bytes
+        self._sink = sink
+        self._on_checked = on_checked
+        self._encoder = msgspec.json.Encoder()
+        self._ratelog = RateLimitedLog(log)
+
+    def answer(self, data: bytes) -> CheckAnswer:
+        """The reply to one request (never raises)."""
+        started = time.perf_counter_ns()
+        now = now_ms()
+        headers: dict[str, str] | None = None
+        error: str | None = None
+        try:
+            order = wire.parse_check(data, self._max_bytes)
+        except InvalidMessageError as exc:
+            order_id, account_id = wire.request_ids(data[: self._max_bytes])
+            decision = deny(DenyReason.INVALID_REQUEST, f"invalid request: {exc}")
+            error = str(exc)[:512]
+            headers = {ERROR_CODE: "400", ERROR_TEXT: error}
+            self._ratelog.warning("invalid", "invalid check request: %s", exc)
+        else:
+            order_id, account_id = order.order_id, order.account_id
+            decision = self._decide(order, now)
+            for violation in decision.violations:
+                self._sink.record(
+                    violation_record(violation, account_id, now, "pre_trade", "denied", order_id)
+                )
+        try:
+            elapsed_us = (time.perf_counter_ns() - started) // 1000
+            reply = reply_msg(order_id, account_id, decision, now, elapsed_us, self._worker_id)
+            payload = self._encoder.encode(reply)
+        except Exception:
+            log.exception("encoding the reply to order %s failed", order_id)
+            decision = deny(DenyReason.INTERNAL_ERROR, "internal error while encoding the reply")
+            payload = self._encoder.encode(
+                reply_msg(order_id, account_id, decision, now, 0, self._worker_id)
+            )
+        if decision.reason is DenyReason.INTERNAL_ERROR:
+            error = decision.message
+        elif decision.reason is not None and decision.reason is not DenyReason.INVALID_REQUEST:
+            log.info(
+                "denied order %s of %s: %s (%s)",
+                order_id,
+                account_id,
+                decision.reason.value,
+                decision.message,
+                extra={
+                    "order_id": order_id,
+                    "account_id": account_id,
+                    "reason": decision.reason.value,
+                },
+            )
+        if self._on_checked is not None:
+            self._on_checked(decision, (time.perf_counter_ns() - started) / 1e9)
+        return CheckAnswer(payload, headers, decision, error)
+
+    def _decide(self, order: Order, now: int) -> Decision:
+        try:
+            return self._engine.check(order, now, self._confirmed())
+        except Exception:
+            log.exception("check of order %s failed; denying", order.order_id)
+            return deny(DenyReason.INTERNAL_ERROR, "internal error in the decision; denied")

@@ -1,0 +1,90 @@
+"""The worker as a NATS service (``nats.micro``): discoverable by standard NATS tooling.
+
+Registers service ``risk-worker`` (version from the package metadata, a description, the
+worker id in the metadata) with one endpoint, ``check_order`` on ``risk.check.order`` in queue
+group ``risk-workers``, so ``$SRV.PING``, ``$SRV.INFO`` and ``$SRV.STATS`` answer with request
+and error counts and processing time.
+
+nats.micro counts an error only when the handler raises, and then replies itself with an empty
+body; our error replies carry a full reply body. So the handler replies and then counts the
+error on the endpoint (``count_error``), the one place that reads nats.micro's private
+counters (there is no public API for it).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import nats.errors
+from nats.aio.client import Client
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import Service
+
+from risk_worker import __version__
+from risk_worker.adapters.check_handler import CheckHandler
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "risk-worker"
+ENDPOINT_NAME = "check_order"
+DESCRIPTION = "Pre-trade risk checks: may this order go? No reply or a timeout means DENIED."
+
+
+def count_error(endpoint: Any, message: str) -> None:
+    """Count a handled error in the endpoint's ``$SRV.STATS`` (nats.micro private fields)."""
+    if hasattr(endpoint, "_num_errors"):
+        endpoint._num_errors += 1
+        endpoint._last_error = message
+
+
+async def start_service(
+    nc: Client, handler: CheckHandler, subject: str, queue: str, worker_id: str
+) -> Service:
+    """Register the service and its check endpoint; flushes so requests find it at once."""
+    service = await add_service(
+        nc,
+        name=SERVICE_NAME,
+        version=__version__,
+        description=DESCRIPTION,
+        metadata={"worker_id": worker_id},
+        queue_group=queue,
+    )
+    endpoint: list[Any] = []
+
+    async def check(request: Request) -> None:
+        answer = handler.answer(request.data)
+        try:
+            await request.respond(answer.payload, headers=answer.headers)
+        except nats.errors.Error as exc:  # no reply subject: nobody to answer
+            log.debug("check without a reply subject: %r", exc)
+            return
+        if answer.error is not None and endpoint:
+            count_error(endpoint[0], answer.error)
+
+    await service.add_endpoint(
+        name=ENDPOINT_NAME,
+        subject=subject,
+        queue_group=queue,
+        handler=check,
+        metadata={"description": "request: CheckRequestMsg; reply: CheckReplyMsg (subjects.md)"},
+    )
+    endpoint.extend(getattr(service, "_endpoints", [])[-1:])
+    await nc.flush()
+    return service
+
+
+async def drain_endpoints(service: Service) -> None:
+    """Drain the endpoints' subscriptions: requests already received are answered.
+
+    ``Service.stop()`` would drop them; the worker drains the endpoint before it flushes the
+    audit queue, so every answered check's records reach the stream.
+    """
+    for endpoint in getattr(service, "_endpoints", []):
+        sub = getattr(endpoint, "_subscription", None)
+        if sub is not None:
+            try:
+                await sub.drain()
+            except nats.errors.Error as exc:  # connection already closed or draining
+                log.debug("draining the check endpoint failed: %r", exc)
