@@ -1,0 +1,247 @@
+"""Prometheus metrics of one worker, on an injected registry (never the global one).
+
+Every label comes from a closed set (check result and deny reason, event kind, invalid-message
+reason, policy type, violation source, alert level); an account or order id is never a label.
+Known label combinations are created at zero so dashboards see a flat line, not a gap. A value
+outside its set is counted under ``"other"`` rather than growing the series.
+
+The hot path (one order check) costs a dict lookup, an ``inc`` and an ``observe``: the labelled
+children are bound once here, in dicts.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from risk_worker.domain.monitor import AlertLevel
+from risk_worker.domain.types import STATE_SEVERITY, DenyReason, PolicyType, TradingState
+
+OTHER = "other"
+"""Label value of anything outside a closed set."""
+
+CHECK_BUCKETS_SECONDS = (
+    0.00001, 0.000025, 0.00005,
+    0.0001, 0.00025, 0.0005,
+    0.001, 0.0025, 0.005,
+    0.01, 0.025, 0.05,
+    0.1,
+)  # fmt: skip
+"""Order-check duration buckets: 10 µs to 100 ms in 1-2.5-5 steps (then +Inf)."""
+
+EVENT_KINDS = ("positions.update", "fills.confirmed", "pnl.update", "market.tick")
+"""``kind`` of ``risk_events_total``: the input subjects (ticks without their symbol token)."""
+
+INVALID_REASONS = (
+    "malformed_json",
+    "missing_field",
+    "wrong_type",
+    "out_of_range",
+    "non_finite",
+    "bad_identifier",
+    "too_large",
+)
+"""``reason`` of ``risk_events_invalid_total``: :class:`InvalidMessageError` reason codes."""
+
+IGNORED_RESULTS = ("stale", "duplicate")
+"""``result`` of ``risk_events_ignored_total``: events the book received but did not apply."""
+
+VIOLATION_SOURCES = ("pre_trade", "monitor")
+"""``source`` of ``risk_violations_total``: found by an order check or by the monitor."""
+
+
+class Metrics:
+    """Every metric of the worker, with cheap typed methods to update them.
+
+    Args:
+        registry: where the metrics are registered (default: a new, private registry).
+
+    Attributes:
+        registry: the registry to expose (``/metrics``).
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = CollectorRegistry() if registry is None else registry
+        checks = Counter(
+            "risk_order_checks_total",
+            "Order checks answered, by result (approved|denied) and deny reason (or none).",
+            ("result", "reason"),
+            registry=r,
+        )
+        self._check_seconds = Histogram(
+            "risk_order_check_duration_seconds",
+            "Time from receiving an order check to encoding its reply, in seconds.",
+            buckets=CHECK_BUCKETS_SECONDS,
+            registry=r,
+        )
+        events = Counter(
+            "risk_events_total", "Valid input events received, by kind.", ("kind",), registry=r
+        )
+        ignored = Counter(
+            "risk_events_ignored_total",
+            "Valid events the book did not apply, by kind and result (stale|duplicate).",
+            ("kind", "result"),
+            registry=r,
+        )
+        invalid = Counter(
+            "risk_events_invalid_total",
+            "Input events dropped as invalid, by kind and reason code.",
+            ("kind", "reason"),
+            registry=r,
+        )
+        violations = Counter(
+            "risk_violations_total",
+            "Policy violations, by policy type and source (pre_trade|monitor).",
+            ("policy_type", "source"),
+            registry=r,
+        )
+        alerts = Counter(
+            "risk_alerts_published_total", "Alerts published, by level.", ("level",), registry=r
+        )
+        self._alerts_dedup = Counter(
+            "risk_alerts_deduplicated_total",
+            "Alerts suppressed as repeats within the deduplication window.",
+            registry=r,
+        )
+        self._breaker_trips = Counter(
+            "risk_circuit_breaker_trips_total",
+            "Accounts halted by the circuit breaker.",
+            registry=r,
+        )
+        self._persist_failures = Counter(
+            "risk_persist_failures_total",
+            "Audit records that could not be persisted (dropped or failed writes).",
+            registry=r,
+        )
+        self._reconnects = Counter(
+            "risk_nats_reconnects_total", "Reconnections to NATS.", registry=r
+        )
+        self._global_state = Gauge(
+            "risk_trading_state_global",
+            "Global trading state: 0 active, 1 reducing, 2 halted.",
+            registry=r,
+        )
+        self._halted = Gauge(
+            "risk_accounts_halted", "Accounts whose trading state is HALTED.", registry=r
+        )
+        self._queue_depth = Gauge(
+            "risk_persist_queue_depth", "Audit records waiting to be persisted.", registry=r
+        )
+        self._accounts = Gauge("risk_accounts", "Accounts in the book.", registry=r)
+        self._stale_marks = Gauge(
+            "risk_stale_marks", "Symbols held whose mark price is stale.", registry=r
+        )
+
+        self._checks: dict[str | None, Counter] = {
+            reason: checks.labels("denied", reason.value) for reason in DenyReason
+        }
+        self._checks[None] = checks.labels("approved", "none")
+        self._check_other = checks.labels("denied", OTHER)
+        self._events = {kind: events.labels(kind) for kind in EVENT_KINDS}
+        self._event_other = events.labels(OTHER)
+        self._ignored = {
+            (k, res): ignored.labels(k, res) for k in EVENT_KINDS for res in IGNORED_RESULTS
+        }
+        self._invalid = {
+            (k, why): invalid.labels(k, why) for k in EVENT_KINDS for why in INVALID_REASONS
+        }
+        self._violations = {
+            (t.value, s): violations.labels(t.value, s)
+            for t in PolicyType
+            for s in VIOLATION_SOURCES
+        }
+        self._alerts = {level.value: alerts.labels(level.value) for level in AlertLevel}
+        self._ignored_family, self._invalid_family = ignored, invalid
+        self._violations_family, self._alerts_family = violations, alerts
+
+    # -- hot path -----------------------------------------------------------------------------
+
+    def check(self, reason: str | None, seconds: float) -> None:
+        """Count one answered order check and observe its duration.
+
+        Args:
+            reason: the :class:`DenyReason` (or its value) of a denial; None when approved.
+            seconds: time spent on the check, in seconds.
+        """
+        child = self._checks.get(reason)
+        (child if child is not None else self._check_other).inc()
+        self._check_seconds.observe(seconds)
+
+    def event(self, kind: str, result: str = "applied") -> None:
+        """Count one valid input event of ``kind`` (one of :data:`EVENT_KINDS`).
+
+        Args:
+            kind: the event kind.
+            result: what the book did (an ``ApplyResult`` value); stale and duplicate events
+                are also counted in ``risk_events_ignored_total``.
+        """
+        self._events.get(kind, self._event_other).inc()
+        if result != "applied":
+            self._child(self._ignored, self._ignored_family, kind, result).inc()
+
+    def invalid_event(self, kind: str, reason: str) -> None:
+        """Count one dropped invalid event (``reason``: an ``InvalidMessageError`` code)."""
+        self._child(self._invalid, self._invalid_family, kind, reason).inc()
+
+    # -- monitor and edges --------------------------------------------------------------------
+
+    def violation(self, policy_type: str, source: str) -> None:
+        """Count one policy violation (``policy_type``: a PolicyType; ``source``: see above)."""
+        self._child(self._violations, self._violations_family, policy_type, source).inc()
+
+    def alert(self, level: str) -> None:
+        """Count one published alert of ``level`` (an :class:`AlertLevel`)."""
+        child = self._alerts.get(level)
+        (child if child is not None else self._alerts_family.labels(OTHER)).inc()
+
+    def alert_deduplicated(self, n: int = 1) -> None:
+        """Count ``n`` alerts suppressed by deduplication."""
+        self._alerts_dedup.inc(n)
+
+    def breaker_trip(self) -> None:
+        """Count one account halted by the circuit breaker."""
+        self._breaker_trips.inc()
+
+    def reconnect(self) -> None:
+        """Count one reconnection to NATS."""
+        self._reconnects.inc()
+
+    def persist_failure(self, n: int = 1) -> None:
+        """Count ``n`` audit records that could not be persisted."""
+        self._persist_failures.inc(n)
+
+    def set_gauges(
+        self,
+        *,
+        accounts: int,
+        halted: int,
+        stale_marks: int,
+        global_state: TradingState,
+        persist_queue_depth: int,
+    ) -> None:
+        """Set the gauges the monitor reads once per interval.
+
+        Args:
+            accounts: accounts in the book.
+            halted: accounts whose own trading state is HALTED.
+            stale_marks: symbols held whose mark is older than the maximum age.
+            global_state: the global trading state (exported as 0, 1, 2 by severity).
+            persist_queue_depth: audit records queued, not yet persisted.
+        """
+        self._accounts.set(accounts)
+        self._halted.set(halted)
+        self._stale_marks.set(stale_marks)
+        self._global_state.set(STATE_SEVERITY[global_state])
+        self._queue_depth.set(persist_queue_depth)
+
+    @staticmethod
+    def _child(
+        children: dict[tuple[str, str], Counter], family: Counter, first: str, second: str
+    ) -> Counter:
+        """The pre-bound child of a two-label counter, or its ``other`` fallback."""
+        child = children.get((first, second))
+        if child is not None:
+            return child
+        firsts, seconds = {key[0] for key in children}, {key[1] for key in children}
+        return family.labels(
+            first if first in firsts else OTHER, second if second in seconds else OTHER
+        )
