@@ -46,6 +46,7 @@ async def round_trip(url: str, protocol: bool, requests: int) -> tuple[float, fl
         "RISK_SERVICES_PROTOCOL": str(protocol).lower(),
         "RISK_KV_BUCKET": "bench",
         "RISK_LOG_LEVEL": "WARNING",
+        "RISK_HTTP_PORT": "0",
     }
     worker = await asyncio.create_subprocess_exec(
         CLI, "run", env=env, stderr=asyncio.subprocess.DEVNULL

@@ -24,20 +24,33 @@ from nats.aio.client import Client
 
 from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.adapters.event_stream import EventStreamPublisher, ensure_stream
+from risk_worker.adapters.http_server import HttpServer
 from risk_worker.adapters.kv_bucket import open_bucket
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.adapters.pg_policies import PgPolicySource
 from risk_worker.adapters.pg_sink import PgEventSink
+from risk_worker.adapters.redis_store import RedisSnapshotStore, SnapshotStoreError, connect_redis
 from risk_worker.adapters.state_watcher import StateWatcher
+from risk_worker.domain.decision import Decision
 from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.persistence import (
+    AccountState,
+    MarkState,
+    export_account,
+    export_marks,
+    restore_account,
+    restore_marks,
+)
 from risk_worker.domain.trading_state import StateValue, scope_of_key
 from risk_worker.domain.types import TradingState
 from risk_worker.errors import ServerUnavailableError
 from risk_worker.monitor_task import MonitorTask, account_snapshot, global_snapshot
+from risk_worker.observability import Metrics
 from risk_worker.policy_source import PolicySource, StaticPolicySource
 from risk_worker.policy_task import PolicyReloader
 from risk_worker.settings import Settings, redact
 from risk_worker.sinks import RiskEventSink, StateChangeRecord
+from risk_worker.wire_out import RiskMetricsMsg
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +84,9 @@ class Worker:
         )
         self._policy_source = policy_source
         self._sink = sink
+        self.metrics = Metrics()
+        self.http: HttpServer | None = None
+        self.snapshots: RedisSnapshotStore | None = None
         self.nc: Client | None = None
         self.pool: asyncpg.Pool | None = None
         self.publisher: EventStreamPublisher | None = None
@@ -96,11 +112,21 @@ class Worker:
             PolicyUnavailableError: no policy set can be loaded and no fallback is allowed.
         """
         s = self.settings
+        self.http = HttpServer(
+            self.metrics.registry,
+            asyncio.get_running_loop(),
+            self.readiness,
+            s.http_host,
+            s.http_port,
+        )
+        self.http.start()  # first, so probes answer (not ready) while the rest starts
         self.nc = nc = await self._connect()
         js = nc.jetstream()
         await ensure_stream(js, s.events_max_age)
         if self._sink is None:
-            self.publisher = EventStreamPublisher(js, s.event_queue_size)
+            self.publisher = EventStreamPublisher(
+                js, s.event_queue_size, on_failure=self.metrics.persist_failure
+            )
             self.publisher.start()
             self._sink = self.publisher
         source = self._policy_source
@@ -115,25 +141,41 @@ class Worker:
             self.engine, source or StaticPolicySource(), s.policy_reload_interval
         )
         await self.policies.load_initial(s.policy_fallback == "defaults")
+        if s.redis_url:
+            await self._restore_snapshots()
         kv = await open_bucket(js, s.kv_bucket)
         self.watcher = StateWatcher(
             kv, self.engine.states, s.state_max_age, s.state_confirm_interval, self._on_state_change
         )
         await self.watcher.start()
         checks = CheckHandler(
-            self.engine, self.watcher.confirmed, s.worker_id, s.max_request_bytes, self.sink
+            self.engine,
+            self.watcher.confirmed,
+            s.worker_id,
+            s.max_request_bytes,
+            self.sink,
+            self._checked,
         )
         self.service = WorkerService(
-            nc, self.engine, self.watcher, s.worker_id, checks, s.services_protocol
+            nc, self.engine, self.watcher, s.worker_id, checks, self.metrics, s.services_protocol
         )
         await self.service.start()
         monitor = MonitorTask(
-            self.engine, self.service, self.sink, kv, s.worker_id, s.monitor_interval, self._spawn
+            self.engine,
+            self.service,
+            self.sink,
+            kv,
+            s.worker_id,
+            s.monitor_interval,
+            self._spawn,
+            self.metrics,
+            lambda: 0 if self.publisher is None else self.publisher.depth,
+            self._snapshot if self.snapshots is not None else None,
         )
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")
         self.policies.start()
         if self.pool is not None:
-            self.pg_sink = PgEventSink(js, self.pool)
+            self.pg_sink = PgEventSink(js, self.pool, on_failure=self.metrics.persist_failure)
             await self.pg_sink.start()
         log.info(
             "risk-worker %s serving risk.check.order on %s (bucket %s, database %s)",
@@ -163,11 +205,17 @@ class Worker:
                 await self.nc.drain()
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.snapshots is not None:
+            await self.snapshots.stop()
+            with contextlib.suppress(Exception):
+                await self.snapshots.client.aclose()
         for task in list(self._tasks):
             task.cancel()
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pool.close(), 5)
+        if self.http is not None:
+            await asyncio.to_thread(self.http.stop)
         log.info("risk-worker %s stopped", self.settings.worker_id)
 
     async def _connect(self) -> Client:
@@ -181,6 +229,7 @@ class Worker:
 
         async def reconnected() -> None:
             log.info("reconnected to NATS %s", self.nc.connected_url if self.nc else "")
+            self.metrics.reconnect()
             if self.watcher is not None:
                 self._spawn(self.watcher.on_reconnect())
 
@@ -210,6 +259,68 @@ class Worker:
                 f"cannot connect to NATS at {s.nats_url} within {s.nats_connect_timeout} s "
                 f"(RISK_NATS_URL): {exc!r}"
             ) from exc
+
+    def readiness(self) -> dict[str, object]:
+        """What ``/ready`` reports (runs on the event loop): every part but Redis required."""
+        publisher = self.publisher
+        return {
+            "nats": "connected" if self.nc is not None and self.nc.is_connected else "disconnected",
+            "trading_state": "confirmed"
+            if self.watcher is not None and self.watcher.confirmed()
+            else "unconfirmed",
+            "policies": "loaded" if self.engine.policies is not None else "missing",
+            "event_stream": "reachable"
+            if self.nc is not None
+            and self.nc.is_connected
+            and (publisher is None or publisher.reachable)
+            else "unreachable",
+            "redis": "disabled"
+            if self.snapshots is None
+            else "connected"
+            if self.snapshots.connected
+            else "disconnected",
+        }
+
+    async def _restore_snapshots(self) -> None:
+        """Restore the book from Redis (peaks and day starts first of all), then keep writing."""
+        s = self.settings
+        self.snapshots = RedisSnapshotStore(connect_redis(s.redis_url), s.monitor_interval)
+        try:
+            accounts, marks = await self.snapshots.load()
+        except SnapshotStoreError as exc:
+            log.warning(
+                "Redis unreadable at start (%s): starting without snapshots; they are "
+                "restored when it answers",
+                exc,
+            )
+        else:
+            self._restore(accounts, marks)
+        self.snapshots.start(self._restore)
+
+    def _restore(self, accounts: list[AccountState], marks: list[MarkState]) -> None:
+        now = now_ms()
+        max_age = int(self.settings.snapshot_max_age * 1000)
+        known = sum(restore_account(self.engine.book, a, now, max_age) for a in accounts)
+        restore_marks(self.engine.book, marks)
+        log.info(
+            "restored %d accounts (%d current, the rest unknown until a fresh event) and "
+            "%d marks from Redis",
+            len(accounts),
+            known,
+            len(marks),
+        )
+
+    def _snapshot(self, published: dict[str, RiskMetricsMsg], now: int) -> None:
+        assert self.snapshots is not None
+        book = self.engine.book
+        self.snapshots.submit(
+            [export_account(a, now) for a in book.accounts.values()], export_marks(book), published
+        )
+
+    def _checked(self, decision: Decision, seconds: float) -> None:
+        self.metrics.check(decision.reason, seconds)
+        for violation in decision.violations:
+            self.metrics.violation(violation.policy.type, "pre_trade")
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
-import sys
 import uuid
 from collections.abc import Coroutine
 from pathlib import Path
@@ -52,10 +50,10 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
 
 
-def _logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+def _logging(settings: Settings) -> None:
+    from risk_worker.logs import configure_logging  # noqa: PLC0415
+
+    configure_logging(settings.log_level, settings.log_format or None)
 
 
 @app.command()
@@ -64,7 +62,7 @@ def run() -> None:
     from risk_worker.app import serve  # noqa: PLC0415  # keeps the operator commands light
 
     settings = _settings()
-    _logging(settings.log_level)
+    _logging(settings)
     try:
         _run(serve(settings))
     except RiskWorkerError as exc:
@@ -83,7 +81,7 @@ def dev(
     from risk_worker.devstart import run_dev  # noqa: PLC0415
 
     settings = _settings()
-    _logging(settings.log_level)
+    _logging(settings)
     run_dev(settings, data_dir, console)
 
 

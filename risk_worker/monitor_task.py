@@ -24,8 +24,9 @@ from risk_worker.domain.monitor import AccountReport, Trip
 from risk_worker.domain.trading_state import account_key
 from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError
+from risk_worker.observability import Metrics
 from risk_worker.sinks import RiskEventSink, violation_record
-from risk_worker.wire_out import StateChangeMsg, alert_msg, finite, metrics_msg
+from risk_worker.wire_out import RiskMetricsMsg, StateChangeMsg, alert_msg, finite, metrics_msg
 
 log = logging.getLogger("risk_worker.monitor")
 
@@ -44,6 +45,9 @@ class MonitorTask:
         worker_id: recorded as the author of automatic trips.
         interval: seconds between passes.
         spawn: starts a background coroutine owned by the worker.
+        metrics: counts alerts, violations and trips; gauges set each pass.
+        queue_depth: the audit queue's depth now (for its gauge).
+        on_pass: called after each pass with the metrics published per account (snapshots).
     """
 
     def __init__(
@@ -55,7 +59,13 @@ class MonitorTask:
         worker_id: str,
         interval: float,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
+        metrics: Metrics,
+        queue_depth: Callable[[], int],
+        on_pass: Callable[[dict[str, RiskMetricsMsg], int], None] | None = None,
     ) -> None:
+        self._on_pass = on_pass
+        self._metrics = metrics
+        self._queue_depth = queue_depth
         self._engine = engine
         self._service = service
         self._sink = sink
@@ -73,21 +83,28 @@ class MonitorTask:
             await asyncio.sleep(next_at - loop.time())
             try:
                 now = now_ms()
-                for report in self._engine.monitor(now):
-                    await self._publish_report(report, now)
+                reports = self._engine.monitor(now)
+                published = {r.account_id: await self._publish_report(r, now) for r in reports}
+                self._set_gauges(reports)
+                if self._on_pass is not None:
+                    self._on_pass(published, now)
             except Exception:
                 log.exception("monitor pass failed")
 
-    async def _publish_report(self, r: AccountReport, now: int) -> None:
+    async def _publish_report(self, r: AccountReport, now: int) -> RiskMetricsMsg:
         """Publish metrics and alerts, record what was alerted or halted, start a trip."""
         metrics = metrics_msg(
             r.account_id, now, r.metrics, r.utilization, r.risk_level, r.trading_state
         )
         await self._service.publish(METRICS_SUBJECT, metrics)
+        if r.deduplicated:
+            self._metrics.alert_deduplicated(r.deduplicated)
         for draft in r.alerts:
             await self._service.publish(
                 ALERTS_PREFIX + draft.level.value, alert_msg(draft, uuid.uuid4().hex, now)
             )
+            self._metrics.alert(draft.level.value)
+            self._metrics.violation(draft.evaluation.policy.type.value, "monitor")
             caused = _caused(r.trip, draft.evaluation.policy.type)
             self._sink.record(
                 violation_record(
@@ -99,8 +116,22 @@ class MonitorTask:
                 )
             )
         if r.trip is not None:
+            if r.trip.source is StateSource.CIRCUIT_BREAKER:
+                self._metrics.breaker_trip()
             await self._announce_trip(r.trip, now)
             self._spawn(self._write_trip(r.trip, now))
+        return metrics
+
+    def _set_gauges(self, reports: list[AccountReport]) -> None:
+        states = self._engine.states
+        global_value = states.global_value
+        self._metrics.set_gauges(
+            accounts=len(reports),
+            halted=len(states.halted_accounts()),
+            stale_marks=sum(1 for r in reports if r.metrics.stale_marks),
+            global_state=TradingState.ACTIVE if global_value is None else global_value.state,
+            persist_queue_depth=self._queue_depth(),
+        )
 
     async def _announce_trip(self, trip: Trip, now: int) -> None:
         """Publish the halt at once: it is in force on this instance from this moment."""

@@ -49,6 +49,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     events_max_age: float = 7 * 86_400.0
     event_queue_size: int = 100_000
     services_protocol: bool = True
+    http_host: str = "0.0.0.0"
+    http_port: int = 9103
+    log_format: str = ""
+    redis_url: str = ""
+    snapshot_max_age: float = 60.0
 
     def risk_config(self) -> RiskConfig:
         """The decision core's parameters."""
@@ -121,6 +126,27 @@ def _flag(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number 0-65535 (0 picks a free one)")
+    return value
+
+
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"", "json", "console"}:
+        raise ValueError("must be json or console (empty: console on a terminal, else json)")
+    return value
+
+
+def _redis_url(text: str) -> str:
+    url = text.strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis:// URL")
+    return url
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -150,6 +176,11 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "events_max_age": _positive_float,
     "event_queue_size": _positive_int,
     "services_protocol": _flag,
+    "http_host": _nonempty,
+    "http_port": _port,
+    "log_format": _log_format,
+    "redis_url": _redis_url,
+    "snapshot_max_age": _positive_float,
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from prometheus_client import CollectorRegistry
 
 from risk_worker.app import Worker
 from risk_worker.domain.policies import Policy
@@ -30,6 +31,16 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def metric_sum(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """Sum of the samples named ``name`` whose labels include ``labels``."""
+    return sum(
+        sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items())
+    )
+
+
 def settings_for(url: str, **overrides: Any) -> Settings:
     """Settings for a test worker: its own bucket and id, fast monitor and confirmation."""
     values: dict[str, Any] = {
@@ -40,6 +51,7 @@ def settings_for(url: str, **overrides: Any) -> Settings:
         "state_confirm_interval": 0.2,
         "state_max_age": 2.0,
         "nats_connect_timeout": 5.0,
+        "http_port": 0,
     }
     values.update(overrides)
     return Settings(**values)
@@ -64,10 +76,13 @@ class Harness:
         await self.nc.publish(subject, data)
         self.published += 1
 
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of the samples of a Prometheus metric (``*_total``) matching ``labels``."""
+        return metric_sum(self.worker.metrics.registry, name, **labels)
+
     def processed(self) -> int:
         """Events the worker has processed (applied, ignored or dropped)."""
-        assert self.worker.service is not None
-        return sum(n for (kind, _), n in self.worker.service.counters.items() if kind != "check")
+        return int(self.metric("risk_events_total") + self.metric("risk_events_invalid_total"))
 
     async def settle(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109
         """Wait until the worker has processed everything this harness published."""

@@ -46,6 +46,7 @@ def risk_env(url: str, bucket: str, **extra: str) -> dict[str, str]:
     env.update(
         RISK_NATS_URL=url,
         RISK_KV_BUCKET=bucket,
+        RISK_HTTP_PORT="0",  # several workers on one machine: each its own free port
         PYTHONUNBUFFERED="1",
         PYTHONIOENCODING="utf-8",
         COLUMNS="200",  # rich tables and lines are not wrapped in the captured output

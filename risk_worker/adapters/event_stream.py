@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Callable
 
 import msgspec
 import nats.errors
@@ -75,6 +76,7 @@ class EventStreamPublisher:
         js: JetStream context.
         queue_size: records held in memory at most (a full queue drops and counts).
         publish_timeout: seconds to wait for one publish's ack.
+        on_failure: called for each dropped record and each failed publish (metrics).
 
     Attributes:
         published: records acknowledged by the stream.
@@ -82,7 +84,16 @@ class EventStreamPublisher:
         failures: publish attempts that failed (each is retried).
     """
 
-    def __init__(self, js: JetStreamContext, queue_size: int, publish_timeout: float = 2.0) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        queue_size: int,
+        publish_timeout: float = 2.0,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
+        self._on_failure = on_failure
+        self.reachable = True
+        """False while publishing fails (the stream or NATS unavailable)."""
         self._js = js
         self._queue: asyncio.Queue[Record] = asyncio.Queue(maxsize=queue_size)
         self._timeout = publish_timeout
@@ -99,6 +110,8 @@ class EventStreamPublisher:
             self._queue.put_nowait(record)
         except asyncio.QueueFull:
             self.dropped += 1
+            if self._on_failure is not None:
+                self._on_failure()
             self._ratelog.warning(
                 "queue-full",
                 "audit queue full: dropped %s %s (%d dropped)",
@@ -157,7 +170,11 @@ class EventStreamPublisher:
             )
         except (nats.errors.Error, TimeoutError) as exc:
             self.failures += 1
+            self.reachable = False
+            if self._on_failure is not None:
+                self._on_failure()
             self._ratelog.warning("publish", "publishing audit record failed (retrying): %r", exc)
             return False
         self.published += 1
+        self.reachable = True
         return True

@@ -7,7 +7,6 @@ over the ``risk-workers`` queue group. The check handler awaits nothing but its 
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -25,6 +24,7 @@ from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.types import ApplyResult
 from risk_worker.errors import InvalidMessageError
+from risk_worker.observability import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +47,10 @@ class WorkerService:
         watcher: tells whether the trading state is confirmed.
         worker_id: this instance's id, echoed in replies.
         checks: answers check requests.
+        metrics: counts events (valid, ignored, invalid).
         services_protocol: serve checks as a NATS service endpoint (``$SRV.*``), else on a
             plain queue subscription.
 
-    Attributes:
-        counters: event and check counts by (kind, outcome) — exported as metrics later.
     """
 
     def __init__(
@@ -61,8 +60,10 @@ class WorkerService:
         watcher: StateWatcher,
         worker_id: str,
         checks: CheckHandler,
+        metrics: Metrics,
         services_protocol: bool = True,
     ) -> None:
+        self._metrics = metrics
         self._nc = nc
         self._engine = engine
         self._watcher = watcher
@@ -73,7 +74,6 @@ class WorkerService:
         self._encoder = msgspec.json.Encoder()
         self._subs: list[Subscription] = []
         self._ratelog = RateLimitedLog(log)
-        self.counters: collections.Counter[tuple[str, str]] = collections.Counter()
 
     async def start(self) -> None:
         """Subscribe to every input, then flush so an immediate request finds a responder."""
@@ -102,11 +102,11 @@ class WorkerService:
     # -- events -------------------------------------------------------------------------------
 
     def _invalid(self, kind: str, exc: InvalidMessageError) -> None:
-        self.counters[(f"invalid:{kind}", exc.reason)] += 1
+        self._metrics.invalid_event(kind, exc.reason)
         self._ratelog.warning(f"{kind}:{exc.reason}", "dropped invalid %s event: %s", kind, exc)
 
     def _applied(self, kind: str, result: ApplyResult) -> None:
-        self.counters[(kind, result.value)] += 1
+        self._metrics.event(kind, result.value)
 
     async def _on_position(self, msg: Msg) -> None:
         try:
@@ -140,14 +140,13 @@ class WorkerService:
             return
         now = now_ms()
         self._engine.set_mark(symbol, price, now if timestamp is None else timestamp, now)
-        self.counters[("market.tick", "applied")] += 1
+        self._metrics.event("market.tick")
 
     # -- checks -------------------------------------------------------------------------------
 
     async def _on_check(self, msg: Msg) -> None:
         """The plain queue subscription (``RISK_SERVICES_PROTOCOL=false``)."""
         if not msg.reply:
-            self.counters[("check", "no_reply_subject")] += 1
             return
         answer = self.checks.answer(msg.data)
         await self._nc.publish(msg.reply, answer.payload, headers=answer.headers)

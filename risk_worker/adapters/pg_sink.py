@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any, TypeAlias
 
 import asyncpg
@@ -124,6 +125,7 @@ class PgEventSink:
     Args:
         js: JetStream context.
         pool: asyncpg pool of the audit database.
+        on_failure: called for each batch left in the stream and each record refused.
 
     Attributes:
         inserted: records committed (including ones already present).
@@ -131,7 +133,13 @@ class PgEventSink:
         rejected: records terminated because PostgreSQL refused their content.
     """
 
-    def __init__(self, js: JetStreamContext, pool: asyncpg.Pool) -> None:
+    def __init__(
+        self,
+        js: JetStreamContext,
+        pool: asyncpg.Pool,
+        on_failure: Callable[[], None] | None = None,
+    ) -> None:
+        self._on_failure = on_failure or (lambda: None)
         self._js = js
         self._pool = pool
         self._task: asyncio.Task[None] | None = None
@@ -195,6 +203,7 @@ class PgEventSink:
                 await self._write_retrying(msgs)
             except RETRYABLE as exc:
                 self.failures += 1
+                self._on_failure()
                 log.warning(
                     "PostgreSQL unavailable, %d audit records stay in the stream: %r",
                     len(msgs),
@@ -276,6 +285,7 @@ class PgEventSink:
 
     async def _reject(self, msg: Msg, exc: Exception) -> None:
         self.rejected += 1
+        self._on_failure()
         log.error(
             "audit record on %s refused, dropped from the stream: %s; %r",
             msg.subject,

@@ -65,6 +65,8 @@ class AccountReport(msgspec.Struct, gc=False):
     violations: list[Evaluation]
     alerts: list[AlertDraft]
     trip: Trip | None
+    deduplicated: int = 0
+    """Violations not alerted because the same (account, policy) alert went out recently."""
 
 
 class Assessment(msgspec.Struct, gc=False):
@@ -121,6 +123,7 @@ def evaluate_account(
     observe_equity(account, a.metrics.equity, now_ms)
     account_id = account.account_id
     alerts: list[AlertDraft] = []
+    deduplicated = 0
     hard = False
     emergency: Evaluation | None = None
     for ev in a.violations:
@@ -131,6 +134,8 @@ def evaluate_account(
             emergency = ev
         if deduper.allow(account_id, p.id, now_ms):
             alerts.append(AlertDraft(LEVEL_OF_TYPE[p.type], account_id, ev))
+        else:
+            deduplicated += 1
     already_halted = _account_halted(states, account_id)
     onset = emergency is not None and not account.emergency_breached
     account.emergency_breached = emergency is not None
@@ -148,7 +153,15 @@ def evaluate_account(
     if trip is not None:
         state, level = TradingState.HALTED, RiskLevel.BREACHED
     return AccountReport(
-        account_id, a.metrics, a.utilization, level, state, a.violations, alerts, trip
+        account_id,
+        a.metrics,
+        a.utilization,
+        level,
+        state,
+        a.violations,
+        alerts,
+        trip,
+        deduplicated,
     )
 
 

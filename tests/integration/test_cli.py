@@ -18,7 +18,7 @@ CLI = str(Path(sys.executable).parent / "risk-worker")
 
 async def cli(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """Run the CLI without blocking the event loop (the worker under test runs in it)."""
-    full_env = {**os.environ, "RISK_NATS_URL": url, "COLUMNS": "200", **env}
+    full_env = {**os.environ, "RISK_NATS_URL": url, "COLUMNS": "200", "RISK_HTTP_PORT": "0", **env}
     return await asyncio.to_thread(
         subprocess.run,
         [CLI, *args],
@@ -95,6 +95,7 @@ async def test_cli_run_when_policy_table_unreadable_then_refuses_unless_fallback
         "RISK_NATS_URL": nats_server.url,
         "RISK_DATABASE_URL": database_url,
         "RISK_POLICY_FALLBACK": "defaults",
+        "RISK_HTTP_PORT": "0",
         "RISK_KV_BUCKET": "cli_fallback",
     }
     log_path = tmp_path / "worker.log"

@@ -144,11 +144,10 @@ async def test_events_when_malformed_then_dropped_counted_and_book_untouched(
     for subject, data in BAD_EVENTS:
         await harness.publish(subject, data)
     await harness.settle()
-    counters = harness.worker.service.counters  # type: ignore[union-attr]
-    dropped = sum(n for (kind, _), n in counters.items() if kind.startswith("invalid:"))
-    assert dropped == len(BAD_EVENTS)
-    assert counters[("invalid:pnl.update", "malformed_json")] == 1
-    assert counters[("invalid:market.tick", "non_finite")] == 1
+    invalid = "risk_events_invalid_total"
+    assert harness.metric(invalid) == len(BAD_EVENTS)
+    assert harness.metric(invalid, kind="pnl.update", reason="malformed_json") == 1
+    assert harness.metric(invalid, kind="market.tick", reason="non_finite") == 1
     engine = harness.worker.engine
     assert "ACC-EV" not in engine.known_accounts()
     assert "BTCUSDT" not in engine.book.marks or engine.book.marks["BTCUSDT"].price > 0

@@ -27,7 +27,12 @@ async def receive_replay(
     progress: list[int] = []
     loop = asyncio.get_running_loop()
 
+    probes: list[bytes] = []
+
     async def on_msg(msg: Msg) -> None:
+        if msg.subject == "market.tick.PROBE":
+            probes.append(msg.data)
+            return
         received.append((msg.subject, msgspec.json.decode(msg.data), loop.time()))
 
     sub_nc = await connect(nats_server.url)
@@ -35,6 +40,14 @@ async def receive_replay(
     try:
         await sub_nc.subscribe("market.tick.*", cb=on_msg)
         await sub_nc.flush()
+
+        # Prove the path publisher → server → subscriber is live before measuring.
+        async def probe_arrived() -> bool:
+            await pub_nc.publish("market.tick.PROBE", b"{}")
+            await pub_nc.flush()
+            return bool(probes)
+
+        await wait_for(probe_arrived, 5.0, 0.05, "the subscription never became live")
         count = await publish_ticks(pub_nc, TICKS, speed, on_progress=progress.append)
         await wait_for(lambda: len(received) >= len(TICKS), message=f"got {received}")
     finally:
