@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import uuid
 from collections.abc import Coroutine
 from typing import Any
 
@@ -26,36 +25,23 @@ from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.adapters.event_stream import EventStreamPublisher, ensure_stream
 from risk_worker.adapters.http_server import HttpServer
 from risk_worker.adapters.kv_bucket import open_bucket
-from risk_worker.adapters.nats_service import WorkerService, now_ms
+from risk_worker.adapters.nats_service import WorkerService
 from risk_worker.adapters.pg_policies import PgPolicySource
 from risk_worker.adapters.pg_sink import PgEventSink
-from risk_worker.adapters.redis_store import RedisSnapshotStore, SnapshotStoreError, connect_redis
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.decision import Decision
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.persistence import (
-    AccountState,
-    MarkState,
-    export_account,
-    export_marks,
-    restore_account,
-    restore_marks,
-)
-from risk_worker.domain.trading_state import StateValue, scope_of_key
-from risk_worker.domain.types import TradingState
+from risk_worker.domain.trading_state import StateValue
 from risk_worker.errors import ServerUnavailableError
-from risk_worker.monitor_task import MonitorTask, account_snapshot, global_snapshot
+from risk_worker.monitor_task import MonitorTask, state_change_record
 from risk_worker.observability import Metrics
 from risk_worker.policy_source import PolicySource, StaticPolicySource
 from risk_worker.policy_task import PolicyReloader
 from risk_worker.settings import Settings, redact
-from risk_worker.sinks import RiskEventSink, StateChangeRecord
-from risk_worker.wire_out import RiskMetricsMsg
+from risk_worker.sinks import RiskEventSink
+from risk_worker.snapshot_task import SnapshotKeeper
 
 log = logging.getLogger(__name__)
-
-STATE_RECORD_NAMESPACE = uuid.UUID("7a0c4c55-2f1e-4f55-9d43-6b1f4d1f2a11")
-"""uuid5 namespace of state-change record ids: one id per (bucket, key, revision)."""
 
 
 class Worker:
@@ -86,7 +72,7 @@ class Worker:
         self._sink = sink
         self.metrics = Metrics()
         self.http: HttpServer | None = None
-        self.snapshots: RedisSnapshotStore | None = None
+        self.snapshots: SnapshotKeeper | None = None
         self.nc: Client | None = None
         self.pool: asyncpg.Pool | None = None
         self.publisher: EventStreamPublisher | None = None
@@ -142,7 +128,10 @@ class Worker:
         )
         await self.policies.load_initial(s.policy_fallback == "defaults")
         if s.redis_url:
-            await self._restore_snapshots()
+            self.snapshots = SnapshotKeeper(
+                self.engine, s.redis_url, s.monitor_interval, s.snapshot_max_age
+            )
+            await self.snapshots.start()
         kv = await open_bucket(js, s.kv_bucket)
         self.watcher = StateWatcher(
             kv, self.engine.states, s.state_max_age, s.state_confirm_interval, self._on_state_change
@@ -170,7 +159,7 @@ class Worker:
             self._spawn,
             self.metrics,
             lambda: 0 if self.publisher is None else self.publisher.depth,
-            self._snapshot if self.snapshots is not None else None,
+            self.snapshots.submit if self.snapshots is not None else None,
         )
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")
         self.policies.start()
@@ -207,8 +196,6 @@ class Worker:
             await self.watcher.stop()
         if self.snapshots is not None:
             await self.snapshots.stop()
-            with contextlib.suppress(Exception):
-                await self.snapshots.client.aclose()
         for task in list(self._tasks):
             task.cancel()
         if self.pool is not None:
@@ -274,48 +261,8 @@ class Worker:
             and self.nc.is_connected
             and (publisher is None or publisher.reachable)
             else "unreachable",
-            "redis": "disabled"
-            if self.snapshots is None
-            else "connected"
-            if self.snapshots.connected
-            else "disconnected",
+            "redis": "disabled" if self.snapshots is None else self.snapshots.status,
         }
-
-    async def _restore_snapshots(self) -> None:
-        """Restore the book from Redis (peaks and day starts first of all), then keep writing."""
-        s = self.settings
-        self.snapshots = RedisSnapshotStore(connect_redis(s.redis_url), s.monitor_interval)
-        try:
-            accounts, marks = await self.snapshots.load()
-        except SnapshotStoreError as exc:
-            log.warning(
-                "Redis unreadable at start (%s): starting without snapshots; they are "
-                "restored when it answers",
-                exc,
-            )
-        else:
-            self._restore(accounts, marks)
-        self.snapshots.start(self._restore)
-
-    def _restore(self, accounts: list[AccountState], marks: list[MarkState]) -> None:
-        now = now_ms()
-        max_age = int(self.settings.snapshot_max_age * 1000)
-        known = sum(restore_account(self.engine.book, a, now, max_age) for a in accounts)
-        restore_marks(self.engine.book, marks)
-        log.info(
-            "restored %d accounts (%d current, the rest unknown until a fresh event) and "
-            "%d marks from Redis",
-            len(accounts),
-            known,
-            len(marks),
-        )
-
-    def _snapshot(self, published: dict[str, RiskMetricsMsg], now: int) -> None:
-        assert self.snapshots is not None
-        book = self.engine.book
-        self.snapshots.submit(
-            [export_account(a, now) for a in book.accounts.values()], export_marks(book), published
-        )
 
     def _checked(self, decision: Decision, seconds: float) -> None:
         self.metrics.check(decision.reason, seconds)
@@ -328,46 +275,16 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     def _on_state_change(self, key: str, value: StateValue | None, revision: int) -> None:
-        """Log a trading-state transition and record it with the account's snapshot.
-
-        Every instance records what its watcher sees, under an id derived from (bucket, key,
-        revision): the stream and the table keep one row per transition.
-        """
-        scope = scope_of_key(key)
-        if scope is None:
-            return
-        state = TradingState.ACTIVE if value is None else value.state
-        log.warning(
-            "trading state %s is now %s%s",
-            key,
-            state,
-            "" if value is None else f" ({value.source}: {value.reason})",
-        )
-        now = now_ms()
-        account_id = scope[1]
-        snapshot = (
-            global_snapshot(self.engine, now)
-            if account_id is None
-            else account_snapshot(self.engine, account_id, now)
-        )
-        record_id = uuid.uuid5(
-            STATE_RECORD_NAMESPACE, f"{self.settings.kv_bucket}/{key}/{revision}"
-        )
-        self.sink.record(
-            StateChangeRecord(
-                id=str(record_id),
-                occurred_at=value.updated_at if value and value.updated_at else now,
-                scope="global" if account_id is None else "account",
-                account_id=account_id,
-                action="clear" if state is TradingState.ACTIVE else "trip",
-                state=state.value,
-                reason="" if value is None else value.reason,
-                triggered_by="" if value is None else value.updated_by,
-                source="operator" if value is None else value.source.value,
-                revision=revision,
-                account_snapshot=snapshot,
+        """Log a trading-state transition and record it (with the snapshot) for the audit."""
+        record = state_change_record(self.engine, self.settings.kv_bucket, key, value, revision)
+        if record is not None:
+            log.warning(
+                "trading state %s is now %s%s",
+                key,
+                record.state,
+                f" ({record.source}: {record.reason})" if value else "",
             )
-        )
+            self.sink.record(record)
 
 
 async def serve(settings: Settings, policy_source: PolicySource | None = None) -> None:

@@ -21,11 +21,11 @@ from risk_worker.adapters.kv_bucket import write_state
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine, trip_value
 from risk_worker.domain.monitor import AccountReport, Trip
-from risk_worker.domain.trading_state import account_key
+from risk_worker.domain.trading_state import StateValue, account_key, scope_of_key
 from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError
 from risk_worker.observability import Metrics
-from risk_worker.sinks import RiskEventSink, violation_record
+from risk_worker.sinks import RiskEventSink, StateChangeRecord, violation_record
 from risk_worker.wire_out import RiskMetricsMsg, StateChangeMsg, alert_msg, finite, metrics_msg
 
 log = logging.getLogger("risk_worker.monitor")
@@ -219,3 +219,42 @@ def global_snapshot(engine: RiskEngine, now: int) -> dict[str, Any]:
                 "risk_level": a.risk_level.value,
             }
     return {"accounts": accounts}
+
+
+STATE_RECORD_NAMESPACE = uuid.UUID("7a0c4c55-2f1e-4f55-9d43-6b1f4d1f2a11")
+"""uuid5 namespace of state-change record ids: one id per (bucket, key, revision)."""
+
+
+def state_change_record(
+    engine: RiskEngine, bucket: str, key: str, value: StateValue | None, revision: int
+) -> StateChangeRecord | None:
+    """The audit record of a trading-state transition seen by the watcher (None: not a
+    trading-state key), with the account's snapshot (all accounts' for the global scope).
+
+    Every instance records what its watcher sees under an id derived from (bucket, key,
+    revision): the stream and the table keep one row per transition.
+    """
+    scope = scope_of_key(key)
+    if scope is None:
+        return None
+    now = now_ms()
+    account_id = scope[1]
+    state = TradingState.ACTIVE if value is None else value.state
+    snapshot = (
+        global_snapshot(engine, now)
+        if account_id is None
+        else account_snapshot(engine, account_id, now)
+    )
+    return StateChangeRecord(
+        id=str(uuid.uuid5(STATE_RECORD_NAMESPACE, f"{bucket}/{key}/{revision}")),
+        occurred_at=value.updated_at if value and value.updated_at else now,
+        scope="global" if account_id is None else "account",
+        account_id=account_id,
+        action="clear" if state is TradingState.ACTIVE else "trip",
+        state=state.value,
+        reason="" if value is None else value.reason,
+        triggered_by="" if value is None else value.updated_by,
+        source="operator" if value is None else value.source.value,
+        revision=revision,
+        account_snapshot=snapshot,
+    )

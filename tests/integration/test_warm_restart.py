@@ -116,8 +116,8 @@ async def test_redis_down_20s_when_checks_run_then_latency_unchanged_and_snapsho
         await h.pnl("REDIS1", 100_000.0)
         await h.tick("BTCUSDT", 50_000.0)
         await h.settle()
-        store = h.worker.snapshots
-        assert store is not None
+        assert h.worker.snapshots is not None
+        store = h.worker.snapshots.store
 
         async def checks(n: int) -> list[float]:
             out = []
