@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import uuid
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import nats.errors
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from risk_worker import operator
+from risk_worker import cli_ops, operator
+from risk_worker.cli_common import configure_logs, console, err, run_async, settings_or_exit
 from risk_worker.cli_db import db
 from risk_worker.cli_policies import policies
-from risk_worker.errors import ConfigError, RiskWorkerError, StaleRevisionError
-from risk_worker.settings import Settings, load_settings
+from risk_worker.errors import RiskWorkerError, StaleRevisionError
 
-T = TypeVar("T")
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="NATS-native pre-trade risk worker."
 )
@@ -29,31 +24,6 @@ emergency = typer.Typer(no_args_is_help=True, help="Trip, clear and show the eme
 app.add_typer(emergency, name="emergency")
 app.add_typer(db, name="db")
 app.add_typer(policies, name="policies")
-console = Console()
-err = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        err.print(f"[red]configuration error[/red] {exc}")
-        raise typer.Exit(2) from None
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        import uvloop  # noqa: PLC0415  # optional at import time: absent on Windows
-
-        return uvloop.run(coro)
-    except ImportError:
-        return asyncio.run(coro)
-
-
-def _logging(settings: Settings) -> None:
-    from risk_worker.logs import configure_logging  # noqa: PLC0415
-
-    configure_logging(settings.log_level, settings.log_format or None)
 
 
 @app.command()
@@ -61,10 +31,10 @@ def run() -> None:
     """Run the worker (settings from RISK_* variables); SIGTERM/SIGINT drain and exit 0."""
     from risk_worker.app import serve  # noqa: PLC0415  # keeps the operator commands light
 
-    settings = _settings()
-    _logging(settings)
+    settings = settings_or_exit()
+    configure_logs(settings)
     try:
-        _run(serve(settings))
+        run_async(serve(settings))
     except RiskWorkerError as exc:
         err.print(f"[red]risk-worker failed to start:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -80,8 +50,8 @@ def dev(
     then run the worker. Ctrl-C stops both."""
     from risk_worker.devstart import run_dev  # noqa: PLC0415
 
-    settings = _settings()
-    _logging(settings)
+    settings = settings_or_exit()
+    configure_logs(settings)
     run_dev(settings, data_dir, console)
 
 
@@ -102,7 +72,7 @@ def check(
     json_out: Annotated[bool, typer.Option("--json", help="Print the raw reply.")] = False,
 ) -> None:
     """Send one pre-trade check. Exit 0 approved, 1 denied, 2 error or no reply."""
-    settings = _settings()
+    settings = settings_or_exit()
     request: dict[str, Any] = {
         "order_id": order_id or f"cli-{uuid.uuid4().hex[:12]}",
         "account_id": account,
@@ -123,7 +93,7 @@ def check(
             await nc.close()
 
     try:
-        reply = _run(go())
+        reply = run_async(go())
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
         err.print(f"[red]no reply ({type(exc).__name__}): treat the order as DENIED[/red]")
         raise typer.Exit(2) from None
@@ -160,7 +130,7 @@ def _print_reply(reply: dict[str, Any]) -> None:
 
 
 def _state_op(coro_fn: Any) -> Any:
-    settings = _settings()
+    settings = settings_or_exit()
 
     async def go() -> Any:
         nc = await operator.connect(settings.nats_url)
@@ -170,7 +140,7 @@ def _state_op(coro_fn: Any) -> Any:
             await nc.close()
 
     try:
-        return _run(go())
+        return run_async(go())
     except StaleRevisionError as exc:
         err.print(f"[red]not cleared:[/red] {exc}")
         raise typer.Exit(1) from None
@@ -246,7 +216,7 @@ def replay(
     """Publish market.tick.<symbol> from recorded trades or one-minute bars, in time order."""
     from risk_worker.devstart import replay_file  # noqa: PLC0415
 
-    settings = _settings()
+    settings = settings_or_exit()
     try:
         count = replay_file(settings, file, speed, symbol_map or [], symbol, start, end)
     except ValueError as exc:
@@ -255,109 +225,10 @@ def replay(
     console.print(f"published {count} ticks")
 
 
-@app.command()
-def services(
-    wait: Annotated[float, typer.Option(help="Seconds to collect answers.")] = 0.5,
-) -> None:
-    """List running risk-worker instances with their $SRV.STATS (natscli's micro ls/stats)."""
-    from risk_worker.adapters.micro_service import SERVICE_NAME  # noqa: PLC0415
-
-    settings = _settings()
-
-    async def go() -> list[dict[str, Any]]:
-        nc = await operator.connect(settings.nats_url)
-        try:
-            return await operator.discover(nc, SERVICE_NAME, wait)
-        finally:
-            await nc.close()
-
-    try:
-        found = _run(go())
-    except (OSError, nats.errors.Error) as exc:
-        err.print(f"[red]cannot reach NATS at {settings.nats_url}:[/red] {exc!r}")
-        raise typer.Exit(2) from None
-    table = Table(
-        "id",
-        "worker",
-        "version",
-        "endpoint",
-        "requests",
-        "errors",
-        "avg processing",
-        "started",
-        title=f"{len(found)} instance(s) of risk-worker",
-    )
-    for inst in found:
-        meta = inst.get("metadata") or {}
-        for ep in (inst.get("stats") or {}).get("endpoints") or [{}]:
-            avg_ns = ep.get("average_processing_time") or 0
-            table.add_row(
-                inst.get("id", "?"),
-                meta.get("worker_id", ""),
-                inst.get("version", ""),
-                ep.get("subject", ""),
-                str(ep.get("num_requests", "")),
-                str(ep.get("num_errors", "")),
-                f"{avg_ns / 1000:.0f} µs",
-                str((inst.get("stats") or {}).get("started", "")),
-            )
-    console.print(table)
-    if not found:
-        raise typer.Exit(1)
-
-
-@app.command()
-def publish(
-    subject: Annotated[str, typer.Argument(help="Subject, e.g. pnl.update.")],
-    body: Annotated[str, typer.Argument(help="JSON object; timestamp defaults to now.")],
-) -> None:
-    """Publish one JSON event (what `nats pub` would do), e.g. to describe an account."""
-    settings = _settings()
-    try:
-        message = operator.with_timestamp(body)
-    except ValueError as exc:
-        err.print(f"[red]bad body:[/red] {exc}")
-        raise typer.Exit(2) from None
-
-    async def go() -> None:
-        nc = await operator.connect(settings.nats_url)
-        try:
-            await nc.publish(subject, message)
-            await nc.flush()
-        finally:
-            await nc.close()
-
-    try:
-        _run(go())
-    except (OSError, nats.errors.Error) as exc:
-        err.print(f"[red]cannot publish to NATS at {settings.nats_url}:[/red] {exc!r}")
-        raise typer.Exit(2) from None
-    console.print(
-        f"published on {subject}: {message.decode()}", markup=False, highlight=False, soft_wrap=True
-    )
-
-
-@app.command()
-def tail(
-    subject: Annotated[str, typer.Argument(help="Subject to watch.")] = "risk.>",
-) -> None:
-    """Print messages on SUBJECT (default risk.>), one readable line each, until Ctrl-C."""
-    settings = _settings()
-
-    async def go() -> None:
-        nc = await operator.connect(settings.nats_url)
-
-        async def show(msg: Any) -> None:
-            console.print(operator.render(msg), markup=False, highlight=False, soft_wrap=True)
-
-        await nc.subscribe(subject, cb=show)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await nc.close()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        _run(go())
+app.command()(cli_ops.services)
+app.command()(cli_ops.status)
+app.command()(cli_ops.publish)
+app.command()(cli_ops.tail)
 
 
 def main() -> None:

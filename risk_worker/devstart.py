@@ -19,6 +19,7 @@ from risk_worker import operator
 from risk_worker.adapters.pg_migrate import migrate, migrations_dir
 from risk_worker.app import serve
 from risk_worker.devpg import PostgresServer
+from risk_worker.devredis import RedisServer
 from risk_worker.devservers import NatsServer, free_port, nats_reachable
 from risk_worker.replay import parse_symbol_map, publish_ticks, read_ticks
 from risk_worker.settings import Settings, redact
@@ -41,13 +42,15 @@ def _run_async_value(coro: Coroutine[Any, Any, T]) -> T:
 def run_dev(settings: Settings, data_dir: Path, console: Console) -> None:
     """Embedded servers and the worker, until Ctrl-C.
 
-    Starts nats-server (JetStream) in ``data_dir`` unless ``settings.nats_url`` answers, and an
-    embedded PostgreSQL unless ``RISK_DATABASE_URL`` is set; migrates the database; runs the
-    worker in this process. The servers it started are stopped afterwards.
+    Starts nats-server (JetStream) in ``data_dir`` unless ``settings.nats_url`` answers, an
+    embedded PostgreSQL unless ``RISK_DATABASE_URL`` is set and an embedded Redis unless
+    ``RISK_REDIS_URL`` is set; migrates the database; runs the worker in this process. The
+    servers it started are stopped afterwards.
     """
     data_dir = data_dir.resolve()
     nats_server: NatsServer | None = None
     pg_server: PostgresServer | None = None
+    redis_server: RedisServer | None = None
     try:
         if nats_reachable(settings.nats_url):
             console.print(f"using the NATS server already at {settings.nats_url}")
@@ -63,26 +66,35 @@ def run_dev(settings: Settings, data_dir: Path, console: Console) -> None:
         if settings.database_url:
             console.print(f"using the database at {redact(settings.database_url)}")
         else:
-            pg_server = PostgresServer(data_dir / "postgres", port=_pg_port())
+            pg_server = PostgresServer(data_dir / "postgres", port=_free_or(5432))
             pg_server.start()
             console.print(
                 f"started PostgreSQL at {pg_server.url}, log {pg_server.data_dir / 'postgres.log'}"
             )
             settings = msgspec.structs.replace(settings, database_url=pg_server.url)
+        if settings.redis_url:
+            console.print(f"using Redis at {redact(settings.redis_url)}")
+        else:
+            redis_server = RedisServer(data_dir / "redis", port=_free_or(6379))
+            redis_server.start()
+            console.print(
+                f"started Redis at {redis_server.url} (append-only file in {redis_server.data_dir})"
+            )
+            settings = msgspec.structs.replace(settings, redis_url=redis_server.url)
         applied = _run_async_value(_migrate(settings.database_url))
         console.print(f"database migrated ({', '.join(applied) or 'up to date'})")
         _print_usage(console, settings)
         _run_async(serve(settings))
     finally:
-        for server in (pg_server, nats_server):
+        for server in (redis_server, pg_server, nats_server):
             if server is not None:
                 server.stop()
         console.print("stopped the embedded servers")
 
 
-def _pg_port() -> int:
-    """5432 when it is free (so local tools find it), else any free port."""
-    return 5432 if not _port_in_use(5432) else free_port()
+def _free_or(port: int) -> int:
+    """``port`` (the server's usual one, so local tools find it) when free, else any free port."""
+    return port if not _port_in_use(port) else free_port()
 
 
 def _port_in_use(port: int) -> bool:
@@ -99,7 +111,10 @@ async def _migrate(url: str) -> list[str]:
 
 
 def _print_usage(console: Console, settings: Settings) -> None:
-    env = f"RISK_NATS_URL={settings.nats_url} RISK_DATABASE_URL={settings.database_url}"
+    env = (
+        f"RISK_NATS_URL={settings.nats_url} RISK_DATABASE_URL={settings.database_url} "
+        f"RISK_REDIS_URL={settings.redis_url}"
+    )
     console.print(
         "\n[bold]risk-worker is starting.[/bold] In another terminal "
         "(`source .venv/bin/activate` first):\n"
@@ -107,7 +122,7 @@ def _print_usage(console: Console, settings: Settings) -> None:
         '  risk-worker publish pnl.update \'{"account_id": "ACC1", "balance": 100000}\'\n'
         "  risk-worker check --account ACC1 --symbol BTCUSDT --side buy --quantity 0.1 "
         "--price 60000 --dry-run\n"
-        f"  {env} risk-worker policies list\n"
+        f"  {env} risk-worker status\n"
         "Ctrl-C stops the worker and the embedded servers.\n",
         soft_wrap=True,
     )

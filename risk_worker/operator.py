@@ -181,6 +181,18 @@ async def discover(nc: Client, name: str, wait: float = 0.5) -> list[dict[str, A
     return instances
 
 
+def account_of(msg: Msg) -> str | None:
+    """The ``account_id`` a message is about, when it has one (for ``tail --account``)."""
+    try:
+        body = msgspec.json.decode(msg.data)
+    except msgspec.DecodeError:
+        return None
+    if not isinstance(body, dict):
+        return None
+    account = body.get("account_id", body.get("account"))
+    return account if isinstance(account, str) else None
+
+
 def render(msg: Msg) -> str:
     """One readable line for a message seen by ``tail``."""
     try:

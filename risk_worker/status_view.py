@@ -1,0 +1,152 @@
+"""``risk-worker status``: instances, trading states and account risk on one screen.
+
+Account figures come from the Redis snapshots when ``RISK_REDIS_URL`` is set (what every
+instance wrote in the last three monitor intervals), otherwise from ``risk.metrics`` heard for
+a moment. Both are the workers' own published figures, never recomputed here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import msgspec
+from nats.aio.msg import Msg
+from rich.console import Console
+from rich.table import Table
+
+from risk_worker import operator
+from risk_worker.adapters.micro_service import SERVICE_NAME
+from risk_worker.domain.trading_state import StateValue
+from risk_worker.settings import Settings
+
+_LEVEL_ORDER = {"BREACHED": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
+
+
+class StatusView(msgspec.Struct):
+    """What the screen shows; ``accounts`` maps account id → its metrics fields."""
+
+    instances: list[dict[str, Any]]
+    states: list[tuple[str, StateValue | None, int]]
+    accounts: dict[str, dict[str, Any]]
+    source: str
+
+
+async def gather_status(settings: Settings, wait: float | None = None) -> StatusView:
+    """Ask NATS (services, the KV bucket) and Redis or ``risk.metrics``.
+
+    Args:
+        settings: where NATS, the bucket and Redis are.
+        wait: seconds to listen to ``risk.metrics`` (default 1.5 monitor intervals, ≥ 1 s).
+    """
+    nc = await operator.connect(settings.nats_url)
+    try:
+        instances = await operator.discover(nc, SERVICE_NAME)
+        states = await operator.states(nc, settings.kv_bucket, None)
+        if settings.redis_url:
+            accounts, source = await _from_redis(settings), "Redis snapshots"
+        else:
+            listen = wait or max(1.0, 1.5 * settings.monitor_interval)
+            accounts, source = await _from_metrics(nc, listen), "risk.metrics"
+    finally:
+        await nc.close()
+    return StatusView(instances, states, accounts, source)
+
+
+async def _from_redis(settings: Settings) -> dict[str, dict[str, Any]]:
+    from risk_worker.adapters.redis_store import (  # noqa: PLC0415
+        RedisSnapshotStore,
+        connect_redis,
+    )
+
+    store = RedisSnapshotStore(connect_redis(settings.redis_url), settings.monitor_interval)
+    try:
+        return {a: dict(fields) for a, fields in (await store.read_snapshots()).items()}
+    finally:
+        with contextlib.suppress(Exception):
+            await store.client.aclose()
+
+
+async def _from_metrics(nc: Any, listen: float) -> dict[str, dict[str, Any]]:
+    latest: dict[str, dict[str, Any]] = {}
+
+    async def keep(msg: Msg) -> None:
+        body = msgspec.json.decode(msg.data)
+        latest[body["account_id"]] = body
+
+    sub = await nc.subscribe("risk.metrics", cb=keep)
+    await asyncio.sleep(listen)
+    await sub.unsubscribe()
+    return latest
+
+
+def _num(value: Any, spec: str) -> str:
+    if value in (None, ""):
+        return "∞"
+    try:
+        return format(float(value), spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def render_status(console: Console, view: StatusView) -> None:
+    """Print the three tables."""
+    instances = Table(
+        "worker",
+        "id",
+        "version",
+        "requests",
+        "errors",
+        "started",
+        title=f"{len(view.instances)} risk-worker instance(s)",
+    )
+    for inst in view.instances:
+        eps = (inst.get("stats") or {}).get("endpoints") or [{}]
+        instances.add_row(
+            (inst.get("metadata") or {}).get("worker_id", ""),
+            inst.get("id", ""),
+            inst.get("version", ""),
+            str(sum(e.get("num_requests", 0) for e in eps)),
+            str(sum(e.get("num_errors", 0) for e in eps)),
+            str((inst.get("stats") or {}).get("started", "")),
+        )
+    console.print(instances)
+    states = Table("scope", "state", "source", "by", "reason", "revision", title="trading states")
+    for key, value, revision in view.states:
+        scope = key.removeprefix("trading_state.")
+        if value is None:
+            states.add_row(scope, "ACTIVE", "", "", "", str(revision))
+        else:
+            states.add_row(
+                scope, value.state, value.source, value.updated_by, value.reason, str(revision)
+            )
+    console.print(states)
+    accounts = Table(
+        "account",
+        "equity",
+        "leverage",
+        "dd daily",
+        "dd max",
+        "margin ratio",
+        "risk",
+        "state",
+        title=f"accounts ({view.source})",
+    )
+    rows = sorted(
+        view.accounts.items(),
+        key=lambda kv: (_LEVEL_ORDER.get(str(kv[1].get("risk_level")), 9), kv[0]),
+    )
+    for account_id, m in rows:
+        stale = " (stale marks)" if str(m.get("stale_marks")).lower() == "true" else ""
+        accounts.add_row(
+            account_id,
+            _num(m.get("equity"), ",.2f"),
+            _num(m.get("leverage"), ".2f"),
+            _num(m.get("drawdown_daily"), ".2%"),
+            _num(m.get("drawdown_max"), ".2%"),
+            _num(m.get("margin_ratio"), ".2f"),
+            f"{m.get('risk_level', '')}{stale}",
+            str(m.get("trading_state", "")),
+        )
+    console.print(accounts)
