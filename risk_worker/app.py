@@ -25,6 +25,7 @@ from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.adapters.event_stream import EventStreamPublisher, ensure_stream
 from risk_worker.adapters.http_server import HttpServer
 from risk_worker.adapters.kv_bucket import open_bucket
+from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.nats_service import WorkerService
 from risk_worker.adapters.pg_policies import PgPolicySource
 from risk_worker.adapters.pg_sink import PgEventSink
@@ -73,6 +74,7 @@ class Worker:
         self.metrics = Metrics()
         self.http: HttpServer | None = None
         self.snapshots: SnapshotKeeper | None = None
+        self.lease: Lease | None = None
         self.nc: Client | None = None
         self.pool: asyncpg.Pool | None = None
         self.publisher: EventStreamPublisher | None = None
@@ -133,6 +135,7 @@ class Worker:
             )
             await self.snapshots.start()
         kv = await open_bucket(js, s.kv_bucket)
+        self.lease = Lease(kv, s.worker_id, s.lease_ttl)
         self.watcher = StateWatcher(
             kv, self.engine.states, s.state_max_age, s.state_confirm_interval, self._on_state_change
         )
@@ -160,6 +163,7 @@ class Worker:
             self.metrics,
             lambda: 0 if self.publisher is None else self.publisher.depth,
             self.snapshots.submit if self.snapshots is not None else None,
+            self.lease,
         )
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")
         self.policies.start()
@@ -183,6 +187,8 @@ class Worker:
                 await self._monitor
         if self.policies is not None:
             await self.policies.stop()
+        if self.lease is not None:
+            await self.lease.release()  # another instance takes over at once
         if self.service is not None:
             await self.service.stop()
         if self.publisher is not None:

@@ -18,6 +18,7 @@ import tenacity
 from nats.js.kv import KeyValue
 
 from risk_worker.adapters.kv_bucket import write_state
+from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine, trip_value
 from risk_worker.domain.monitor import AccountReport, Trip
@@ -48,6 +49,7 @@ class MonitorTask:
         metrics: counts alerts, violations and trips; gauges set each pass.
         queue_depth: the audit queue's depth now (for its gauge).
         on_pass: called after each pass with the metrics published per account (snapshots).
+        lease: when given, only the lease holder publishes, trips and snapshots.
     """
 
     def __init__(
@@ -62,7 +64,9 @@ class MonitorTask:
         metrics: Metrics,
         queue_depth: Callable[[], int],
         on_pass: Callable[[dict[str, RiskMetricsMsg], int], None] | None = None,
+        lease: Lease | None = None,
     ) -> None:
+        self._lease = lease
         self._on_pass = on_pass
         self._metrics = metrics
         self._queue_depth = queue_depth
@@ -82,10 +86,13 @@ class MonitorTask:
             next_at = max(next_at + self._interval, loop.time())
             await asyncio.sleep(next_at - loop.time())
             try:
+                held = True if self._lease is None else await self._lease.renew()
                 now = now_ms()
-                reports = self._engine.monitor(now)
-                published = {r.account_id: await self._publish_report(r, now) for r in reports}
+                reports = self._engine.monitor(now, apply_trips=held)
                 self._set_gauges(reports)
+                if not held:
+                    continue  # another instance publishes this interval
+                published = {r.account_id: await self._publish_report(r, now) for r in reports}
                 if self._on_pass is not None:
                     self._on_pass(published, now)
             except Exception:
@@ -94,7 +101,13 @@ class MonitorTask:
     async def _publish_report(self, r: AccountReport, now: int) -> RiskMetricsMsg:
         """Publish metrics and alerts, record what was alerted or halted, start a trip."""
         metrics = metrics_msg(
-            r.account_id, now, r.metrics, r.utilization, r.risk_level, r.trading_state
+            r.account_id,
+            now,
+            r.metrics,
+            r.utilization,
+            r.risk_level,
+            r.trading_state,
+            self._worker_id,
         )
         await self._service.publish(METRICS_SUBJECT, metrics)
         if r.deduplicated:

@@ -54,6 +54,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_format: str = ""
     redis_url: str = ""
     snapshot_max_age: float = 60.0
+    lease_ttl: float = 3.0
 
     def risk_config(self) -> RiskConfig:
         """The decision core's parameters."""
@@ -181,6 +182,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_format": _log_format,
     "redis_url": _redis_url,
     "snapshot_max_age": _positive_float,
+    "lease_ttl": _positive_float,
 }
 
 
@@ -213,6 +215,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(variable, f"{exc} (got {raw!r})") from None
     values.setdefault("worker_id", f"{socket.gethostname()}-{os.getpid()}")
     settings = Settings(**values)
+    if settings.lease_ttl <= 2 * settings.monitor_interval:
+        raise ConfigError(
+            "RISK_LEASE_TTL",
+            f"must be more than two monitor intervals ({2 * settings.monitor_interval} s)",
+        )
     if settings.state_confirm_interval >= settings.state_max_age:
         raise ConfigError(
             "RISK_STATE_CONFIRM_INTERVAL",

@@ -63,6 +63,7 @@ class RiskMetricsMsg(msgspec.Struct, frozen=True, gc=False):
     risk_level: RiskLevel
     trading_state: TradingState
     stale_marks: bool
+    worker_id: str = ""
 
 
 class CheckReplyMsg(msgspec.Struct, frozen=True, gc=False):
@@ -120,6 +121,7 @@ def metrics_msg(
     utilization: dict[str, float],
     risk_level: RiskLevel,
     trading_state: TradingState,
+    worker_id: str = "",
 ) -> RiskMetricsMsg:
     """Build a RiskMetrics message from the core's metrics."""
     return RiskMetricsMsg(
@@ -146,6 +148,7 @@ def metrics_msg(
         risk_level=risk_level,
         trading_state=trading_state,
         stale_marks=m.stale_marks,
+        worker_id=worker_id,
     )
 
 
@@ -183,6 +186,7 @@ def reply_msg(
             decision.utilization,
             decision.risk_level,
             decision.trading_state,
+            worker_id,
         )
     return CheckReplyMsg(
         order_id=order_id,

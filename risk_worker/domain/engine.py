@@ -104,10 +104,12 @@ class RiskEngine:
             return None
         return assess_account(acct, self.book, self.policies, self.states, self.config, now_ms)
 
-    def monitor(self, now_ms: int) -> list[AccountReport]:
+    def monitor(self, now_ms: int, apply_trips: bool = True) -> list[AccountReport]:
         """Evaluate every known account; trips are applied to the local state at once.
 
-        The caller publishes the reports and writes each trip to the KV bucket.
+        The caller publishes the reports and writes each trip to the KV bucket. An instance
+        that does not publish (``apply_trips`` False) still tracks peaks, breaker hits and
+        de-duplication, but leaves trips to the one that does.
         """
         policies = self.policies
         if policies is None:
@@ -127,7 +129,7 @@ class RiskEngine:
                 self.config,
                 now_ms,
             )
-            if report.trip is not None:
+            if report.trip is not None and apply_trips:
                 self.states.set_local(
                     account_key(acct.account_id), trip_value(report.trip, self.worker_id, now_ms)
                 )

@@ -1,0 +1,72 @@
+"""Several instances, one gate: one metrics publisher at a time, chosen by a lease."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from nats.aio.msg import Msg
+
+from risk_worker.devservers import NatsServer
+from tests.helpers import connect, wait_for
+from tests.procs import Workers, fund, running_workers, unique
+
+INTERVAL = 0.2
+
+
+@pytest.fixture
+def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
+    """Worker subprocesses for one test, all stopped afterwards."""
+    yield from running_workers(tmp_path, request)
+
+
+async def test_lease_when_publisher_killed_then_other_takes_over_within_5s_never_two_at_once(
+    own_nats_server: NatsServer, workers: Workers
+) -> None:
+    env = {"RISK_MONITOR_INTERVAL": str(INTERVAL), "RISK_LEASE_TTL": "1.0"}
+    bucket = unique("rc_")
+    a = workers.start(own_nats_server.url, bucket, **env)
+    b = workers.start(own_nats_server.url, bucket, **env)
+    nc = await connect(own_nats_server.url)
+    seen: list[tuple[float, str]] = []
+    loop = asyncio.get_running_loop()
+
+    async def on_metrics(msg: Msg) -> None:
+        body: dict[str, Any] = msgspec.json.decode(msg.data)
+        if body["account_id"] == account:
+            seen.append((loop.time(), body["worker_id"]))
+
+    account = unique("LEASE-")
+    try:
+        await a.wait_serving(nc)
+        await b.wait_serving(nc)
+        await nc.subscribe("risk.metrics", cb=on_metrics)
+        await fund(nc, account)
+        await wait_for(lambda: len(seen) >= 10, 10.0, message="no risk.metrics")
+        publisher = seen[-1][1]
+        assert {w for _, w in seen[-8:]} == {publisher}  # one publisher at a time
+        victim, survivor = (a, b) if publisher == a.worker_id else (b, a)
+        victim.send_signal(signal.SIGKILL)
+        killed_at = loop.time()
+        await wait_for(
+            lambda: seen[-1][1] == survivor.worker_id,
+            5.0,
+            0.05,
+            "the other instance did not take over within 5 s",
+        )
+        takeover = next(t for t, w in seen if w == survivor.worker_id and t > killed_at)
+        await asyncio.sleep(1.0)  # the survivor keeps publishing: time passing is the point
+        after = [w for t, w in seen if t > takeover]
+        assert set(after) == {survivor.worker_id} and len(after) >= 3
+        # Never two publishers for more than one interval: in every window of one interval,
+        # at most one distinct publisher (allowing one overlapping window at the handover).
+        overlaps = sum(1 for t, _ in seen if len({w for u, w in seen if t <= u < t + INTERVAL}) > 1)
+        assert overlaps <= 2, seen
+        print(f"\ntakeover {takeover - killed_at:.2f} s after the publisher was killed")
+    finally:
+        await nc.close()
