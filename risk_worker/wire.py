@@ -98,6 +98,24 @@ class CheckRequestMsg(msgspec.Struct, frozen=True):
     timestamp: Millis = 0
 
 
+class ReservationMsg(msgspec.Struct, frozen=True, gc=False):
+    """``risk.reservations``: headroom an instance reserved for an approved order.
+
+    Every instance applies the others' so two cannot spend the same headroom. Quantities in
+    base units (``signed_qty`` BUY positive), price in quote, rate a fraction, ms since epoch.
+    """
+
+    worker_id: str
+    account_id: Identifier
+    order_id: Reference
+    symbol: Identifier
+    signed_qty: float
+    increasing_qty: NonNegative
+    price: Positive
+    margin_rate: Positive
+    expires_ms: Millis
+
+
 class _Ids(msgspec.Struct):
     """Best-effort ids of a malformed request, to echo them in the error reply."""
 
@@ -112,6 +130,7 @@ _PNL = msgspec.json.Decoder(PnlUpdateMsg)
 _TICK = msgspec.json.Decoder(TickMsg)
 _CHECK = msgspec.json.Decoder(CheckRequestMsg)
 _IDS = msgspec.json.Decoder(_Ids)
+_RESERVATION = msgspec.json.Decoder(ReservationMsg)
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
@@ -254,6 +273,11 @@ def parse_check(data: bytes, max_bytes: int) -> Order:
         m.dry_run,
         m.timestamp,
     )
+
+
+def parse_reservation(data: bytes) -> ReservationMsg:
+    """Decode ``risk.reservations``."""
+    return _decode(_RESERVATION, data)
 
 
 def request_ids(data: bytes) -> tuple[str | None, str | None]:

@@ -36,13 +36,15 @@ def now_ms() -> int:
 
 
 class CheckAnswer(NamedTuple):
-    """A reply to send: JSON payload, headers (error replies only), the decision, and for
-    the services protocol's error count the error text (None when not an error)."""
+    """A reply to send: JSON payload, headers (error replies only), the decision, for the
+    services protocol's error count the error text (None when not an error), and the
+    reservation to announce on ``risk.reservations`` (None when nothing was reserved)."""
 
     payload: bytes
     headers: dict[str, str] | None
     decision: Decision
     error: str | None
+    reservation: bytes | None = None
 
 
 class CheckHandler:
@@ -121,9 +123,25 @@ class CheckHandler:
                     "reason": decision.reason.value,
                 },
             )
+        reservation = None
+        r = decision.reservation
+        if r is not None and account_id is not None:
+            reservation = self._encoder.encode(
+                wire.ReservationMsg(
+                    self._worker_id,
+                    account_id,
+                    r.order_id,
+                    r.symbol,
+                    r.signed_qty,
+                    r.increasing_qty,
+                    r.price,
+                    r.margin_rate,
+                    r.expires_ms,
+                )
+            )
         if self._on_checked is not None:
             self._on_checked(decision, (time.perf_counter_ns() - started) / 1e9)
-        return CheckAnswer(payload, headers, decision, error)
+        return CheckAnswer(payload, headers, decision, error, reservation)
 
     def _decide(self, order: Order, now: int) -> Decision:
         try:

@@ -13,6 +13,7 @@ counters (there is no public API for it).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "risk-worker"
 ENDPOINT_NAME = "check_order"
+RESERVATIONS_SUBJECT = "risk.reservations"
 DESCRIPTION = "Pre-trade risk checks: may this order go? No reply or a timeout means DENIED."
 
 
@@ -55,6 +57,8 @@ async def start_service(
 
     async def check(request: Request) -> None:
         answer = handler.answer(request.data)
+        if answer.reservation is not None:  # before the reply: the race window is one message
+            await nc.publish(RESERVATIONS_SUBJECT, answer.reservation)
         try:
             await request.respond(answer.payload, headers=answer.headers)
         except nats.errors.Error as exc:  # no reply subject: nobody to answer
@@ -62,6 +66,7 @@ async def start_service(
             return
         if answer.error is not None and endpoint:
             count_error(endpoint[0], answer.error)
+        await asyncio.sleep(0)  # let other instances' reservations in between two checks
 
     await service.add_endpoint(
         name=ENDPOINT_NAME,

@@ -18,10 +18,15 @@ from nats.micro.service import Service
 
 from risk_worker import wire
 from risk_worker.adapters.check_handler import CheckHandler, now_ms
-from risk_worker.adapters.micro_service import drain_endpoints, start_service
+from risk_worker.adapters.micro_service import (
+    RESERVATIONS_SUBJECT,
+    drain_endpoints,
+    start_service,
+)
 from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import ApplyResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.observability import Metrics
@@ -82,6 +87,7 @@ class WorkerService:
             (FILLS_SUBJECT, self._on_fill),
             (PNL_SUBJECT, self._on_pnl),
             (TICKS_SUBJECT, self._on_tick),
+            (RESERVATIONS_SUBJECT, self._on_reservation),
         ]
         for subject, cb in events:
             self._subs.append(
@@ -149,7 +155,31 @@ class WorkerService:
         if not msg.reply:
             return
         answer = self.checks.answer(msg.data)
+        if answer.reservation is not None:
+            await self._nc.publish(RESERVATIONS_SUBJECT, answer.reservation)
         await self._nc.publish(msg.reply, answer.payload, headers=answer.headers)
+        await asyncio.sleep(0)  # let other instances' reservations in between two checks
+
+    async def _on_reservation(self, msg: Msg) -> None:
+        """Another instance reserved headroom: count it here too."""
+        try:
+            r = wire.parse_reservation(msg.data)
+        except InvalidMessageError as exc:
+            self._invalid(RESERVATIONS_SUBJECT, exc)
+            return
+        if r.worker_id != self._worker_id:
+            self._engine.apply_reservation(
+                r.account_id,
+                PendingOrder(
+                    r.order_id,
+                    r.symbol,
+                    r.signed_qty,
+                    r.increasing_qty,
+                    r.price,
+                    r.margin_rate,
+                    r.expires_ms,
+                ),
+            )
 
     # -- outbound -----------------------------------------------------------------------------
 

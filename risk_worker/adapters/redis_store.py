@@ -59,9 +59,13 @@ def connect_redis(url: str, *, timeout: float = 1.0, health_check_interval: floa
     is lazy: this does no I/O. Close it with ``await client.aclose()``.
     """
     return Redis.from_url(
-        url, socket_timeout=timeout, socket_connect_timeout=timeout, decode_responses=True,
-        health_check_interval=health_check_interval, retry=Retry(NoBackoff(), 0),
-    )  # fmt: skip
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        decode_responses=True,
+        health_check_interval=health_check_interval,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def flatten_metrics(msg: RiskMetricsMsg) -> dict[str, str]:

@@ -66,7 +66,8 @@ class Decision(msgspec.Struct, gc=False):
     """Outcome of a check.
 
     ``metrics`` are the post-trade metrics (None when no simulation ran); ``utilization`` maps
-    policy name → fraction of its limit used post-trade.
+    policy name → fraction of its limit used post-trade; ``reservation`` is what an approved,
+    non-dry-run order reserved (other instances are told about it).
     """
 
     approved: bool
@@ -78,6 +79,7 @@ class Decision(msgspec.Struct, gc=False):
     warnings: list[Evaluation] = msgspec.field(default_factory=list)
     metrics: AccountMetrics | None = None
     utilization: dict[str, float] = msgspec.field(default_factory=dict)
+    reservation: PendingOrder | None = None
 
 
 def deny(
@@ -227,18 +229,18 @@ def _check_limits(
             post,
             utilization,
         )
+    reservation = None
     if not order.dry_run:
-        account.pending.add(
-            PendingOrder(
-                order.order_id,
-                order.symbol,
-                signed,
-                increasing,
-                price,
-                rate,
-                now_ms + config.pending_ttl_ms,
-            )
+        reservation = PendingOrder(
+            order.order_id,
+            order.symbol,
+            signed,
+            increasing,
+            price,
+            rate,
+            now_ms + config.pending_ttl_ms,
         )
+        account.pending.add(reservation)
     message = "approved" if not warnings else f"approved with warning: {warnings[0].message}"
     return Decision(
         True,
@@ -250,6 +252,7 @@ def _check_limits(
         warnings,
         post,
         utilization,
+        reservation,
     )
 
 

@@ -19,6 +19,7 @@ from risk_worker.domain.monitor import (
     assess_account,
     evaluate_account,
 )
+from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy, PolicySet
 from risk_worker.domain.trading_state import StateValue, TradingStates, account_key
 from risk_worker.domain.types import ApplyResult, TradingState
@@ -78,6 +79,11 @@ class RiskEngine:
     def apply_pnl(self, event: PnlSnapshot) -> ApplyResult:
         """Apply ``pnl.update``."""
         return self.book.apply_pnl(event)
+
+    def apply_reservation(self, account_id: str, reservation: PendingOrder) -> None:
+        """Apply a reservation another instance made, so this one does not spend the same
+        headroom (the same order id replaces: a re-check through another instance)."""
+        self.book.account(account_id).pending.add(reservation)
 
     def set_mark(self, symbol: str, price: float, timestamp: int, now_ms: int) -> None:
         """Apply ``market.tick.<symbol>`` (price already chosen: last, else mid)."""

@@ -70,3 +70,87 @@ async def test_lease_when_publisher_killed_then_other_takes_over_within_5s_never
         print(f"\ntakeover {takeover - killed_at:.2f} s after the publisher was killed")
     finally:
         await nc.close()
+
+
+async def _burst(
+    own_nats_server: NatsServer, workers: Workers, concurrent: bool
+) -> tuple[int, dict[str, int]]:
+    """100 orders of one account over two worker processes; (approved, approvals by worker)."""
+    # A 2 % margin rate lets leverage 10 (not margin) be the binding limit: 100k equity,
+    # 30k-notional orders: 33 fit (990k), 100 would be 30x.
+    env = {"RISK_MARGIN_RATES": "BTCUSDT=0.02"}
+    bucket = unique("rc_")
+    a = workers.start(own_nats_server.url, bucket, **env)
+    b = workers.start(own_nats_server.url, bucket, **env)
+    nc = await connect(own_nats_server.url)
+    account = unique("RES-")
+    try:
+        await a.wait_serving(nc)
+        await b.wait_serving(nc)
+        await fund(nc, account, 100_000.0, 50_000.0)
+
+        async def both_know() -> bool:
+            replies = await asyncio.gather(
+                *(
+                    nc.request(
+                        "risk.check.order",
+                        msgspec.json.encode(
+                            {
+                                "order_id": unique("p-"),
+                                "account_id": account,
+                                "symbol": "BTCUSDT",
+                                "side": "BUY",
+                                "quantity": 0.001,
+                                "price": 50_000.0,
+                                "dry_run": True,
+                            }
+                        ),
+                        timeout=2,
+                    )
+                    for _ in range(8)
+                )
+            )
+            bodies = [msgspec.json.decode(r.data) for r in replies]
+            return {x["worker_id"] for x in bodies if x["approved"]} == {a.worker_id, b.worker_id}
+
+        await wait_for(both_know, 10.0, 0.1, "both workers must know the account")
+        orders = [
+            msgspec.json.encode(
+                {
+                    "order_id": f"o-{i}",
+                    "account_id": account,
+                    "symbol": "BTCUSDT",
+                    "side": "BUY",
+                    "quantity": 0.6,
+                    "price": 50_000.0,
+                }
+            )
+            for i in range(100)
+        ]
+        if concurrent:
+            replies = await asyncio.gather(
+                *(nc.request("risk.check.order", o, timeout=5) for o in orders)
+            )
+        else:
+            replies = [await nc.request("risk.check.order", o, timeout=5) for o in orders]
+        bodies = [msgspec.json.decode(r.data) for r in replies]
+        approved = [x for x in bodies if x["approved"]]
+        by_worker = {
+            w: sum(1 for x in approved if x["worker_id"] == w) for w in (a.worker_id, b.worker_id)
+        }
+        assert {x["worker_id"] for x in bodies} == {a.worker_id, b.worker_id}  # spread
+        denied = {x["rejection_reason"] for x in bodies if not x["approved"]}
+        assert denied <= {"policy_violation", "insufficient_margin"}
+        print(f"\napproved {len(approved)} of 100 (limit 33, +1 allowed): {by_worker}")
+        return len(approved), by_worker
+    finally:
+        await nc.close()
+
+
+async def test_reservations_when_100_sequential_orders_over_two_workers_then_within_limit_plus_one(
+    own_nats_server: NatsServer, workers: Workers
+) -> None:
+    # Without the shared reservations each instance would approve 33 on its own (66 in all).
+    approved, by_worker = await _burst(own_nats_server, workers, concurrent=False)
+    assert 32 <= approved <= 34, by_worker
+    assert all(n > 0 for n in by_worker.values())  # both instances approved some

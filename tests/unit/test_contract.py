@@ -22,7 +22,7 @@ import msgspec
 import pytest
 
 from risk_worker import monitor_task, operator, wire
-from risk_worker.adapters import event_stream, nats_service
+from risk_worker.adapters import event_stream, micro_service, nats_service
 from risk_worker.adapters.kv_bucket import decode_state
 from risk_worker.domain.monitor import AlertLevel
 from risk_worker.domain.policies import Policy, default_policies, validate_policy
@@ -55,6 +55,7 @@ OUTBOUND: dict[str, type[msgspec.Struct]] = {
     "AlertMsg": AlertMsg,
     "StateChangeMsg": StateChangeMsg,
     "ViolationRecord": ViolationRecord,
+    "ReservationMsg": wire.ReservationMsg,
     "StateChangeRecord": StateChangeRecord,
 }
 STORED: dict[str, type[msgspec.Struct]] = {"StateValue": StateValue, "Policy": Policy}
@@ -238,6 +239,7 @@ def test_subject_table_matches_code() -> None:
         operator.EMERGENCY_SUBJECT,
         event_stream.VIOLATION_PREFIX + "<account_id>",
         event_stream.EMERGENCY_PREFIX + "<scope>",
+        micro_service.RESERVATIONS_SUBJECT,
     } | {monitor_task.ALERTS_PREFIX + level.value for level in AlertLevel}
     assert set(subjects) == inbound | outbound
     for subject, row in subjects.items():
