@@ -35,6 +35,7 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.trading_state import StateValue
 from risk_worker.errors import ServerUnavailableError
 from risk_worker.monitor_task import MonitorTask, state_change_record
+from risk_worker.nats_auth import describe_connect_error, open_connection
 from risk_worker.observability import Metrics
 from risk_worker.policy_source import PolicySource, StaticPolicySource
 from risk_worker.policy_task import PolicyReloader
@@ -233,8 +234,9 @@ class Worker:
         # so one deadline bounds the whole attempt.
         try:
             return await asyncio.wait_for(
-                nats.connect(
+                open_connection(
                     s.nats_url,
+                    s.nats_auth,
                     name=f"risk-worker {s.worker_id}",
                     max_reconnect_attempts=-1,
                     reconnect_time_wait=0.25,
@@ -250,7 +252,7 @@ class Worker:
         except (OSError, nats.errors.Error, TimeoutError) as exc:
             raise ServerUnavailableError(
                 f"cannot connect to NATS at {s.nats_url} within {s.nats_connect_timeout} s "
-                f"(RISK_NATS_URL): {exc!r}"
+                f"(RISK_NATS_URL): {describe_connect_error(exc, s.nats_auth)}"
             ) from exc
 
     def readiness(self) -> dict[str, object]:

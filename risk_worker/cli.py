@@ -86,7 +86,7 @@ def check(
     }
 
     async def go() -> dict[str, Any]:
-        nc = await operator.connect(settings.nats_url)
+        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
         try:
             return await operator.send_check(nc, request, timeout)
         finally:
@@ -133,7 +133,7 @@ def _state_op(coro_fn: Any) -> Any:
     settings = settings_or_exit()
 
     async def go() -> Any:
-        nc = await operator.connect(settings.nats_url)
+        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
         try:
             return await coro_fn(nc, settings.kv_bucket)
         finally:

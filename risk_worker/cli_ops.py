@@ -38,7 +38,7 @@ def services(
     settings = settings_or_exit()
 
     async def go() -> list[dict[str, Any]]:
-        nc = await operator.connect(settings.nats_url)
+        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
         try:
             return await operator.discover(nc, SERVICE_NAME, wait)
         finally:
@@ -92,7 +92,7 @@ def publish(
         raise typer.Exit(2) from None
 
     async def go() -> None:
-        nc = await operator.connect(settings.nats_url)
+        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
         try:
             await nc.publish(subject, message)
             await nc.flush()
@@ -117,7 +117,7 @@ def tail(
     settings = settings_or_exit()
 
     async def go() -> None:
-        nc = await operator.connect(settings.nats_url)
+        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
 
         async def show(msg: Any) -> None:
             if account is None or operator.account_of(msg) == account:

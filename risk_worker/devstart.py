@@ -157,7 +157,7 @@ def replay_file(
     result: list[int] = []
 
     async def go() -> None:
-        nc = await operator.connect(settings.nats_url)
+        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
         try:
             with Progress(
                 "[progress.description]{task.description}",

@@ -25,16 +25,23 @@ from risk_worker.domain.trading_state import (
     account_key,
 )
 from risk_worker.domain.types import StateSource, TradingState
+from risk_worker.nats_auth import NatsAuth, open_connection
 from risk_worker.wire_out import StateChangeMsg
 
 EMERGENCY_SUBJECT = "risk.alerts.emergency"
 _ENCODER = msgspec.json.Encoder()
 
 
-async def connect(url: str, connect_timeout: float = 3.0) -> Client:
-    """A short-lived operator connection (no endless reconnects)."""
-    return await nats.connect(
+async def connect(url: str, connect_timeout: float = 3.0, auth: NatsAuth | None = None) -> Client:
+    """A short-lived operator connection (no endless reconnects), with the ``RISK_NATS_*``
+    credentials when given.
+
+    Raises:
+        NatsAuthError: the server refused the credentials (a clear message).
+    """
+    return await open_connection(
         url,
+        auth or NatsAuth(),
         connect_timeout=connect_timeout,
         max_reconnect_attempts=1,
         allow_reconnect=False,

@@ -16,6 +16,7 @@ import msgspec
 
 from risk_worker.domain.metrics import RiskConfig
 from risk_worker.errors import ConfigError
+from risk_worker.nats_auth import NatsAuth, load_nats_auth
 
 T = TypeVar("T")
 
@@ -55,6 +56,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis_url: str = ""
     snapshot_max_age: float = 60.0
     lease_ttl: float = 3.0
+    nats_auth: NatsAuth = msgspec.field(default_factory=NatsAuth)
 
     def risk_config(self) -> RiskConfig:
         """The decision core's parameters."""
@@ -214,6 +216,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         except ValueError as exc:
             raise ConfigError(variable, f"{exc} (got {raw!r})") from None
     values.setdefault("worker_id", f"{socket.gethostname()}-{os.getpid()}")
+    values["nats_auth"] = load_nats_auth(env)
     settings = Settings(**values)
     if settings.lease_ttl <= 2 * settings.monitor_interval:
         raise ConfigError(

@@ -40,7 +40,7 @@ async def gather_status(settings: Settings, wait: float | None = None) -> Status
         settings: where NATS, the bucket and Redis are.
         wait: seconds to listen to ``risk.metrics`` (default 1.5 monitor intervals, ≥ 1 s).
     """
-    nc = await operator.connect(settings.nats_url)
+    nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
     try:
         instances = await operator.discover(nc, SERVICE_NAME)
         states = await operator.states(nc, settings.kv_bucket, None)
