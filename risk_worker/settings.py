@@ -197,6 +197,24 @@ def redact(url: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
+_SECRETS = frozenset({"database_url", "redis_url"})
+"""Settings that may hold a password: also readable from ``<VARIABLE>_FILE`` (Docker secrets)."""
+
+
+def _secret(env: Mapping[str, str], variable: str) -> str | None:
+    """``variable``'s value, or the content of the file ``<variable>_FILE`` names."""
+    path = env.get(variable + "_FILE")
+    if path is None:
+        return env.get(variable)
+    if env.get(variable):
+        raise ConfigError(variable, f"set either {variable} or {variable}_FILE, not both")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError as exc:
+        raise ConfigError(variable + "_FILE", f"cannot read {path}: {exc.strerror}") from None
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read settings from ``RISK_*`` variables (``os.environ`` by default).
 
@@ -208,7 +226,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values: dict[str, Any] = {}
     for name, parse in _PARSERS.items():
         variable = "RISK_" + name.upper()
-        raw = env.get(variable)
+        raw = _secret(env, variable) if name in _SECRETS else env.get(variable)
         if raw is None:
             continue
         try:

@@ -66,3 +66,19 @@ def test_load_settings_when_value_bad_then_config_error_names_variable(
 def test_settings_when_unknown_field_then_refused() -> None:
     with pytest.raises(TypeError):
         Settings(no_such_setting=1)  # type: ignore[call-arg]
+
+
+def test_load_settings_when_database_url_in_a_file_then_read_and_never_both(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    secret = tmp_path / "dsn"
+    secret.write_text("postgresql://risk:s3cret@db:5432/risk\n")
+    s = load_settings({"RISK_DATABASE_URL_FILE": str(secret)})
+    assert s.database_url == "postgresql://risk:s3cret@db:5432/risk"
+    with pytest.raises(ConfigError) as both:
+        load_settings(
+            {"RISK_DATABASE_URL_FILE": str(secret), "RISK_DATABASE_URL": "postgresql://x"}
+        )
+    assert both.value.variable == "RISK_DATABASE_URL"
+    with pytest.raises(ConfigError) as missing:
+        load_settings({"RISK_REDIS_URL_FILE": str(tmp_path / "absent")})
+    assert missing.value.variable == "RISK_REDIS_URL_FILE"
+    assert "s3cret" not in str(missing.value)
