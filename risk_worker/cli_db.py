@@ -9,7 +9,6 @@ or connection error.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
@@ -22,6 +21,7 @@ from rich.table import Table
 
 from risk_worker.adapters.pg_migrate import MigrationError, MigrationState, migrate, status
 from risk_worker.adapters.pg_migrate import migrations_dir as default_migrations_dir
+from risk_worker.cli_common import settings_or_exit
 
 T = TypeVar("T")
 CONNECT_TIMEOUT_S = 5.0
@@ -40,8 +40,9 @@ def _where(url: str) -> str:
 
 
 def _inputs() -> tuple[str, Path]:
-    """Reads RISK_DATABASE_URL and the migrations directory, or exits 2 naming the variable."""
-    url = os.environ.get("RISK_DATABASE_URL", "").strip()
+    """Reads RISK_DATABASE_URL (or _FILE) and the migrations directory, or exits 2 naming
+    the variable."""
+    url = settings_or_exit().database_url
     if not url:
         err.print("[red]configuration error[/red] RISK_DATABASE_URL: not set (postgresql://…)")
         raise typer.Exit(2)

@@ -8,7 +8,6 @@ file, conflicting concurrent change, no such policy), 2 configuration or connect
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from risk_worker.cli_common import settings_or_exit
 from risk_worker.policy_admin import (
     PolicyConflictError,
     PolicyFileError,
@@ -39,8 +39,8 @@ err = Console(stderr=True)
 
 
 def _url() -> str:
-    """RISK_DATABASE_URL, or exit 2 naming the variable."""
-    url = os.environ.get(VARIABLE, "").strip()
+    """RISK_DATABASE_URL (or RISK_DATABASE_URL_FILE), or exit 2 naming the variable."""
+    url = settings_or_exit().database_url
     if not url:
         err.print(f"[red]configuration error[/red] {VARIABLE}: not set (postgresql://…)")
         raise typer.Exit(2)

@@ -25,7 +25,7 @@ import nats.errors
 from nats.js.kv import KeyValue
 
 from risk_worker.adapters.kv_bucket import decode_state
-from risk_worker.domain.trading_state import StateValue, TradingStates
+from risk_worker.domain.trading_state import StateValue, TradingStates, scope_of_key
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ class StateWatcher:
                 continue
             revision = int(entry.revision or 0)
             self._last_seen = max(self._last_seen, revision)
+            if scope_of_key(entry.key) is None:
+                continue  # another key in the bucket (the monitor lease): not a state
             value = None if entry.operation in ("DEL", "PURGE") else decode_state(entry.value)
             if self._states.apply(entry.key, value, revision) and self._on_change is not None:
                 self._on_change(entry.key, value, revision)
