@@ -26,6 +26,7 @@ from risk_worker.adapters.event_stream import EventStreamPublisher, ensure_strea
 from risk_worker.adapters.http_server import HttpServer
 from risk_worker.adapters.kv_bucket import open_bucket
 from risk_worker.adapters.lease import Lease
+from risk_worker.adapters.membership import Members
 from risk_worker.adapters.nats_service import WorkerService
 from risk_worker.adapters.pg_policies import PgPolicySource
 from risk_worker.adapters.pg_sink import PgEventSink
@@ -76,6 +77,7 @@ class Worker:
         self.http: HttpServer | None = None
         self.snapshots: SnapshotKeeper | None = None
         self.lease: Lease | None = None
+        self.members: Members | None = None
         self.nc: Client | None = None
         self.pool: asyncpg.Pool | None = None
         self.publisher: EventStreamPublisher | None = None
@@ -137,8 +139,14 @@ class Worker:
             await self.snapshots.start()
         kv = await open_bucket(js, s.kv_bucket)
         self.lease = Lease(kv, s.worker_id, s.lease_ttl)
+        self.members = members = Members(kv, s.worker_id, s.monitor_interval, s.lease_ttl)
         self.watcher = StateWatcher(
-            kv, self.engine.states, s.state_max_age, s.state_confirm_interval, self._on_state_change
+            kv,
+            self.engine.states,
+            s.state_max_age,
+            s.state_confirm_interval,
+            self._on_state_change,
+            members.on_key,
         )
         await self.watcher.start()
         checks = CheckHandler(
@@ -148,11 +156,13 @@ class Worker:
             s.max_request_bytes,
             self.sink,
             self._checked,
+            members.owner_of,
         )
         self.service = WorkerService(
             nc, self.engine, self.watcher, s.worker_id, checks, self.metrics, s.services_protocol
         )
         await self.service.start()
+        members.start()
         monitor = MonitorTask(
             self.engine,
             self.service,
@@ -190,6 +200,8 @@ class Worker:
             await self.policies.stop()
         if self.lease is not None:
             await self.lease.release()  # another instance takes over at once
+        if self.members is not None:
+            await self.members.stop()  # the others own this instance's accounts now
         if self.service is not None:
             await self.service.stop()
         if self.publisher is not None:

@@ -242,14 +242,17 @@ class WorkerProcess:
         return code
 
     async def wait_serving(self, nc: Client, timeout: float = 15.0) -> None:  # noqa: ASYNC109
-        """Wait until this worker answers a check (any answer, from this worker's id)."""
-        probe = unique("PROBE-")
+        """Wait until this worker answers a check (any answer, from this worker's id).
+
+        Each probe names a fresh account: with several instances, an account's checks are
+        answered by its owner, so some fresh account is owned by this one.
+        """
 
         async def answered() -> bool:
             if self.returncode is not None:
                 raise AssertionError(f"worker exited {self.returncode} at start{self.tail()}")
             try:
-                reply = await check(nc, probe, timeout=0.5)
+                reply = await check(nc, unique("PROBE-"), timeout=0.5)
             except _NO_REPLY:
                 return False
             return bool(reply.get("worker_id") == self.worker_id)

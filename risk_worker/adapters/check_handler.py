@@ -42,9 +42,11 @@ class CheckAnswer(NamedTuple):
 
     payload: bytes
     headers: dict[str, str] | None
-    decision: Decision
+    decision: Decision | None
     error: str | None
     reservation: bytes | None = None
+    forward_to: str | None = None
+    """Another instance owns the account: forward the request there, answer nothing."""
 
 
 class CheckHandler:
@@ -57,6 +59,7 @@ class CheckHandler:
         max_request_bytes: larger requests are invalid.
         sink: receives a record of each violation that denied an order.
         on_checked: called with (decision, seconds spent) after each answer (metrics).
+        owner_of: which instance decides an account (``worker_id`` for this one).
     """
 
     def __init__(
@@ -67,7 +70,9 @@ class CheckHandler:
         max_request_bytes: int,
         sink: RiskEventSink,
         on_checked: Callable[[Decision, float], None] | None = None,
+        owner_of: Callable[[str], str] | None = None,
     ) -> None:
+        self._owner_of = owner_of
         self._engine = engine
         self._confirmed = confirmed
         self._worker_id = worker_id
@@ -77,8 +82,11 @@ class CheckHandler:
         self._encoder = msgspec.json.Encoder()
         self._ratelog = RateLimitedLog(log)
 
-    def answer(self, data: bytes) -> CheckAnswer:
-        """The reply to one request (never raises)."""
+    def answer(self, data: bytes, may_forward: bool = True) -> CheckAnswer:
+        """The reply to one request, or where to forward it (never raises).
+
+        ``may_forward`` is False for a request that was already forwarded to this instance.
+        """
         started = time.perf_counter_ns()
         now = now_ms()
         headers: dict[str, str] | None = None
@@ -93,6 +101,10 @@ class CheckHandler:
             self._ratelog.warning("invalid", "invalid check request: %s", exc)
         else:
             order_id, account_id = order.order_id, order.account_id
+            if may_forward and self._owner_of is not None:
+                owner = self._owner_of(account_id)
+                if owner != self._worker_id:
+                    return CheckAnswer(b"", None, None, None, forward_to=owner)
             decision = self._decide(order, now)
             for violation in decision.violations:
                 self._sink.record(

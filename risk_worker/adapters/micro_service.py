@@ -25,6 +25,7 @@ from nats.micro.service import Service
 
 from risk_worker import __version__
 from risk_worker.adapters.check_handler import CheckHandler
+from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ async def start_service(
 
     async def check(request: Request) -> None:
         answer = handler.answer(request.data)
+        if answer.forward_to is not None:  # the owner answers the client directly
+            reply = request._msg.reply  # nats.micro has no public accessor for it
+            await nc.publish(OWNER_SUBJECT_PREFIX + answer.forward_to, request.data, reply=reply)
+            return
         if answer.reservation is not None:  # before the reply: the race window is one message
             await nc.publish(RESERVATIONS_SUBJECT, answer.reservation)
         try:

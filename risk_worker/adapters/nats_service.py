@@ -18,6 +18,7 @@ from nats.micro.service import Service
 
 from risk_worker import wire
 from risk_worker.adapters.check_handler import CheckHandler, now_ms
+from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 from risk_worker.adapters.micro_service import (
     RESERVATIONS_SUBJECT,
     drain_endpoints,
@@ -95,6 +96,11 @@ class WorkerService:
                     subject, cb=cb, pending_msgs_limit=-1, pending_bytes_limit=-1
                 )
             )
+        self._subs.append(
+            await self._nc.subscribe(
+                OWNER_SUBJECT_PREFIX + self._worker_id, cb=self._on_owned_check
+            )
+        )
         if self._services_protocol:
             self.micro = await start_service(
                 self._nc, self.checks, CHECK_SUBJECT, CHECK_QUEUE, self._worker_id
@@ -154,7 +160,20 @@ class WorkerService:
         """The plain queue subscription (``RISK_SERVICES_PROTOCOL=false``)."""
         if not msg.reply:
             return
-        answer = self.checks.answer(msg.data)
+        await self._answer(msg, may_forward=True)
+
+    async def _on_owned_check(self, msg: Msg) -> None:
+        """A check forwarded here because this instance owns the account."""
+        if msg.reply:
+            await self._answer(msg, may_forward=False)
+
+    async def _answer(self, msg: Msg, may_forward: bool) -> None:
+        answer = self.checks.answer(msg.data, may_forward)
+        if answer.forward_to is not None:  # the owner answers the client directly
+            await self._nc.publish(
+                OWNER_SUBJECT_PREFIX + answer.forward_to, msg.data, reply=msg.reply
+            )
+            return
         if answer.reservation is not None:
             await self._nc.publish(RESERVATIONS_SUBJECT, answer.reservation)
         await self._nc.publish(msg.reply, answer.payload, headers=answer.headers)

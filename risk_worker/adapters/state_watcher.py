@@ -43,6 +43,7 @@ class StateWatcher:
         confirm_interval: seconds between confirmations (shorter than ``max_age``).
         on_change: called with (key, value or None for ACTIVE/deleted, KV revision) after each
             applied change (for logs and the audit trail).
+        on_other: called with (key, value or None when deleted) for the bucket's other keys.
     """
 
     def __init__(
@@ -52,7 +53,9 @@ class StateWatcher:
         max_age: float,
         confirm_interval: float,
         on_change: Callable[[str, StateValue | None, int], None] | None = None,
+        on_other: Callable[[str, bytes | None], None] | None = None,
     ) -> None:
+        self._on_other = on_other
         self._kv = kv
         self._states = states
         self._max_age = max_age
@@ -129,8 +132,11 @@ class StateWatcher:
                 continue
             revision = int(entry.revision or 0)
             self._last_seen = max(self._last_seen, revision)
-            if scope_of_key(entry.key) is None:
-                continue  # another key in the bucket (the monitor lease): not a state
+            if scope_of_key(entry.key) is None:  # the lease, memberships: not a state
+                if self._on_other is not None:
+                    deleted = entry.operation in ("DEL", "PURGE")
+                    self._on_other(entry.key, None if deleted else entry.value)
+                continue
             value = None if entry.operation in ("DEL", "PURGE") else decode_state(entry.value)
             if self._states.apply(entry.key, value, revision) and self._on_change is not None:
                 self._on_change(entry.key, value, revision)

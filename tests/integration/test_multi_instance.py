@@ -10,11 +10,13 @@ from typing import Any
 
 import msgspec
 import pytest
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 
+from risk_worker import operator
 from risk_worker.devservers import NatsServer
 from tests.helpers import connect, wait_for
-from tests.procs import Workers, fund, running_workers, unique
+from tests.procs import Workers, check, fund, running_workers, unique, wait_approved
 
 INTERVAL = 0.2
 
@@ -72,6 +74,15 @@ async def test_lease_when_publisher_killed_then_other_takes_over_within_5s_never
         await nc.close()
 
 
+async def _requests_by_worker(nc: Client) -> dict[str, int]:
+    """Requests each instance's check endpoint has received ($SRV.STATS)."""
+    found = await operator.discover(nc, "risk-worker")
+    return {
+        i["metadata"]["worker_id"]: sum(e["num_requests"] for e in i["stats"]["endpoints"])
+        for i in found
+    }
+
+
 async def _burst(
     own_nats_server: NatsServer, workers: Workers, concurrent: bool
 ) -> tuple[int, dict[str, int]]:
@@ -89,31 +100,12 @@ async def _burst(
         await b.wait_serving(nc)
         await fund(nc, account, 100_000.0, 50_000.0)
 
-        async def both_know() -> bool:
-            replies = await asyncio.gather(
-                *(
-                    nc.request(
-                        "risk.check.order",
-                        msgspec.json.encode(
-                            {
-                                "order_id": unique("p-"),
-                                "account_id": account,
-                                "symbol": "BTCUSDT",
-                                "side": "BUY",
-                                "quantity": 0.001,
-                                "price": 50_000.0,
-                                "dry_run": True,
-                            }
-                        ),
-                        timeout=2,
-                    )
-                    for _ in range(8)
-                )
-            )
-            bodies = [msgspec.json.decode(r.data) for r in replies]
-            return {x["worker_id"] for x in bodies if x["approved"]} == {a.worker_id, b.worker_id}
+        async def both_serve() -> bool:  # membership settled: fresh accounts spread over both
+            bodies = [await check(nc, unique("SPREAD-"), timeout=1) for _ in range(16)]
+            return {x["worker_id"] for x in bodies} == {a.worker_id, b.worker_id}
 
-        await wait_for(both_know, 10.0, 0.1, "both workers must know the account")
+        await wait_for(both_serve, 10.0, 0.1, "the two workers never shared the accounts")
+        await wait_approved(nc, account, price=50_000.0)
         orders = [
             msgspec.json.encode(
                 {
@@ -127,6 +119,7 @@ async def _burst(
             )
             for i in range(100)
         ]
+        before = await _requests_by_worker(nc)
         if concurrent:
             replies = await asyncio.gather(
                 *(nc.request("risk.check.order", o, timeout=5) for o in orders)
@@ -138,7 +131,10 @@ async def _burst(
         by_worker = {
             w: sum(1 for x in approved if x["worker_id"] == w) for w in (a.worker_id, b.worker_id)
         }
-        assert {x["worker_id"] for x in bodies} == {a.worker_id, b.worker_id}  # spread
+        assert len({x["worker_id"] for x in bodies}) == 1  # the account's owner decided all
+        after = await _requests_by_worker(nc)
+        received = {w: after[w] - before.get(w, 0) for w in after}
+        assert all(n > 0 for n in received.values()), received  # spread, then forwarded
         denied = {x["rejection_reason"] for x in bodies if not x["approved"]}
         assert denied <= {"policy_violation", "insufficient_margin"}
         print(f"\napproved {len(approved)} of 100 (limit 33, +1 allowed): {by_worker}")
@@ -150,7 +146,13 @@ async def _burst(
 async def test_reservations_when_100_sequential_orders_over_two_workers_then_within_limit_plus_one(
     own_nats_server: NatsServer, workers: Workers
 ) -> None:
-    # Without the shared reservations each instance would approve 33 on its own (66 in all).
     approved, by_worker = await _burst(own_nats_server, workers, concurrent=False)
     assert 32 <= approved <= 34, by_worker
-    assert all(n > 0 for n in by_worker.values())  # both instances approved some
+
+
+async def test_reservations_when_100_concurrent_orders_over_two_workers_then_within_limit_plus_one(
+    own_nats_server: NatsServer, workers: Workers
+) -> None:
+    # A burst reaches both instances at once; the account's owner decides every one of them.
+    approved, by_worker = await _burst(own_nats_server, workers, concurrent=True)
+    assert 32 <= approved <= 34, by_worker
