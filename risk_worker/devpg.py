@@ -9,8 +9,6 @@ PostgreSQL refuses to run as root; as root the server runs as the system user `p
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import os
 import shutil
 import signal
@@ -19,16 +17,14 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from typing import Self
 
+from risk_worker.childproc import ChildServer
 from risk_worker.devservers import free_port
 
 _LOG_NAME = "postgres.log"
-_LOG_TAIL_LINES = 30
 _POLL_INTERVAL_S = 0.05
 _SYSTEM_USER = "pgserver"
 _MAX_SOCKET_PATH = 100  # bytes: sun_path is 108 on Linux, 104 on macOS
-_running: set[PostgresServer] = set()
 
 
 def postgres_bin_dir() -> Path:
@@ -51,7 +47,7 @@ def postgres_bin_dir() -> Path:
     return Path(POSTGRES_BIN_PATH)
 
 
-class PostgresServer:
+class PostgresServer(ChildServer):
     """A `postgres` child process on 127.0.0.1 with trust authentication, user `postgres`.
 
     Nothing runs until `start()`. The first start initialises `<data_dir>/pgdata` when needed,
@@ -65,35 +61,21 @@ class PostgresServer:
         fast: Runs with `fsync=off` (for tests: a crash of the machine may lose data).
     """
 
+    NAME = "PostgresServer"
+    LOG_NAME = _LOG_NAME
+    STOP_SIGNAL = signal.SIGINT
+    KILL_GROUP = True
+
     def __init__(self, data_dir: Path, *, port: int | None = None, fast: bool = False) -> None:
-        self.data_dir = Path(data_dir).absolute()
+        super().__init__(data_dir, port)
         self.pgdata = self.data_dir / "pgdata"
         self.fast = fast
-        self._port = port
         self._socket_dir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def port(self) -> int:
-        """TCP port. Raises RuntimeError before the first start when none was given."""
-        if self._port is None:
-            raise RuntimeError("PostgresServer has not been started: its port is not known yet")
-        return self._port
 
     @property
     def url(self) -> str:
         """Connection URL of the `postgres` database, `postgresql://postgres@127.0.0.1:PORT/postgres`."""
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    @property
-    def pid(self) -> int | None:
-        """Process id of the postmaster while running, else None."""
-        return self._proc.pid if self.running and self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        """True while the postmaster process is alive."""
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout: float = 20.0) -> None:
         """Initialises the cluster if needed, launches `postgres` and waits until it accepts.
@@ -121,12 +103,13 @@ class PostgresServer:
         args += ["-c", "listen_addresses=127.0.0.1", "-k", str(socket_dir)]
         if self.fast:
             args += ["-c", "fsync=off"]
-        with (self.data_dir / _LOG_NAME).open("ab") as log:  # the child keeps its own copy
+        with (self.data_dir / self.LOG_NAME).open("ab") as log:  # the child keeps its own copy
             self._proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, cwd=self.pgdata, user=user,
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, not postgres
             )  # fmt: skip
-        _running.add(self)
+        assert self._proc is not None
+        self._launched(self._proc)
         try:
             self._wait_ready(bin_dir, self._proc, time.monotonic() + timeout)
         except BaseException:
@@ -143,7 +126,7 @@ class PostgresServer:
         args += ["postgres", "--encoding=utf8", "--no-instructions"]
         if self.fast:
             args.append("--no-sync")
-        with (self.data_dir / _LOG_NAME).open("ab") as log:
+        with (self.data_dir / self.LOG_NAME).open("ab") as log:
             done = subprocess.run(
                 args, stdout=log, stderr=subprocess.STDOUT, cwd=self.pgdata, user=user, check=False
             )
@@ -174,47 +157,6 @@ class PostgresServer:
             time.sleep(_POLL_INTERVAL_S)
         raise RuntimeError(f"postgres did not accept connections within the deadline{self._tail()}")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stops the server: SIGINT (fast shutdown), then SIGKILL after `timeout` s. Idempotent."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=timeout)
-        self.kill()
-
-    def kill(self) -> None:
-        """Kills the postmaster and its backends with SIGKILL (a crash) and reaps it. Idempotent.
-
-        The next `start()` runs crash recovery on the same data.
-        """
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # its own session: the backends too
-            proc.wait()
-        _running.discard(self)
-
-    def restart(self, timeout: float = 20.0) -> None:
-        """Stops the server if running, then starts it on the same port with the same data."""
-        self.stop()
-        self.start(timeout)
-
-    def _tail(self) -> str:
-        try:
-            lines = (self.data_dir / _LOG_NAME).read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "; log tail:\n" + "\n".join(lines[-_LOG_TAIL_LINES:])
-
-    def __enter__(self) -> Self:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def _run_as_user(bin_dir: Path, data_dir: Path) -> str | None:
     """Returns the system user to run PostgreSQL as: None (ourselves), or `pgserver` as root.
@@ -240,10 +182,3 @@ def _run_as_user(bin_dir: Path, data_dir: Path) -> str | None:
     ensure_folder_permissions(bin_dir.parent / "lib", read)
     shutil.chown(data_dir, _SYSTEM_USER, _SYSTEM_USER)
     return _SYSTEM_USER
-
-
-@atexit.register
-def _stop_all() -> None:
-    """Stops servers still running when the interpreter exits, so none is left orphaned."""
-    for server in list(_running):
-        server.stop(timeout=5.0)

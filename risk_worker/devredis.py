@@ -9,21 +9,16 @@ killed and restarted on the same port with the same data. Readiness is probed wi
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Self
 
+from risk_worker.childproc import ChildServer
 from risk_worker.devservers import free_port
 
 _LOG_NAME = "redis-server.log"
-_LOG_TAIL_LINES = 30
 _POLL_INTERVAL_S = 0.05
-_running: set[RedisServer] = set()
 
 
 def redis_server_binary() -> Path:
@@ -60,7 +55,7 @@ def redis_ping(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-class RedisServer:
+class RedisServer(ChildServer):
     """A `redis-server` child process on 127.0.0.1 with AOF persistence, for dev and tests.
 
     Nothing runs until `start()`. The first start picks a free port (unless one is given) and
@@ -73,32 +68,16 @@ class RedisServer:
         port: TCP port; None picks a free one at first start.
     """
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
-        self.data_dir = Path(data_dir).absolute()
-        self._port = port
-        self._proc: subprocess.Popen[bytes] | None = None
+    NAME = "RedisServer"
+    LOG_NAME = _LOG_NAME
 
-    @property
-    def port(self) -> int:
-        """TCP port. Raises RuntimeError before the first start when none was given."""
-        if self._port is None:
-            raise RuntimeError("RedisServer has not been started: its port is not known yet")
-        return self._port
+    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+        super().__init__(data_dir, port)
 
     @property
     def url(self) -> str:
         """Client URL of database 0, `redis://127.0.0.1:PORT/0`."""
         return f"redis://127.0.0.1:{self.port}/0"
-
-    @property
-    def pid(self) -> int | None:
-        """Process id while running, else None."""
-        return self._proc.pid if self.running and self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        """True while the server process is alive."""
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout: float = 10.0) -> None:
         """Launches the server and waits until it answers `PING`.
@@ -120,12 +99,13 @@ class RedisServer:
         args = [str(binary), "--bind", "127.0.0.1", "--port", str(self._port)]
         args += ["--dir", str(self.data_dir), "--appendonly", "yes", "--save", ""]
         args += ["--daemonize", "no", "--logfile", ""]
-        with (self.data_dir / _LOG_NAME).open("ab") as log:  # the child keeps its own copy
+        with (self.data_dir / self.LOG_NAME).open("ab") as log:  # the child keeps its own copy
             self._proc = subprocess.Popen(
                 args, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir,
                 start_new_session=True,  # Ctrl-C in a terminal reaches us, not redis
             )  # fmt: skip
-        _running.add(self)
+        assert self._proc is not None
+        self._launched(self._proc)
         try:
             self._wait_ready(self._proc, time.monotonic() + timeout)
         except BaseException:
@@ -141,53 +121,3 @@ class RedisServer:
                 return
             time.sleep(_POLL_INTERVAL_S)
         raise RuntimeError(f"redis-server did not answer PING within the deadline{self._tail()}")
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stops the server: SIGTERM (flushes the AOF), then SIGKILL after `timeout` s.
-
-        Idempotent.
-        """
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=timeout)
-        self.kill()
-
-    def kill(self) -> None:
-        """Kills the server with SIGKILL (a crash, for tests) and reaps it. Idempotent.
-
-        Writes of the last second may be lost (`appendfsync everysec`).
-        """
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _running.discard(self)
-
-    def restart(self, timeout: float = 10.0) -> None:
-        """Stops the server if running, then starts it on the same port with the same data."""
-        self.stop()
-        self.start(timeout)
-
-    def _tail(self) -> str:
-        try:
-            lines = (self.data_dir / _LOG_NAME).read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "; log tail:\n" + "\n".join(lines[-_LOG_TAIL_LINES:])
-
-    def __enter__(self) -> Self:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-
-@atexit.register
-def _stop_all() -> None:
-    """Stops servers still running when the interpreter exits, so none is left orphaned."""
-    for server in list(_running):
-        server.stop(timeout=5.0)

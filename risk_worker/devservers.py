@@ -6,12 +6,9 @@ the virtual environment's `bin/`.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -20,13 +17,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Self
 from urllib.parse import urlsplit
 
+from risk_worker.childproc import ChildServer
+
 _LOG_NAME = "nats-server.log"
-_LOG_TAIL_LINES = 30
 _POLL_INTERVAL_S = 0.05
-_running: set[NatsServer] = set()
 
 
 def find_nats_server() -> str:
@@ -81,7 +77,7 @@ def nats_reachable(url: str, timeout: float = 0.5) -> bool:
         return False
 
 
-class NatsServer:
+class NatsServer(ChildServer):
     """A `nats-server` child process with JetStream, on loopback, for development and tests.
 
     Nothing runs until `start()`. The first start picks the client port (`-p -1` unless one is
@@ -96,6 +92,9 @@ class NatsServer:
         extra_args: More command-line arguments for `nats-server`.
     """
 
+    NAME = "NatsServer"
+    LOG_NAME = _LOG_NAME
+
     def __init__(
         self,
         data_dir: Path,
@@ -104,19 +103,10 @@ class NatsServer:
         config_file: Path | None = None,
         extra_args: Sequence[str] = (),
     ) -> None:
-        self.data_dir = Path(data_dir)
+        super().__init__(data_dir, port)
         self.config_file = config_file
         self.extra_args = tuple(extra_args)
-        self._port = port
         self._monitor_port: int | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def port(self) -> int:
-        """Client port. Raises RuntimeError before the first start when none was given."""
-        if self._port is None:
-            raise RuntimeError("NatsServer has not been started: its port is not known yet")
-        return self._port
 
     @property
     def monitor_port(self) -> int:
@@ -129,16 +119,6 @@ class NatsServer:
     def url(self) -> str:
         """Client URL, `nats://127.0.0.1:PORT`."""
         return f"nats://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        """Process id while running, else None."""
-        return self._proc.pid if self.running and self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        """True while the server process is alive."""
-        return self._proc is not None and self._proc.poll() is None
 
     def start(self, timeout: float = 10.0) -> None:
         """Launches the server and waits until JetStream reports healthy.
@@ -162,9 +142,10 @@ class NatsServer:
         if self.config_file is not None:
             args += ["-c", str(self.config_file)]
         args += self.extra_args
-        with (self.data_dir / _LOG_NAME).open("ab") as log:  # the child keeps its own copy
+        with (self.data_dir / self.LOG_NAME).open("ab") as log:  # the child keeps its own copy
             self._proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        _running.add(self)
+        assert self._proc is not None
+        self._launched(self._proc)
         try:
             self._wait_ready(self._proc, time.monotonic() + timeout)
         except BaseException:
@@ -185,43 +166,6 @@ class NatsServer:
             time.sleep(_POLL_INTERVAL_S)
         raise RuntimeError(f"nats-server was not healthy within the deadline{self._tail()}")
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stops the server: SIGTERM, then SIGKILL after `timeout` seconds. Idempotent."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=timeout)
-        self.kill()
-
-    def kill(self) -> None:
-        """Kills the server with SIGKILL (a crash, for tests) and reaps it. Idempotent."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        _running.discard(self)
-
-    def restart(self, timeout: float = 10.0) -> None:
-        """Stops the server if running, then starts it on the same port with the same store."""
-        self.stop()
-        self.start(timeout)
-
-    def _tail(self) -> str:
-        try:
-            lines = (self.data_dir / _LOG_NAME).read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "; log tail:\n" + "\n".join(lines[-_LOG_TAIL_LINES:])
-
-    def __enter__(self) -> Self:
-        if not self.running:
-            self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
 
 def _client_port(ports_file: Path) -> int | None:
     """Reads the client port from `{"nats": ["nats://127.0.0.1:PORT"], ...}`; None if partial."""
@@ -238,10 +182,3 @@ def _http_ok(url: str) -> bool:
             return bool(resp.status == 200)
     except (urllib.error.URLError, OSError):
         return False
-
-
-@atexit.register
-def _stop_all() -> None:
-    """Stops servers still running when the interpreter exits, so none is left orphaned."""
-    for server in list(_running):
-        server.stop(timeout=5.0)
