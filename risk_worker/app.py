@@ -209,8 +209,11 @@ class Worker:
         if self.pg_sink is not None:
             await self.pg_sink.stop()
         if self.nc is not None and not self.nc.is_closed:
-            with contextlib.suppress(Exception):
-                await self.nc.drain()
+            try:
+                await asyncio.wait_for(self.nc.drain(), 10.0)
+            except Exception:  # a stop must end: close whatever is left
+                with contextlib.suppress(Exception):
+                    await self.nc.close()
         if self.watcher is not None:
             await self.watcher.stop()
         if self.snapshots is not None:

@@ -40,6 +40,8 @@ POSITIONS_SUBJECT = "positions.update"
 FILLS_SUBJECT = "fills.confirmed"
 TICKS_SUBJECT = "market.tick.*"
 PNL_SUBJECT = "pnl.update"
+DRAIN_TIMEOUT_S = 5.0
+"""How long a stop waits for the subscriptions to hand over what they received."""
 
 __all__ = ["CHECK_QUEUE", "CHECK_SUBJECT", "WorkerService", "now_ms"]
 
@@ -206,13 +208,23 @@ class WorkerService:
         """Publish one outbound message as JSON."""
         await self._nc.publish(subject, self._encoder.encode(message))
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = DRAIN_TIMEOUT_S) -> None:  # noqa: ASYNC109
         """Drain every subscription: no new messages, the ones received are still handled
-        (in-flight checks are answered, their audit records queued)."""
+        (in-flight checks are answered, their audit records queued). Bounded: a drain that
+        does not finish within ``timeout`` seconds is abandoned, so a stop always ends."""
         if self.micro is not None:
-            await drain_endpoints(self.micro)
+            try:
+                await asyncio.wait_for(drain_endpoints(self.micro), timeout)
+            except TimeoutError:
+                log.warning("draining the check endpoint took over %s s; abandoned", timeout)
         drains = (sub.drain() for sub in self._subs)  # type: ignore[no-untyped-call]  # nats-py
-        results = await asyncio.gather(*drains, return_exceptions=True)
+        try:
+            results = await asyncio.wait_for(
+                asyncio.gather(*drains, return_exceptions=True), timeout
+            )
+        except TimeoutError:
+            log.warning("draining the subscriptions took over %s s; abandoned", timeout)
+            results = []
         for result in results:
             if isinstance(result, Exception):  # connection already closed or draining
                 log.debug("draining a subscription failed: %r", result)

@@ -181,6 +181,8 @@ class PgEventSink:
                 for msg in self._in_hand:
                     with contextlib.suppress(nats.errors.Error):
                         await msg.nak()
+            except Exception:  # the task failed (and logged why): stopping goes on
+                log.debug("the sink task ended with an error", exc_info=True)
         if self._sub is not None:
             # An interrupted fetch leaves the subscription busy: without this, draining the
             # connection waits for its drain timeout (30 s).
@@ -202,17 +204,27 @@ class PgEventSink:
             try:
                 await self._write_retrying(msgs)
             except RETRYABLE as exc:
-                self.failures += 1
-                self._on_failure()
                 log.warning(
                     "PostgreSQL unavailable, %d audit records stay in the stream: %r",
                     len(msgs),
                     exc,
                 )
-                for msg in msgs:
-                    with contextlib.suppress(nats.errors.Error):
-                        await msg.nak(delay=NAK_DELAY_S)
-                self._in_hand = []
+                await self._hand_back(msgs)
+            except Exception:  # the sink must never die: the audit trail would stop silently
+                log.exception("writing %d audit records failed; they stay in the stream", len(msgs))
+                with contextlib.suppress(Exception):
+                    await self._pool.expire_connections()  # start over on fresh connections
+                await self._hand_back(msgs)
+
+    async def _hand_back(self, msgs: list[Msg]) -> None:
+        """Leave a batch in the stream: redelivered (here or elsewhere) after a short delay."""
+        self.failures += 1
+        self._on_failure()
+        for msg in msgs:
+            with contextlib.suppress(nats.errors.Error):
+                await msg.nak(delay=NAK_DELAY_S)
+        self._in_hand = []
+        await asyncio.sleep(NAK_DELAY_S / 4)
 
     async def _write_retrying(self, msgs: list[Msg]) -> None:
         """Write a batch, retrying connection failures (jittered backoff) for a few seconds
