@@ -16,6 +16,7 @@ import msgspec
 
 from risk_worker.domain.book import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.decision import Order
+from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import IDENTIFIER_PATTERN, OrderType, Side
 from risk_worker.errors import InvalidMessageError
 
@@ -114,6 +115,28 @@ class ReservationMsg(msgspec.Struct, frozen=True, gc=False):
     price: Positive
     margin_rate: Positive
     expires_ms: Millis
+
+
+def reservation_msg(worker_id: str, account_id: str, r: PendingOrder) -> ReservationMsg:
+    """The announcement of a reservation this instance made."""
+    return ReservationMsg(
+        worker_id,
+        account_id,
+        r.order_id,
+        r.symbol,
+        r.signed_qty,
+        r.increasing_qty,
+        r.price,
+        r.margin_rate,
+        r.expires_ms,
+    )
+
+
+def pending_order(m: ReservationMsg) -> PendingOrder:
+    """The reservation another instance announced."""
+    return PendingOrder(
+        m.order_id, m.symbol, m.signed_qty, m.increasing_qty, m.price, m.margin_rate, m.expires_ms
+    )
 
 
 class _Ids(msgspec.Struct):

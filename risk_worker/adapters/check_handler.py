@@ -138,19 +138,7 @@ class CheckHandler:
         reservation = None
         r = decision.reservation
         if r is not None and account_id is not None:
-            reservation = self._encoder.encode(
-                wire.ReservationMsg(
-                    self._worker_id,
-                    account_id,
-                    r.order_id,
-                    r.symbol,
-                    r.signed_qty,
-                    r.increasing_qty,
-                    r.price,
-                    r.margin_rate,
-                    r.expires_ms,
-                )
-            )
+            reservation = self._encoder.encode(wire.reservation_msg(self._worker_id, account_id, r))
         if self._on_checked is not None:
             self._on_checked(decision, (time.perf_counter_ns() - started) / 1e9)
         return CheckAnswer(payload, headers, decision, error, reservation)

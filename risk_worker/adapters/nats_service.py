@@ -27,7 +27,6 @@ from risk_worker.adapters.micro_service import (
 from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import ApplyResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.observability import Metrics
@@ -189,18 +188,7 @@ class WorkerService:
             self._invalid(RESERVATIONS_SUBJECT, exc)
             return
         if r.worker_id != self._worker_id:
-            self._engine.apply_reservation(
-                r.account_id,
-                PendingOrder(
-                    r.order_id,
-                    r.symbol,
-                    r.signed_qty,
-                    r.increasing_qty,
-                    r.price,
-                    r.margin_rate,
-                    r.expires_ms,
-                ),
-            )
+            self._engine.apply_reservation(r.account_id, wire.pending_order(r))
 
     # -- outbound -----------------------------------------------------------------------------
 
