@@ -55,6 +55,7 @@ from collections.abc import AsyncIterator  # noqa: E402
 from risk_worker.devpg import PostgresServer  # noqa: E402
 from tests.pg_fixtures import (  # noqa: E402
     PostgresEndpoint,
+    pg_data_dir,
     session_postgres,
     started_postgres,
     temporary_database,
@@ -62,16 +63,16 @@ from tests.pg_fixtures import (  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresEndpoint]:
+def postgres_server() -> Iterator[PostgresEndpoint]:
     """One PostgreSQL for the whole session (or RISK_TEST_DATABASE_URL's); do not stop it."""
-    with session_postgres(tmp_path_factory.mktemp("pg")) as server:
+    with pg_data_dir() as data_dir, session_postgres(data_dir) as server:
         yield server
 
 
 @pytest.fixture
-def own_postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+def own_postgres_server() -> Iterator[PostgresServer]:
     """A fresh embedded PostgreSQL for one test, which may stop, kill or restart it."""
-    with started_postgres(tmp_path_factory.mktemp("own-pg")) as server:
+    with pg_data_dir() as data_dir, started_postgres(data_dir) as server:
         yield server
 
 

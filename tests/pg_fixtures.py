@@ -8,6 +8,8 @@ asks for `database_url` gets a fresh, empty database of its own, dropped afterwa
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -37,6 +39,21 @@ class ExternalPostgres:
     """A server the tests did not start (`RISK_TEST_DATABASE_URL`); never stopped by them."""
 
     url: str
+
+
+@contextmanager
+def pg_data_dir() -> Iterator[Path]:
+    """A data directory outside pytest's temporary root, removed afterwards.
+
+    As root, PostgreSQL runs as the ``pgserver`` user, which must traverse the directory's
+    parents; a concurrent pytest session resets ``/tmp/pytest-of-<user>`` to mode 0700, which
+    would lock a running server out of its own data.
+    """
+    path = Path(tempfile.mkdtemp(prefix="risk-worker-pg-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextmanager
