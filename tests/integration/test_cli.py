@@ -120,3 +120,36 @@ async def test_cli_run_when_policy_table_unreadable_then_refuses_unless_fallback
                 await proc.wait()
                 raise
     assert code == 0
+
+
+async def test_run_when_nats_gone_then_sigterm_still_exits_0(
+    own_nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # A stop must end even when the server is gone (an orphaned worker once ignored SIGTERM).
+    env = {
+        **os.environ,
+        "RISK_NATS_URL": own_nats_server.url,
+        "RISK_HTTP_PORT": "0",
+        "RISK_KV_BUCKET": "sigterm_no_nats",
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            CLI, "run", env=env, stdout=log_file, stderr=log_file
+        )
+        try:
+            await wait_for(
+                lambda: b"serving risk.check.order" in log_path.read_bytes(),
+                15.0,
+                0.1,
+                "the worker did not start",
+            )
+            own_nats_server.kill()
+            await asyncio.sleep(0.5)  # the worker notices the server is gone: time is the point
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.wait_for(proc.wait(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert code == 0, log_path.read_text()[-2000:]
