@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from risk_worker import cli_ops, operator
+from risk_worker.bench import bench_command
 from risk_worker.cli_common import configure_logs, console, err, run_async, settings_or_exit
 from risk_worker.cli_db import db
 from risk_worker.cli_policies import policies
@@ -229,6 +230,7 @@ app.command()(cli_ops.services)
 app.command()(cli_ops.status)
 app.command()(cli_ops.publish)
 app.command()(cli_ops.tail)
+app.command(name="bench")(bench_command)
 
 
 def main() -> None:
