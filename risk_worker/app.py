@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 import asyncpg
@@ -190,41 +190,43 @@ class Worker:
         )
 
     async def stop(self) -> None:
-        """Stop tasks, drain subscriptions, flush the audit queue, drain NATS, close the pool."""
+        """Stop tasks, drain subscriptions, flush the audit queue, drain NATS, close the rest.
+
+        Every step is bounded: one that does not finish in time is abandoned and named in the
+        log, so SIGTERM always ends the process.
+        """
         self._stopping = True
         if self._monitor is not None:
             self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+            await _bounded("monitor", _finish(self._monitor), 5.0)
         if self.policies is not None:
-            await self.policies.stop()
-        if self.lease is not None:
-            await self.lease.release()  # another instance takes over at once
-        if self.members is not None:
-            await self.members.stop()  # the others own this instance's accounts now
+            await _bounded("policy reload", self.policies.stop(), 5.0)
+        if self.lease is not None:  # another instance takes over at once
+            await _bounded("lease release", self.lease.release(), 3.0)
+        if self.members is not None:  # the others own this instance's accounts now
+            await _bounded("membership", self.members.stop(), 3.0)
         if self.service is not None:
-            await self.service.stop()
+            await _bounded("subscriptions", self.service.stop(), 12.0)
         if self.publisher is not None:
-            await self.publisher.stop()
+            await _bounded("audit queue", self.publisher.stop(), 12.0)
         if self.pg_sink is not None:
-            await self.pg_sink.stop()
-        if self.nc is not None and not self.nc.is_closed:
-            try:
-                await asyncio.wait_for(self.nc.drain(), 10.0)
-            except Exception:  # a stop must end: close whatever is left
-                with contextlib.suppress(Exception):
-                    await self.nc.close()
+            await _bounded("risk-sink", self.pg_sink.stop(), 8.0)
+        if (
+            self.nc is not None
+            and not self.nc.is_closed
+            and not await _bounded("NATS drain", self.nc.drain(), 10.0)
+        ):
+            await _bounded("NATS close", self.nc.close(), 3.0)
         if self.watcher is not None:
-            await self.watcher.stop()
+            await _bounded("state watcher", self.watcher.stop(), 5.0)
         if self.snapshots is not None:
-            await self.snapshots.stop()
+            await _bounded("Redis snapshots", self.snapshots.stop(), 5.0)
         for task in list(self._tasks):
             task.cancel()
         if self.pool is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.pool.close(), 5)
+            await _bounded("PostgreSQL pool", self.pool.close(), 5.0)
         if self.http is not None:
-            await asyncio.to_thread(self.http.stop)
+            await _bounded("HTTP server", asyncio.to_thread(self.http.stop), 5.0)
         log.info("risk-worker %s stopped", self.settings.worker_id)
 
     async def _connect(self) -> Client:
@@ -308,6 +310,24 @@ class Worker:
                 f" ({record.source}: {record.reason})" if value else "",
             )
             self.sink.record(record)
+
+
+async def _finish(task: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _bounded(step: str, work: Awaitable[Any], timeout: float) -> bool:  # noqa: ASYNC109
+    """Await one step of a stop; False (and an error naming it) when it failed or timed out."""
+    try:
+        await asyncio.wait_for(work, timeout)
+    except TimeoutError:
+        log.error("stopping: %s did not finish within %s s; abandoned", step, timeout)
+        return False
+    except Exception:
+        log.exception("stopping: %s failed", step)
+        return False
+    return True
 
 
 async def serve(settings: Settings, policy_source: PolicySource | None = None) -> None:

@@ -7,6 +7,8 @@ subscriptions, whose order of processing is not defined).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -205,6 +207,7 @@ async def start_harness(
 
 
 async def stop_harness(h: Harness) -> None:
-    """Close the client and stop the worker."""
-    await h.nc.close()
-    await h.worker.stop()
+    """Close the client and stop the worker (each bounded: a test's teardown must end)."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(h.nc.close(), 5.0)
+    await asyncio.wait_for(h.worker.stop(), 90.0)
