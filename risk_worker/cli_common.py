@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import asyncpg
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from risk_worker.errors import ConfigError
 from risk_worker.settings import Settings, load_settings
 
 T = TypeVar("T")
+DB_TIMEOUT_S = 5.0
 console = Console()
 err = Console(stderr=True)
 
@@ -40,3 +44,51 @@ def configure_logs(settings: Settings) -> None:
     from risk_worker.logs import configure_logging  # noqa: PLC0415
 
     configure_logging(settings.log_level, settings.log_format or None)
+
+
+def database_url_or_exit() -> str:
+    """``RISK_DATABASE_URL`` (or its ``_FILE``), or exit 2 naming the variable."""
+    url = settings_or_exit().database_url
+    if not url:
+        err.print("[red]configuration error[/red] RISK_DATABASE_URL: not set (postgresql://…)")
+        raise typer.Exit(2)
+    return url
+
+
+def where(url: str) -> str:
+    """``host:port/database`` of a DSN, without user or password, for messages."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+    except ValueError:
+        return "<unparsable RISK_DATABASE_URL>"
+
+
+def with_database(
+    url: str,
+    work: Callable[[asyncpg.Connection], Awaitable[T]],
+    refusals: tuple[type[Exception], ...] = (),
+    refusal_label: str = "refused",
+) -> T:
+    """Connect (5 s timeout), run ``work``, close.
+
+    Exits 1 on one of ``refusals`` (the command's own "no", printed as ``refusal_label``) and 2
+    when PostgreSQL cannot be used; the message names the database, never the credentials.
+    """
+
+    async def go() -> T:
+        conn = await asyncpg.connect(url, timeout=DB_TIMEOUT_S)
+        try:
+            return await work(conn)
+        finally:
+            await conn.close(timeout=DB_TIMEOUT_S)
+
+    try:
+        return asyncio.run(go())
+    except refusals as exc:
+        err.print(f"[red]{refusal_label}:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        problem = escape(f"{type(exc).__name__}: {exc}")
+        err.print(f"[red]cannot use PostgreSQL at {where(url)}:[/red] {problem}")
+        raise typer.Exit(2) from None

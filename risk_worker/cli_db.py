@@ -8,11 +8,9 @@ or connection error.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 import typer
@@ -21,31 +19,18 @@ from rich.table import Table
 
 from risk_worker.adapters.pg_migrate import MigrationError, MigrationState, migrate, status
 from risk_worker.adapters.pg_migrate import migrations_dir as default_migrations_dir
-from risk_worker.cli_common import settings_or_exit
+from risk_worker.cli_common import database_url_or_exit, where, with_database
 
 T = TypeVar("T")
-CONNECT_TIMEOUT_S = 5.0
 db = typer.Typer(no_args_is_help=True, help="Apply and inspect the PostgreSQL schema migrations.")
 console = Console()
 err = Console(stderr=True)
 
 
-def _where(url: str) -> str:
-    """`host:port/database` of a DSN, without user or password, for messages."""
-    try:
-        parts = urlsplit(url)
-        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
-    except ValueError:
-        return "<unparsable RISK_DATABASE_URL>"
-
-
 def _inputs() -> tuple[str, Path]:
     """Reads RISK_DATABASE_URL (or _FILE) and the migrations directory, or exits 2 naming
     the variable."""
-    url = settings_or_exit().database_url
-    if not url:
-        err.print("[red]configuration error[/red] RISK_DATABASE_URL: not set (postgresql://…)")
-        raise typer.Exit(2)
+    url = database_url_or_exit()
     try:
         return url, default_migrations_dir()
     except FileNotFoundError as exc:
@@ -54,24 +39,8 @@ def _inputs() -> tuple[str, Path]:
 
 
 def _with_connection(url: str, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Connects (5 s timeout), runs `work`, closes; exits 2 on connection failure, 1 on
-    MigrationError."""
-
-    async def go() -> T:
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
-        try:
-            return await work(conn)
-        finally:
-            await conn.close(timeout=CONNECT_TIMEOUT_S)
-
-    try:
-        return asyncio.run(go())
-    except MigrationError as exc:
-        err.print(f"[red]refused:[/red] {exc}")
-        raise typer.Exit(1) from None
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        err.print(f"[red]cannot use PostgreSQL at {_where(url)}:[/red] {type(exc).__name__}: {exc}")
-        raise typer.Exit(2) from None
+    """Run ``work`` on the database; exit 1 when a migration is refused, 2 on no database."""
+    return with_database(url, work, (MigrationError,), "refused")
 
 
 @db.command("migrate")
@@ -80,11 +49,11 @@ def migrate_command() -> None:
     url, directory = _inputs()
     applied = _with_connection(url, lambda conn: migrate(conn, directory))
     if not applied:
-        console.print(f"database at {_where(url)} is up to date")
+        console.print(f"database at {where(url)} is up to date")
         return
     for version in applied:
         console.print(f"applied {version}")
-    console.print(f"applied {len(applied)} migration(s) to {_where(url)}")
+    console.print(f"applied {len(applied)} migration(s) to {where(url)}")
 
 
 @db.command("status")
@@ -92,7 +61,7 @@ def status_command() -> None:
     """Show applied and pending migrations; exit 1 when an applied file changed or is missing."""
     url, directory = _inputs()
     states = _with_connection(url, lambda conn: status(conn, directory))
-    table = Table(title=f"migrations at {_where(url)}")
+    table = Table(title=f"migrations at {where(url)}")
     for column in ("version", "name", "state", "applied at (UTC)"):
         table.add_column(column)
     for state in states:

@@ -7,7 +7,6 @@ file, conflicting concurrent change, no such policy), 2 configuration or connect
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -18,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from risk_worker.cli_common import settings_or_exit
+from risk_worker.cli_common import database_url_or_exit, with_database
 from risk_worker.policy_admin import (
     PolicyConflictError,
     PolicyFileError,
@@ -31,42 +30,14 @@ from risk_worker.policy_admin import (
 )
 
 T = TypeVar("T")
-CONNECT_TIMEOUT_S = 5.0
-VARIABLE = "RISK_DATABASE_URL"
 policies = typer.Typer(no_args_is_help=True, help="List, apply and disable the risk policies.")
 console = Console()
 err = Console(stderr=True)
 
 
-def _url() -> str:
-    """RISK_DATABASE_URL (or RISK_DATABASE_URL_FILE), or exit 2 naming the variable."""
-    url = settings_or_exit().database_url
-    if not url:
-        err.print(f"[red]configuration error[/red] {VARIABLE}: not set (postgresql://…)")
-        raise typer.Exit(2)
-    return url
-
-
 def _with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
-    """Connect (5 s timeout), run `work`, close. Exit 1 on a conflict, 2 on a database error."""
-    url = _url()
-
-    async def go() -> T:
-        conn = await asyncpg.connect(url, timeout=CONNECT_TIMEOUT_S)
-        try:
-            return await work(conn)
-        finally:
-            await conn.close(timeout=CONNECT_TIMEOUT_S)
-
-    try:
-        return asyncio.run(go())
-    except PolicyConflictError as exc:
-        err.print(f"[red]conflict:[/red] {escape(str(exc))}")
-        raise typer.Exit(1) from None
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        problem = escape(f"{type(exc).__name__}: {exc}")
-        err.print(f"[red]cannot use PostgreSQL ({VARIABLE}):[/red] {problem}")
-        raise typer.Exit(2) from None
+    """Run ``work`` on the database; exit 1 on a conflict, 2 when there is no database."""
+    return with_database(database_url_or_exit(), work, (PolicyConflictError,), "conflict")
 
 
 def _number(value: float) -> str:
