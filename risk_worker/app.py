@@ -14,6 +14,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Awaitable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -38,7 +39,7 @@ from risk_worker.errors import ServerUnavailableError
 from risk_worker.monitor_task import MonitorTask, state_change_record
 from risk_worker.nats_auth import describe_connect_error, open_connection
 from risk_worker.observability import Metrics
-from risk_worker.policy_source import PolicySource, StaticPolicySource
+from risk_worker.policy_source import FilePolicySource, PolicySource, StaticPolicySource
 from risk_worker.policy_task import PolicyReloader
 from risk_worker.settings import Settings, redact
 from risk_worker.sinks import RiskEventSink
@@ -126,6 +127,11 @@ class Worker:
                 s.database_url, min_size=0, max_size=4, timeout=5, command_timeout=10
             )
             source = source or PgPolicySource(s.database_url, pool=self.pool)
+        elif source is None and s.policy_file:
+            source = FilePolicySource(Path(s.policy_file))
+            log.warning(
+                "RISK_DATABASE_URL is not set: policies from %s, no PostgreSQL audit", s.policy_file
+            )
         elif source is None:
             log.warning("RISK_DATABASE_URL is not set: built-in policies, no PostgreSQL audit")
         self.policies = PolicyReloader(

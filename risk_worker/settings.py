@@ -46,6 +46,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_level: str = "INFO"
     database_url: str = ""
     policy_fallback: str = ""
+    policy_file: str = ""
     policy_reload_interval: float = 30.0
     events_max_age: float = 7 * 86_400.0
     event_queue_size: int = 100_000
@@ -150,6 +151,13 @@ def _redis_url(text: str) -> str:
     return url
 
 
+def _readable_file(text: str) -> str:
+    path = text.strip()
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        raise ValueError("must name a readable file")
+    return path
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -175,6 +183,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "log_level": _level,
     "database_url": _database_url,
     "policy_fallback": _fallback,
+    "policy_file": _readable_file,
     "policy_reload_interval": _positive_float,
     "events_max_age": _positive_float,
     "event_queue_size": _positive_int,
@@ -240,6 +249,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(
             "RISK_LEASE_TTL",
             f"must be more than two monitor intervals ({2 * settings.monitor_interval} s)",
+        )
+    if settings.policy_file and settings.database_url:
+        raise ConfigError(
+            "RISK_POLICY_FILE",
+            "policies come from PostgreSQL when RISK_DATABASE_URL is set; set one, not both",
         )
     if settings.state_confirm_interval >= settings.state_max_age:
         raise ConfigError(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import msgspec
 import nats.errors
@@ -18,7 +19,9 @@ from risk_worker.bench_core import (
     BALANCE,
     POSITION_NOTIONAL,
     account_id,
+    bench_policies,
     mark_price,
+    request_bodies,
     symbol,
     wall_ms,
 )
@@ -28,8 +31,78 @@ NO_REPLY = (nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutErro
 _ENC = msgspec.json.Encoder()
 
 
+DENY_EVERY = 50
+"""Every 50th request is an order the bench expects to be denied (2 %)."""
+DENY_POLICY = "Max Order Notional"
+"""The policy that denies it: in the bench's policy file, not among the worker's defaults."""
+DENY_NOTIONAL = 2_000_000.0
+"""Notional of those orders (quote): twice that policy's limit, within every other policy."""
+
+
 class BenchError(RuntimeError):
     """The bench could not run, or a check returned a wrong answer."""
+
+
+def write_policy_file(path: Path) -> Path:
+    """Write the bench's 10 policies (:func:`~risk_worker.bench_core.bench_policies`) as TOML.
+
+    The worker reads it through ``RISK_POLICY_FILE``, so it runs the same set as the in-process
+    microbenchmark without a database.
+    """
+    lines: list[str] = []
+    for p in bench_policies():
+        lines += [
+            "[[policy]]",
+            f"name = {_ENC.encode(p.name).decode()}",
+            f'type = "{p.type.value}"',
+            f'metric = "{p.metric.value}"',
+            f'operator = "{p.operator.value}"',
+            f"threshold = {p.threshold!r}",
+            f'scope = "{p.scope.value}"',
+            *([f'scope_id = "{p.scope_id}"'] if p.scope_id is not None else []),
+            f"enabled = {'true' if p.enabled else 'false'}",
+            f"priority = {p.priority}",
+            "",
+        ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
+
+
+def denial_body(k: int, accounts: int, positions: int) -> bytes:
+    """A ``dry_run`` limit order of :data:`DENY_NOTIONAL`, which :data:`DENY_POLICY` denies."""
+    j = (k * 7) % positions
+    price = mark_price(j)
+    return _ENC.encode(
+        {
+            "order_id": f"bench-{k}",
+            "account_id": account_id((k * 31) % accounts),
+            "symbol": symbol(j),
+            "side": "BUY" if k % 2 == 0 else "SELL",
+            "quantity": round(DENY_NOTIONAL / price, 4),
+            "price": price,
+            "order_type": "LIMIT",
+            "dry_run": True,
+        }
+    )
+
+
+def bench_requests(
+    n: int, accounts: int, positions: int
+) -> tuple[list[bytes], list[str], list[str | None]]:
+    """``n`` check requests, their order ids, and what each must get.
+
+    Returns:
+        (bodies, order ids ``bench-<k>``, expected: None for approved, else the name of the
+        policy that must deny it). Typical orders come from
+        :func:`~risk_worker.bench_core.request_bodies`; every :data:`DENY_EVERY`-th is
+        :func:`denial_body`.
+    """
+    bodies = request_bodies(n, accounts, positions)
+    expected: list[str | None] = [None] * n
+    for k in range(DENY_EVERY - 1, n, DENY_EVERY):
+        bodies[k] = denial_body(k, accounts, positions)
+        expected[k] = DENY_POLICY
+    return bodies, [f"bench-{k}" for k in range(n)], expected
 
 
 async def publish_marks(nc: Client, positions: int) -> None:

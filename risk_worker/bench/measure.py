@@ -1,7 +1,8 @@
 """Round trips from the bench process: sequential and at K requests in flight.
 
-Every worker reply is decoded and must be approved and name the order that was sent, so the
-figures are those of correct decisions; the floor's replies are counted, not checked.
+Every worker reply is decoded and must name the order that was sent and carry the decision
+the bench expects of it (approved, or denied for the expected policy), so the figures are those
+of correct decisions; the floor's replies are counted, not checked.
 """
 
 from __future__ import annotations
@@ -19,34 +20,56 @@ REQUEST_TIMEOUT_S = 5.0
 WARMUP_REQUESTS = 200
 
 
+class _Violation(msgspec.Struct):
+    policy_name: str = ""
+
+
 class _Reply(msgspec.Struct):
     order_id: str | None = None
     approved: bool | None = None
+    rejection_reason: str | None = None
     reason: str | None = None
+    violations: list[_Violation] = []
 
 
 _REPLY = msgspec.json.Decoder(_Reply)
 
 
 class Plan(msgspec.Struct, frozen=True):
-    """What one phase sends: ``requests`` of ``bodies`` (cycled), or for ``duration`` s."""
+    """What one phase sends: ``requests`` of ``bodies`` (cycled), or for ``duration`` s.
+
+    ``expected[k]`` is None when body ``k`` must be approved, else the name of the policy whose
+    violation must deny it (``policy_violation``); empty means every body must be approved.
+    """
 
     bodies: Sequence[bytes]
     order_ids: Sequence[str]
     requests: int
     duration: float | None = None
     verify: bool = True
+    expected: Sequence[str | None] = ()
 
 
 def _check(plan: Plan, index: int, data: bytes) -> None:
     if not plan.verify:
         return
     reply = _REPLY.decode(data)
-    expected = plan.order_ids[index % len(plan.order_ids)]
-    if reply.order_id != expected:
-        raise BenchError(f"reply to {expected} names order {reply.order_id}")
-    if reply.approved is not True:
-        raise BenchError(f"order {expected} not approved: {reply.reason}")
+    k = index % len(plan.order_ids)
+    order_id = plan.order_ids[k]
+    if reply.order_id != order_id:
+        raise BenchError(f"reply to {order_id} names order {reply.order_id}")
+    policy = plan.expected[k] if plan.expected else None
+    if policy is None:
+        if reply.approved is not True:
+            raise BenchError(f"order {order_id} not approved: {reply.reason}")
+        return
+    if (
+        reply.approved is not False
+        or reply.rejection_reason != "policy_violation"
+        or not reply.violations
+        or reply.violations[0].policy_name != policy
+    ):
+        raise BenchError(f"order {order_id} not denied by {policy!r}: {reply.reason}")
 
 
 def summarize(samples_ns: list[int], elapsed_ns: int, prefix: str) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Render a bench result as a rich table."""
+"""Render a bench result as rich tables: figures, in-process stages, tick ingestion, targets."""
 
 from __future__ import annotations
 
@@ -7,55 +7,134 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from risk_worker.bench.runner import figure_keys
+from risk_worker.bench.summary import INPROCESS_STAGES, figure_keys
 
 
 def _value(key: str, value: float) -> str:
     return f"{value:,.0f} req/s" if key.endswith("_rps") else f"{value:,.0f} µs"
 
 
-def _label(key: str) -> str:
+def _label(key: str, tick_rate: float) -> str:
     phase, _, rest = key.partition("_")
-    where = "sequential" if phase == "seq" else f"{phase[1:]} in flight"
+    if phase == "seq":
+        where = f"sequential, {tick_rate:,.0f} ticks/s"
+    elif phase == "idle":
+        where = "sequential, no ticks"
+    else:
+        where = f"{phase[1:]} in flight, {tick_rate:,.0f} ticks/s"
     what = {"p50_us": "p50", "p99_us": "p99", "rps": "throughput"}[rest]
-    return f"{where} {what}"
+    return f"{where}: {what}"
+
+
+def _figures(result: dict[str, Any]) -> Table:
+    cfg = result["config"]
+    table = Table(
+        title=(
+            f"risk-worker bench: {cfg['accounts']:,} accounts × {cfg['positions']} positions, "
+            f"{result['policies']}, median of {cfg['rounds']} alternating rounds"
+        )
+    )
+    for name, justify in (("figure", "left"), ("floor (echo)", "right"), ("worker", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    table.add_column("worker/floor", justify="right")
+    for key in figure_keys(tuple(cfg["inflight"])):
+        table.add_row(
+            _label(key, cfg["tick_rate"]),
+            _value(key, result["floor"][key]),
+            _value(key, result["worker"][key]),
+            f"{result['ratios'][key]:.2f}×",
+        )
+    return table
+
+
+def _inprocess(figures: dict[str, float]) -> Table:
+    table = Table(title="in-process check path (same book, 10 policies, GC off while timing)")
+    table.add_column("stage")
+    table.add_column("p50", justify="right")
+    table.add_column("p99", justify="right")
+    for stage in INPROCESS_STAGES:
+        table.add_row(
+            stage, f"{figures[f'{stage}_p50_us']:.1f} µs", f"{figures[f'{stage}_p99_us']:.1f} µs"
+        )
+    return table
+
+
+def _ingestion(ingestion: dict[str, Any]) -> Table:
+    table = Table(
+        title=f"tick ingestion, one worker ({ingestion['step_seconds']:g} s per step, absorbed = "
+        "every tick applied ≤ 0.1 s after the last one)"
+    )
+    for name in ("offered", "published", "applied while offered", "caught up after", "absorbed"):
+        table.add_column(name, justify="right")
+    for s in ingestion["steps"]:
+        table.add_row(
+            f"{s['rate']:,.0f}/s",
+            f"{s['published_rate']:,.0f}/s",
+            f"{s['applied_rate']:,.0f}/s",
+            f"{s['catch_up_s']:.3f} s",
+            "yes" if s["absorbed"] else "[red]no[/red]",
+        )
+    return table
+
+
+def _targets(targets: list[dict[str, Any]]) -> Table:
+    table = Table(title="issue 6 targets")
+    for name in ("target", "value", "result"):
+        table.add_column(name)
+    for t in targets:
+        value = t["value"]
+        shown = "—" if value is None else f"{value:,.2f} {t['unit']}"
+        if t["met"]:
+            verdict = "[green]met[/green]"
+        elif value is None:
+            verdict = "[red]not measured[/red]"
+        else:
+            verdict = (
+                f"[red]missed by {t['missed_by']:,.2f} {t['unit']} "
+                f"({t['missed_by_fraction']:.0%})[/red]"
+            )
+        table.add_row(t["target"], shown, verdict)
+    return table
 
 
 def render(result: dict[str, Any], console: Console) -> None:
-    """Print the figures table (medians over rounds, ratio worker/floor) and the notes.
+    """Print every table and the notes.
 
     Args:
         result: what :func:`risk_worker.bench.runner.run_bench` returned.
         console: where to print.
     """
-    cfg = result["config"]
-    table = Table(
-        title=(
-            f"risk-worker bench: {cfg['accounts']} accounts × {cfg['positions']} positions, "
-            f"median of {cfg['rounds']} alternating rounds"
+    console.print(_figures(result))
+    if result["inprocess"]:
+        console.print(_inprocess(result["inprocess"]))
+    ingestion = result["ingestion"]
+    console.print(_ingestion(ingestion))
+    saturation = ingestion["saturation_rate"]
+    console.print(
+        f"max ticks/s absorbed: {ingestion['max_absorbed_rate']:,.0f}; "
+        + (
+            f"applied {saturation:,.0f}/s when overloaded"
+            if saturation is not None
+            else "every offered rate was absorbed"
         )
     )
-    table.add_column("figure")
-    table.add_column("floor (echo)", justify="right")
-    table.add_column("worker", justify="right")
-    table.add_column("worker/floor", justify="right")
-    for key in figure_keys(tuple(cfg["inflight"])):
-        table.add_row(
-            _label(key),
-            _value(key, result["floor"][key]),
-            _value(key, result["worker"][key]),
-            f"{result['ratios'][key]:.2f}×",
-        )
-    console.print(table)
+    ticks = result["ticks_during_rounds"]
     rb = result["reply_bytes"]
     console.print(
-        f"worker peak RSS {result['worker_peak_rss_mb']:.1f} MiB; start → serving "
-        f"{result['worker_start_to_serving_s']:.2f} s, start → loaded book approved "
-        f"{result['worker_start_to_ready_s']:.2f} s"
+        f"worker peak RSS {result['worker_peak_rss_mb']:.1f} MiB (ingestion worker "
+        f"{ingestion['peak_rss_mb']:.1f} MiB); start → /ready "
+        f"{result['worker_start_to_ready_s']:.2f} s, → first answer "
+        f"{result['worker_start_to_serving_s']:.2f} s, → loaded book approved "
+        f"{result['worker_start_to_book_loaded_s']:.2f} s"
     )
     console.print(
-        f"reply bytes floor {rb['floor']:.0f} / worker {rb['worker']:.0f}; policies: "
-        f"{result['policies']}; ticks: {result['ticks']}"
+        f"ticks during the rounds: {ticks['published']:,.0f} published at {ticks['rate']:,.0f}/s, "
+        f"{ticks['applied']:,.0f} applied; reply bytes floor {rb['floor']:.0f} / worker "
+        f"{rb['worker']:.0f}"
     )
     mark = "[green]verified[/green]" if result["verified"] else "[red]NOT verified[/red]"
-    console.print(f"{mark}: {result['checks_verified']:,} worker replies approved and matched")
+    console.print(
+        f"{mark}: {result['checks_verified']:,} worker replies carried the expected decision "
+        "(approved, or every 50th denied by 'Max Order Notional')"
+    )
+    console.print(_targets(result["targets"]))

@@ -4,23 +4,51 @@ from __future__ import annotations
 
 from typing import Any
 
-from risk_worker.bench.runner import BenchConfig, figure_keys, run_bench
+from risk_worker.bench.runner import BenchConfig, run_bench, steps_total
+from risk_worker.bench.summary import figure_keys
+
+TARGETS = {
+    "sequential p50 ≤ 1.10 × floor",
+    "sequential p99 ≤ 1.15 × floor",
+    "in-process decision p50 ≤ 15 µs",
+    "ticks absorbed ≥ 50,000/s",
+    "worker peak RSS ≤ 200 MB",
+    "start to ready ≤ 2 s",
+}
 
 
 async def test_bench_reports_every_figure_and_verifies_the_worker() -> None:
-    cfg = BenchConfig(accounts=20, positions=3, requests=200, inflight=(8,), rounds=1)
+    cfg = BenchConfig(
+        accounts=20,
+        positions=3,
+        requests=200,
+        inflight=(8,),
+        rounds=1,
+        tick_rate=1000.0,
+        tick_rates=(2000.0, 4000.0),
+        tick_seconds=0.5,
+    )
     steps: list[str] = []
 
     result: dict[str, Any] = await run_bench(cfg, steps.append)
 
-    assert steps == ["round 1/1 A: floor", "round 1/1 B: worker"]
+    assert steps[:3] == ["in-process check path", "round 1/1 A: floor", "round 1/1 B: worker"]
+    assert steps[3:] == ["tick ingestion: 2,000 ticks/s", "tick ingestion: 4,000 ticks/s"]
+    assert len(steps) <= steps_total(cfg)
     for side in ("floor", "worker", "ratios"):
         assert set(result[side]) == set(figure_keys((8,)))
         assert all(value > 0 for value in result[side].values())
     assert result["verified"] is True
-    # warm-up is not counted: one sequential phase and one at 8 in flight, 200 each
-    assert result["checks_verified"] == 400
+    # warm-up is not counted: sequential, 8 in flight and idle phases, 200 each
+    assert result["checks_verified"] == 600
+    assert result["inprocess"]["decide_p50_us"] > 0
+    ingestion = result["ingestion"]
+    assert ingestion["max_absorbed_rate"] == 4000.0, ingestion
+    assert [s["rate"] for s in ingestion["steps"]] == [2000.0, 4000.0]
+    ticks = result["ticks_during_rounds"]
+    assert ticks["published"] > 0 and ticks["applied"] >= ticks["published"]
     assert result["worker_peak_rss_mb"] > 0
-    assert 0 < result["worker_start_to_serving_s"] <= result["worker_start_to_ready_s"]
+    assert 0 < result["worker_start_to_ready_s"] <= result["worker_start_to_book_loaded_s"]
     assert result["reply_bytes"]["floor"] > 0 and result["reply_bytes"]["worker"] > 0
-    assert result["ticks"] == "not measured in this version"
+    assert {t["target"] for t in result["targets"]} == TARGETS
+    assert all(t["met"] or t["missed_by"] is not None for t in result["targets"])

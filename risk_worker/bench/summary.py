@@ -1,0 +1,127 @@
+"""The bench's result: medians over rounds, ratios worker/floor, and each target met or missed.
+
+Targets are issue 6's, from one run on a 2-core machine: sequential p50 ≤ 1.10 × floor and p99
+≤ 1.15 × floor (ticks flowing), throughput at 64 and 128 in flight ≥ 0.90 × floor, in-process
+decision ≤ 15 µs p50, ≥ 50,000 ticks/s absorbed, ≤ 200 MB peak RSS, start to ready ≤ 2 s.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from risk_worker.bench_core import build_engine, measure, request_bodies
+
+if TYPE_CHECKING:
+    from risk_worker.bench.runner import BenchConfig
+
+INPROCESS_REQUESTS = 5_000
+INPROCESS_STAGES = ("answer", "decode", "decide", "encode")
+
+
+def figure_keys(inflight: tuple[int, ...]) -> list[str]:
+    """Keys of one side's figures: ``seq_*`` (ticks flowing), ``c<K>_*`` per level, ``idle_*``."""
+    keys = ["seq_p50_us", "seq_p99_us", "seq_rps"]
+    for k in inflight:
+        keys += [f"c{k}_rps", f"c{k}_p50_us", f"c{k}_p99_us"]
+    return [*keys, "idle_p50_us", "idle_p99_us", "idle_rps"]
+
+
+def inprocess_figures(accounts: int, positions: int) -> dict[str, float]:
+    """p50/p99 (µs) of each in-process stage on the bench's book and 10 policies (2 passes)."""
+    engine = build_engine(accounts, positions, policies=10)
+    figures = measure(engine, request_bodies(INPROCESS_REQUESTS, accounts, positions), repeat=2)
+    return {
+        f"{stage}_{q}_us": figures[f"{stage}_{q}_us"]
+        for stage in INPROCESS_STAGES
+        for q in ("p50", "p99")
+    }
+
+
+def _target(name: str, value: float | None, limit: float, upper: bool, unit: str) -> dict[str, Any]:
+    """One target: met, or missed by how much (absolute and as a fraction of the limit)."""
+    if value is None:
+        return {"target": name, "value": None, "limit": limit, "met": False, "missed_by": None}
+    met = value <= limit if upper else value >= limit
+    gap = 0.0 if met else abs(value - limit)
+    return {
+        "target": name,
+        "value": value,
+        "limit": limit,
+        "unit": unit,
+        "met": met,
+        "missed_by": gap,
+        "missed_by_fraction": gap / limit if limit else 0.0,
+    }
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Evaluate issue 6's targets on a summarized result (absent figures count as missed)."""
+    ratios = result["ratios"]
+    out = [
+        _target("sequential p50 ≤ 1.10 × floor", ratios.get("seq_p50_us"), 1.10, True, "×"),
+        _target("sequential p99 ≤ 1.15 × floor", ratios.get("seq_p99_us"), 1.15, True, "×"),
+    ]
+    for k in (64, 128):
+        key = f"c{k}_rps"
+        if key in ratios:
+            out.append(
+                _target(f"{k} in flight throughput ≥ 0.90 × floor", ratios[key], 0.9, False, "×")
+            )
+    inproc = result.get("inprocess") or {}
+    out += [
+        _target("in-process decision p50 ≤ 15 µs", inproc.get("decide_p50_us"), 15.0, True, "µs"),
+        _target(
+            "ticks absorbed ≥ 50,000/s",
+            result["ingestion"]["max_absorbed_rate"],
+            50_000.0,
+            False,
+            "ticks/s",
+        ),
+        _target("worker peak RSS ≤ 200 MB", result["worker_peak_rss_mb"], 200.0, True, "MiB"),
+        _target("start to ready ≤ 2 s", result["worker_start_to_ready_s"], 2.0, True, "s"),
+    ]
+    return out
+
+
+def summarize(
+    cfg: BenchConfig,
+    floor: list[dict[str, float]],
+    worker: list[dict[str, float]],
+    ingestion: dict[str, Any],
+    inprocess: dict[str, float],
+) -> dict[str, Any]:
+    """Medians over rounds, ratios worker/floor, start, memory, ticks, verification, targets."""
+    keys = figure_keys(cfg.inflight)
+    med_floor = {k: statistics.median(r[k] for r in floor) for k in keys}
+    med_worker = {k: statistics.median(r[k] for r in worker) for k in keys}
+    verified = sum(int(v) for r in worker for k, v in r.items() if k.endswith("_verified"))
+
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in worker)
+
+    result: dict[str, Any] = {
+        "config": asdict(cfg),
+        "floor": med_floor,
+        "worker": med_worker,
+        "ratios": {k: med_worker[k] / med_floor[k] if med_floor[k] else 0.0 for k in keys},
+        "inprocess": inprocess,
+        "ingestion": ingestion,
+        "worker_peak_rss_mb": max(r["peak_rss_mb"] for r in worker),
+        "worker_start_to_ready_s": median("start_to_ready_s"),
+        "worker_start_to_serving_s": median("start_to_serving_s"),
+        "worker_start_to_book_loaded_s": median("start_to_book_loaded_s"),
+        "ticks_during_rounds": {
+            "rate": cfg.tick_rate,
+            "published": sum(r["ticks_published"] for r in worker),
+            "applied": sum(r["ticks_applied"] for r in worker),
+        },
+        "reply_bytes": {"floor": floor[0]["reply_bytes"], "worker": worker[0]["reply_bytes"]},
+        "checks_verified": verified,
+        "verified": verified > 0,
+        "policies": "10 (the bench's policy file, RISK_POLICY_FILE)",
+        "rounds": {"floor": floor, "worker": worker},
+    }
+    result["targets"] = targets(result)
+    return result
