@@ -86,17 +86,29 @@ class MonitorTask:
             next_at = max(next_at + self._interval, loop.time())
             await asyncio.sleep(next_at - loop.time())
             try:
-                held = True if self._lease is None else await self._lease.renew()
-                now = now_ms()
-                reports = self._engine.monitor(now, apply_trips=held)
-                self._set_gauges(reports)
-                if not held:
-                    continue  # another instance publishes this interval
-                published = {r.account_id: await self._publish_report(r, now) for r in reports}
-                if self._on_pass is not None:
-                    self._on_pass(published, now)
+                await self._pass()
             except Exception:
                 log.exception("monitor pass failed")
+
+    async def _pass(self) -> None:
+        """Evaluate every account, one at a time, yielding to the event loop after each so a
+        check never waits behind more than one account's evaluation (p99 at 1,000 accounts)."""
+        held = True if self._lease is None else await self._lease.renew()
+        now = now_ms()
+        engine = self._engine
+        engine.begin_monitor_pass(now)
+        reports: list[AccountReport] = []
+        published: dict[str, RiskMetricsMsg] = {}
+        for account_id in engine.known_accounts():
+            report = engine.monitor_account(account_id, now, apply_trips=held)
+            if report is not None:
+                reports.append(report)
+                if held:  # else another instance publishes this interval
+                    published[account_id] = await self._publish_report(report, now)
+            await asyncio.sleep(0)
+        self._set_gauges(reports)
+        if held and self._on_pass is not None:
+            self._on_pass(published, now)
 
     async def _publish_report(self, r: AccountReport, now: int) -> RiskMetricsMsg:
         """Publish metrics and alerts, record what was alerted or halted, start a trip."""

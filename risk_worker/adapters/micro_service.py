@@ -13,7 +13,6 @@ counters (there is no public API for it).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -71,7 +70,6 @@ async def start_service(
             return
         if answer.error is not None and endpoint:
             count_error(endpoint[0], answer.error)
-        await asyncio.sleep(0)  # let other instances' reservations in between two checks
 
     await service.add_endpoint(
         name=ENDPOINT_NAME,

@@ -178,7 +178,6 @@ class WorkerService:
         if answer.reservation is not None:
             await self._nc.publish(RESERVATIONS_SUBJECT, answer.reservation)
         await self._nc.publish(msg.reply, answer.payload, headers=answer.headers)
-        await asyncio.sleep(0)  # let other instances' reservations in between two checks
 
     async def _on_reservation(self, msg: Msg) -> None:
         """Another instance reserved headroom: count it here too."""

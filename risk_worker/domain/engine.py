@@ -111,36 +111,51 @@ class RiskEngine:
         return assess_account(acct, self.book, self.policies, self.states, self.config, now_ms)
 
     def monitor(self, now_ms: int, apply_trips: bool = True) -> list[AccountReport]:
-        """Evaluate every known account; trips are applied to the local state at once.
+        """Evaluate every known account in one go (see :meth:`monitor_account`)."""
+        self.begin_monitor_pass(now_ms)
+        reports = []
+        for account_id in self.known_accounts():
+            report = self.monitor_account(account_id, now_ms, apply_trips)
+            if report is not None:
+                reports.append(report)
+        return reports
 
-        The caller publishes the reports and writes each trip to the KV bucket. An instance
-        that does not publish (``apply_trips`` False) still tracks peaks, breaker hits and
-        de-duplication, but leaves trips to the one that does.
+    def begin_monitor_pass(self, now_ms: int) -> None:
+        """Start a monitor pass: forget alert de-duplication entries older than the window."""
+        self.deduper.prune(now_ms)
+
+    def monitor_account(
+        self, account_id: str, now_ms: int, apply_trips: bool = True
+    ) -> AccountReport | None:
+        """Evaluate one known account; a trip is applied to the local state at once.
+
+        The caller publishes the report and writes a trip to the KV bucket. An instance that
+        does not publish (``apply_trips`` False) still tracks peaks, breaker hits and
+        de-duplication, but leaves trips to the one that does. The adapter evaluates accounts
+        one at a time so that checks are answered in between.
+
+        Returns:
+            The report; None when the account is unknown or no policy set is loaded.
         """
         policies = self.policies
-        if policies is None:
-            return []
-        self.deduper.prune(now_ms)
-        reports = []
-        for acct in list(self.book.accounts.values()):
-            if not acct.known:
-                continue
-            report = evaluate_account(
-                acct,
-                self.book,
-                policies,
-                self.states,
-                self.breaker,
-                self.deduper,
-                self.config,
-                now_ms,
+        acct = self.book.accounts.get(account_id)
+        if policies is None or acct is None or not acct.known:
+            return None
+        report = evaluate_account(
+            acct,
+            self.book,
+            policies,
+            self.states,
+            self.breaker,
+            self.deduper,
+            self.config,
+            now_ms,
+        )
+        if report.trip is not None and apply_trips:
+            self.states.set_local(
+                account_key(account_id), trip_value(report.trip, self.worker_id, now_ms)
             )
-            if report.trip is not None and apply_trips:
-                self.states.set_local(
-                    account_key(acct.account_id), trip_value(report.trip, self.worker_id, now_ms)
-                )
-            reports.append(report)
-        return reports
+        return report
 
 
 def trip_value(trip: Trip, worker_id: str, now_ms: int) -> StateValue:
