@@ -8,8 +8,10 @@ of correct decisions; the floor's replies are counted, not checked.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import msgspec
 from nats.aio.client import Client
@@ -103,7 +105,7 @@ async def run_phase(nc: Client, plan: Plan, inflight: int, prefix: str) -> dict[
 
     Returns:
         p50/p99 (µs) and requests per second, see :func:`summarize`, plus
-        ``<prefix>_verified`` (replies checked).
+        ``<prefix>_requests`` (answered) and ``<prefix>_verified`` (replies checked).
 
     Raises:
         BenchError: a reply was not approved or named another order.
@@ -133,15 +135,35 @@ async def run_phase(nc: Client, plan: Plan, inflight: int, prefix: str) -> dict[
 
     await asyncio.gather(*(requester() for _ in range(inflight)))
     figures = summarize(samples, clock() - start, prefix)
+    figures[f"{prefix}_requests"] = float(len(samples))
     figures[f"{prefix}_verified"] = float(len(samples) if plan.verify else 0)
     return figures
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used (``/proc/<pid>/stat``), seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def timed_phase(
+    nc: Client, plan: Plan, inflight: int, prefix: str, pids: Mapping[str, int]
+) -> dict[str, float]:
+    """:func:`run_phase`, plus ``<prefix>_cpu_<name>_us``: CPU µs per request of each process.
+
+    Args:
+        pids: name → pid of the processes to account (e.g. client, server, responder).
+    """
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    figures = await run_phase(nc, plan, inflight, prefix)
+    n = max(figures[f"{prefix}_requests"], 1.0)
+    for name, pid in pids.items():
+        figures[f"{prefix}_cpu_{name}_us"] = (cpu_seconds(pid) - before[name]) / n * 1e6
+    return figures
+
+
 async def measure_all(
-    nc: Client,
-    plan: Plan,
-    inflight_levels: Sequence[int],
-    before_phase: Callable[[], Awaitable[None]] | None = None,
+    nc: Client, plan: Plan, inflight_levels: Sequence[int], pids: Mapping[str, int]
 ) -> dict[str, float]:
     """Warm up, then a sequential phase (``seq_*``) and one per level (``c<K>_*``).
 
@@ -149,13 +171,10 @@ async def measure_all(
         nc: connection to the server.
         plan: what each phase sends.
         inflight_levels: concurrency of the phases after the sequential one.
-        before_phase: awaited before each phase (e.g. to refresh the marks).
+        pids: processes whose CPU time per request is reported (see :func:`timed_phase`).
     """
+    await warm_up(nc, plan)
     figures: dict[str, float] = {}
     for prefix, level in (("seq", 1), *((f"c{k}", k) for k in inflight_levels)):
-        if before_phase is not None:
-            await before_phase()
-        if level == 1:
-            await warm_up(nc, plan)
-        figures |= await run_phase(nc, plan, level, prefix)
+        figures |= await timed_phase(nc, plan, level, prefix, pids)
     return figures

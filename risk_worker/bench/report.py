@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from risk_worker.bench.summary import INPROCESS_STAGES, figure_keys
+from risk_worker.bench.summary import CPU_PROCESSES, INPROCESS_STAGES, figure_keys
 
 
 def _value(key: str, value: float) -> str:
@@ -44,6 +44,23 @@ def _figures(result: dict[str, Any]) -> Table:
             _value(key, result["worker"][key]),
             f"{result['ratios'][key]:.2f}×",
         )
+    return table
+
+
+_PHASES = {"seq": "sequential", "idle": "sequential, no ticks"}
+
+
+def _cpu(result: dict[str, Any]) -> Table:
+    cpu = result["cpu_us_per_request"]
+    table = Table(title="CPU time per request, µs (floor / worker round), by process")
+    table.add_column("phase")
+    for name in CPU_PROCESSES:
+        table.add_column(name, justify="right")
+    phases = ["seq", *(f"c{k}" for k in result["config"]["inflight"]), "idle"]
+    for phase in phases:
+        keys = [f"{phase}_cpu_{n}_us" for n in CPU_PROCESSES]
+        cells = [f"{cpu['floor'][k]:.1f} / {cpu['worker'][k]:.1f}" for k in keys]
+        table.add_row(_PHASES.get(phase, f"{phase[1:]} in flight"), *cells)
     return table
 
 
@@ -105,6 +122,7 @@ def render(result: dict[str, Any], console: Console) -> None:
         console: where to print.
     """
     console.print(_figures(result))
+    console.print(_cpu(result))
     if result["inprocess"]:
         console.print(_inprocess(result["inprocess"]))
     ingestion = result["ingestion"]

@@ -35,7 +35,7 @@ from risk_worker.bench.load import (
     wait_approved,
     write_policy_file,
 )
-from risk_worker.bench.measure import Plan, measure_all, run_phase
+from risk_worker.bench.measure import Plan, measure_all, timed_phase
 from risk_worker.bench.procs import TickStream, alive, http_get, peak_rss_mb, spawn, stop
 from risk_worker.bench.summary import inprocess_figures, summarize
 from risk_worker.devservers import NatsServer, free_port
@@ -93,36 +93,37 @@ async def wait_ready(port: int, timeout: float) -> None:  # noqa: ASYNC109
 
 
 async def _phases(
-    nc: Client, url: str, cfg: BenchConfig, plan: Plan
+    nc: Client, server: NatsServer, cfg: BenchConfig, plan: Plan, responder: int
 ) -> tuple[dict[str, float], int]:
     """Measured phases with ticks flowing, then the idle sequential phase: (figures, ticks)."""
-    ticks = TickStream(url, cfg.positions, cfg.tick_rate)
+    pids = {"client": os.getpid(), "server": server.pid or 0, "responder": responder}
+    ticks = TickStream(server.url, cfg.positions, cfg.tick_rate)
     await ticks.start()
     try:
-        figures = await measure_all(nc, plan, cfg.inflight)
+        figures = await measure_all(nc, plan, cfg.inflight, pids)
     finally:
         published = await ticks.stop()
     await publish_marks(nc, cfg.positions)  # fresh marks for market orders while idle
-    figures |= await run_phase(nc, plan, 1, "idle")
+    figures |= await timed_phase(nc, plan, 1, "idle", pids)
     reply = await nc.request(CHECK_SUBJECT, plan.bodies[0], timeout=5.0)
     figures["reply_bytes"] = float(len(reply.data))
     return figures, published
 
 
 async def floor_round(
-    nc: Client, url: str, cfg: BenchConfig, plan: Plan, tmp: Path
+    nc: Client, server: NatsServer, cfg: BenchConfig, plan: Plan, tmp: Path
 ) -> dict[str, float]:
     """One round A: start the floor, measure it (replies not checked), stop it."""
     log = tmp / "floor.log"
     proc = await spawn(
-        [sys.executable, "-m", "risk_worker.bench.floor", url, str(cfg.positions)],
+        [sys.executable, "-m", "risk_worker.bench.floor", server.url, str(cfg.positions)],
         dict(os.environ),
         log,
     )
     try:
         await alive(proc, log, wait_answering(nc, START_TIMEOUT_S))
         unchecked = Plan(plan.bodies, plan.order_ids, plan.requests, plan.duration, verify=False)
-        figures, _ = await _phases(nc, url, cfg, unchecked)
+        figures, _ = await _phases(nc, server, cfg, unchecked, proc.pid)
         return figures
     finally:
         await stop(proc)
@@ -165,17 +166,17 @@ async def _all_applied(port: int, base: int, published: int) -> int:
 
 
 async def worker_round(
-    nc: Client, url: str, cfg: BenchConfig, plan: Plan, tmp: Path
+    nc: Client, server: NatsServer, cfg: BenchConfig, plan: Plan, tmp: Path
 ) -> dict[str, float]:
     """One round B: start a worker, load its book, measure it (every reply checked), stop it.
 
     Raises:
         BenchError: the worker did not start, answered wrongly or lost ticks.
     """
-    proc, port, figures = await _start_worker(nc, url, cfg, tmp)
+    proc, port, figures = await _start_worker(nc, server.url, cfg, tmp)
     try:
         base = await applied_ticks(port)
-        measured, published = await _phases(nc, url, cfg, plan)
+        measured, published = await _phases(nc, server, cfg, plan, proc.pid)
         applied = await _all_applied(port, base, published)
         if applied < published:
             raise BenchError(f"the worker applied {applied} of {published} ticks")
@@ -251,9 +252,9 @@ async def run_bench(
             try:
                 for r in range(cfg.rounds):
                     step(f"round {r + 1}/{cfg.rounds} A: floor")
-                    floor.append(await floor_round(nc, server.url, cfg, plan, tmp))
+                    floor.append(await floor_round(nc, server, cfg, plan, tmp))
                     step(f"round {r + 1}/{cfg.rounds} B: worker")
-                    worker.append(await worker_round(nc, server.url, cfg, plan, tmp))
+                    worker.append(await worker_round(nc, server, cfg, plan, tmp))
                 ingestion = await ingestion_round(nc, server.url, cfg, tmp, on_step)
             finally:
                 await nc.close()

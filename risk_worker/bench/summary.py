@@ -28,6 +28,15 @@ def figure_keys(inflight: tuple[int, ...]) -> list[str]:
     return [*keys, "idle_p50_us", "idle_p99_us", "idle_rps"]
 
 
+CPU_PROCESSES = ("responder", "server", "client")
+
+
+def cpu_keys(inflight: tuple[int, ...]) -> list[str]:
+    """Keys of the CPU µs per request of each process in each phase."""
+    phases = ["seq", *(f"c{k}" for k in inflight), "idle"]
+    return [f"{phase}_cpu_{name}_us" for phase in phases for name in CPU_PROCESSES]
+
+
 def inprocess_figures(accounts: int, positions: int) -> dict[str, float]:
     """p50/p99 (µs) of each in-process stage on the bench's book and 10 policies (2 passes)."""
     engine = build_engine(accounts, positions, policies=10)
@@ -106,6 +115,10 @@ def summarize(
         "floor": med_floor,
         "worker": med_worker,
         "ratios": {k: med_worker[k] / med_floor[k] if med_floor[k] else 0.0 for k in keys},
+        "cpu_us_per_request": {
+            side: {k: statistics.median(r[k] for r in rounds) for k in cpu_keys(cfg.inflight)}
+            for side, rounds in (("floor", floor), ("worker", worker))
+        },
         "inprocess": inprocess,
         "ingestion": ingestion,
         "worker_peak_rss_mb": max(r["peak_rss_mb"] for r in worker),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from risk_worker.bench.runner import BenchConfig, run_bench, steps_total
-from risk_worker.bench.summary import figure_keys
+from risk_worker.bench.summary import cpu_keys, figure_keys
 
 TARGETS = {
     "sequential p50 ≤ 1.10 × floor",
@@ -42,6 +42,9 @@ async def test_bench_reports_every_figure_and_verifies_the_worker() -> None:
     # warm-up is not counted: sequential, 8 in flight and idle phases, 200 each
     assert result["checks_verified"] == 600
     assert result["inprocess"]["decide_p50_us"] > 0
+    for side in ("floor", "worker"):  # 10 ms clock ticks: a short phase may read 0
+        assert set(result["cpu_us_per_request"][side]) == set(cpu_keys((8,)))
+        assert all(v >= 0 for v in result["cpu_us_per_request"][side].values())
     ingestion = result["ingestion"]
     assert ingestion["max_absorbed_rate"] == 4000.0, ingestion
     assert [s["rate"] for s in ingestion["steps"]] == [2000.0, 4000.0]
