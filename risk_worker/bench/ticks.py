@@ -53,7 +53,7 @@ async def publish_ticks(
         on_connected: called once connected, before the first tick.
 
     Returns:
-        (ticks published and flushed to the server, seconds from the first to the last batch).
+        (ticks published, seconds from the first batch until the server had them all).
     """
     nc = await nats.connect(url)
     if on_connected is not None:
@@ -64,7 +64,6 @@ async def publish_ticks(
     clock = time.perf_counter
     start = clock()
     end = None if seconds is None else start + seconds
-    now = start
     try:
         while not stop.is_set():
             now = clock()
@@ -81,10 +80,11 @@ async def publish_ticks(
             if end is not None and now >= end:
                 break
             await asyncio.sleep(BATCH_INTERVAL_S)
-        await nc.flush()
+        await nc.flush()  # every tick has reached the server: the rate counts until here
+        flushed = clock()
     finally:
         await nc.close()
-    return sent, now - start
+    return sent, flushed - start
 
 
 async def _main(url: str, positions: int, rate: float, seconds: float | None) -> None:
