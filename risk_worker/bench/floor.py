@@ -30,8 +30,8 @@ from risk_worker.bench_core import (
 
 SUBJECT = "risk.check.order"
 QUEUE = "risk-workers"
-WORKER_POLICIES = 5
-"""Policies a worker without a database serves (the defaults): the reply carries their checks."""
+WORKER_POLICIES = 10
+"""Policies the bench's worker serves (its policy file): the reply carries their utilization."""
 
 
 def representative_reply(positions: int) -> bytes:

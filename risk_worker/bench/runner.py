@@ -129,7 +129,7 @@ async def floor_round(
         await stop(proc)
 
 
-async def _start_worker(
+async def start_worker(
     nc: Client, url: str, cfg: BenchConfig, tmp: Path
 ) -> tuple[asyncio.subprocess.Process, int, dict[str, float]]:
     """Spawn a worker, wait until ready and its book is loaded: (process, HTTP port, times)."""
@@ -173,7 +173,7 @@ async def worker_round(
     Raises:
         BenchError: the worker did not start, answered wrongly or lost ticks.
     """
-    proc, port, figures = await _start_worker(nc, server.url, cfg, tmp)
+    proc, port, figures = await start_worker(nc, server.url, cfg, tmp)
     try:
         base = await applied_ticks(port)
         measured, published = await _phases(nc, server, cfg, plan, proc.pid)
@@ -197,7 +197,7 @@ async def ingestion_round(
     nc: Client, url: str, cfg: BenchConfig, tmp: Path, on_step: Callable[[str], None] | None
 ) -> dict[str, Any]:
     """A fresh worker with the loaded book, under the tick ladder (see :mod:`.ingest`)."""
-    proc, port, _ = await _start_worker(nc, url, cfg, tmp)
+    proc, port, _ = await start_worker(nc, url, cfg, tmp)
     try:
         ladder = await tick_ladder(
             url, port, cfg.positions, cfg.tick_rates, cfg.tick_seconds, on_step
