@@ -24,7 +24,8 @@ from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.metrics import AccountMetrics, RiskConfig, observe_equity, simulate_fill
 from risk_worker.domain.metrics import compute_metrics as _compute
 from risk_worker.domain.pending import PendingOrder
-from risk_worker.domain.policies import ORDER_METRICS, Evaluation, PolicySet, metric_value
+from risk_worker.domain.policies import ORDER_METRICS, Evaluation, metric_value
+from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
@@ -202,18 +203,14 @@ def _check_limits(
         )
     post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, price, now_ms)
     notional = order.quantity * price
-    evaluations = policies.evaluate_order(
+    assessed = policies.assess_order(
         order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity
     )
+    utilization = assessed.utilization
     violations: list[Evaluation] = []
     warnings: list[Evaluation] = []
-    utilization: dict[str, float] = {}
-    for ev in evaluations:
-        p = ev.policy
-        utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
-        if not ev.violated:
-            continue
-        if p.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
+    for ev in assessed.breaches:
+        if ev.policy.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
             warnings.append(ev)
         else:
             violations.append(ev)
