@@ -203,13 +203,12 @@ def _check_limits(
         )
     post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, price, now_ms)
     notional = order.quantity * price
-    assessed = policies.assess_order(
+    utilization, breaches = policies.assess_order(
         order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity
     )
-    utilization = assessed.utilization
     violations: list[Evaluation] = []
     warnings: list[Evaluation] = []
-    for ev in assessed.breaches:
+    for ev in breaches:
         if ev.policy.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
             warnings.append(ev)
         else:

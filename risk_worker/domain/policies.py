@@ -102,28 +102,44 @@ class Evaluation(msgspec.Struct, frozen=True, gc=False):
         return f"{p.name}: {p.metric}{where} {self.value:.6g} {verb} {p.operator} {p.threshold:g}"
 
 
-def _position_notional(m: AccountMetrics, symbol: str | None, _n: float, _q: float) -> float:
+READS_ACCOUNT, READS_SYMBOL, READS_ORDER = 0, 1, 2
+"""What a metric reader is called with: the metrics; the metrics and a symbol (None for the
+largest position); or the order's ``(notional, quantity)``."""
+
+Reader = tuple[int, Callable[..., float]]
+"""How a metric is read: (``READS_ACCOUNT``/``READS_SYMBOL``/``READS_ORDER``, reader)."""
+
+
+def _getter(name: str) -> Callable[[AccountMetrics], float]:
+    """The function behind the AccountMetrics property ``name`` (one call instead of two)."""
+    prop = vars(AccountMetrics)[name]
+    assert isinstance(prop, property) and prop.fget is not None
+    return prop.fget
+
+
+def _open_positions(m: AccountMetrics) -> float:
+    return float(m.open_positions)
+
+
+def _position_notional(m: AccountMetrics, symbol: str | None) -> float:
     if symbol is None:
         return max(m.position_notional.values(), default=0.0)
     return m.position_notional.get(symbol, 0.0)
 
 
-ValueOf = Callable[[AccountMetrics, str | None, float, float], float]
-"""Reads a metric: (metrics, symbol or None, order notional, order quantity) → value."""
-
-VALUE_OF: dict[Metric, ValueOf] = {
-    Metric.LEVERAGE: lambda m, symbol, notional, quantity: m.leverage,
-    Metric.MARGIN_RATIO: lambda m, symbol, notional, quantity: m.margin_ratio,
-    Metric.DRAWDOWN_DAILY: lambda m, symbol, notional, quantity: m.drawdown_daily,
-    Metric.DRAWDOWN_MAX: lambda m, symbol, notional, quantity: m.drawdown_max,
-    Metric.DAILY_PNL: lambda m, symbol, notional, quantity: m.daily_pnl,
-    Metric.GROSS_EXPOSURE: lambda m, symbol, notional, quantity: m.gross_exposure,
-    Metric.NET_EXPOSURE: lambda m, symbol, notional, quantity: m.net_exposure,
-    Metric.CONCENTRATION: lambda m, symbol, notional, quantity: m.concentration(symbol),
-    Metric.POSITION_NOTIONAL: _position_notional,
-    Metric.OPEN_POSITIONS: lambda m, symbol, notional, quantity: float(m.open_positions),
-    Metric.ORDER_NOTIONAL: lambda m, symbol, notional, quantity: notional,
-    Metric.ORDER_QUANTITY: lambda m, symbol, notional, quantity: quantity,
+READERS: dict[Metric, Reader] = {
+    Metric.LEVERAGE: (READS_ACCOUNT, _getter("leverage")),
+    Metric.MARGIN_RATIO: (READS_ACCOUNT, _getter("margin_ratio")),
+    Metric.DRAWDOWN_DAILY: (READS_ACCOUNT, _getter("drawdown_daily")),
+    Metric.DRAWDOWN_MAX: (READS_ACCOUNT, _getter("drawdown_max")),
+    Metric.DAILY_PNL: (READS_ACCOUNT, _getter("daily_pnl")),
+    Metric.GROSS_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("gross_exposure")),
+    Metric.NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure")),
+    Metric.OPEN_POSITIONS: (READS_ACCOUNT, _open_positions),
+    Metric.CONCENTRATION: (READS_SYMBOL, AccountMetrics.concentration),
+    Metric.POSITION_NOTIONAL: (READS_SYMBOL, _position_notional),
+    Metric.ORDER_NOTIONAL: (READS_ORDER, operator.itemgetter(0)),
+    Metric.ORDER_QUANTITY: (READS_ORDER, operator.itemgetter(1)),
 }
 """Every metric's reader, resolved once per policy when a policy set is prepared.
 
@@ -140,11 +156,12 @@ def metric_value(
     order_quantity: float | None = None,
 ) -> float | None:
     """Value of ``metric`` in its unit; None when it does not apply (order metric, no order)."""
-    if metric is Metric.ORDER_NOTIONAL:
-        return order_notional
-    if metric is Metric.ORDER_QUANTITY:
-        return order_quantity
-    return VALUE_OF[metric](m, symbol, 0.0, 0.0)
+    reads, read = READERS[metric]
+    if reads == READS_ACCOUNT:
+        return read(m)
+    if reads == READS_SYMBOL:
+        return read(m, symbol)
+    return read((order_notional, order_quantity))
 
 
 def default_policies() -> list[Policy]:

@@ -10,7 +10,7 @@ import pytest
 
 from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.policies import Policy, metric_value
-from risk_worker.domain.policy_set import PolicySet, prepare
+from risk_worker.domain.policy_set import PolicySet, prepare, rule_value
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -84,12 +84,12 @@ def test_assess_order_when_random_policies_then_matches_evaluating_each_one(seed
         books, ("a1", "a2"), SYMBOLS, (None, "s1", "s2")
     ):
         args = (account, symbol, strategy, m, rng.uniform(0.0, 3_000.0), rng.uniform(0.0, 3.0))
-        got = ps.assess_order(*args)
+        got_utilization, got_breaches = ps.assess_order(*args)
         utilization, breaches = expected(ps, *args)
-        assert got.utilization == utilization
-        assert list(got.utilization) == list(utilization)  # same order
-        assert [(ev.policy.id, ev.value) for ev in got.breaches] == breaches
-        assert all(ev.violated for ev in got.breaches)
+        assert got_utilization == utilization
+        assert list(got_utilization) == list(utilization)  # same order
+        assert [(ev.policy.id, ev.value) for ev in got_breaches] == breaches
+        assert all(ev.violated for ev in got_breaches)
 
 
 @pytest.mark.parametrize("metric", list(Metric))
@@ -97,7 +97,8 @@ def test_assess_order_when_random_policies_then_matches_evaluating_each_one(seed
 def test_prepare_when_any_metric_then_reads_what_metric_value_reads(metric, symbol):
     m = metrics(800.0, {"BTCUSDT": 3_000.0, "ETHUSDT": 1_000.0})
     rule = prepare(Policy("i", "n", PolicyType.HARD, metric, Operator.LTE, 1.0))
-    assert rule.value_of(m, symbol, 250.0, 0.5) == metric_value(metric, m, symbol, 250.0, 0.5)
+    value = rule_value(rule, m, symbol, (250.0, 0.5))
+    assert value == metric_value(metric, m, symbol, 250.0, 0.5)
 
 
 @pytest.mark.parametrize(
@@ -112,7 +113,8 @@ def test_prepare_when_any_metric_then_reads_what_metric_value_reads(metric, symb
     ],
 )
 def test_prepare_when_upper_bound_above_zero_then_scaled(op, threshold, scaled):
-    rule = prepare(Policy("i", "n", PolicyType.HARD, Metric.LEVERAGE, op, threshold))
-    assert rule.scaled is scaled
+    policy = Policy("i", "n", PolicyType.HARD, Metric.LEVERAGE, op, threshold)
+    *_, holds, prepared_threshold, prepared_scaled = prepare(policy)
+    assert prepared_scaled is scaled
     for value in (-1.0, 0.0, 0.25, 7.0, 12.0, math.inf):
-        assert rule.holds(value, rule.threshold) is rule.policy.holds(value)
+        assert holds(value, prepared_threshold) is policy.holds(value)
