@@ -141,7 +141,10 @@ class AccountMetrics(msgspec.Struct, gc=False):
         return INF if self.equity <= 0.0 else notional / self.equity
 
     def concentrations(self) -> dict[str, float]:
-        """symbol → concentration for every open position."""
+        """symbol → concentration for every open position (see :meth:`concentration`)."""
+        equity = self.equity
+        if 0.0 < equity < INF:  # notional / equity, which is also 0 for a zero notional
+            return {s: notional / equity for s, notional in self.position_notional.items()}
         return {s: self.concentration(s) for s in self.position_notional}
 
 
