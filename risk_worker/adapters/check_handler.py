@@ -120,20 +120,19 @@ class CheckHandler:
             payload = self._encoder.encode(
                 reply_msg(order_id, account_id, decision, now, 0, self._worker_id)
             )
-        if decision.reason is DenyReason.INTERNAL_ERROR:
+        reason = decision.reason
+        if reason is None:  # approved: nothing to log
+            pass
+        elif reason is DenyReason.INTERNAL_ERROR:
             error = decision.message
-        elif decision.reason is not None and decision.reason is not DenyReason.INVALID_REQUEST:
+        elif reason is not DenyReason.INVALID_REQUEST:
             log.info(
                 "denied order %s of %s: %s (%s)",
                 order_id,
                 account_id,
-                decision.reason.value,
+                reason.value,
                 decision.message,
-                extra={
-                    "order_id": order_id,
-                    "account_id": account_id,
-                    "reason": decision.reason.value,
-                },
+                extra={"order_id": order_id, "account_id": account_id, "reason": reason.value},
             )
         reservation = None
         r = decision.reservation
