@@ -185,8 +185,9 @@ def compute_metrics(
         if qty == 0.0:
             continue
         entry = pos.entry_price
-        mark = marks.get(symbol)
-        if mark is None:
+        try:  # a mark is almost always there: cheaper than marks.get
+            mark = marks[symbol]
+        except KeyError:
             price = entry
             stale.append(symbol)
         else:
