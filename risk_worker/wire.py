@@ -155,6 +155,7 @@ _CHECK = msgspec.json.Decoder(CheckRequestMsg)
 _IDS = msgspec.json.Decoder(_Ids)
 _RESERVATION = msgspec.json.Decoder(ReservationMsg)
 _ORDER_TYPES = {t.value: t for t in OrderType}
+_SIDES = {s.value: s for s in Side}
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
@@ -197,12 +198,12 @@ def _account(msg: PositionUpdateMsg | FillMsg | PnlUpdateMsg | CheckRequestMsg) 
 
 
 def _side(value: str) -> Side:
-    upper = value.upper()
-    if upper == "BUY":
-        return Side.BUY
-    if upper == "SELL":
-        return Side.SELL
-    raise InvalidMessageError("side", "out_of_range", f"side must be BUY or SELL, got {value!r}")
+    side = _SIDES.get(value) or _SIDES.get(value.upper())
+    if side is None:
+        raise InvalidMessageError(
+            "side", "out_of_range", f"side must be BUY or SELL, got {value!r}"
+        )
+    return side
 
 
 def parse_position(data: bytes) -> PositionSnapshot:
