@@ -108,19 +108,15 @@ class AccountMetrics(msgspec.Struct, gc=False):
     def drawdown_max(self) -> float:
         """(peak − equity) / peak, fraction ≥ 0; 0 while the peak is not positive."""
         peak = self.peak_equity
-        if peak > 0.0:
-            drawdown = (peak - self.equity) / peak
-            return drawdown if drawdown > 0.0 else 0.0  # max(0, drawdown), without a call
-        return 0.0
+        drawdown = (peak - self.equity) / peak if peak > 0.0 else 0.0
+        return drawdown if drawdown > 0.0 else 0.0  # max(0, drawdown), without a call
 
     @property
     def drawdown_daily(self) -> float:
         """max(0, (day start − equity) / day start), fraction; 0 while day start ≤ 0."""
         start = self.day_start_equity
-        if start > 0.0:
-            drawdown = (start - self.equity) / start
-            return drawdown if drawdown > 0.0 else 0.0  # max(0, drawdown), without a call
-        return 0.0
+        drawdown = (start - self.equity) / start if start > 0.0 else 0.0
+        return drawdown if drawdown > 0.0 else 0.0  # max(0, drawdown), without a call
 
     @property
     def daily_pnl(self) -> float:
