@@ -10,9 +10,10 @@ only the policies' utilization and the violated ones (:meth:`PolicySet.assess_or
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
-from risk_worker.domain.metrics import AccountMetrics
+from risk_worker.domain.metrics import INF, AccountMetrics
 from risk_worker.domain.policies import (
     COMPARE,
     ORDER_METRICS,
@@ -26,32 +27,62 @@ from risk_worker.domain.policies import (
 )
 from risk_worker.domain.types import Scope
 
+ACCOUNT_SCOPE, SYMBOL_SCOPE, STRATEGY_SCOPE = 0, 1, 2
+"""Index of a rule's scope in an order's ``(account_id, symbol, strategy_id)``."""
+_SCOPE_INDEX = {
+    Scope.ACCOUNT: ACCOUNT_SCOPE,
+    Scope.SYMBOL: SYMBOL_SCOPE,
+    Scope.STRATEGY: STRATEGY_SCOPE,
+}
+
+UPPER_OVER_ZERO, LOWER_OVER_ZERO, OTHER_BOUND = 0, 1, 2
+"""Forms of a rule's utilization (see :meth:`~risk_worker.domain.policies.Policy.utilization`)."""
+
 Rule = tuple[
-    Policy, str, str | None, int, Callable[..., float], Callable[[float, float], bool], float, bool
+    Policy,
+    str,
+    bool,
+    int,
+    str | None,
+    int,
+    Callable[..., float],
+    Callable[[float, float], bool],
+    float,
+    int,
 ]
 """One enabled policy prepared for evaluation (a plain tuple: it unpacks fastest).
 
-Fields: the policy; its name (the key of its limit utilization); its scope id (None for all);
-how its metric is read and the reader (:data:`~risk_worker.domain.policies.READERS`); its
-operator as ``holds(value, threshold)``; the threshold (the metric's unit); and ``scaled``:
-an upper bound (lt/lte) with threshold > 0, whose utilization is ``max(0, value) /
-threshold``; for the others :meth:`~risk_worker.domain.policies.Policy.utilization` decides.
+Fields: the policy; its name (the key of its limit utilization); whether another enabled
+policy has the same name (their utilization is the highest); its scope as an index into
+``(account_id, symbol, strategy_id)`` and its scope id (None for all); how its metric is read
+and the reader (:data:`~risk_worker.domain.policies.READERS`; symbol-scoped rules read at the
+order's symbol, the others at None: the largest position); its operator as
+``holds(value, threshold)``; the threshold (the metric's unit); and the form of its
+utilization: ``UPPER_OVER_ZERO`` (lt/lte, threshold > 0: ``max(0, value) / threshold``),
+``LOWER_OVER_ZERO`` (gt/gte, threshold > 0: ``threshold / value``, ∞ when value ≤ 0) or
+``OTHER_BOUND`` (:meth:`~risk_worker.domain.policies.Policy.utilization` decides).
 """
 
 
-def prepare(policy: Policy) -> Rule:
-    """The :data:`Rule` of a (validated) policy."""
+def prepare(policy: Policy, shared_name: bool = False) -> Rule:
+    """The :data:`Rule` of a (validated) policy; ``shared_name``: another one has its name."""
     reads, read = READERS[policy.metric]
     t = policy.threshold
     return (
         policy,
         policy.name,
+        shared_name,
+        _SCOPE_INDEX[policy.scope],
         policy.scope_id,
         reads,
         read,
         COMPARE[policy.operator],
         t,
-        policy.operator in UPPER_BOUNDS and t > 0.0,
+        OTHER_BOUND
+        if t <= 0.0
+        else UPPER_OVER_ZERO
+        if policy.operator in UPPER_BOUNDS
+        else LOWER_OVER_ZERO,
     )
 
 
@@ -60,7 +91,7 @@ def rule_value(
 ) -> float:
     """The rule's metric on ``m`` (at ``symbol`` if symbol-dependent; ``order`` is
     (notional, quantity))."""
-    reads, read = rule[3], rule[4]
+    reads, read = rule[5], rule[6]
     if reads == READS_ACCOUNT:
         return read(m)
     return read(m, symbol) if reads == READS_SYMBOL else read(order)
@@ -70,30 +101,28 @@ def _evaluation(
     rule: Rule, m: AccountMetrics, symbol: str | None, order: tuple[float, float]
 ) -> Evaluation:
     value = rule_value(rule, m, symbol, order)
-    return Evaluation(rule[0], value, symbol, not rule[5](value, rule[6]))
-
-
-Group = tuple[tuple[Rule, ...], str, str | None]
-"""Rules of one scope, the order's id for that scope, and the symbol their values are read at."""
+    return Evaluation(rule[0], value, symbol, not rule[7](value, rule[8]))
 
 
 class PolicySet:
-    """An immutable, prepared set of enabled policies, split by scope for fast look-up.
+    """An immutable, prepared set of enabled policies, in evaluation order.
 
     Policies are kept in (priority, name) order: lower priority numbers are evaluated and
     reported first; for an order the account-scoped ones come first, then the symbol-scoped,
-    then the strategy-scoped.
+    then the strategy-scoped (only when the order names a strategy).
     """
 
-    __slots__ = ("_account", "_strategy", "_symbol", "policies")
+    __slots__ = ("_all", "_without_strategy", "policies")
 
     def __init__(self, policies: Iterable[Policy]) -> None:
         ordered = sorted((validate_policy(p) for p in policies), key=lambda p: (p.priority, p.name))
         self.policies: tuple[Policy, ...] = tuple(ordered)
-        enabled = [prepare(p) for p in ordered if p.enabled]
-        self._account = tuple(r for r in enabled if r[0].scope is Scope.ACCOUNT)
-        self._symbol = tuple(r for r in enabled if r[0].scope is Scope.SYMBOL)
-        self._strategy = tuple(r for r in enabled if r[0].scope is Scope.STRATEGY)
+        enabled = [p for p in ordered if p.enabled]
+        names = Counter(p.name for p in enabled)
+        rules = [prepare(p, names[p.name] > 1) for p in enabled]
+        rules.sort(key=lambda r: r[3])  # by scope; stable, so (priority, name) within one
+        self._all: tuple[Rule, ...] = tuple(rules)
+        self._without_strategy = tuple(r for r in rules if r[3] != STRATEGY_SCOPE)
 
     def __len__(self) -> int:
         return len(self.policies)
@@ -128,34 +157,33 @@ class PolicySet:
         utilization: dict[str, float] = {}
         breaches: list[Evaluation] = []
         order = (order_notional, order_quantity)
-        for rules, key, where in self._groups(account_id, symbol, strategy_id):
-            for policy, name, scope_id, reads, read, holds, threshold, scaled in rules:
-                if scope_id is not None and scope_id != key:
-                    continue
-                if reads == READS_ACCOUNT:
-                    value = read(m)
-                else:
-                    value = read(m, where) if reads == READS_SYMBOL else read(order)
-                # max(0, value) / threshold, as Policy.utilization computes it
-                used = (
-                    (value if value > 0.0 else 0.0) / threshold
-                    if scaled
-                    else policy.utilization(value)
-                )
+        keys = (account_id, symbol, strategy_id)
+        rules = self._without_strategy if strategy_id is None else self._all
+        for policy, name, shared, scope, scope_id, reads, read, holds, threshold, form in rules:
+            if scope_id is not None and scope_id != keys[scope]:
+                continue
+            if reads == READS_ACCOUNT:
+                value = read(m)
+            elif reads == READS_SYMBOL:
+                value = read(m, symbol if scope == SYMBOL_SCOPE else None)
+            else:
+                value = read(order)
+            # Policy.utilization's formulas, without a call for the two common forms
+            if form == UPPER_OVER_ZERO:
+                used = (value if value > 0.0 else 0.0) / threshold
+            elif form == LOWER_OVER_ZERO:
+                used = threshold / value if value > 0.0 else INF
+            else:
+                used = policy.utilization(value)
+            if shared:
                 before = utilization.get(name)
-                utilization[name] = used if before is None else max(before, used)
-                if not holds(value, threshold):
-                    breaches.append(Evaluation(policy, value, where, True))
+                if before is not None:
+                    used = max(before, used)
+            utilization[name] = used
+            if not holds(value, threshold):
+                where = symbol if scope == SYMBOL_SCOPE else None
+                breaches.append(Evaluation(policy, value, where, True))
         return utilization, breaches
-
-    def _groups(self, account_id: str, symbol: str, strategy_id: str | None) -> tuple[Group, ...]:
-        if strategy_id is None or not self._strategy:
-            return ((self._account, account_id, None), (self._symbol, symbol, symbol))
-        return (
-            (self._account, account_id, None),
-            (self._symbol, symbol, symbol),
-            (self._strategy, strategy_id, None),
-        )
 
     def evaluate_order(
         self,
@@ -168,22 +196,24 @@ class PolicySet:
     ) -> list[Evaluation]:
         """Evaluate every policy that applies to an order on its post-trade metrics."""
         order = (order_notional, order_quantity)
+        keys = (account_id, symbol, strategy_id)
+        rules = self._without_strategy if strategy_id is None else self._all
         return [
-            _evaluation(rule, m, where, order)
-            for rules, key, where in self._groups(account_id, symbol, strategy_id)
+            _evaluation(rule, m, symbol if rule[3] == SYMBOL_SCOPE else None, order)
             for rule in rules
-            if rule[2] is None or rule[2] == key
+            if rule[4] is None or rule[4] == keys[rule[3]]
         ]
 
     def evaluate_account(self, account_id: str, m: AccountMetrics) -> Iterator[Evaluation]:
         """Evaluate the account- and symbol-scoped policies (no order metrics) for the monitor."""
         no_order = (0.0, 0.0)
-        for rule in self._account:
-            if rule[0].metric not in ORDER_METRICS and (rule[2] is None or rule[2] == account_id):
-                yield _evaluation(rule, m, None, no_order)
-        for rule in self._symbol:
-            if rule[0].metric in ORDER_METRICS:
+        for rule in self._without_strategy:
+            policy, scope, scope_id = rule[0], rule[3], rule[4]
+            if policy.metric in ORDER_METRICS:
                 continue
-            symbols = m.position_notional if rule[2] is None else (rule[2],)
-            for symbol in symbols:
+            if scope == ACCOUNT_SCOPE:
+                if scope_id is None or scope_id == account_id:
+                    yield _evaluation(rule, m, None, no_order)
+                continue
+            for symbol in m.position_notional if scope_id is None else (scope_id,):
                 yield _evaluation(rule, m, symbol, no_order)

@@ -10,7 +10,14 @@ import pytest
 
 from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.policies import Policy, metric_value
-from risk_worker.domain.policy_set import PolicySet, prepare, rule_value
+from risk_worker.domain.policy_set import (
+    LOWER_OVER_ZERO,
+    OTHER_BOUND,
+    UPPER_OVER_ZERO,
+    PolicySet,
+    prepare,
+    rule_value,
+)
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -102,19 +109,21 @@ def test_prepare_when_any_metric_then_reads_what_metric_value_reads(metric, symb
 
 
 @pytest.mark.parametrize(
-    ("op", "threshold", "scaled"),
+    ("op", "threshold", "form"),
     [
-        (Operator.LTE, 10.0, True),
-        (Operator.LT, 0.5, True),
-        (Operator.LTE, 0.0, False),
-        (Operator.LT, -1.0, False),
-        (Operator.GTE, 1.0, False),
-        (Operator.GT, -1_000.0, False),
+        (Operator.LTE, 10.0, UPPER_OVER_ZERO),
+        (Operator.LT, 0.5, UPPER_OVER_ZERO),
+        (Operator.LTE, 0.0, OTHER_BOUND),
+        (Operator.LT, -1.0, OTHER_BOUND),
+        (Operator.GTE, 1.0, LOWER_OVER_ZERO),
+        (Operator.GT, 0.25, LOWER_OVER_ZERO),
+        (Operator.GT, -1_000.0, OTHER_BOUND),
+        (Operator.GTE, 0.0, OTHER_BOUND),
     ],
 )
-def test_prepare_when_upper_bound_above_zero_then_scaled(op, threshold, scaled):
+def test_prepare_when_bound_and_threshold_sign_given_then_utilization_form(op, threshold, form):
     policy = Policy("i", "n", PolicyType.HARD, Metric.LEVERAGE, op, threshold)
-    *_, holds, prepared_threshold, prepared_scaled = prepare(policy)
-    assert prepared_scaled is scaled
+    *_, holds, prepared_threshold, prepared_form = prepare(policy)
+    assert prepared_form == form
     for value in (-1.0, 0.0, 0.25, 7.0, 12.0, math.inf):
         assert holds(value, prepared_threshold) is policy.holds(value)
