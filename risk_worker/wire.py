@@ -154,6 +154,8 @@ _TICK = msgspec.json.Decoder(TickMsg)
 _CHECK = msgspec.json.Decoder(CheckRequestMsg)
 _IDS = msgspec.json.Decoder(_Ids)
 _RESERVATION = msgspec.json.Decoder(ReservationMsg)
+_ORDER_TYPES = {t.value: t for t in OrderType}
+_SIDES = {s.value: s for s in Side}
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 
 
@@ -196,12 +198,12 @@ def _account(msg: PositionUpdateMsg | FillMsg | PnlUpdateMsg | CheckRequestMsg) 
 
 
 def _side(value: str) -> Side:
-    upper = value.upper()
-    if upper == "BUY":
-        return Side.BUY
-    if upper == "SELL":
-        return Side.SELL
-    raise InvalidMessageError("side", "out_of_range", f"side must be BUY or SELL, got {value!r}")
+    side = _SIDES.get(value) or _SIDES.get(value.upper())
+    if side is None:
+        raise InvalidMessageError(
+            "side", "out_of_range", f"side must be BUY or SELL, got {value!r}"
+        )
+    return side
 
 
 def parse_position(data: bytes) -> PositionSnapshot:
@@ -271,14 +273,14 @@ def parse_check(data: bytes, max_bytes: int) -> Order:
     if m.order_type is None:
         order_type = OrderType.MARKET if price is None else OrderType.LIMIT
     else:
-        try:
-            order_type = OrderType(m.order_type.upper())
-        except ValueError:
+        named = _ORDER_TYPES.get(m.order_type.upper())
+        if named is None:
             raise InvalidMessageError(
                 "order_type",
                 "out_of_range",
                 f"order_type must be LIMIT or MARKET, got {m.order_type!r}",
-            ) from None
+            )
+        order_type = named
         if order_type is OrderType.MARKET:
             price = None
         elif price is None:

@@ -114,6 +114,17 @@ class StateChangeMsg(msgspec.Struct, frozen=True, gc=False):
     source: str = "operator"
 
 
+def finite_values(values: dict[str, float]) -> dict[str, float | None]:
+    """``values`` with every infinite (or NaN) value as None (JSON null).
+
+    The dict itself when all are finite (their sum is then finite too; a sum that overflows
+    only takes the slow path), so the caller must not change either afterwards.
+    """
+    if math.isfinite(sum(values.values())):
+        return values  # type: ignore[return-value]  # dict is invariant; float ⊂ float | None
+    return {key: finite(value) for key, value in values.items()}
+
+
 def metrics_msg(
     account_id: str,
     timestamp: int,
@@ -123,32 +134,32 @@ def metrics_msg(
     trading_state: TradingState,
     worker_id: str = "",
 ) -> RiskMetricsMsg:
-    """Build a RiskMetrics message from the core's metrics."""
+    """Build a RiskMetrics message from the core's metrics (it shares ``utilization``)."""
     return RiskMetricsMsg(
-        account_id=account_id,
-        timestamp=timestamp,
-        equity=m.equity,
-        balance=m.balance,
-        unrealized_pnl=m.unrealized_pnl,
-        daily_pnl=m.daily_pnl,
-        margin_used=m.margin_used,
-        available_margin=m.available_margin,
-        margin_ratio=finite(m.margin_ratio),
-        leverage=finite(m.leverage),
-        gross_exposure=m.gross_exposure,
-        net_exposure=m.net_exposure,
-        drawdown_daily=m.drawdown_daily,
-        drawdown_max=m.drawdown_max,
-        peak_equity=m.peak_equity,
-        day_start_equity=m.day_start_equity,
-        position_concentration={s: finite(c) for s, c in m.concentrations().items()},
-        limit_utilization={n: finite(u) for n, u in utilization.items()},
-        open_positions=m.open_positions,
-        pending_orders=m.pending_orders,
-        risk_level=risk_level,
-        trading_state=trading_state,
-        stale_marks=m.stale_marks,
-        worker_id=worker_id,
+        account_id,
+        timestamp,
+        m.equity,
+        m.balance,
+        m.unrealized_pnl,
+        m.daily_pnl,
+        m.margin_used,
+        m.available_margin,
+        finite(m.margin_ratio),
+        finite(m.leverage),
+        m.gross_exposure,
+        m.net_exposure,
+        m.drawdown_daily,
+        m.drawdown_max,
+        m.peak_equity,
+        m.day_start_equity,
+        finite_values(m.concentrations()),
+        finite_values(utilization),
+        m.open_positions,
+        m.pending_orders,
+        risk_level,
+        trading_state,
+        m.stale_marks,
+        worker_id,
     )
 
 
@@ -188,18 +199,20 @@ def reply_msg(
             decision.trading_state,
             worker_id,
         )
+    reason = decision.reason
+    violations, warnings = decision.violations, decision.warnings
     return CheckReplyMsg(
-        order_id=order_id,
-        account_id=account_id,
-        approved=decision.approved,
-        rejection_reason=None if decision.reason is None else decision.reason.value,
-        reason=decision.message,
-        risk_level=decision.risk_level,
-        violations=[violation_msg(v) for v in decision.violations],
-        warnings=[violation_msg(v) for v in decision.warnings],
-        post_trade_metrics=metrics,
-        processing_time_us=processing_time_us,
-        worker_id=worker_id,
+        order_id,
+        account_id,
+        decision.approved,
+        None if reason is None else reason.value,
+        decision.message,
+        decision.risk_level,
+        [violation_msg(v) for v in violations] if violations else [],
+        [violation_msg(v) for v in warnings] if warnings else [],
+        metrics,
+        processing_time_us,
+        worker_id,
     )
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import NamedTuple
 
 import msgspec
 
@@ -35,10 +34,13 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class CheckAnswer(NamedTuple):
+class CheckAnswer(msgspec.Struct, frozen=True, gc=False):
     """A reply to send: JSON payload, headers (error replies only), the decision, for the
     services protocol's error count the error text (None when not an error), and the
-    reservation to announce on ``risk.reservations`` (None when nothing was reserved)."""
+    reservation to announce on ``risk.reservations`` (None when nothing was reserved).
+
+    A frozen Struct rather than a NamedTuple: it is built once per check, three times faster.
+    """
 
     payload: bytes
     headers: dict[str, str] | None
@@ -120,20 +122,19 @@ class CheckHandler:
             payload = self._encoder.encode(
                 reply_msg(order_id, account_id, decision, now, 0, self._worker_id)
             )
-        if decision.reason is DenyReason.INTERNAL_ERROR:
+        reason = decision.reason
+        if reason is None:  # approved: nothing to log
+            pass
+        elif reason is DenyReason.INTERNAL_ERROR:
             error = decision.message
-        elif decision.reason is not None and decision.reason is not DenyReason.INVALID_REQUEST:
+        elif reason is not DenyReason.INVALID_REQUEST:
             log.info(
                 "denied order %s of %s: %s (%s)",
                 order_id,
                 account_id,
-                decision.reason.value,
+                reason.value,
                 decision.message,
-                extra={
-                    "order_id": order_id,
-                    "account_id": account_id,
-                    "reason": decision.reason.value,
-                },
+                extra={"order_id": order_id, "account_id": account_id, "reason": reason.value},
             )
         reservation = None
         r = decision.reservation

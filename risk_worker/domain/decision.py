@@ -24,7 +24,8 @@ from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.metrics import AccountMetrics, RiskConfig, observe_equity, simulate_fill
 from risk_worker.domain.metrics import compute_metrics as _compute
 from risk_worker.domain.pending import PendingOrder
-from risk_worker.domain.policies import ORDER_METRICS, Evaluation, PolicySet, metric_value
+from risk_worker.domain.policies import ORDER_METRICS, Evaluation, metric_value
+from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
@@ -94,7 +95,7 @@ def deny(
 
 def level_from_utilization(utilization: dict[str, float]) -> RiskLevel:
     """≥ 0.8 HIGH, ≥ 0.5 MEDIUM, else LOW, by the highest utilization."""
-    top = max(utilization.values(), default=0.0)
+    top = max(utilization.values()) if utilization else 0.0
     if top >= 0.8:
         return RiskLevel.HIGH
     return RiskLevel.MEDIUM if top >= 0.5 else RiskLevel.LOW
@@ -133,43 +134,45 @@ def check_order(
         effective_qty = (0.0 if position is None else position.quantity) + (
             account.pending.signed_qty(order.symbol, exclude=order.order_id)
         )
-    reducing = strictly_reduces(effective_qty, order.signed_quantity)
-    if eff.state is TradingState.HALTED:
-        why = eff.value.reason if eff.value else ""
-        return deny(
-            DenyReason.EMERGENCY_STOP_ACTIVE,
-            f"{eff.scope} trading state HALTED: {why}",
-            RiskLevel.BREACHED,
-            eff.state,
-        )
-    if eff.state is TradingState.REDUCING and not reducing:
-        return deny(
-            DenyReason.REDUCING_ONLY,
-            f"{eff.scope} trading state REDUCING: only orders that reduce a position",
-            RiskLevel.BREACHED,
-            eff.state,
-        )
+    signed = order.signed_quantity
+    reducing = strictly_reduces(effective_qty, signed)
+    state = eff.state
+    if state is not TradingState.ACTIVE:
+        if state is TradingState.HALTED:
+            why = eff.value.reason if eff.value else ""
+            return deny(
+                DenyReason.EMERGENCY_STOP_ACTIVE,
+                f"{eff.scope} trading state HALTED: {why}",
+                RiskLevel.BREACHED,
+                state,
+            )
+        if state is TradingState.REDUCING and not reducing:
+            return deny(
+                DenyReason.REDUCING_ONLY,
+                f"{eff.scope} trading state REDUCING: only orders that reduce a position",
+                RiskLevel.BREACHED,
+                state,
+            )
     if account is None or not account.known:
         return deny(DenyReason.UNKNOWN_ACCOUNT, f"account {order.account_id} not seen yet")
     if order.reduce_only and not reducing:
         return deny(
             DenyReason.REDUCE_ONLY_WOULD_INCREASE,
             "reduce_only order would not strictly reduce the position",
-            state=eff.state,
+            state=state,
         )
-    mark = book.marks.get(order.symbol)
-    if order.price is None:
+    price = order.price
+    if price is None:
+        mark = book.marks.get(order.symbol)
         if mark is None or now_ms - mark.received_ms > config.mark_max_age_ms:
             return deny(
                 DenyReason.NO_MARKET_PRICE,
                 f"no mark for {order.symbol} within {config.mark_max_age_ms} ms",
-                state=eff.state,
+                state=state,
             )
         price = mark.price
-    else:
-        price = order.price
     return _check_limits(
-        order, account, book, policies, config, now_ms, price, eff.state, effective_qty, reducing
+        order, account, book, policies, config, now_ms, price, state, effective_qty, signed
     )
 
 
@@ -183,13 +186,12 @@ def _check_limits(
     price: float,
     state: TradingState,
     effective_qty: float,
-    reducing: bool,
+    signed: float,
 ) -> Decision:
     if policies is None:
         return deny(DenyReason.POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
     pre = _compute(account, book.marks, config, now_ms, exclude_order=order.order_id)
     observe_equity(account, pre.equity, now_ms)
-    signed = order.signed_quantity
     rate = config.margin_rate(order.symbol)
     increasing = risk_increasing_quantity(effective_qty, signed)
     margin_needed = increasing * price * rate
@@ -202,21 +204,18 @@ def _check_limits(
         )
     post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, price, now_ms)
     notional = order.quantity * price
-    evaluations = policies.evaluate_order(
+    utilization, breaches = policies.assess_order(
         order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity
     )
     violations: list[Evaluation] = []
     warnings: list[Evaluation] = []
-    utilization: dict[str, float] = {}
-    for ev in evaluations:
-        p = ev.policy
-        utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
-        if not ev.violated:
-            continue
-        if p.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
-            warnings.append(ev)
-        else:
-            violations.append(ev)
+    if breaches:
+        reducing = strictly_reduces(effective_qty, signed)
+        for ev in breaches:
+            if ev.policy.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
+                warnings.append(ev)
+            else:
+                violations.append(ev)
     if violations:
         return Decision(
             False,

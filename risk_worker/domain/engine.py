@@ -20,7 +20,8 @@ from risk_worker.domain.monitor import (
     evaluate_account,
 )
 from risk_worker.domain.pending import PendingOrder
-from risk_worker.domain.policies import Policy, PolicySet
+from risk_worker.domain.policies import Policy
+from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.trading_state import StateValue, TradingStates, account_key
 from risk_worker.domain.types import ApplyResult, TradingState
 

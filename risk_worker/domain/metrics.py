@@ -108,13 +108,15 @@ class AccountMetrics(msgspec.Struct, gc=False):
     def drawdown_max(self) -> float:
         """(peak − equity) / peak, fraction ≥ 0; 0 while the peak is not positive."""
         peak = self.peak_equity
-        return max(0.0, (peak - self.equity) / peak) if peak > 0.0 else 0.0
+        drawdown = (peak - self.equity) / peak if peak > 0.0 else 0.0
+        return drawdown if drawdown > 0.0 else 0.0  # max(0, drawdown), without a call
 
     @property
     def drawdown_daily(self) -> float:
         """max(0, (day start − equity) / day start), fraction; 0 while day start ≤ 0."""
         start = self.day_start_equity
-        return max(0.0, (start - self.equity) / start) if start > 0.0 else 0.0
+        drawdown = (start - self.equity) / start if start > 0.0 else 0.0
+        return drawdown if drawdown > 0.0 else 0.0  # max(0, drawdown), without a call
 
     @property
     def daily_pnl(self) -> float:
@@ -135,7 +137,10 @@ class AccountMetrics(msgspec.Struct, gc=False):
         return INF if self.equity <= 0.0 else notional / self.equity
 
     def concentrations(self) -> dict[str, float]:
-        """symbol → concentration for every open position."""
+        """symbol → concentration for every open position (see :meth:`concentration`)."""
+        equity = self.equity
+        if 0.0 < equity < INF:  # notional / equity, which is also 0 for a zero notional
+            return {s: notional / equity for s, notional in self.position_notional.items()}
         return {s: self.concentration(s) for s in self.position_notional}
 
 
@@ -169,13 +174,17 @@ def compute_metrics(
     stale: list[str] = []
     notional_by_symbol: dict[str, float] = {}
     oldest_fresh = now_ms - config.mark_max_age_ms
+    rates = config.margin_rates  # config.margin_rate(symbol), without a call per position
+    default_rate = config.default_margin_rate
     for symbol, pos in account.positions.items():
         qty = pos.quantity
         if qty == 0.0:
             continue
-        mark = marks.get(symbol)
-        if mark is None:
-            price = pos.entry_price
+        entry = pos.entry_price
+        try:  # a mark is almost always there: cheaper than marks.get
+            mark = marks[symbol]
+        except KeyError:
+            price = entry
             stale.append(symbol)
         else:
             price = mark.price
@@ -183,33 +192,36 @@ def compute_metrics(
                 stale.append(symbol)
         value = qty * price
         notional = abs(value)
-        unrealized += value - qty * pos.entry_price
+        unrealized += value - qty * entry
         gross += notional
         net += value
-        margin += notional * config.margin_rate(symbol)
+        margin += notional * (rates.get(symbol, default_rate) if rates else default_rate)
         notional_by_symbol[symbol] = notional
-    account.pending.expire(now_ms)
-    pending = account.pending.totals(exclude_order)
+    pending = account.pending
+    pending.expire(now_ms)
+    orders, pending_notional, pending_margin = pending.totals(exclude_order)
     equity = account.balance + unrealized
-    peak = equity if account.peak_equity is None else max(account.peak_equity, equity)
+    peak = account.peak_equity
+    if peak is None or equity > peak:
+        peak = equity
     day_start = account.day_start_equity
     if day_start is None or account.trading_day != utc_day(now_ms):
         day_start = equity
     return AccountMetrics(
-        equity=equity,
-        balance=account.balance,
-        unrealized_pnl=unrealized,
-        gross_exposure=gross,
-        net_exposure=net,
-        position_margin=margin,
-        pending_notional=pending.notional,
-        pending_margin=pending.margin,
-        pending_orders=pending.orders,
-        open_positions=len(notional_by_symbol),
-        position_notional=notional_by_symbol,
-        stale_symbols=tuple(stale),
-        peak_equity=peak,
-        day_start_equity=day_start,
+        equity,
+        account.balance,
+        unrealized,
+        gross,
+        net,
+        margin,
+        pending_notional,
+        pending_margin,
+        orders,
+        len(notional_by_symbol),
+        notional_by_symbol,
+        tuple(stale),
+        peak,
+        day_start,
     )
 
 
@@ -233,40 +245,43 @@ def simulate_fill(
     old_qty = 0.0 if pos is None else pos.quantity
     old_entry = 0.0 if pos is None else pos.entry_price
     mark = marks.get(symbol)
-    effect = fill_effect(old_qty, old_entry, signed_qty, price)
+    new_qty, new_entry, realized = fill_effect(old_qty, old_entry, signed_qty, price)
     old_price = (old_entry if mark is None else mark.price) if old_qty != 0.0 else 0.0
-    new_price = effect.entry_price if mark is None else mark.price
+    new_price = new_entry if mark is None else mark.price
     old_value = old_qty * old_price
-    new_value = effect.quantity * new_price
+    new_value = new_qty * new_price
+    old_notional = abs(old_value)
+    new_notional = abs(new_value)
     rate = config.margin_rate(symbol)
     unrealized = (
-        pre.unrealized_pnl
-        - (old_value - old_qty * old_entry)
-        + (new_value - effect.quantity * effect.entry_price)
+        pre.unrealized_pnl - (old_value - old_qty * old_entry) + (new_value - new_qty * new_entry)
     )
-    balance = pre.balance + effect.realized_pnl
+    balance = pre.balance + realized
     equity = balance + unrealized
     notional_by_symbol = dict(pre.position_notional)
-    stale = tuple(s for s in pre.stale_symbols if s != symbol)
-    if effect.quantity == 0.0:
+    stale = pre.stale_symbols
+    if symbol in stale:
+        stale = tuple(s for s in stale if s != symbol)
+    if new_qty == 0.0:
         notional_by_symbol.pop(symbol, None)
     else:
-        notional_by_symbol[symbol] = abs(new_value)
+        notional_by_symbol[symbol] = new_notional
         if mark is None or mark.received_ms < now_ms - config.mark_max_age_ms:
             stale = (*stale, symbol)
+    peak = pre.peak_equity
     return AccountMetrics(
-        equity=equity,
-        balance=balance,
-        unrealized_pnl=unrealized,
-        gross_exposure=pre.gross_exposure - abs(old_value) + abs(new_value),
-        net_exposure=pre.net_exposure - old_value + new_value,
-        position_margin=pre.position_margin + (abs(new_value) - abs(old_value)) * rate,
-        pending_notional=pre.pending_notional,
-        pending_margin=pre.pending_margin,
-        pending_orders=pre.pending_orders,
-        open_positions=len(notional_by_symbol),
-        position_notional=notional_by_symbol,
-        stale_symbols=stale,
-        peak_equity=max(pre.peak_equity, equity),
-        day_start_equity=pre.day_start_equity,
+        equity,
+        balance,
+        unrealized,
+        pre.gross_exposure - old_notional + new_notional,
+        pre.net_exposure - old_value + new_value,
+        pre.position_margin + (new_notional - old_notional) * rate,
+        pre.pending_notional,
+        pre.pending_margin,
+        pre.pending_orders,
+        len(notional_by_symbol),
+        notional_by_symbol,
+        stale,
+        equity if equity > peak else peak,
+        pre.day_start_equity,
     )

@@ -18,7 +18,8 @@ from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.decision import level_from_utilization
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
 from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics, observe_equity
-from risk_worker.domain.policies import Evaluation, PolicySet
+from risk_worker.domain.policies import Evaluation
+from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import PolicyType, RiskLevel, StateSource, TradingState
 

@@ -72,6 +72,10 @@ class PendingTotals(NamedTuple):
     margin: float
 
 
+NO_PENDING = PendingTotals(0, 0.0, 0.0)
+"""The totals of an account without live reservations."""
+
+
 class PendingBook:
     """An account's reservations, keyed by order id."""
 
@@ -92,6 +96,8 @@ class PendingBook:
 
     def expire(self, now_ms: int) -> int:
         """Drop reservations whose TTL has passed; returns how many were dropped."""
+        if not self._orders:
+            return 0
         expired = [oid for oid, o in self._orders.items() if o.expires_ms <= now_ms]
         for oid in expired:
             del self._orders[oid]
@@ -114,6 +120,8 @@ class PendingBook:
 
     def signed_qty(self, symbol: str, exclude: str | None = None) -> float:
         """Net signed base quantity reserved on ``symbol`` (without order ``exclude``)."""
+        if not self._orders:
+            return 0.0
         return sum(
             o.signed_qty
             for o in self._orders.values()
@@ -126,6 +134,8 @@ class PendingBook:
         ``exclude`` leaves out one order id: a re-check of an order must not count its own
         earlier reservation against itself.
         """
+        if not self._orders:
+            return NO_PENDING
         notional = 0.0
         margin = 0.0
         count = 0

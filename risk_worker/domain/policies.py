@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 
 import msgspec
 
 from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
-_COMPARE: dict[Operator, Callable[[float, float], bool]] = {
+COMPARE: dict[Operator, Callable[[float, float], bool]] = {
     Operator.LT: operator.lt,
     Operator.LTE: operator.le,
     Operator.GT: operator.gt,
@@ -51,7 +51,7 @@ class Policy(msgspec.Struct, frozen=True):
 
     def holds(self, value: float) -> bool:
         """True while ``value <operator> threshold``."""
-        return _COMPARE[self.operator](value, self.threshold)
+        return COMPARE[self.operator](value, self.threshold)
 
     def utilization(self, value: float) -> float:
         """How close ``value`` is to the limit: 1.0 at the threshold, > 1 beyond it.
@@ -102,6 +102,52 @@ class Evaluation(msgspec.Struct, frozen=True, gc=False):
         return f"{p.name}: {p.metric}{where} {self.value:.6g} {verb} {p.operator} {p.threshold:g}"
 
 
+READS_ACCOUNT, READS_SYMBOL, READS_ORDER = 0, 1, 2
+"""What a metric reader is called with: the metrics; the metrics and a symbol (None for the
+largest position); or the order's ``(notional, quantity)``."""
+
+Reader = tuple[int, Callable[..., float]]
+"""How a metric is read: (``READS_ACCOUNT``/``READS_SYMBOL``/``READS_ORDER``, reader)."""
+
+
+def _getter(name: str) -> Callable[[AccountMetrics], float]:
+    """The function behind the AccountMetrics property ``name`` (one call instead of two)."""
+    prop = vars(AccountMetrics)[name]
+    assert isinstance(prop, property) and prop.fget is not None
+    return prop.fget
+
+
+def _open_positions(m: AccountMetrics) -> float:
+    return float(m.open_positions)
+
+
+def _position_notional(m: AccountMetrics, symbol: str | None) -> float:
+    if symbol is None:
+        return max(m.position_notional.values(), default=0.0)
+    return m.position_notional.get(symbol, 0.0)
+
+
+READERS: dict[Metric, Reader] = {
+    Metric.LEVERAGE: (READS_ACCOUNT, _getter("leverage")),
+    Metric.MARGIN_RATIO: (READS_ACCOUNT, _getter("margin_ratio")),
+    Metric.DRAWDOWN_DAILY: (READS_ACCOUNT, _getter("drawdown_daily")),
+    Metric.DRAWDOWN_MAX: (READS_ACCOUNT, _getter("drawdown_max")),
+    Metric.DAILY_PNL: (READS_ACCOUNT, _getter("daily_pnl")),
+    Metric.GROSS_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("gross_exposure")),
+    Metric.NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure")),
+    Metric.OPEN_POSITIONS: (READS_ACCOUNT, _open_positions),
+    Metric.CONCENTRATION: (READS_SYMBOL, AccountMetrics.concentration),
+    Metric.POSITION_NOTIONAL: (READS_SYMBOL, _position_notional),
+    Metric.ORDER_NOTIONAL: (READS_ORDER, operator.itemgetter(0)),
+    Metric.ORDER_QUANTITY: (READS_ORDER, operator.itemgetter(1)),
+}
+"""Every metric's reader, resolved once per policy when a policy set is prepared.
+
+Units as in :class:`~risk_worker.domain.metrics.AccountMetrics`; a symbol-dependent metric
+(concentration, position notional) reads ``symbol``, or the largest position when it is None.
+"""
+
+
 def metric_value(
     metric: Metric,
     m: AccountMetrics,
@@ -110,99 +156,12 @@ def metric_value(
     order_quantity: float | None = None,
 ) -> float | None:
     """Value of ``metric`` in its unit; None when it does not apply (order metric, no order)."""
-    if metric is Metric.LEVERAGE:
-        return m.leverage
-    if metric is Metric.MARGIN_RATIO:
-        return m.margin_ratio
-    if metric is Metric.DRAWDOWN_DAILY:
-        return m.drawdown_daily
-    if metric is Metric.DRAWDOWN_MAX:
-        return m.drawdown_max
-    if metric is Metric.DAILY_PNL:
-        return m.daily_pnl
-    if metric is Metric.GROSS_EXPOSURE:
-        return m.gross_exposure
-    if metric is Metric.NET_EXPOSURE:
-        return m.net_exposure
-    if metric is Metric.CONCENTRATION:
-        return m.concentration(symbol)
-    if metric is Metric.POSITION_NOTIONAL:
-        if symbol is None:
-            return max(m.position_notional.values(), default=0.0)
-        return m.position_notional.get(symbol, 0.0)
-    if metric is Metric.OPEN_POSITIONS:
-        return float(m.open_positions)
-    if metric is Metric.ORDER_NOTIONAL:
-        return order_notional
-    return order_quantity
-
-
-class PolicySet:
-    """An immutable, prepared set of enabled policies, split by scope for fast look-up.
-
-    Policies are kept in (priority, name) order: lower priority numbers are evaluated and
-    reported first.
-    """
-
-    __slots__ = ("_account", "_strategy", "_symbol", "policies")
-
-    def __init__(self, policies: Iterable[Policy]) -> None:
-        ordered = sorted((validate_policy(p) for p in policies), key=lambda p: (p.priority, p.name))
-        self.policies: tuple[Policy, ...] = tuple(ordered)
-        enabled = [p for p in ordered if p.enabled]
-        self._account = tuple(p for p in enabled if p.scope is Scope.ACCOUNT)
-        self._symbol = tuple(p for p in enabled if p.scope is Scope.SYMBOL)
-        self._strategy = tuple(p for p in enabled if p.scope is Scope.STRATEGY)
-
-    def __len__(self) -> int:
-        return len(self.policies)
-
-    def evaluate_order(
-        self,
-        account_id: str,
-        symbol: str,
-        strategy_id: str | None,
-        m: AccountMetrics,
-        order_notional: float,
-        order_quantity: float,
-    ) -> list[Evaluation]:
-        """Evaluate every policy that applies to an order on its post-trade metrics."""
-        out: list[Evaluation] = []
-        for p in self._account:
-            if p.scope_id is None or p.scope_id == account_id:
-                out.append(_evaluate(p, m, None, order_notional, order_quantity))
-        for p in self._symbol:
-            if p.scope_id is None or p.scope_id == symbol:
-                out.append(_evaluate(p, m, symbol, order_notional, order_quantity))
-        if strategy_id is not None:
-            for p in self._strategy:
-                if p.scope_id is None or p.scope_id == strategy_id:
-                    out.append(_evaluate(p, m, None, order_notional, order_quantity))
-        return out
-
-    def evaluate_account(self, account_id: str, m: AccountMetrics) -> Iterator[Evaluation]:
-        """Evaluate the account- and symbol-scoped policies (no order metrics) for the monitor."""
-        for p in self._account:
-            if p.metric not in ORDER_METRICS and (p.scope_id is None or p.scope_id == account_id):
-                yield _evaluate(p, m, None, None, None)
-        for p in self._symbol:
-            if p.metric in ORDER_METRICS:
-                continue
-            symbols = m.position_notional if p.scope_id is None else (p.scope_id,)
-            for symbol in symbols:
-                yield _evaluate(p, m, symbol, None, None)
-
-
-def _evaluate(
-    p: Policy,
-    m: AccountMetrics,
-    symbol: str | None,
-    order_notional: float | None,
-    order_quantity: float | None,
-) -> Evaluation:
-    value = metric_value(p.metric, m, symbol, order_notional, order_quantity)
-    assert value is not None  # order metrics are only evaluated with an order
-    return Evaluation(p, value, symbol, not p.holds(value))
+    reads, read = READERS[metric]
+    if reads == READS_ACCOUNT:
+        return read(m)
+    if reads == READS_SYMBOL:
+        return read(m, symbol)
+    return read((order_notional, order_quantity))
 
 
 def default_policies() -> list[Policy]:

@@ -19,6 +19,10 @@ class FillEffect(NamedTuple):
     realized_pnl: float
 
 
+_effect = tuple.__new__
+"""Builds a FillEffect from a 3-tuple without NamedTuple's Python-level ``__new__``."""
+
+
 class Position:
     """One symbol's position in one account.
 
@@ -69,19 +73,21 @@ def fill_effect(quantity: float, entry_price: float, fill_qty: float, price: flo
         The new quantity, entry price and the realized PnL of this fill (quote, before fees).
     """
     new_qty = quantity + fill_qty
-    if abs(new_qty) <= _EPSILON * max(abs(quantity), abs(fill_qty)):
+    held = abs(quantity)
+    filled = abs(fill_qty)
+    if abs(new_qty) <= _EPSILON * (filled if filled > held else held):  # max(held, filled)
         new_qty = 0.0
     if quantity == 0.0 or (quantity > 0.0) == (fill_qty > 0.0):
-        entry = (abs(quantity) * entry_price + abs(fill_qty) * price) / abs(new_qty)
-        return FillEffect(new_qty, entry, 0.0)
+        entry = (held * entry_price + filled * price) / abs(new_qty)
+        return _effect(FillEffect, (new_qty, entry, 0.0))
     direction = 1.0 if quantity > 0.0 else -1.0
-    closed = min(abs(fill_qty), abs(quantity))
+    closed = held if held < filled else filled  # min(filled, held)
     realized = closed * (price - entry_price) * direction
     if new_qty == 0.0:
-        return FillEffect(0.0, 0.0, realized)
+        return _effect(FillEffect, (0.0, 0.0, realized))
     if (new_qty > 0.0) == (quantity > 0.0):
-        return FillEffect(new_qty, entry_price, realized)
-    return FillEffect(new_qty, price, realized)
+        return _effect(FillEffect, (new_qty, entry_price, realized))
+    return _effect(FillEffect, (new_qty, price, realized))
 
 
 def strictly_reduces(quantity: float, order_qty: float) -> bool:

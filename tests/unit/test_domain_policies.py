@@ -10,11 +10,11 @@ from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.policies import (
     Policy,
     PolicyError,
-    PolicySet,
     default_policies,
     metric_value,
     validate_policy,
 )
+from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
 

@@ -1,0 +1,219 @@
+"""The loaded policy set, prepared once so that evaluating it does no look-ups by name.
+
+When a set is loaded each enabled policy becomes a :data:`Rule`: its metric reader
+(:data:`~risk_worker.domain.policies.READERS`), its comparison
+(:data:`~risk_worker.domain.policies.COMPARE`) and whether its utilization is the plain
+``max(0, value) / threshold`` are resolved there, not per check. A pre-trade check then reads
+only the policies' utilization and the violated ones (:meth:`PolicySet.assess_order`);
+:class:`~risk_worker.domain.policies.Evaluation` objects are made for violations alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+
+from risk_worker.domain.metrics import INF, AccountMetrics
+from risk_worker.domain.policies import (
+    COMPARE,
+    ORDER_METRICS,
+    READERS,
+    READS_ACCOUNT,
+    READS_SYMBOL,
+    UPPER_BOUNDS,
+    Evaluation,
+    Policy,
+    validate_policy,
+)
+from risk_worker.domain.types import Scope
+
+ACCOUNT_SCOPE, SYMBOL_SCOPE, STRATEGY_SCOPE = 0, 1, 2
+"""Index of a rule's scope in an order's ``(account_id, symbol, strategy_id)``."""
+_SCOPE_INDEX = {
+    Scope.ACCOUNT: ACCOUNT_SCOPE,
+    Scope.SYMBOL: SYMBOL_SCOPE,
+    Scope.STRATEGY: STRATEGY_SCOPE,
+}
+
+UPPER_OVER_ZERO, LOWER_OVER_ZERO, OTHER_BOUND = 0, 1, 2
+"""Forms of a rule's utilization (see :meth:`~risk_worker.domain.policies.Policy.utilization`)."""
+
+Rule = tuple[
+    Policy,
+    str,
+    bool,
+    int,
+    str | None,
+    int,
+    Callable[..., float],
+    Callable[[float, float], bool],
+    float,
+    int,
+]
+"""One enabled policy prepared for evaluation (a plain tuple: it unpacks fastest).
+
+Fields: the policy; its name (the key of its limit utilization); whether another enabled
+policy has the same name (their utilization is the highest); its scope as an index into
+``(account_id, symbol, strategy_id)`` and its scope id (None for all); how its metric is read
+and the reader (:data:`~risk_worker.domain.policies.READERS`; symbol-scoped rules read at the
+order's symbol, the others at None: the largest position); its operator as
+``holds(value, threshold)``; the threshold (the metric's unit); and the form of its
+utilization: ``UPPER_OVER_ZERO`` (lt/lte, threshold > 0: ``max(0, value) / threshold``),
+``LOWER_OVER_ZERO`` (gt/gte, threshold > 0: ``threshold / value``, ∞ when value ≤ 0) or
+``OTHER_BOUND`` (:meth:`~risk_worker.domain.policies.Policy.utilization` decides).
+"""
+
+
+def prepare(policy: Policy, shared_name: bool = False) -> Rule:
+    """The :data:`Rule` of a (validated) policy; ``shared_name``: another one has its name."""
+    reads, read = READERS[policy.metric]
+    t = policy.threshold
+    return (
+        policy,
+        policy.name,
+        shared_name,
+        _SCOPE_INDEX[policy.scope],
+        policy.scope_id,
+        reads,
+        read,
+        COMPARE[policy.operator],
+        t,
+        OTHER_BOUND
+        if t <= 0.0
+        else UPPER_OVER_ZERO
+        if policy.operator in UPPER_BOUNDS
+        else LOWER_OVER_ZERO,
+    )
+
+
+def rule_value(
+    rule: Rule, m: AccountMetrics, symbol: str | None, order: tuple[float, float]
+) -> float:
+    """The rule's metric on ``m`` (at ``symbol`` if symbol-dependent; ``order`` is
+    (notional, quantity))."""
+    reads, read = rule[5], rule[6]
+    if reads == READS_ACCOUNT:
+        return read(m)
+    return read(m, symbol) if reads == READS_SYMBOL else read(order)
+
+
+def _evaluation(
+    rule: Rule, m: AccountMetrics, symbol: str | None, order: tuple[float, float]
+) -> Evaluation:
+    value = rule_value(rule, m, symbol, order)
+    return Evaluation(rule[0], value, symbol, not rule[7](value, rule[8]))
+
+
+class PolicySet:
+    """An immutable, prepared set of enabled policies, in evaluation order.
+
+    Policies are kept in (priority, name) order: lower priority numbers are evaluated and
+    reported first; for an order the account-scoped ones come first, then the symbol-scoped,
+    then the strategy-scoped (only when the order names a strategy).
+    """
+
+    __slots__ = ("_all", "_without_strategy", "policies")
+
+    def __init__(self, policies: Iterable[Policy]) -> None:
+        ordered = sorted((validate_policy(p) for p in policies), key=lambda p: (p.priority, p.name))
+        self.policies: tuple[Policy, ...] = tuple(ordered)
+        enabled = [p for p in ordered if p.enabled]
+        names = Counter(p.name for p in enabled)
+        rules = [prepare(p, names[p.name] > 1) for p in enabled]
+        rules.sort(key=lambda r: r[3])  # by scope; stable, so (priority, name) within one
+        self._all: tuple[Rule, ...] = tuple(rules)
+        self._without_strategy = tuple(r for r in rules if r[3] != STRATEGY_SCOPE)
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def assess_order(
+        self,
+        account_id: str,
+        symbol: str,
+        strategy_id: str | None,
+        m: AccountMetrics,
+        order_notional: float,
+        order_quantity: float,
+    ) -> tuple[dict[str, float], list[Evaluation]]:
+        """Utilization and violations of every policy that applies to an order.
+
+        Equivalent to :meth:`evaluate_order` followed by ``utilization[name] =
+        max(utilization.get(name, 0), policy.utilization(value))`` over its evaluations and a
+        filter on the violated ones, without an Evaluation per policy that holds.
+
+        Args:
+            account_id: the order's account.
+            symbol: the order's symbol (symbol-scoped policies read their metric there).
+            strategy_id: the order's strategy; None means no strategy-scoped policy applies.
+            m: the post-trade metrics.
+            order_notional: quantity × valuation price (quote).
+            order_quantity: the order's quantity (base units).
+
+        Returns:
+            (policy name → fraction of its limit used, the highest of the policies sharing a
+            name, in evaluation order; an Evaluation of every violated policy, in order).
+        """
+        utilization: dict[str, float] = {}
+        breaches: list[Evaluation] = []
+        order = (order_notional, order_quantity)
+        keys = (account_id, symbol, strategy_id)
+        rules = self._without_strategy if strategy_id is None else self._all
+        for policy, name, shared, scope, scope_id, reads, read, holds, threshold, form in rules:
+            if scope_id is not None and scope_id != keys[scope]:
+                continue
+            if reads == READS_ACCOUNT:
+                value = read(m)
+            elif reads == READS_SYMBOL:
+                value = read(m, symbol if scope == SYMBOL_SCOPE else None)
+            else:
+                value = read(order)
+            # Policy.utilization's formulas, without a call for the two common forms
+            if form == UPPER_OVER_ZERO:
+                used = (value if value > 0.0 else 0.0) / threshold
+            elif form == LOWER_OVER_ZERO:
+                used = threshold / value if value > 0.0 else INF
+            else:
+                used = policy.utilization(value)
+            if shared:
+                before = utilization.get(name)
+                if before is not None:
+                    used = max(before, used)
+            utilization[name] = used
+            if not holds(value, threshold):
+                where = symbol if scope == SYMBOL_SCOPE else None
+                breaches.append(Evaluation(policy, value, where, True))
+        return utilization, breaches
+
+    def evaluate_order(
+        self,
+        account_id: str,
+        symbol: str,
+        strategy_id: str | None,
+        m: AccountMetrics,
+        order_notional: float,
+        order_quantity: float,
+    ) -> list[Evaluation]:
+        """Evaluate every policy that applies to an order on its post-trade metrics."""
+        order = (order_notional, order_quantity)
+        keys = (account_id, symbol, strategy_id)
+        rules = self._without_strategy if strategy_id is None else self._all
+        return [
+            _evaluation(rule, m, symbol if rule[3] == SYMBOL_SCOPE else None, order)
+            for rule in rules
+            if rule[4] is None or rule[4] == keys[rule[3]]
+        ]
+
+    def evaluate_account(self, account_id: str, m: AccountMetrics) -> Iterator[Evaluation]:
+        """Evaluate the account- and symbol-scoped policies (no order metrics) for the monitor."""
+        no_order = (0.0, 0.0)
+        for rule in self._without_strategy:
+            policy, scope, scope_id = rule[0], rule[3], rule[4]
+            if policy.metric in ORDER_METRICS:
+                continue
+            if scope == ACCOUNT_SCOPE:
+                if scope_id is None or scope_id == account_id:
+                    yield _evaluation(rule, m, None, no_order)
+                continue
+            for symbol in m.position_notional if scope_id is None else (scope_id,):
+                yield _evaluation(rule, m, symbol, no_order)
