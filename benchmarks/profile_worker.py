@@ -75,11 +75,11 @@ async def profile(args: argparse.Namespace, raw: Path) -> None:
             try:
                 load = asyncio.ensure_future(run_phase(nc, plan, args.inflight, "p"))
                 await asyncio.sleep(1.0)
+                seconds = str(max(1, round(args.seconds)))
                 spy = await asyncio.create_subprocess_exec(
-                    str(PY_SPY), "record", "--pid", str(proc.pid), "--duration",
-                    str(max(1, round(args.seconds))), "--rate", "250", "--format", "raw", "--nonblocking",
-                    "-o", str(raw),
-                )  # fmt: skip
+                    *(str(PY_SPY), "record", "--pid", str(proc.pid), "--duration", seconds),
+                    *("--rate", "250", "--format", "raw", "--nonblocking", "-o", str(raw)),
+                )
                 if await spy.wait() != 0:
                     raise RuntimeError(f"py-spy exited with code {spy.returncode}")
                 figures = await load
