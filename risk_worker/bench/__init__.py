@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-TICK_RATES = (10_000, 25_000, 50_000, 75_000, 100_000, 130_000, 160_000, 200_000)
+TICK_RATES = (10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_000)
 """The default tick-ingestion ladder, ticks/s."""
 _TICK_RATES_TEXT = ",".join(map(str, TICK_RATES))
 

@@ -76,7 +76,9 @@ async def ingest_step(
     Returns:
         ``rate``, ``published``, ``published_rate``, ``catch_up_s`` (generator exit → last tick
         applied; ``WAIT_LIMIT_S`` when never), ``applied_rate`` (ticks applied by the time the
-        generator exited ÷ its publishing time) and ``absorbed`` (1.0 or 0.0).
+        generator exited ÷ its publishing time), ``absorbed`` (1.0 or 0.0) and
+        ``generator_bound`` (1.0 when the generator itself fell short of the rate: that step
+        says nothing about the worker).
     """
     before = await applied_ticks(port)
     published, elapsed = await run_ticks(url, positions, rate, seconds)
@@ -87,8 +89,10 @@ async def ingest_step(
         applied = await applied_ticks(port) - before
     catch_up = time.monotonic() - ended if applied >= published else WAIT_LIMIT_S
     published_rate = published / elapsed if elapsed > 0 else 0.0
-    absorbed = published_rate >= 0.97 * rate and catch_up <= CATCH_UP_S
+    reached = published_rate >= 0.97 * rate
+    absorbed = reached and catch_up <= CATCH_UP_S
     return {
+        "generator_bound": 0.0 if reached else 1.0,
         "rate": rate,
         "published": float(published),
         "published_rate": published_rate,

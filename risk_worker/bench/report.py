@@ -89,7 +89,11 @@ def _ingestion(ingestion: dict[str, Any]) -> Table:
             f"{s['published_rate']:,.0f}/s",
             f"{s['applied_rate']:,.0f}/s",
             f"{s['catch_up_s']:.3f} s",
-            "yes" if s["absorbed"] else "[red]no[/red]",
+            "yes"
+            if s["absorbed"]
+            else "generator-bound"
+            if s.get("generator_bound")
+            else "[red]no[/red]",
         )
     return table
 
