@@ -44,6 +44,20 @@ async def applied_ticks(port: int) -> int:
     return int(float(match.group(1)))
 
 
+async def wait_applied(port: int, base: int, published: int, timeout: float) -> int:  # noqa: ASYNC109
+    """Poll the worker until it has applied ``published`` ticks since its count was ``base``.
+
+    Returns:
+        How many it had applied since ``base`` when it caught up or ``timeout`` seconds passed.
+    """
+    deadline = time.monotonic() + timeout
+    applied = await applied_ticks(port) - base
+    while applied < published and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+        applied = await applied_ticks(port) - base
+    return applied
+
+
 async def run_ticks(url: str, positions: int, rate: float, seconds: float) -> tuple[int, float]:
     """Run the tick generator for ``seconds`` at ``rate``; (ticks published, seconds taken).
 
@@ -83,10 +97,8 @@ async def ingest_step(
     before = await applied_ticks(port)
     published, elapsed = await run_ticks(url, positions, rate, seconds)
     ended = time.monotonic()
-    applied = at_end = await applied_ticks(port) - before
-    while applied < published and time.monotonic() < ended + WAIT_LIMIT_S:
-        await asyncio.sleep(0.01)
-        applied = await applied_ticks(port) - before
+    at_end = await applied_ticks(port) - before
+    applied = await wait_applied(port, before, published, WAIT_LIMIT_S)
     catch_up = time.monotonic() - ended if applied >= published else WAIT_LIMIT_S
     published_rate = published / elapsed if elapsed > 0 else 0.0
     reached = published_rate >= 0.97 * rate

@@ -24,7 +24,7 @@ import nats
 from nats.aio.client import Client
 
 from risk_worker.bench import TICK_RATES
-from risk_worker.bench.ingest import applied_ticks, tick_ladder
+from risk_worker.bench.ingest import applied_ticks, tick_ladder, wait_applied
 from risk_worker.bench.load import (
     CHECK_SUBJECT,
     BenchError,
@@ -155,16 +155,6 @@ async def start_worker(
     return proc, port, times
 
 
-async def _all_applied(port: int, base: int, published: int) -> int:
-    """Wait (≤ 10 s) until the worker applied ``published`` ticks since ``base``; how many."""
-    deadline = time.monotonic() + 10.0
-    applied = await applied_ticks(port) - base
-    while applied < published and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
-        applied = await applied_ticks(port) - base
-    return applied
-
-
 async def worker_round(
     nc: Client, server: NatsServer, cfg: BenchConfig, plan: Plan, tmp: Path
 ) -> dict[str, float]:
@@ -177,7 +167,7 @@ async def worker_round(
     try:
         base = await applied_ticks(port)
         measured, published = await _phases(nc, server, cfg, plan, proc.pid)
-        applied = await _all_applied(port, base, published)
+        applied = await wait_applied(port, base, published, 10.0)
         if applied < published:
             raise BenchError(f"the worker applied {applied} of {published} ticks")
         return (
