@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
 LOCK = ROOT / "requirements.lock"
+DEV_LOCK = ROOT / "requirements-dev.lock"
 SECRETS_DIR = ROOT / "docker" / "secrets"
 ONE_SHOT = {"migrate", "cli"}
 """Services that run one command and exit (``restart: "no"``, no healthcheck)."""
@@ -346,7 +347,52 @@ def test_lock_pins_every_runtime_dependency_but_the_nats_server() -> None:
         assert dev not in pins
 
 
-def test_lock_is_current_with_the_virtual_environment() -> None:
+def dev_lock_pins() -> dict[str, str]:
+    pins = {}
+    for line in DEV_LOCK.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and re.fullmatch(r"[\w.!+-]+", version), f"not an exact pin: {line!r}"
+            pins[name] = version
+    return pins
+
+
+def test_dev_lock_pins_every_declared_dependency_within_its_range() -> None:
+    from packaging.requirements import Requirement  # noqa: PLC0415
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    pins = dev_lock_pins()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
+    for text in declared:
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{name} is not pinned in requirements-dev.lock"
+        assert req.specifier.contains(pins[name]), f"{name}=={pins[name]} violates {req}"
+
+
+def test_image_lock_pins_the_versions_the_tests_run_with() -> None:
+    dev = dev_lock_pins()
+    for name, version in lock_pins().items():
+        assert dev.get(name) == version, f"requirements.lock {name}=={version}, dev {dev.get(name)}"
+
+
+def test_environment_is_installed_from_the_dev_lock() -> None:
+    """What `scripts/dev.py` installed is what the lock says (a stale .venv is reinstalled)."""
+    from importlib import metadata  # noqa: PLC0415
+
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    drift = {
+        name: (version, installed[name])
+        for name, version in dev_lock_pins().items()
+        if name in installed and installed[name] != version
+    }
+    assert not drift, f"(lock, installed) differ: {drift}; run `python3 scripts/dev.py test`"
+
+
+def test_image_lock_is_the_runtime_closure_of_the_locked_environment() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "docker" / "lock_requirements.py"), "--check"],
         capture_output=True,
