@@ -165,7 +165,14 @@ class Worker:
             members.owner_of,
         )
         self.service = WorkerService(
-            nc, self.engine, self.watcher, s.worker_id, checks, self.metrics, s.services_protocol
+            nc,
+            self.engine,
+            self.watcher,
+            s.worker_id,
+            checks,
+            self.metrics,
+            s.services_protocol,
+            s.reply_prefixes,
         )
         await self.service.start()
         members.start()

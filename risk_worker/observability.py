@@ -42,6 +42,10 @@ INVALID_REASONS = (
 )
 """``reason`` of ``risk_events_invalid_total``: :class:`InvalidMessageError` reason codes."""
 
+DROP_REASONS = ("no_reply", "system_subject", "not_an_inbox")
+"""``reason`` of ``risk_requests_dropped_total``: why a request was not answered (its reply
+subject is missing, a ``$`` subject such as a ``$KV`` key, or outside the accepted inboxes)."""
+
 IGNORED_RESULTS = ("stale", "duplicate")
 """``result`` of ``risk_events_ignored_total``: events the book received but did not apply."""
 
@@ -86,6 +90,12 @@ class Metrics:
             "risk_events_invalid_total",
             "Input events dropped as invalid, by kind and reason code.",
             ("kind", "reason"),
+            registry=r,
+        )
+        dropped = Counter(
+            "risk_requests_dropped_total",
+            "Requests (checks, $SRV) dropped unanswered because of their reply subject, by reason.",
+            ("reason",),
             registry=r,
         )
         violations = Counter(
@@ -144,6 +154,8 @@ class Metrics:
         self._invalid = {
             (k, why): invalid.labels(k, why) for k in EVENT_KINDS for why in INVALID_REASONS
         }
+        self._dropped = {why: dropped.labels(why) for why in DROP_REASONS}
+        self._dropped_family = dropped
         self._violations = {
             (t.value, s): violations.labels(t.value, s)
             for t in PolicyType
@@ -181,6 +193,11 @@ class Metrics:
     def invalid_event(self, kind: str, reason: str) -> None:
         """Count one dropped invalid event (``reason``: an ``InvalidMessageError`` code)."""
         self._child(self._invalid, self._invalid_family, kind, reason).inc()
+
+    def request_dropped(self, reason: str) -> None:
+        """Count one request dropped unanswered (``reason``: one of :data:`DROP_REASONS`)."""
+        child = self._dropped.get(reason)
+        (child if child is not None else self._dropped_family.labels(OTHER)).inc()
 
     # -- monitor and edges --------------------------------------------------------------------
 

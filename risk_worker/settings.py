@@ -51,6 +51,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     events_max_age: float = 7 * 86_400.0
     event_queue_size: int = 100_000
     services_protocol: bool = True
+    reply_prefixes: tuple[str, ...] = ()
     http_host: str = "0.0.0.0"
     http_port: int = 9103
     log_format: str = ""
@@ -158,6 +159,18 @@ def _readable_file(text: str) -> str:
     return path
 
 
+def _reply_prefixes(text: str) -> tuple[str, ...]:
+    """Comma-separated inbox prefixes (beside ``_INBOX.``) whose reply subjects are answered."""
+    prefixes: list[str] = []
+    for prefix in filter(None, (part.strip() for part in text.split(","))):
+        if prefix.startswith("$") or not prefix.endswith("."):
+            raise ValueError(f"{prefix!r}: each prefix must end with '.' and not start with '$'")
+        if not all(part and not set(part) & set("*> \t\r\n") for part in prefix[:-1].split(".")):
+            raise ValueError(f"{prefix!r}: each prefix must be subject tokens without wildcards")
+        prefixes.append(prefix)
+    return tuple(prefixes)
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -188,6 +201,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "events_max_age": _positive_float,
     "event_queue_size": _positive_int,
     "services_protocol": _flag,
+    "reply_prefixes": _reply_prefixes,
     "http_host": _nonempty,
     "http_port": _port,
     "log_format": _log_format,
@@ -255,6 +269,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "RISK_POLICY_FILE",
             "policies come from PostgreSQL when RISK_DATABASE_URL is set; set one, not both",
         )
+    own = settings.nats_auth.inbox_prefix
+    for prefix in settings.reply_prefixes if own else ():
+        if f"{own}.".startswith(prefix) or prefix.startswith(f"{own}."):
+            raise ConfigError(
+                "RISK_REPLY_PREFIXES",
+                f"{prefix!r} would answer into this worker's own inbox (RISK_NATS_INBOX_PREFIX)",
+            )
     if settings.state_confirm_interval >= settings.state_max_age:
         raise ConfigError(
             "RISK_STATE_CONFIRM_INTERVAL",

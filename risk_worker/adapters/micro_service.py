@@ -9,6 +9,12 @@ nats.micro counts an error only when the handler raises, and then replies itself
 body; our error replies carry a full reply body. So the handler replies and then counts the
 error on the endpoint (``count_error``), the one place that reads nats.micro's private
 counters (there is no public API for it).
+
+Replies go only to accepted inboxes (:mod:`risk_worker.adapters.reply_guard`): the check
+handler vets the reply subject before it decides, and nats.micro's own ``$SRV.PING``,
+``$SRV.INFO`` and ``$SRV.STATS`` handlers (which answer with ``msg.respond`` to whatever reply
+subject came) are wrapped on the Service instance before ``start()`` subscribes them, so a
+``$SRV`` request with reply ``$KV...`` writes nothing either.
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ from typing import Any
 
 import nats.errors
 from nats.aio.client import Client
-from nats.micro import add_service
 from nats.micro.request import Request
-from nats.micro.service import Service
+from nats.micro.service import Service, ServiceConfig
 
 from risk_worker import __version__
 from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
+from risk_worker.adapters.reply_guard import ReplyGuard
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,13 @@ SERVICE_NAME = "risk-worker"
 ENDPOINT_NAME = "check_order"
 RESERVATIONS_SUBJECT = "risk.reservations"
 DESCRIPTION = "Pre-trade risk checks: may this order go? No reply or a timeout means DENIED."
+VERB_HANDLERS = {
+    "_handle_ping_request": "$SRV.PING",
+    "_handle_info_request": "$SRV.INFO",
+    "_handle_stats_request": "$SRV.STATS",
+}
+"""nats.micro's ``Service`` methods answering the ``$SRV`` verbs (private; looked up by
+``Service.start()`` on the instance, so instance attributes override them)."""
 
 
 def count_error(endpoint: Any, message: str) -> None:
@@ -42,31 +55,51 @@ def count_error(endpoint: Any, message: str) -> None:
 
 
 async def start_service(
-    nc: Client, handler: CheckHandler, subject: str, queue: str, worker_id: str
+    nc: Client,
+    handler: CheckHandler,
+    subject: str,
+    queue: str,
+    worker_id: str,
+    replies: ReplyGuard,
 ) -> Service:
-    """Register the service and its check endpoint; flushes so requests find it at once."""
-    service = await add_service(
-        nc,
+    """Register the service and its check endpoint; flushes so requests find it at once.
+
+    Every request (a check or a ``$SRV`` verb) whose reply subject ``replies`` refuses is
+    dropped unanswered before anything else happens.
+
+    Raises:
+        RuntimeError: this nats-py has no ``$SRV`` handler named in :data:`VERB_HANDLERS`
+            (answering them unguarded is not an option).
+    """
+    config = ServiceConfig(
         name=SERVICE_NAME,
         version=__version__,
         description=DESCRIPTION,
         metadata={"worker_id": worker_id},
         queue_group=queue,
     )
+    service = Service(nc, config)
+    for name, verb in VERB_HANDLERS.items():
+        if not callable(getattr(service, name, None)):
+            raise RuntimeError(f"nats.micro Service has no {name}: cannot vet $SRV replies")
+        setattr(service, name, replies.guard(getattr(service, name), verb))
+    await service.start()
     endpoint: list[Any] = []
 
     async def check(request: Request) -> None:
+        reply = request._msg.reply  # nats.micro has no public accessor for it
+        if not replies.accepts(reply, subject):
+            return
         answer = handler.answer(request.data)
         if answer.forward_to is not None:  # the owner answers the client directly
-            reply = request._msg.reply  # nats.micro has no public accessor for it
             await nc.publish(OWNER_SUBJECT_PREFIX + answer.forward_to, request.data, reply=reply)
             return
         if answer.reservation is not None:  # before the reply: the race window is one message
             await nc.publish(RESERVATIONS_SUBJECT, answer.reservation)
         try:
             await request.respond(answer.payload, headers=answer.headers)
-        except nats.errors.Error as exc:  # no reply subject: nobody to answer
-            log.debug("check without a reply subject: %r", exc)
+        except nats.errors.Error as exc:  # the connection closed meanwhile: nobody to answer
+            log.debug("answering a check failed: %r", exc)
             return
         if answer.error is not None and endpoint:
             count_error(endpoint[0], answer.error)

@@ -25,6 +25,7 @@ from risk_worker.adapters.micro_service import (
     start_service,
 )
 from risk_worker.adapters.ratelog import RateLimitedLog
+from risk_worker.adapters.reply_guard import ReplyGuard
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.types import ApplyResult
@@ -57,6 +58,8 @@ class WorkerService:
         metrics: counts events (valid, ignored, invalid).
         services_protocol: serve checks as a NATS service endpoint (``$SRV.*``), else on a
             plain queue subscription.
+        reply_prefixes: inbox prefixes answered besides ``_INBOX.`` (``RISK_REPLY_PREFIXES``);
+            a request with any other reply subject is dropped (see ``reply_guard``).
 
     """
 
@@ -69,6 +72,7 @@ class WorkerService:
         checks: CheckHandler,
         metrics: Metrics,
         services_protocol: bool = True,
+        reply_prefixes: tuple[str, ...] = (),
     ) -> None:
         self._metrics = metrics
         self._nc = nc
@@ -81,6 +85,7 @@ class WorkerService:
         self._encoder = msgspec.json.Encoder()
         self._subs: list[Subscription] = []
         self._ratelog = RateLimitedLog(log)
+        self.replies = ReplyGuard(reply_prefixes, metrics.request_dropped)
 
     async def start(self) -> None:
         """Subscribe to every input, then flush so an immediate request finds a responder."""
@@ -104,7 +109,7 @@ class WorkerService:
         )
         if self._services_protocol:
             self.micro = await start_service(
-                self._nc, self.checks, CHECK_SUBJECT, CHECK_QUEUE, self._worker_id
+                self._nc, self.checks, CHECK_SUBJECT, CHECK_QUEUE, self._worker_id, self.replies
             )
         else:
             self._subs.append(
@@ -159,16 +164,17 @@ class WorkerService:
 
     async def _on_check(self, msg: Msg) -> None:
         """The plain queue subscription (``RISK_SERVICES_PROTOCOL=false``)."""
-        if not msg.reply:
-            return
         await self._answer(msg, may_forward=True)
 
     async def _on_owned_check(self, msg: Msg) -> None:
         """A check forwarded here because this instance owns the account."""
-        if msg.reply:
-            await self._answer(msg, may_forward=False)
+        await self._answer(msg, may_forward=False)
 
     async def _answer(self, msg: Msg, may_forward: bool) -> None:
+        """Decide and reply, or forward to the owner; nothing for a refused reply subject
+        (checked before deciding and before forwarding, so it reserves nothing)."""
+        if not self.replies.accepts(msg.reply, msg.subject):
+            return
         answer = self.checks.answer(msg.data, may_forward)
         if answer.forward_to is not None:  # the owner answers the client directly
             await self._nc.publish(

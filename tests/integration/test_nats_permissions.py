@@ -29,6 +29,7 @@ import msgspec
 import nats.errors
 import nats.js.errors
 import pytest
+import yaml
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
@@ -42,6 +43,7 @@ from risk_worker.domain.policies import Policy, default_policies
 from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key
 from risk_worker.domain.types import Metric, Operator, PolicyType, StateSource, TradingState
 from risk_worker.policy_source import StaticPolicySource
+from risk_worker.settings import Settings, load_settings
 from tests.harness import now_ms, settings_for
 from tests.helpers import connect, wait_for
 
@@ -50,6 +52,10 @@ CONF = ROOT / "docker" / "nats-server.conf"
 ENTRYPOINT = ROOT / "docker" / "nats-entrypoint.sh"
 BUCKET = "risk_control"
 CLIENT_INBOX = "_INBOX_client"
+INBOXES = {"worker": "_INBOX_worker", "operator": "_INBOX_operator", "client": CLIENT_INBOX}
+"""Each user's inbox prefix, the only one it may subscribe to (the worker's and the CLI's are
+RISK_NATS_INBOX_PREFIX in compose.yaml: see ``compose_settings``)."""
+COMPOSE = ROOT / "compose.yaml"
 PASSWORDS = {
     # Unquoted in the configuration these would be a number and a syntax error: the test also
     # proves that the entrypoint's quoting keeps them intact.
@@ -144,7 +150,7 @@ class Peer:
 
 @pytest.fixture
 async def peers(secured_server: NatsServer) -> AsyncIterator[dict[str, Peer]]:
-    """``worker``, ``operator`` and ``client`` (with its own inbox prefix), connected."""
+    """``worker``, ``operator`` and ``client``, each with its own inbox prefix, connected."""
     out: dict[str, Peer] = {}
     for user, password in PASSWORDS.items():
         errors: list[Exception] = []
@@ -153,12 +159,25 @@ async def peers(secured_server: NatsServer) -> AsyncIterator[dict[str, Peer]]:
             errors.append(exc)
 
         options: dict[str, Any] = {"user": user, "password": password, "error_cb": on_error}
-        if user == "client":
-            options["inbox_prefix"] = CLIENT_INBOX
+        options["inbox_prefix"] = INBOXES[user]
         out[user] = Peer(user, await connect(secured_server.url, **options), errors)
     yield out
     for peer in out.values():
         await peer.nc.close()
+
+
+def compose_settings(service: str, url: str, **overrides: Any) -> Settings:
+    """Test settings (``settings_for``) with the inbox prefix and the accepted reply prefixes
+    compose.yaml gives ``service`` (``risk-worker`` or ``cli``)."""
+    services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
+    env = {k: str(v) for k, v in services[service]["environment"].items()}
+    wanted = {
+        k: v for k, v in env.items() if k in {"RISK_NATS_INBOX_PREFIX", "RISK_REPLY_PREFIXES"}
+    }
+    loaded = load_settings(wanted)
+    return settings_for(
+        url, nats_auth=loaded.nats_auth, reply_prefixes=loaded.reply_prefixes, **overrides
+    )
 
 
 async def until_delivered(sender: Client, subject: str, seen: list[Msg], data: bytes) -> None:
@@ -380,7 +399,7 @@ async def test_worker_runs_end_to_end_with_only_its_permissions(
         "qty-cap", "Order Quantity Cap", PolicyType.HARD, Metric.ORDER_QUANTITY, Operator.LTE, 1.0
     )
     worker = Worker(
-        settings_for(url, kv_bucket=BUCKET, database_url=migrated_url),
+        compose_settings("risk-worker", url, kv_bucket=BUCKET, database_url=migrated_url),
         StaticPolicySource([*default_policies(), cap]),
         None,
     )
