@@ -71,6 +71,9 @@ class Worker:
             breaker_window_ms=int(settings.breaker_window * 1000),
             alert_dedup_window_ms=int(settings.alert_dedup_window * 1000),
             worker_id=settings.worker_id,
+            tick_max_jump=settings.tick_max_jump,
+            tick_confirmations=settings.tick_confirmations,
+            max_symbols=settings.max_symbols,
         )
         self._policy_source = policy_source
         self._sink = sink
@@ -140,7 +143,11 @@ class Worker:
         await self.policies.load_initial(s.policy_fallback == "defaults")
         if s.redis_url:
             self.snapshots = SnapshotKeeper(
-                self.engine, s.redis_url, s.monitor_interval, s.snapshot_max_age
+                self.engine,
+                s.redis_url,
+                s.monitor_interval,
+                s.snapshot_max_age,
+                on_refused=self.metrics.snapshot_refused,
             )
             await self.snapshots.start()
         kv = await open_bucket(js, s.kv_bucket)

@@ -46,8 +46,13 @@ DROP_REASONS = ("no_reply", "system_subject", "not_an_inbox")
 """``reason`` of ``risk_requests_dropped_total``: why a request was not answered (its reply
 subject is missing, a ``$`` subject such as a ``$KV`` key, or outside the accepted inboxes)."""
 
-IGNORED_RESULTS = ("stale", "duplicate")
-"""``result`` of ``risk_events_ignored_total``: events the book received but did not apply."""
+IGNORED_RESULTS = ("stale", "duplicate", "suspect", "symbol_limit")
+"""``result`` of ``risk_events_ignored_total``: events the book received but did not apply
+(``suspect``: a tick held until confirmed; ``symbol_limit``: a new symbol beyond
+``RISK_MAX_SYMBOLS``)."""
+
+SNAPSHOT_KINDS = ("account", "mark")
+"""``kind`` of ``risk_snapshot_refused_total``: what a refused stored entry was."""
 
 VIOLATION_SOURCES = ("pre_trade", "monitor")
 """``source`` of ``risk_violations_total``: found by an order check or by the monitor."""
@@ -82,7 +87,8 @@ class Metrics:
         )
         ignored = Counter(
             "risk_events_ignored_total",
-            "Valid events the book did not apply, by kind and result (stale|duplicate).",
+            "Valid events the book did not apply, by kind and result "
+            "(stale|duplicate|suspect|symbol_limit).",
             ("kind", "result"),
             registry=r,
         )
@@ -122,6 +128,14 @@ class Metrics:
             "Audit records that could not be persisted (dropped or failed writes).",
             registry=r,
         )
+        refused = Counter(
+            "risk_snapshot_refused_total",
+            "Stored snapshot entries refused at a restore as invalid, by kind (account|mark).",
+            ("kind",),
+            registry=r,
+        )
+        self._refused = {kind: refused.labels(kind) for kind in SNAPSHOT_KINDS}
+        self._refused_other = refused.labels(OTHER)
         self._reconnects = Counter(
             "risk_nats_reconnects_total", "Reconnections to NATS.", registry=r
         )
@@ -213,6 +227,10 @@ class Metrics:
     def alert_deduplicated(self, n: int = 1) -> None:
         """Count ``n`` alerts suppressed by deduplication."""
         self._alerts_dedup.inc(n)
+
+    def snapshot_refused(self, kind: str, n: int = 1) -> None:
+        """Count ``n`` stored entries of ``kind`` (account|mark) refused at a restore."""
+        self._refused.get(kind, self._refused_other).inc(n)
 
     def breaker_trip(self) -> None:
         """Count one account halted by the circuit breaker."""

@@ -228,6 +228,8 @@ def _metrics_line(b: dict[str, Any]) -> str:
 
 
 def _alert_line(b: dict[str, Any]) -> str:
+    if b.get("type") == "suspect_tick":
+        return f"[{b.get('level')}] {b.get('symbol')} {b.get('message')}"
     if b.get("type", "policy_violation") != "policy_violation":
         who = b.get("account_id") or "global"
         return (

@@ -58,6 +58,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis_url: str = ""
     snapshot_max_age: float = 60.0
     lease_ttl: float = 3.0
+    tick_max_jump: float = 0.25
+    tick_confirmations: int = 3
+    max_symbols: int = 10_000
     nats_auth: NatsAuth = msgspec.field(default_factory=NatsAuth)
 
     def risk_config(self) -> RiskConfig:
@@ -208,6 +211,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_url": _redis_url,
     "snapshot_max_age": _positive_float,
     "lease_ttl": _positive_float,
+    "tick_max_jump": _positive_float,
+    "tick_confirmations": _positive_int,
+    "max_symbols": _positive_int,
 }
 
 

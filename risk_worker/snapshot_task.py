@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 
 from risk_worker.adapters.check_handler import now_ms
 from risk_worker.adapters.redis_store import RedisSnapshotStore, SnapshotStoreError, connect_redis
@@ -18,12 +19,14 @@ from risk_worker.domain.persistence import (
     MarkState,
     export_account,
     export_marks,
-    restore_account,
-    restore_marks,
+    restore,
 )
 from risk_worker.wire_out import RiskMetricsMsg
 
 log = logging.getLogger(__name__)
+
+MAX_REFUSAL_LINES = 10
+"""Refused stored entries logged one by one at a restore; the rest are summed up in one line."""
 
 
 class SnapshotKeeper:
@@ -34,10 +37,20 @@ class SnapshotKeeper:
         redis_url: the Redis server (``RISK_REDIS_URL``).
         interval: the monitor interval, seconds (snapshot TTL is three of them).
         max_age: seconds after which a restored account is unknown until a fresh event.
+        on_refused: called with (``"account"`` or ``"mark"``, count) when stored entries fail
+            validation and are not restored (metrics).
     """
 
-    def __init__(self, engine: RiskEngine, redis_url: str, interval: float, max_age: float):
+    def __init__(
+        self,
+        engine: RiskEngine,
+        redis_url: str,
+        interval: float,
+        max_age: float,
+        on_refused: Callable[[str, int], None] | None = None,
+    ):
         self._engine = engine
+        self._on_refused = on_refused
         self._max_age_ms = int(max_age * 1000)
         self.store = RedisSnapshotStore(connect_redis(redis_url), interval)
 
@@ -74,14 +87,26 @@ class SnapshotKeeper:
             await self.store.client.aclose()
 
     def _restore(self, accounts: list[AccountState], marks: list[MarkState]) -> None:
-        now = now_ms()
-        book = self._engine.book
-        known = sum(restore_account(book, a, now, self._max_age_ms) for a in accounts)
-        restore_marks(book, marks)
+        """Restore what validates; refuse, count and log (a bounded number of lines) the rest."""
+        engine = self._engine
+        r = restore(
+            engine.book, accounts, marks, now_ms(), self._max_age_ms, engine.marks.max_symbols
+        )
+        for kind, refused in (("account", r.refused_accounts), ("mark", r.refused_marks)):
+            if not refused:
+                continue
+            if self._on_refused is not None:
+                self._on_refused(kind, len(refused))
+            for line in refused[:MAX_REFUSAL_LINES]:
+                log.warning("refused a stored %s (not restored): %s", kind, line)
+            if len(refused) > MAX_REFUSAL_LINES:
+                log.warning(
+                    "... and %d more stored %ss refused", len(refused) - MAX_REFUSAL_LINES, kind
+                )
         log.info(
             "restored %d accounts (%d current, the rest unknown until a fresh event) and "
             "%d marks from Redis",
-            len(accounts),
-            known,
-            len(marks),
+            r.accounts,
+            r.known,
+            r.marks,
         )

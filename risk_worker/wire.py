@@ -3,8 +3,11 @@
 Inbound messages tolerate unknown fields (producers may add fields) and accept the aliases
 peer services send (``account`` for ``account_id``; ``average_price``/``avg_price`` for
 ``entry_price``; ``side`` in any letter case). JSON cannot carry NaN or infinities and msgspec
-refuses numbers out of double range, so every accepted number is finite. Parsing returns the
-decision core's types or raises :class:`~risk_worker.errors.InvalidMessageError` naming the field.
+refuses numbers out of double range; on top of that every number is held to the bounds of
+:mod:`risk_worker.domain.bounds` (prices in [1e-12, 1e12], |quantities| ≤ 1e12, |money| ≤ 1e15,
+timestamps ≤ 2100-01-01), so nothing derived from them can overflow. Parsing returns the
+decision core's types or raises :class:`~risk_worker.errors.InvalidMessageError` naming the field;
+JSON nested deeper than the decoder allows is ``malformed_json`` like any other bad JSON.
 """
 
 from __future__ import annotations
@@ -15,6 +18,14 @@ from typing import Annotated, TypeVar
 import msgspec
 
 from risk_worker.domain.book import Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.bounds import (
+    MILLIS_MAX,
+    MONEY_MAX,
+    PRICE_MAX,
+    PRICE_MIN,
+    QUANTITY_MAX,
+    is_identifier,
+)
 from risk_worker.domain.decision import Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import IDENTIFIER_PATTERN, OrderType, Side
@@ -26,23 +37,33 @@ Identifier = Annotated[str, msgspec.Meta(pattern=IDENTIFIER_PATTERN)]
 """1-64 characters of A-Z a-z 0-9 _ - / = (subject tokens and KV keys)."""
 Reference = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 """Order and fill ids: 1-128 characters."""
-Positive = Annotated[float, msgspec.Meta(gt=0)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Millis = Annotated[int, msgspec.Meta(ge=0)]
-"""Milliseconds since the Unix epoch."""
+Price = Annotated[float, msgspec.Meta(ge=PRICE_MIN, le=PRICE_MAX)]
+"""Quote per base unit, in [1e-12, 1e12]."""
+PriceOrZero = Annotated[float, msgspec.Meta(ge=0, le=PRICE_MAX)]
+"""A price, or 0 meaning none (checked against ``PRICE_MIN`` when not 0)."""
+Quantity = Annotated[float, msgspec.Meta(gt=0, le=QUANTITY_MAX)]
+"""Unsigned base units, in (0, 1e12]."""
+SignedQuantity = Annotated[float, msgspec.Meta(ge=-QUANTITY_MAX, le=QUANTITY_MAX)]
+"""Signed base units, |q| ≤ 1e12."""
+Money = Annotated[float, msgspec.Meta(ge=-MONEY_MAX, le=MONEY_MAX)]
+"""Quote currency, |x| ≤ 1e15."""
+Rate = Annotated[float, msgspec.Meta(gt=0, le=1)]
+"""A fraction in (0, 1]."""
+Millis = Annotated[int, msgspec.Meta(ge=0, le=MILLIS_MAX)]
+"""Milliseconds since the Unix epoch, at most 2100-01-01."""
 
 
 class PositionUpdateMsg(msgspec.Struct, frozen=True):
     """``positions.update``: full state of one position (signed base quantity)."""
 
     symbol: Identifier
-    quantity: float
+    quantity: SignedQuantity
     timestamp: Millis
     account_id: Identifier | None = None
     account: Identifier | None = None
-    entry_price: NonNegative | None = None
-    average_price: NonNegative | None = None
-    avg_price: NonNegative | None = None
+    entry_price: PriceOrZero | None = None
+    average_price: PriceOrZero | None = None
+    avg_price: PriceOrZero | None = None
 
 
 class FillMsg(msgspec.Struct, frozen=True):
@@ -52,21 +73,24 @@ class FillMsg(msgspec.Struct, frozen=True):
     order_id: Reference
     symbol: Identifier
     side: str
-    quantity: Positive
-    price: Positive
+    quantity: Quantity
+    price: Price
     timestamp: Millis
     account_id: Identifier | None = None
     account: Identifier | None = None
-    fee: float = 0.0
+    fee: Money = 0.0
 
 
 class TickMsg(msgspec.Struct, frozen=True):
-    """``market.tick.<symbol>``: mark = price, else the mid of bid/ask (quote)."""
+    """``market.tick.<symbol>``: mark = price, else the mid of bid/ask (quote).
+
+    The symbol is the subject's last token; a body ``symbol`` must equal it.
+    """
 
     symbol: Identifier | None = None
-    price: Positive | None = None
-    bid: Positive | None = None
-    ask: Positive | None = None
+    price: Price | None = None
+    bid: Price | None = None
+    ask: Price | None = None
     timestamp: Millis | None = None
 
 
@@ -76,10 +100,10 @@ class PnlUpdateMsg(msgspec.Struct, frozen=True):
     timestamp: Millis
     account_id: Identifier | None = None
     account: Identifier | None = None
-    balance: float | None = None
-    equity: float | None = None
-    realized_pnl: float | None = None
-    unrealized_pnl: float | None = None
+    balance: Money | None = None
+    equity: Money | None = None
+    realized_pnl: Money | None = None
+    unrealized_pnl: Money | None = None
 
 
 class CheckRequestMsg(msgspec.Struct, frozen=True):
@@ -88,10 +112,10 @@ class CheckRequestMsg(msgspec.Struct, frozen=True):
     order_id: Reference
     symbol: Identifier
     side: str
-    quantity: Positive
+    quantity: Quantity
     account_id: Identifier | None = None
     account: Identifier | None = None
-    price: NonNegative | None = None
+    price: PriceOrZero | None = None
     order_type: str | None = None
     strategy_id: Identifier | None = None
     reduce_only: bool = False
@@ -110,10 +134,10 @@ class ReservationMsg(msgspec.Struct, frozen=True, gc=False):
     account_id: Identifier
     order_id: Reference
     symbol: Identifier
-    signed_qty: float
-    increasing_qty: NonNegative
-    price: Positive
-    margin_rate: Positive
+    signed_qty: SignedQuantity
+    increasing_qty: Annotated[float, msgspec.Meta(ge=0, le=QUANTITY_MAX)]
+    price: Price
+    margin_rate: Rate
     expires_ms: Millis
 
 
@@ -182,10 +206,22 @@ def _invalid(exc: msgspec.MsgspecError) -> InvalidMessageError:
 
 
 def _decode(decoder: msgspec.json.Decoder[T], data: bytes) -> T:
+    """Decode ``data``; every failure, including JSON nested too deep, is InvalidMessageError."""
     try:
         return decoder.decode(data)
     except msgspec.MsgspecError as exc:
         raise _invalid(exc) from exc
+    except RecursionError as exc:  # msgspec's nesting limit (about 1,000 levels)
+        raise InvalidMessageError("$", "malformed_json", "JSON nested too deeply") from exc
+
+
+def _price_or_none(value: float | None, field: str) -> float | None:
+    """``value`` when > 0 (then at least ``PRICE_MIN``); None for null or 0."""
+    if not value:
+        return None
+    if value < PRICE_MIN:
+        raise InvalidMessageError(field, "out_of_range", f"{field} must be 0 or ≥ {PRICE_MIN}")
+    return value
 
 
 def _account(msg: PositionUpdateMsg | FillMsg | PnlUpdateMsg | CheckRequestMsg) -> str:
@@ -214,6 +250,8 @@ def parse_position(data: bytes) -> PositionSnapshot:
         entry = msg.average_price if msg.average_price is not None else msg.avg_price
     if msg.quantity != 0.0 and not entry:
         raise InvalidMessageError("entry_price", "missing_field", "entry_price > 0 is required")
+    if msg.quantity != 0.0:
+        entry = _price_or_none(entry, "entry_price")
     return PositionSnapshot(_account(msg), msg.symbol, msg.quantity, entry or 0.0, msg.timestamp)
 
 
@@ -244,14 +282,20 @@ def parse_pnl(data: bytes) -> PnlSnapshot:
 def parse_tick(data: bytes, subject: str) -> tuple[str, float, int | None]:
     """Decode ``market.tick.<symbol>`` into (symbol, mark price, timestamp or None).
 
-    The symbol comes from the body, else from the subject's last token (validated alike).
+    The subject's last token is the symbol (so subject permissions limit which mark a
+    publisher moves); a body ``symbol`` that differs from it makes the tick invalid.
+    The mid of bid and ask is finite and within the price bounds since both are.
     """
     m = _decode(_TICK, data)
-    symbol = m.symbol
-    if symbol is None:
-        symbol = subject.rsplit(".", 1)[-1]
-        if not re.match(IDENTIFIER_PATTERN, symbol):
-            raise InvalidMessageError("symbol", "bad_identifier", f"bad symbol token {symbol!r}")
+    symbol = subject.rsplit(".", 1)[-1]
+    if not is_identifier(symbol):
+        raise InvalidMessageError("symbol", "bad_identifier", f"bad symbol token {symbol!r}")
+    if m.symbol is not None and m.symbol != symbol:
+        raise InvalidMessageError(
+            "symbol",
+            "out_of_range",
+            f"body symbol {m.symbol!r} differs from the subject's {symbol!r}",
+        )
     if m.price is not None:
         return symbol, m.price, m.timestamp
     if m.bid is not None and m.ask is not None:
@@ -269,7 +313,7 @@ def parse_check(data: bytes, max_bytes: int) -> Order:
     if len(data) > max_bytes:
         raise InvalidMessageError("$", "too_large", f"request of {len(data)} bytes > {max_bytes}")
     m = _decode(_CHECK, data)
-    price = m.price or None
+    price = _price_or_none(m.price, "price")
     if m.order_type is None:
         order_type = OrderType.MARKET if price is None else OrderType.LIMIT
     else:

@@ -83,7 +83,15 @@ class CheckReplyMsg(msgspec.Struct, frozen=True, gc=False):
 
 
 class AlertMsg(msgspec.Struct, frozen=True, gc=False):
-    """A policy alert on ``risk.alerts.<level>`` (``type`` tells it from state changes)."""
+    """An alert on ``risk.alerts.<level>`` (``type`` tells it from state changes).
+
+    ``type`` ``policy_violation``: a policy violated at the monitor's evaluation.
+    ``suspect_tick`` (on ``risk.alerts.warning``): a tick of ``symbol`` jumped more than
+    ``RISK_TICK_MAX_JUMP`` from its fresh mark and is held until confirmed; ``mark_price`` is
+    the mark in force, ``tick_price`` the suspect price (quote per base unit), ``metric_value``
+    the jump |tick − mark| / mark and ``threshold_value`` the allowed jump (fractions); the
+    account and policy fields are empty strings.
+    """
 
     alert_id: str
     level: str
@@ -98,6 +106,8 @@ class AlertMsg(msgspec.Struct, frozen=True, gc=False):
     timestamp: int
     symbol: str | None = None
     type: str = "policy_violation"
+    mark_price: float | None = None
+    tick_price: float | None = None
 
 
 class StateChangeMsg(msgspec.Struct, frozen=True, gc=False):
@@ -233,4 +243,36 @@ def alert_msg(draft: AlertDraft, alert_id: str, now_ms: int) -> AlertMsg:
         ev.message,
         now_ms,
         ev.symbol,
+    )
+
+
+def suspect_tick_alert(
+    symbol: str, mark_price: float, tick_price: float, max_jump: float, alert_id: str, now_ms: int
+) -> AlertMsg:
+    """The ``suspect_tick`` warning of a tick held by the mark table (see :class:`AlertMsg`).
+
+    Args:
+        symbol: the tick's symbol.
+        mark_price / tick_price: the mark in force and the held tick (quote per base unit).
+        max_jump: ``RISK_TICK_MAX_JUMP`` (fraction).
+        alert_id: a random id; now_ms: the worker clock (ms since epoch).
+    """
+    jump = abs(tick_price - mark_price) / mark_price
+    return AlertMsg(
+        alert_id,
+        "warning",
+        "",
+        "",
+        "",
+        "",
+        "tick_jump",
+        finite(jump),
+        max_jump,
+        f"suspect tick of {symbol}: {tick_price:g} is {jump:.1%} from the mark {mark_price:g} "
+        f"(> {max_jump:.1%}); held until confirmed",
+        now_ms,
+        symbol,
+        "suspect_tick",
+        mark_price,
+        tick_price,
     )

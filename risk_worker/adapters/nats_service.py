@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 
 import msgspec
@@ -28,9 +29,11 @@ from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.adapters.reply_guard import ReplyGuard
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.marks import TickResult
 from risk_worker.domain.types import ApplyResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.observability import Metrics
+from risk_worker.wire_out import suspect_tick_alert
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,8 @@ POSITIONS_SUBJECT = "positions.update"
 FILLS_SUBJECT = "fills.confirmed"
 TICKS_SUBJECT = "market.tick.*"
 PNL_SUBJECT = "pnl.update"
+SUSPECT_TICK_SUBJECT = "risk.alerts.warning"
+"""Where ``suspect_tick`` alerts go."""
 DRAIN_TIMEOUT_S = 5.0
 """How long a stop waits for the subscriptions to hand over what they received."""
 
@@ -157,8 +162,49 @@ class WorkerService:
             self._invalid("market.tick", exc)
             return
         now = now_ms()
-        self._engine.set_mark(symbol, price, now if timestamp is None else timestamp, now)
-        self._metrics.event("market.tick")
+        result = self._engine.set_mark(symbol, price, now if timestamp is None else timestamp, now)
+        if result is TickResult.APPLIED:
+            self._metrics.event("market.tick")
+        else:
+            await self._tick_not_applied(symbol, price, result, now)
+
+    async def _tick_not_applied(
+        self, symbol: str, price: float, result: TickResult, now: int
+    ) -> None:
+        """Count, log (rate-limited per symbol) and alert a tick held as suspect or refused."""
+        if result is TickResult.CONFIRMED:
+            self._metrics.event("market.tick")
+            self._ratelog.warning(
+                f"market.tick:confirmed:{symbol}",
+                "suspect level of %s confirmed: %s is the mark now",
+                symbol,
+                price,
+            )
+            return
+        if result is TickResult.SYMBOL_LIMIT:
+            self._metrics.event("market.tick", "symbol_limit")
+            self._ratelog.warning(
+                "market.tick:symbol_limit",
+                "refused a tick of new symbol %s: the mark table holds RISK_MAX_SYMBOLS (%d)",
+                symbol,
+                self._engine.marks.max_symbols,
+            )
+            return
+        self._metrics.event("market.tick", "suspect")
+        mark = self._engine.book.marks[symbol].price
+        self._ratelog.warning(
+            f"market.tick:suspect:{symbol}",
+            "holding a suspect tick of %s at %s (mark %s) until confirmed",
+            symbol,
+            price,
+            mark,
+        )
+        if result is TickResult.SUSPECT_ALERT:  # once per symbol per alert window
+            alert_id = uuid.uuid4().hex
+            max_jump = self._engine.marks.max_jump
+            alert = suspect_tick_alert(symbol, mark, price, max_jump, alert_id, now)
+            await self.publish(SUSPECT_TICK_SUBJECT, alert)
+            self._metrics.alert("warning")
 
     # -- checks -------------------------------------------------------------------------------
 

@@ -148,7 +148,7 @@ class RedisSnapshotStore:
         for symbol, raw in stored_marks.items():
             try:
                 marks.append(_mark_decoder.decode(raw))
-            except msgspec.ValidationError as exc:
+            except (msgspec.DecodeError, RecursionError) as exc:  # not JSON, wrong, too deep
                 log.warning("skipping undecodable stored mark %s: %s", symbol, exc)
         return accounts, marks
 
@@ -303,7 +303,7 @@ def _account(account_id: str, book: str | None, state: dict[str, str]) -> Accoun
                 k: t(state[k]) if state.get(k) else None for k, t in zip(_STATE, kinds, strict=True)
             }
             acct = msgspec.structs.replace(acct, **restored)
-    except (msgspec.ValidationError, ValueError) as exc:
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:
         log.warning("skipping undecodable stored account %s: %s", account_id, exc)
         return None
     return acct

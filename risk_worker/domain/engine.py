@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.decision import Decision, Order, check_order
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
+from risk_worker.domain.marks import MarkTable, TickResult
 from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics
 from risk_worker.domain.monitor import (
     AccountReport,
@@ -33,8 +34,13 @@ class RiskEngine:
         config: risk parameters.
         breaker_threshold: hard violations that trip an account (count).
         breaker_window_ms: the breaker's window (ms).
-        alert_dedup_window_ms: minimum spacing of the same (account, policy) alert (ms).
+        alert_dedup_window_ms: minimum spacing of the same (account, policy) alert, and of
+            the suspect-tick alerts of one symbol (ms).
         worker_id: recorded as ``updated_by`` of this worker's automatic trips.
+        tick_max_jump: relative move from a fresh mark beyond which a tick is suspect
+            (fraction; see :class:`~risk_worker.domain.marks.MarkTable`).
+        tick_confirmations: consecutive ticks that confirm a suspect level (count).
+        max_symbols: most symbols the mark table holds (count).
     """
 
     def __init__(
@@ -45,10 +51,21 @@ class RiskEngine:
         breaker_window_ms: int = 60_000,
         alert_dedup_window_ms: int = 300_000,
         worker_id: str = "risk-worker",
+        tick_max_jump: float = 0.25,
+        tick_confirmations: int = 3,
+        max_symbols: int = 10_000,
     ) -> None:
         self.config = config
         self.worker_id = worker_id
         self.book = AccountBook()
+        self.marks = MarkTable(
+            self.book.marks,
+            max_jump=tick_max_jump,
+            confirmations=tick_confirmations,
+            max_symbols=max_symbols,
+            mark_max_age_ms=config.mark_max_age_ms,
+            alert_window_ms=alert_dedup_window_ms,
+        )
         self.states = TradingStates()
         self.policies: PolicySet | None = None
         self.breaker = CircuitBreaker(breaker_threshold, breaker_window_ms)
@@ -86,9 +103,10 @@ class RiskEngine:
         headroom (the same order id replaces: a re-check through another instance)."""
         self.book.account(account_id).pending.add(reservation)
 
-    def set_mark(self, symbol: str, price: float, timestamp: int, now_ms: int) -> None:
-        """Apply ``market.tick.<symbol>`` (price already chosen: last, else mid)."""
-        self.book.set_mark(symbol, price, timestamp, now_ms)
+    def set_mark(self, symbol: str, price: float, timestamp: int, now_ms: int) -> TickResult:
+        """Apply ``market.tick.<symbol>`` (price already chosen: last, else mid) through the
+        suspect-tick filter and the symbol limit; what was done is returned."""
+        return self.marks.offer(symbol, price, timestamp, now_ms)
 
     def known_accounts(self) -> list[str]:
         """Accounts seen through ``pnl.update`` or ``positions.update``."""

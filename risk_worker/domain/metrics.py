@@ -25,6 +25,7 @@ import math
 import msgspec
 
 from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.bounds import is_equity
 from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.types import utc_day
 
@@ -148,7 +149,11 @@ def observe_equity(account: Account, equity: float, now_ms: int) -> None:
     """Track the high-water mark and the day-start equity (reset at 00:00 UTC).
 
     The first observation sets both; the first observation of a new UTC day sets the day start.
+    A non-finite (or beyond ``EQUITY_MAX``) equity is not recorded: an infinite peak would turn
+    ``drawdown_max`` off for good.
     """
+    if not is_equity(equity):
+        return
     if account.peak_equity is None or equity > account.peak_equity:
         account.peak_equity = equity
     day = utc_day(now_ms)

@@ -9,14 +9,29 @@ A restored account whose state is older than the maximum snapshot age is restore
 *known*: its checks are denied ``unknown_account`` until a fresh ``pnl.update`` or
 ``positions.update`` arrives. Its peak and day start are kept either way. Reservations are
 not restored: they lapse within the pending TTL anyway.
+
+A stored value is validated like an event (:mod:`risk_worker.domain.bounds`: identifiers,
+finite numbers within bounds): one that fails is refused whole and never restored, so a
+corrupt or infinite peak cannot switch drawdown protection off across a restart.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import msgspec
 
 from risk_worker.domain.book import Account, AccountBook, Mark
+from risk_worker.domain.bounds import (
+    is_equity,
+    is_identifier,
+    is_millis,
+    is_money,
+    is_price,
+    is_quantity,
+)
 from risk_worker.domain.positions import Position
+from risk_worker.domain.types import MS_PER_DAY
 
 
 class PositionState(msgspec.Struct, frozen=True, gc=False):
@@ -83,11 +98,108 @@ def export_marks(book: AccountBook) -> list[MarkState]:
     return [MarkState(s, m.price, m.received_ms, m.timestamp) for s, m in book.marks.items()]
 
 
+def account_problem(state: AccountState) -> str | None:
+    """Why a stored account must not be restored (the first problem found), None when valid.
+
+    Checks: identifiers; balance and realized PnL money (|x| ≤ 1e15 quote); peak and day start
+    None or finite (|x| ≤ 1e30 quote); positions' quantities and entry prices within bounds
+    (entry 0 only when flat); timestamps and the trading day within 0..2100-01-01.
+    """
+    if not is_identifier(state.account_id):
+        return "account_id is not an identifier"
+    for name, money in (("balance", state.balance), ("realized_pnl", state.realized_pnl)):
+        if not is_money(money):
+            return f"{name} {money!r} out of bounds"
+    for name, equity in (
+        ("peak_equity", state.peak_equity),
+        ("day_start_equity", state.day_start_equity),
+    ):
+        if equity is not None and not is_equity(equity):
+            return f"{name} {equity!r} out of bounds"
+    day = state.trading_day
+    if day is not None and not is_millis(day * MS_PER_DAY):
+        return f"trading_day {day!r} out of bounds"
+    if not (is_millis(state.pnl_ms) and is_millis(state.saved_ms)):
+        return "a timestamp out of bounds"
+    for p in state.positions:
+        if not is_identifier(p.symbol):
+            return "a position's symbol is not an identifier"
+        if not is_quantity(p.quantity):
+            return f"position {p.symbol} quantity {p.quantity!r} out of bounds"
+        if not (is_price(p.entry_price) or (p.entry_price == 0.0 and p.quantity == 0.0)):
+            return f"position {p.symbol} entry_price {p.entry_price!r} out of bounds"
+        if not (is_millis(p.snapshot_ms) and is_millis(p.updated_ms)):
+            return f"position {p.symbol} timestamp out of bounds"
+    return None
+
+
+def mark_problem(mark: MarkState) -> str | None:
+    """Why a stored mark must not be restored, None when valid (symbol, price, timestamps)."""
+    if not is_identifier(mark.symbol):
+        return "symbol is not an identifier"
+    if not is_price(mark.price):
+        return f"price {mark.price!r} out of bounds"
+    if not (is_millis(mark.received_ms) and is_millis(mark.timestamp)):
+        return "a timestamp out of bounds"
+    return None
+
+
+class RestoreReport(NamedTuple):
+    """What :func:`restore` did: accounts restored (of which known), marks restored, and one
+    ``"<kind> <key>: <problem>"`` line per refused account or mark."""
+
+    accounts: int
+    known: int
+    marks: int
+    refused_accounts: list[str]
+    refused_marks: list[str]
+
+
+def restore(
+    book: AccountBook,
+    accounts: list[AccountState],
+    marks: list[MarkState],
+    now_ms: int,
+    max_age_ms: int,
+    max_symbols: int,
+) -> RestoreReport:
+    """Restore stored accounts and marks, refusing every invalid one (see the checks above).
+
+    Args:
+        book: the book to restore into.
+        accounts / marks: as loaded from the snapshot store.
+        now_ms: now (ms since epoch); max_age_ms: see :func:`restore_account`.
+        max_symbols: the mark table's limit: marks of new symbols beyond it are refused.
+    """
+    refused_accounts: list[str] = []
+    restored = known = 0
+    for state in accounts:
+        problem = account_problem(state)
+        if problem is not None:
+            refused_accounts.append(f"account {state.account_id!r}: {problem}")
+            continue
+        restored += 1
+        known += restore_account(book, state, now_ms, max_age_ms)
+    refused_marks: list[str] = []
+    valid: list[MarkState] = []
+    for m in marks:
+        problem = mark_problem(m)
+        if problem is not None:
+            refused_marks.append(f"mark {m.symbol!r}: {problem}")
+        elif m.symbol not in book.marks and len(book.marks) + len(valid) >= max_symbols:
+            refused_marks.append(f"mark {m.symbol!r}: beyond the limit of {max_symbols} symbols")
+        else:
+            valid.append(m)
+    restore_marks(book, valid)
+    return RestoreReport(restored, known, len(valid), refused_accounts, refused_marks)
+
+
 def restore_account(book: AccountBook, state: AccountState, now_ms: int, max_age_ms: int) -> bool:
     """Put a stored account into the book; True when it is restored as known.
 
     An account the book already has (an event arrived first) keeps its book state, but takes
     the stored peak when higher and the stored day start when it is for the same UTC day.
+    The state must have been validated (:func:`account_problem`; :func:`restore` does that).
     """
     fresh = state.known and now_ms - state.saved_ms <= max_age_ms
     existing = book.accounts.get(state.account_id)
@@ -122,7 +234,10 @@ def _merge_peak_and_day_start(acct: Account, state: AccountState) -> None:
 
 
 def restore_marks(book: AccountBook, marks: list[MarkState]) -> None:
-    """Put stored marks into the book unless a newer one was received since."""
+    """Put stored marks into the book unless a newer one was received since.
+
+    The marks must have been validated (:func:`mark_problem`; :func:`restore` does that).
+    """
     for m in marks:
         held = book.marks.get(m.symbol)
         if held is None or held.received_ms < m.received_ms:

@@ -6,6 +6,7 @@ import msgspec
 import pytest
 
 from tests.harness import Harness, now_ms
+from tests.integration.conftest import HarnessFactory
 
 GOOD = {
     "order_id": "o-1",
@@ -21,6 +22,12 @@ def with_(**changes: object) -> bytes:
     body = {**GOOD, **changes}
     return msgspec.json.encode({k: v for k, v in body.items() if v is not ...})
 
+
+NESTED = (
+    b'{"x":' + b"[" * 1000 + b"]" * 1000
+    + b',"order_id":"o","account_id":"A","symbol":"S","side":"BUY","quantity":1}'
+)  # fmt: skip
+"""Issue 10 item 7: JSON nested 1,000 deep (msgspec raises RecursionError on it)."""
 
 MALFORMED = [
     ("not_json", b"this is not json", "$"),
@@ -51,6 +58,7 @@ MALFORMED = [
     ("newline_in_identifier", with_(account_id="ACC\n"), "account_id"),
     ("bad_strategy_identifier", with_(strategy_id="s*"), "strategy_id"),
     ("one_megabyte_body", with_(order_id="o-1", padding="x" * 1_000_000), "$"),
+    ("nested_1000_deep", NESTED, "$"),
 ]
 
 
@@ -155,3 +163,33 @@ async def test_events_when_malformed_then_dropped_counted_and_book_untouched(
     await harness.pnl("ACC-EV", 5_000.0, ts=now_ms())
     await harness.settle()
     assert engine.book.accounts["ACC-EV"].balance == 5_000.0
+
+
+async def test_check_when_nested_1000_deep_without_services_protocol_then_invalid_request(
+    harness_factory: HarnessFactory,
+) -> None:
+    h = await harness_factory(services_protocol=False)
+    reply = await h.request(NESTED)
+    body = msgspec.json.decode(reply.data)
+    assert body["rejection_reason"] == "invalid_request", body
+    assert reply.headers is not None
+    assert reply.headers["Nats-Service-Error-Code"] == "400"
+
+
+async def test_events_when_nested_1000_deep_then_dropped_counted_as_malformed_json(
+    harness: Harness,
+) -> None:
+    subjects = [
+        "positions.update",
+        "fills.confirmed",
+        "pnl.update",
+        "market.tick.BTCUSDT",
+        "risk.reservations",
+    ]
+    for subject in subjects:
+        await harness.publish(subject, NESTED)
+    await harness.settle()
+    invalid = "risk_events_invalid_total"
+    assert harness.metric(invalid, reason="malformed_json") == len(subjects)
+    for kind in ("positions.update", "fills.confirmed", "pnl.update", "market.tick"):
+        assert harness.metric(invalid, kind=kind, reason="malformed_json") == 1, kind

@@ -68,7 +68,8 @@ async def test_metrics_when_scripted_scenario_then_counters_match_what_happened(
         "unknown_account",
     ]
     await h.tick("ETHUSDT", 2_770.0)  # equity 97.7k → drawdown 2.3 %: no alert
-    await h.tick("ETHUSDT", 1_500.0)  # equity 85k: drawdown 15 % > 10 % warning
+    await h.tick("ETHUSDT", 2_200.0)  # equity 92k: 8 % (a step under RISK_TICK_MAX_JUMP)
+    await h.tick("ETHUSDT", 1_700.0)  # equity 87k: drawdown 13 % > 10 % warning
     await h.settle()
 
     async def alerted() -> bool:
@@ -90,7 +91,7 @@ async def test_metrics_when_scripted_scenario_then_counters_match_what_happened(
     assert value(m, "risk_events_invalid_total", kind="pnl.update", reason="malformed_json") == 1
     assert value(m, "risk_events_total", kind="pnl.update") == 1
     assert value(m, "risk_events_total", kind="positions.update") == 1
-    assert value(m, "risk_events_total", kind="market.tick") == 4
+    assert value(m, "risk_events_total", kind="market.tick") == 5
     assert value(m, "risk_accounts") == 1
     assert value(m, "risk_trading_state_global") == 0
 

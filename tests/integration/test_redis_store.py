@@ -278,3 +278,28 @@ def _command(port: int, line: bytes) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=2.0) as sock:
         sock.sendall(line)
         return sock.recv(256)
+
+
+async def test_load_when_entries_are_not_json_or_nested_1000_deep_then_skipped_not_raised(
+    redis_server: RedisServer, make_store: StoreFactory
+) -> None:
+    p = fresh_prefix()
+    nested = "[" * 1000 + "]" * 1000
+    async with redis_client(redis_server.url) as r:
+        await r.set(f"{p}book:good", msgspec.json.encode(account_state("good")))
+        await r.set(f"{p}book:garbage", "not json at all")
+        await r.set(f"{p}book:deep", '{"x": ' + nested + "}")
+        await r.sadd(f"{p}book:index", "good", "garbage", "deep")
+        await r.hset(
+            f"{p}marks",
+            mapping={
+                "BTCUSDT": "{not json",
+                "SOLUSDT": nested,
+                "ETHUSDT": msgspec.json.encode(mark_state("ETHUSDT")),
+            },
+        )
+
+    accounts, marks = await make_store(redis_server.url, prefix=p).load()
+
+    assert [a.account_id for a in accounts] == ["good"]
+    assert [m.symbol for m in marks] == ["ETHUSDT"]

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 import pytest
 
 from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.metrics import observe_equity
 from risk_worker.domain.persistence import (
+    AccountState,
     MarkState,
+    PositionState,
+    account_problem,
     export_account,
     export_marks,
+    restore,
     restore_account,
     restore_marks,
 )
@@ -163,3 +169,81 @@ def test_restore_marks_when_a_mark_is_held_then_the_newer_received_wins(
     restore_marks(book, [MarkState("BTCUSDT", 2.0, stored_received_ms, stored_received_ms - 10)])
 
     assert book.marks["BTCUSDT"].price == expected_price
+
+
+# -- validation of what is restored (issue 10 items 4-5) ---------------------------------------
+
+
+def stored(**changes: object) -> AccountState:
+    """A valid, fresh stored account (balance 10,000, long 0.5 BTCUSDT) with ``changes``."""
+    state = export_account(live_book().accounts[ACCT], NOW)
+    return msgspec.structs.replace(state, **changes)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"peak_equity": math.inf},
+        {"peak_equity": math.nan},
+        {"day_start_equity": -math.inf},
+        {"peak_equity": 1e31},
+        {"balance": 1e308},
+        {"balance": -1e16},
+        {"realized_pnl": math.inf},
+        {"account_id": "bad id"},
+        {"trading_day": 10**9},
+        {"saved_ms": -1},
+        {"positions": [PositionState("BTCUSDT", 1e308, 40_000.0, NOW, NOW)]},
+        {"positions": [PositionState("BTCUSDT", 0.5, 5e-324, NOW, NOW)]},
+        {"positions": [PositionState("BTCUSDT", 0.5, 0.0, NOW, NOW)]},
+        {"positions": [PositionState("BTC USDT", 0.5, 40_000.0, NOW, NOW)]},
+    ],
+    ids=lambda c: "-".join(f"{k}={v!r}"[:40] for k, v in c.items()),
+)
+def test_restore_when_stored_account_invalid_then_refused_and_book_untouched(
+    changes: dict[str, object],
+) -> None:
+    state = stored(**changes)
+    book = AccountBook()
+    report = restore(book, [state], [], NOW + 1_000, MAX_AGE, 10_000)
+    assert account_problem(state) is not None
+    assert (report.accounts, report.known, len(report.refused_accounts)) == (0, 0, 1)
+    assert book.accounts == {}
+
+
+def test_restore_when_an_existing_account_meets_an_infinite_stored_peak_then_peak_kept() -> None:
+    book = live_book()
+    peak = book.accounts[ACCT].peak_equity
+    report = restore(book, [stored(peak_equity=math.inf)], [], NOW, MAX_AGE, 10_000)
+    assert len(report.refused_accounts) == 1
+    assert book.accounts[ACCT].peak_equity == peak
+
+
+@pytest.mark.parametrize(
+    "mark",
+    [
+        MarkState("BTCUSDT", 1e308, NOW, NOW),
+        MarkState("BTCUSDT", math.inf, NOW, NOW),
+        MarkState("BTCUSDT", 5e-324, NOW, NOW),
+        MarkState("BTC*", 1.0, NOW, NOW),
+        MarkState("BTCUSDT", 1.0, -5, NOW),
+    ],
+)
+def test_restore_when_stored_mark_invalid_then_refused(mark: MarkState) -> None:
+    book = AccountBook()
+    report = restore(book, [], [mark], NOW, MAX_AGE, 10_000)
+    assert (report.marks, len(report.refused_marks)) == (0, 1)
+    assert book.marks == {}
+
+
+def test_restore_when_marks_exceed_the_symbol_limit_then_the_rest_refused() -> None:
+    book = AccountBook()
+    marks = [MarkState(f"S{i}", 1.0, NOW, NOW) for i in range(5)]
+    report = restore(book, [], marks, NOW, MAX_AGE, 3)
+    assert (report.marks, len(report.refused_marks)) == (3, 2)
+    assert set(book.marks) == {"S0", "S1", "S2"}
+
+
+def test_restore_when_state_valid_then_restored_as_before() -> None:
+    report = restore(AccountBook(), [stored()], [], NOW + 1_000, MAX_AGE, 10_000)
+    assert (report.accounts, report.known, report.refused_accounts) == (1, 1, [])

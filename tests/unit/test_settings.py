@@ -82,3 +82,32 @@ def test_load_settings_when_database_url_in_a_file_then_read_and_never_both(tmp_
         load_settings({"RISK_REDIS_URL_FILE": str(tmp_path / "absent")})
     assert missing.value.variable == "RISK_REDIS_URL_FILE"
     assert "s3cret" not in str(missing.value)
+
+
+def test_load_settings_when_tick_filter_and_symbol_limit_set_then_parsed() -> None:
+    s = load_settings(
+        {"RISK_TICK_MAX_JUMP": "0.1", "RISK_TICK_CONFIRMATIONS": "5", "RISK_MAX_SYMBOLS": "500"}
+    )
+    assert (s.tick_max_jump, s.tick_confirmations, s.max_symbols) == (0.1, 5, 500)
+    assert (Settings().tick_max_jump, Settings().tick_confirmations) == (0.25, 3)
+    assert Settings().max_symbols == 10_000
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("RISK_TICK_MAX_JUMP", "0"),
+        ("RISK_TICK_MAX_JUMP", "inf"),
+        ("RISK_TICK_MAX_JUMP", "nan"),
+        ("RISK_TICK_CONFIRMATIONS", "0"),
+        ("RISK_TICK_CONFIRMATIONS", "x"),
+        ("RISK_MAX_SYMBOLS", "0"),
+        ("RISK_MAX_SYMBOLS", "-3"),
+    ],
+)
+def test_load_settings_when_tick_filter_value_bad_then_config_error_names_variable(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({variable: value})
+    assert caught.value.variable == variable
