@@ -93,7 +93,7 @@ async def scenario(url: str, batch: list[tuple[str, bytes]]) -> None:
 
 
 @settings(
-    max_examples=25,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
