@@ -71,6 +71,7 @@ class Worker:
             breaker_window_ms=int(settings.breaker_window * 1000),
             alert_dedup_window_ms=int(settings.alert_dedup_window * 1000),
             worker_id=settings.worker_id,
+            auto_trip_state=settings.auto_trip_state,
         )
         self._policy_source = policy_source
         self._sink = sink
@@ -181,6 +182,7 @@ class Worker:
             lambda: 0 if self.publisher is None else self.publisher.depth,
             self.snapshots.submit if self.snapshots is not None else None,
             self.lease,
+            self.watcher.confirmed,
         )
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")
         self.policies.start()

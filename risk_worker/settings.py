@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from risk_worker.domain.metrics import RiskConfig
+from risk_worker.domain.types import TradingState
 from risk_worker.errors import ConfigError
 from risk_worker.nats_auth import NatsAuth, load_nats_auth
 
@@ -57,6 +58,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis_url: str = ""
     snapshot_max_age: float = 60.0
     lease_ttl: float = 3.0
+    auto_trip_state: TradingState = TradingState.REDUCING
     nats_auth: NatsAuth = msgspec.field(default_factory=NatsAuth)
 
     def risk_config(self) -> RiskConfig:
@@ -158,6 +160,13 @@ def _readable_file(text: str) -> str:
     return path
 
 
+def _trip_state(text: str) -> TradingState:
+    value = text.strip().upper()
+    if value not in {TradingState.REDUCING, TradingState.HALTED}:
+        raise ValueError("must be REDUCING or HALTED")
+    return TradingState(value)
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -194,6 +203,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_url": _redis_url,
     "snapshot_max_age": _positive_float,
     "lease_ttl": _positive_float,
+    "auto_trip_state": _trip_state,
 }
 
 

@@ -22,7 +22,7 @@ from risk_worker.domain.monitor import (
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
-from risk_worker.domain.trading_state import StateValue, TradingStates, account_key
+from risk_worker.domain.trading_state import StateValue, TradingStates, auto_key
 from risk_worker.domain.types import ApplyResult, TradingState
 
 
@@ -35,6 +35,11 @@ class RiskEngine:
         breaker_window_ms: the breaker's window (ms).
         alert_dedup_window_ms: minimum spacing of the same (account, policy) alert (ms).
         worker_id: recorded as ``updated_by`` of this worker's automatic trips.
+        auto_trip_state: the state an automatic trip sets, REDUCING (strictly reducing orders
+            still pass) or HALTED.
+
+    Raises:
+        ValueError: ``auto_trip_state`` is ACTIVE.
     """
 
     def __init__(
@@ -45,7 +50,11 @@ class RiskEngine:
         breaker_window_ms: int = 60_000,
         alert_dedup_window_ms: int = 300_000,
         worker_id: str = "risk-worker",
+        auto_trip_state: TradingState = TradingState.REDUCING,
     ) -> None:
+        if auto_trip_state is TradingState.ACTIVE:
+            raise ValueError("an automatic trip must set REDUCING or HALTED")
+        self.auto_trip_state = auto_trip_state
         self.config = config
         self.worker_id = worker_id
         self.book = AccountBook()
@@ -111,12 +120,14 @@ class RiskEngine:
             return None
         return assess_account(acct, self.book, self.policies, self.states, self.config, now_ms)
 
-    def monitor(self, now_ms: int, apply_trips: bool = True) -> list[AccountReport]:
+    def monitor(
+        self, now_ms: int, apply_trips: bool = True, catch_up: bool = False
+    ) -> list[AccountReport]:
         """Evaluate every known account in one go (see :meth:`monitor_account`)."""
         self.begin_monitor_pass(now_ms)
         reports = []
         for account_id in self.known_accounts():
-            report = self.monitor_account(account_id, now_ms, apply_trips)
+            report = self.monitor_account(account_id, now_ms, apply_trips, catch_up)
             if report is not None:
                 reports.append(report)
         return reports
@@ -126,13 +137,15 @@ class RiskEngine:
         self.deduper.prune(now_ms)
 
     def monitor_account(
-        self, account_id: str, now_ms: int, apply_trips: bool = True
+        self, account_id: str, now_ms: int, apply_trips: bool = True, catch_up: bool = False
     ) -> AccountReport | None:
         """Evaluate one known account; a trip is applied to the local state at once.
 
         The caller publishes the report and writes a trip to the KV bucket. An instance that
-        does not publish (``apply_trips`` False) still tracks peaks, breaker hits and
-        de-duplication, but leaves trips to the one that does. The adapter evaluates accounts
+        does not publish (``apply_trips`` False) still tracks peaks, breaker hits, onsets and
+        de-duplication, but leaves trips to the one that does. The first pass of an instance
+        that has just become the one that publishes sets ``catch_up`` (see
+        :func:`~risk_worker.domain.monitor.evaluate_account`). The adapter evaluates accounts
         one at a time so that checks are answered in between.
 
         Returns:
@@ -151,14 +164,16 @@ class RiskEngine:
             self.deduper,
             self.config,
             now_ms,
+            self.auto_trip_state,
+            catch_up and apply_trips,
         )
         if report.trip is not None and apply_trips:
             self.states.set_local(
-                account_key(account_id), trip_value(report.trip, self.worker_id, now_ms)
+                auto_key(account_id), trip_value(report.trip, self.worker_id, now_ms)
             )
         return report
 
 
 def trip_value(trip: Trip, worker_id: str, now_ms: int) -> StateValue:
-    """The KV value of an automatic trip."""
-    return StateValue(TradingState.HALTED, trip.reason, worker_id, now_ms, trip.source)
+    """The KV value of an automatic trip (written under ``trading_state.auto.<account_id>``)."""
+    return StateValue(trip.state, trip.reason, worker_id, now_ms, trip.source)
