@@ -80,6 +80,7 @@ class StateWatcher:
         self._seen: dict[str, tuple[int, str, bytes]] = {}  # key → (revision, operation, value)
         self._created: object = None  # the bucket stream's creation time
         self._resetter: asyncio.Task[None] | None = None
+        self._generation = 0  # rebuilds so far
         self.resets = 0
         """Resets of the bucket detected (recreated, purged or restored under the watcher)."""
 
@@ -134,6 +135,7 @@ class StateWatcher:
                     await self._pump
             await self._stop_watcher()
             self._initial_done = False
+            self._generation += 1
             if reset:  # forget the old bucket: the new watcher delivers every current value
                 self._states.reset()
                 self._seen.clear()
@@ -183,6 +185,9 @@ class StateWatcher:
         while True:
             await asyncio.sleep(self._interval)
             sent = time.monotonic()
+            # What the watcher had delivered when the request left: the stream held at least
+            # that much when it answered (later deliveries may overtake the reply).
+            seen_before, generation = self._last_seen, self._generation
             try:
                 status = await asyncio.wait_for(self._kv.status(), timeout=self._interval)
             except (nats.errors.Error, TimeoutError) as exc:
@@ -190,11 +195,11 @@ class StateWatcher:
                 continue
             last_seq = int(status.stream_info.state.last_seq or 0)
             created = status.stream_info.created
-            if last_seq < self._last_seen or (
-                self._created is not None and created != self._created
+            if generation == self._generation and (
+                last_seq < seen_before or (self._created is not None and created != self._created)
             ):
                 self._bucket_reset(
-                    f"stream at sequence {last_seq} < {self._last_seen} seen, "
+                    f"stream at sequence {last_seq} < {seen_before} seen, "
                     f"created {created} (was {self._created})"
                 )
                 await self._reset_rebuild()

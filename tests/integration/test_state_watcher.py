@@ -100,16 +100,25 @@ async def test_watcher_when_bucket_recreated_at_lower_revision_then_new_halt_enf
     assert revision < held  # the reproduction: the new trip's revision is one the copy holds
 
     replies: list[tuple[dict[str, object], str]] = []
+    errors: list[str] = []
 
     async def enforced() -> bool:
         try:
             reply = await h.check("RECREATED1", "BTCUSDT", "BUY", 0.1, 50_000.0, dry_run=True)
-        except (nats.errors.Error, TimeoutError):
-            return False  # the test's own client is still reconnecting
+        except (nats.errors.Error, TimeoutError) as exc:
+            errors.append(type(exc).__name__)  # the test's own client is still reconnecting
+            return False
         replies.append((reply, str(h.worker.readiness()["trading_state"])))
         return reply["rejection_reason"] == "emergency_stop_active"
 
-    await wait_for(enforced, 15.0, 0.02, f"the new HALT was never enforced: {replies[-3:]}")
+    try:
+        await wait_for(enforced, 15.0, 0.02)
+    except AssertionError:
+        raise AssertionError(
+            "the new HALT was never enforced: last replies "
+            f"{[(r['approved'], r['rejection_reason'], ready) for r, ready in replies[-3:]]}, "
+            f"errors {errors[-3:]}"
+        ) from None
     reasons = {str(r["rejection_reason"]) for r, _ in replies}
     assert not any(r["approved"] for r, _ in replies), replies
     assert reasons <= {"trading_state_unknown", "emergency_stop_active"}, reasons
