@@ -74,6 +74,7 @@ class Worker:
             tick_max_jump=settings.tick_max_jump,
             tick_confirmations=settings.tick_confirmations,
             max_symbols=settings.max_symbols,
+            auto_trip_state=settings.auto_trip_state,
         )
         self._policy_source = policy_source
         self._sink = sink
@@ -195,6 +196,7 @@ class Worker:
             lambda: 0 if self.publisher is None else self.publisher.depth,
             self.snapshots.submit if self.snapshots is not None else None,
             self.lease,
+            self.watcher.confirmed,
         )
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")
         self.policies.start()

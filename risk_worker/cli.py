@@ -172,22 +172,41 @@ def emergency_clear(
     account: Annotated[str | None, typer.Option(help="Account scope; global if omitted.")] = None,
     revision: Annotated[
         int | None,
-        typer.Option(help="Clear only if the state is still at this revision (from `status`)."),
+        typer.Option(
+            help="Clear the global or the account's operator stop only if still at this "
+            "revision (from `status`)."
+        ),
+    ] = None,
+    auto_revision: Annotated[
+        int | None,
+        typer.Option(help="Clear the account's automatic trip only if still at this revision."),
     ] = None,
 ) -> None:
-    """Clear a stop (compare-and-set: a newer trip is never undone)."""
-    new = _state_op(lambda nc, b: operator.clear(nc, b, reason, by, account, revision))
-    if new is None:
-        console.print(f"{account or 'global'} is already ACTIVE")
-    else:
-        console.print(f"{account or 'global'} → ACTIVE (revision {new})")
+    """Clear a stop (compare-and-set: a newer trip is never undone). With --account, both the
+    operators' stop and the workers' automatic trip of the account are cleared."""
+    done = _state_op(
+        lambda nc, b: operator.clear(nc, b, reason, by, account, revision, auto_revision)
+    )
+    for key, new in done.items():
+        scope = _scope_name(key)
+        if new is None:
+            console.print(f"{scope} is already ACTIVE")
+        else:
+            console.print(f"{scope} → ACTIVE (revision {new})")
+
+
+def _scope_name(key: str) -> str:
+    """``global``, ``account <id>`` or ``auto <id>`` for a trading-state key."""
+    scope = key.removeprefix("trading_state.")
+    return scope if scope == "global" else scope.replace(".", " ", 1)
 
 
 @emergency.command("status")
 def emergency_status(
     account: Annotated[str | None, typer.Option(help="One account; all if omitted.")] = None,
 ) -> None:
-    """Show the trading states (global and accounts) with their revisions."""
+    """Show the trading states with their revisions: global, and per account the operators'
+    stop (account) and the workers' automatic trip (auto), with who set each."""
     rows = _state_op(lambda nc, b: operator.states(nc, b, account))
     table = Table("scope", "state", "source", "by", "reason", "revision")
     for key, value, rev in rows:

@@ -1,8 +1,13 @@
 """The monitor loop: every interval, each account's metrics, alerts, audit records and trips.
 
 It calls the decision core's monitor, publishes what it reports, queues audit records and
-writes automatic trips to the KV bucket (retried in the background; the account is halted on
-this instance from the moment the trip is decided).
+writes automatic trips to the account's automatic key of the KV bucket (retried in the
+background; the trip is in force on this instance from the moment it is decided).
+
+With a lease, the first pass after this instance becomes the holder (a standby taking over, or a
+holder that lost and regained the lease) is a catch-up pass: the accounts whose trip the previous
+holder may have died before writing are tripped (see :mod:`risk_worker.domain.monitor`). It
+waits for a confirmed trading-state copy, so that what is already tripped or cleared is known.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine, trip_value
 from risk_worker.domain.monitor import AccountReport, Trip
-from risk_worker.domain.trading_state import StateValue, account_key, scope_of_key
+from risk_worker.domain.trading_state import StateValue, auto_key, scope_of_key
 from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError
 from risk_worker.observability import Metrics
@@ -50,6 +55,8 @@ class MonitorTask:
         queue_depth: the audit queue's depth now (for its gauge).
         on_pass: called after each pass with the metrics published per account (snapshots).
         lease: when given, only the lease holder publishes, trips and snapshots.
+        state_confirmed: whether the trading-state copy is confirmed now (a catch-up pass waits
+            for it); None counts as always confirmed.
     """
 
     def __init__(
@@ -65,8 +72,12 @@ class MonitorTask:
         queue_depth: Callable[[], int],
         on_pass: Callable[[dict[str, RiskMetricsMsg], int], None] | None = None,
         lease: Lease | None = None,
+        state_confirmed: Callable[[], bool] | None = None,
     ) -> None:
         self._lease = lease
+        self._state_confirmed = state_confirmed
+        self._was_held = False
+        self._catch_up_due = False
         self._on_pass = on_pass
         self._metrics = metrics
         self._queue_depth = queue_depth
@@ -94,13 +105,14 @@ class MonitorTask:
         """Evaluate every account, one at a time, yielding to the event loop after each so a
         check never waits behind more than one account's evaluation (p99 at 1,000 accounts)."""
         held = True if self._lease is None else await self._lease.renew()
+        catch_up = self._catch_up(held)
         now = now_ms()
         engine = self._engine
         engine.begin_monitor_pass(now)
         reports: list[AccountReport] = []
         published: dict[str, RiskMetricsMsg] = {}
         for account_id in engine.known_accounts():
-            report = engine.monitor_account(account_id, now, apply_trips=held)
+            report = engine.monitor_account(account_id, now, held, catch_up)
             if report is not None:
                 reports.append(report)
                 if held:  # else another instance publishes this interval
@@ -109,6 +121,18 @@ class MonitorTask:
         self._set_gauges(reports)
         if held and self._on_pass is not None:
             self._on_pass(published, now)
+
+    def _catch_up(self, held: bool) -> bool:
+        """Whether this pass is the catch-up pass of a new term as holder."""
+        if held and not self._was_held:
+            self._catch_up_due = True
+        self._was_held = held
+        if not held:
+            self._catch_up_due = False
+        if self._catch_up_due and (self._state_confirmed is None or self._state_confirmed()):
+            self._catch_up_due = False
+            return True
+        return False
 
     async def _publish_report(self, r: AccountReport, now: int) -> RiskMetricsMsg:
         """Publish metrics and alerts, record what was alerted or halted, start a trip."""
@@ -159,16 +183,22 @@ class MonitorTask:
         )
 
     async def _announce_trip(self, trip: Trip, now: int) -> None:
-        """Publish the halt at once: it is in force on this instance from this moment."""
-        log.error("halting account %s (%s): %s", trip.account_id, trip.source, trip.reason)
+        """Publish the trip at once: it is in force on this instance from this moment."""
+        log.error(
+            "tripping account %s to %s (%s): %s",
+            trip.account_id,
+            trip.state,
+            trip.source,
+            trip.reason,
+        )
         await self._service.publish(
             ALERTS_PREFIX + "emergency",
             StateChangeMsg(
                 level="emergency",
-                type="emergency_stop",
+                type="emergency_stop" if trip.state is TradingState.HALTED else "state_change",
                 scope="account",
                 account_id=trip.account_id,
-                state=TradingState.HALTED,
+                state=trip.state,
                 reason=trip.reason,
                 triggered_by=self._worker_id,
                 timestamp=now,
@@ -189,10 +219,10 @@ class MonitorTask:
         try:
             async for attempt in retrying:
                 with attempt:
-                    await write_state(self._kv, account_key(trip.account_id), value)
+                    await write_state(self._kv, auto_key(trip.account_id), value)
         except TradingStateError as exc:
             log.error(
-                "could not record the halt of %s in the bucket for 300 s; it is halted "
+                "could not record the trip of %s in the bucket for 300 s; it is in force "
                 "on this instance only: %s",
                 trip.account_id,
                 exc,
@@ -263,7 +293,7 @@ def state_change_record(
     if scope is None:
         return None
     now = now_ms()
-    account_id = scope[1]
+    account_id = scope[1]  # automatic trips are account-scoped; unknown keys act globally
     state = TradingState.ACTIVE if value is None else value.state
     snapshot = (
         global_snapshot(engine, now)

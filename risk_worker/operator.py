@@ -19,12 +19,14 @@ from nats.aio.msg import Msg
 
 from risk_worker.adapters.kv_bucket import clear_state, open_bucket, read_state, write_state
 from risk_worker.domain.trading_state import (
-    ACCOUNT_KEY_PREFIX,
     GLOBAL_KEY,
+    STATE_KEY_PREFIX,
     StateValue,
     account_key,
+    auto_key,
 )
 from risk_worker.domain.types import StateSource, TradingState
+from risk_worker.errors import StaleRevisionError
 from risk_worker.nats_auth import NatsAuth, open_connection
 from risk_worker.wire_out import StateChangeMsg
 
@@ -100,26 +102,49 @@ async def clear(
     by: str,
     account_id: str | None,
     revision: int | None = None,
-) -> int | None:
-    """Set ACTIVE with compare-and-set on ``revision`` (default: the revision read now).
+    auto_revision: int | None = None,
+) -> dict[str, int | None]:
+    """Set ACTIVE, compare-and-set on the revision read now (or the one given), on the global
+    key, or on both keys of an account: the operators' and the workers' automatic one.
 
-    Returns the new revision, or None when the scope was already ACTIVE.
+    Args:
+        revision: clear the global or the account's operator key only if still at this revision.
+        auto_revision: the same for the account's automatic key.
+
+    Returns:
+        key → its new revision, or None when it was already ACTIVE (nothing written).
 
     Raises:
-        StaleRevisionError: the state changed after ``revision`` (a newer trip stays).
+        StaleRevisionError: a key changed after its revision (a newer trip stays); the message
+            says which keys were cleared nonetheless.
     """
     kv = await open_bucket(nc.jetstream(), bucket)
-    key = _key(account_id)
-    current, current_revision = await read_state(kv, key)
-    if current is None and revision is None:
-        return None
+    wanted = [(_key(account_id), revision)]
+    if account_id is not None:
+        wanted.append((auto_key(account_id), auto_revision))
     now = time.time_ns() // 1_000_000
     value = StateValue(TradingState.ACTIVE, reason, by, now, StateSource.OPERATOR)
-    new_revision = await clear_state(
-        kv, key, value, current_revision if revision is None else revision
-    )
-    await _announce(nc, "emergency_clear", account_id, value)
-    return new_revision
+    done: dict[str, int | None] = {}
+    stale: list[str] = []
+    for key, expected in wanted:
+        current, current_revision = await read_state(kv, key)
+        if current is None and expected is None:
+            done[key] = None
+            continue
+        try:
+            done[key] = await clear_state(
+                kv, key, value, current_revision if expected is None else expected
+            )
+        except StaleRevisionError as exc:
+            stale.append(str(exc))
+            continue
+        await _announce(nc, "emergency_clear", account_id, value)
+    if stale:
+        cleared = [k for k, r in done.items() if r is not None]
+        raise StaleRevisionError(
+            "; ".join(stale) + (f" (cleared nonetheless: {', '.join(cleared)})" if cleared else "")
+        )
+    return done
 
 
 async def _announce(nc: Client, kind: str, account_id: str | None, value: StateValue) -> None:
@@ -141,16 +166,20 @@ async def _announce(nc: Client, kind: str, account_id: str | None, value: StateV
 async def states(
     nc: Client, bucket: str, account_id: str | None
 ) -> list[tuple[str, StateValue | None, int]]:
-    """(key, value or None for ACTIVE, revision) of the global scope and one or all accounts."""
+    """(key, value or None for ACTIVE, revision) of the global scope and one or all accounts:
+    the operators' key (``trading_state.account.<id>``) and the workers' automatic one
+    (``trading_state.auto.<id>``) of each, and any unknown ``trading_state.*`` key (it acts
+    globally)."""
     kv = await open_bucket(nc.jetstream(), bucket)
     if account_id is not None:
-        keys = [GLOBAL_KEY, account_key(account_id)]
+        keys = [GLOBAL_KEY, account_key(account_id), auto_key(account_id)]
     else:
         try:
             found = await kv.keys()
         except nats.js.errors.NoKeysError:
             found = []
-        keys = [GLOBAL_KEY, *sorted(k for k in found if k.startswith(ACCOUNT_KEY_PREFIX))]
+        states = sorted(k for k in found if k.startswith(STATE_KEY_PREFIX) and k != GLOBAL_KEY)
+        keys = [GLOBAL_KEY, *states]
     out = []
     for key in keys:
         value, revision = await read_state(kv, key)

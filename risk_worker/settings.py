@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from risk_worker.domain.metrics import RiskConfig
+from risk_worker.domain.types import TradingState
 from risk_worker.errors import ConfigError
 from risk_worker.nats_auth import NatsAuth, load_nats_auth
 
@@ -61,6 +62,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tick_max_jump: float = 0.25
     tick_confirmations: int = 3
     max_symbols: int = 10_000
+    auto_trip_state: TradingState = TradingState.REDUCING
     nats_auth: NatsAuth = msgspec.field(default_factory=NatsAuth)
 
     def risk_config(self) -> RiskConfig:
@@ -174,6 +176,13 @@ def _reply_prefixes(text: str) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
+def _trip_state(text: str) -> TradingState:
+    value = text.strip().upper()
+    if value not in {TradingState.REDUCING, TradingState.HALTED}:
+        raise ValueError("must be REDUCING or HALTED")
+    return TradingState(value)
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -214,6 +223,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "tick_max_jump": _positive_float,
     "tick_confirmations": _positive_int,
     "max_symbols": _positive_int,
+    "auto_trip_state": _trip_state,
 }
 
 

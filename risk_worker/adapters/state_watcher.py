@@ -10,6 +10,15 @@ Three mechanisms, because a KV watcher alone can go blind for seconds after a se
    the current values), so a blind watcher lets checks through for one interval at most;
 3. on disconnect the copy is unconfirmed at once; on reconnect the watcher is rebuilt.
 
+A bucket recreated (its store lost), purged or restored starts its revisions again, so a new
+trip can come with a revision the copy already holds and be ignored as not newer. The watcher
+takes it as a reset of the bucket when an entry's revision is lower than the one it holds for
+that key, or equal with a different value, or when the stream's last sequence is lower than the
+highest revision it has seen, or the stream's creation time changed: the copy is unconfirmed at
+once, a more restrictive value of that entry applied at once, and the copy is forgotten and
+rebuilt from a full read of the bucket (then confirmed again). The bucket is the truth: a stop
+that was lost with the store is not kept.
+
 Checks are denied ``trading_state_unknown`` while the copy is not confirmed within max age.
 """
 
@@ -25,7 +34,7 @@ import nats.errors
 from nats.js.kv import KeyValue
 
 from risk_worker.adapters.kv_bucket import decode_state
-from risk_worker.domain.trading_state import StateValue, TradingStates, scope_of_key
+from risk_worker.domain.trading_state import StateValue, TradingStates, more_severe, scope_of_key
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +77,12 @@ class StateWatcher:
         self._pump: asyncio.Task[None] | None = None
         self._confirmer: asyncio.Task[None] | None = None
         self._rebuild_lock = asyncio.Lock()
+        self._seen: dict[str, tuple[int, str, bytes]] = {}  # key → (revision, operation, value)
+        self._created: object = None  # the bucket stream's creation time
+        self._resetter: asyncio.Task[None] | None = None
+        self._generation = 0  # rebuilds so far
+        self.resets = 0
+        """Resets of the bucket detected (recreated, purged or restored under the watcher)."""
 
     def confirmed(self, now: float | None = None) -> bool:
         """True when the copy was confirmed within ``max_age`` seconds (monotonic clock)."""
@@ -88,7 +103,7 @@ class StateWatcher:
 
     async def stop(self) -> None:
         """Stop both tasks and the watcher."""
-        for task in (self._confirmer, self._pump):
+        for task in (self._confirmer, self._resetter, self._pump):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -112,7 +127,7 @@ class StateWatcher:
                 await self._watcher.stop()  # type: ignore[no-untyped-call]  # nats-py: untyped
             self._watcher = None
 
-    async def _rebuild(self) -> None:
+    async def _rebuild(self, reset: bool = False) -> None:
         async with self._rebuild_lock:
             if self._pump is not None:
                 self._pump.cancel()
@@ -120,6 +135,12 @@ class StateWatcher:
                     await self._pump
             await self._stop_watcher()
             self._initial_done = False
+            self._generation += 1
+            if reset:  # forget the old bucket: the new watcher delivers every current value
+                self._states.reset()
+                self._seen.clear()
+                self._last_seen = 0
+                self._created = None
             self._watcher = await self._kv.watchall()
             self._pump = asyncio.create_task(self._pump_updates(self._watcher), name="state-watch")
 
@@ -131,26 +152,59 @@ class StateWatcher:
                 self._confirmed_at = time.monotonic()
                 continue
             revision = int(entry.revision or 0)
+            key = entry.key
+            deleted = entry.operation in ("DEL", "PURGE")
+            is_state = scope_of_key(key) is not None
+            value = decode_state(entry.value) if is_state and not deleted else None
+            seen = (revision, entry.operation or "", entry.value or b"")
+            held = self._seen.get(key)
+            if held is not None and (seen[0] < held[0] or (seen[0] == held[0] and seen != held)):
+                self._bucket_reset(f"{key} came back at revision {revision} after {held[0]}")
+                if is_state and more_severe(value, self._states.value(key)):
+                    assert value is not None
+                    self._states.set_local(key, value)  # in force now; the re-read follows
+                self._resetter = asyncio.create_task(self._reset_rebuild(), name="state-reset")
+                return
+            self._seen[key] = seen
             self._last_seen = max(self._last_seen, revision)
-            if scope_of_key(entry.key) is None:  # the lease, memberships: not a state
+            if not is_state:  # the lease, memberships: not a state
                 if self._on_other is not None:
-                    deleted = entry.operation in ("DEL", "PURGE")
-                    self._on_other(entry.key, None if deleted else entry.value)
+                    self._on_other(key, None if deleted else entry.value)
                 continue
-            value = None if entry.operation in ("DEL", "PURGE") else decode_state(entry.value)
-            if self._states.apply(entry.key, value, revision) and self._on_change is not None:
-                self._on_change(entry.key, value, revision)
+            if self._states.apply(key, value, revision) and self._on_change is not None:
+                self._on_change(key, value, revision)
+
+    def _bucket_reset(self, why: str) -> None:
+        """The bucket was recreated, purged or restored: the copy is not confirmed from now."""
+        self._confirmed_at = None
+        self._initial_done = False
+        self.resets += 1
+        log.error("the trading-state bucket was reset (%s): reading it again", why)
 
     async def _confirm_loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             sent = time.monotonic()
+            # What the watcher had delivered when the request left: the stream held at least
+            # that much when it answered (later deliveries may overtake the reply).
+            seen_before, generation = self._last_seen, self._generation
             try:
                 status = await asyncio.wait_for(self._kv.status(), timeout=self._interval)
             except (nats.errors.Error, TimeoutError) as exc:
                 log.debug("trading-state confirmation failed: %r", exc)
                 continue
             last_seq = int(status.stream_info.state.last_seq or 0)
+            created = status.stream_info.created
+            if generation == self._generation and (
+                last_seq < seen_before or (self._created is not None and created != self._created)
+            ):
+                self._bucket_reset(
+                    f"stream at sequence {last_seq} < {seen_before} seen, "
+                    f"created {created} (was {self._created})"
+                )
+                await self._reset_rebuild()
+                continue
+            self._created = created
             if not self._caught_up(last_seq):
                 # An entry may be on its way (a few ms); past the grace the watcher is blind.
                 await asyncio.sleep(LAG_GRACE)
@@ -164,6 +218,12 @@ class StateWatcher:
                     await self.on_reconnect()
                     continue
             self._confirmed_at = sent
+
+    async def _reset_rebuild(self) -> None:
+        try:
+            await self._rebuild(reset=True)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.warning("rebuilding the trading-state watcher failed: %r", exc)
 
     def _caught_up(self, last_seq: int) -> bool:
         return self._initial_done and self._last_seen >= last_seq

@@ -80,14 +80,20 @@ class Account:
         pnl_ms: timestamp of the last applied ``pnl.update`` (ms since epoch).
         emergency_breached: whether the last monitor evaluation found an emergency violation
             (trips happen on the onset of a breach, so an operator's clear is not undone).
+        emergency_onset_ms: when the current emergency breach began (ms since epoch, the
+            monitor's clock; 0 while not breached).
+        breaker_fired_ms: when the circuit breaker last reached its threshold for the account
+            (ms since epoch; 0 never), on any instance, holder of the monitor lease or not.
     """
 
     __slots__ = (
         "_fill_ids",
         "account_id",
         "balance",
+        "breaker_fired_ms",
         "day_start_equity",
         "emergency_breached",
+        "emergency_onset_ms",
         "known",
         "peak_equity",
         "pending",
@@ -109,6 +115,8 @@ class Account:
         self.trading_day: int | None = None
         self.pnl_ms = 0
         self.emergency_breached = False
+        self.emergency_onset_ms = 0
+        self.breaker_fired_ms = 0
         self._fill_ids: dict[str, None] = {}
 
     def remember_fill(self, fill_id: str) -> bool:

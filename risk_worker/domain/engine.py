@@ -23,7 +23,7 @@ from risk_worker.domain.monitor import (
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
-from risk_worker.domain.trading_state import StateValue, TradingStates, account_key
+from risk_worker.domain.trading_state import StateValue, TradingStates, auto_key
 from risk_worker.domain.types import ApplyResult, TradingState
 
 
@@ -41,6 +41,11 @@ class RiskEngine:
             (fraction; see :class:`~risk_worker.domain.marks.MarkTable`).
         tick_confirmations: consecutive ticks that confirm a suspect level (count).
         max_symbols: most symbols the mark table holds (count).
+        auto_trip_state: the state an automatic trip sets, REDUCING (strictly reducing orders
+            still pass) or HALTED.
+
+    Raises:
+        ValueError: ``auto_trip_state`` is ACTIVE.
     """
 
     def __init__(
@@ -54,7 +59,11 @@ class RiskEngine:
         tick_max_jump: float = 0.25,
         tick_confirmations: int = 3,
         max_symbols: int = 10_000,
+        auto_trip_state: TradingState = TradingState.REDUCING,
     ) -> None:
+        if auto_trip_state is TradingState.ACTIVE:
+            raise ValueError("an automatic trip must set REDUCING or HALTED")
+        self.auto_trip_state = auto_trip_state
         self.config = config
         self.worker_id = worker_id
         self.book = AccountBook()
@@ -129,12 +138,14 @@ class RiskEngine:
             return None
         return assess_account(acct, self.book, self.policies, self.states, self.config, now_ms)
 
-    def monitor(self, now_ms: int, apply_trips: bool = True) -> list[AccountReport]:
+    def monitor(
+        self, now_ms: int, apply_trips: bool = True, catch_up: bool = False
+    ) -> list[AccountReport]:
         """Evaluate every known account in one go (see :meth:`monitor_account`)."""
         self.begin_monitor_pass(now_ms)
         reports = []
         for account_id in self.known_accounts():
-            report = self.monitor_account(account_id, now_ms, apply_trips)
+            report = self.monitor_account(account_id, now_ms, apply_trips, catch_up)
             if report is not None:
                 reports.append(report)
         return reports
@@ -144,13 +155,15 @@ class RiskEngine:
         self.deduper.prune(now_ms)
 
     def monitor_account(
-        self, account_id: str, now_ms: int, apply_trips: bool = True
+        self, account_id: str, now_ms: int, apply_trips: bool = True, catch_up: bool = False
     ) -> AccountReport | None:
         """Evaluate one known account; a trip is applied to the local state at once.
 
         The caller publishes the report and writes a trip to the KV bucket. An instance that
-        does not publish (``apply_trips`` False) still tracks peaks, breaker hits and
-        de-duplication, but leaves trips to the one that does. The adapter evaluates accounts
+        does not publish (``apply_trips`` False) still tracks peaks, breaker hits, onsets and
+        de-duplication, but leaves trips to the one that does. The first pass of an instance
+        that has just become the one that publishes sets ``catch_up`` (see
+        :func:`~risk_worker.domain.monitor.evaluate_account`). The adapter evaluates accounts
         one at a time so that checks are answered in between.
 
         Returns:
@@ -169,14 +182,16 @@ class RiskEngine:
             self.deduper,
             self.config,
             now_ms,
+            self.auto_trip_state,
+            catch_up and apply_trips,
         )
         if report.trip is not None and apply_trips:
             self.states.set_local(
-                account_key(account_id), trip_value(report.trip, self.worker_id, now_ms)
+                auto_key(account_id), trip_value(report.trip, self.worker_id, now_ms)
             )
         return report
 
 
 def trip_value(trip: Trip, worker_id: str, now_ms: int) -> StateValue:
-    """The KV value of an automatic trip."""
-    return StateValue(TradingState.HALTED, trip.reason, worker_id, now_ms, trip.source)
+    """The KV value of an automatic trip (written under ``trading_state.auto.<account_id>``)."""
+    return StateValue(trip.state, trip.reason, worker_id, now_ms, trip.source)

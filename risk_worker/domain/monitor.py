@@ -2,10 +2,22 @@
 
 Run every monitor interval for each known account. Soft violations raise warnings, hard ones
 critical alerts and a circuit-breaker hit (one per evaluation), emergency ones a trip of the
-account to HALTED on the onset of the breach: an operator who clears an account still in breach
-is not overruled a second later (its orders that add risk stay denied by the emergency policy,
-so it can only reduce). Alerts of the same (account, policy) are de-duplicated over a window; the
+account on the onset of the breach: an operator who clears an account still in breach is not
+overruled a second later (its orders that add risk stay denied by the emergency policy, so it
+can only reduce). Alerts of the same (account, policy) are de-duplicated over a window; the
 breaker counts every evaluation with a hard violation, de-duplicated or not.
+
+An automatic trip sets the configured state (``RISK_AUTO_TRIP_STATE``: REDUCING by default, so
+strictly reducing orders still pass; or HALTED) on the account's automatic key, never on an
+operator's key.
+
+Catch-up (``catch_up``): an instance that has just taken the monitor lease saw the onsets and
+breaker trips of the previous holder's term as a standby, without tripping. On its first pass as
+holder it trips every account still in emergency breach, or whose breaker fired within the
+window, that is not already tripped at account scope, unless an operator cleared the account
+(an ACTIVE value on its operator or automatic key) at or after that onset or firing: such a
+clear is respected as on the holder itself. The comparison is of the writer's clock
+(``updated_at``) with this instance's; a skew can only make it trip again (fail closed).
 """
 
 from __future__ import annotations
@@ -21,7 +33,13 @@ from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metri
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.trading_state import TradingStates
-from risk_worker.domain.types import PolicyType, RiskLevel, StateSource, TradingState
+from risk_worker.domain.types import (
+    STATE_SEVERITY,
+    PolicyType,
+    RiskLevel,
+    StateSource,
+    TradingState,
+)
 
 
 class AlertLevel(StrEnum):
@@ -48,11 +66,12 @@ class AlertDraft(msgspec.Struct, frozen=True, gc=False):
 
 
 class Trip(msgspec.Struct, frozen=True, gc=False):
-    """An automatic trip of one account to HALTED (the worker never clears)."""
+    """An automatic trip of one account to ``state`` (the worker never clears)."""
 
     account_id: str
     reason: str
     source: StateSource
+    state: TradingState = TradingState.HALTED
 
 
 class AccountReport(msgspec.Struct, gc=False):
@@ -118,8 +137,16 @@ def evaluate_account(
     deduper: AlertDeduper,
     config: RiskConfig,
     now_ms: int,
+    auto_trip_state: TradingState = TradingState.REDUCING,
+    catch_up: bool = False,
 ) -> AccountReport:
-    """Assess the account, track its peak, and say what to alert, count and trip."""
+    """Assess the account, track its peak, and say what to alert, count and trip.
+
+    Args:
+        auto_trip_state: the state an automatic trip sets (REDUCING or HALTED).
+        catch_up: this instance has just taken the monitor lease: trip what the previous
+            holder may have left untripped (see the module's docstring).
+    """
     a = assess_account(account, book, policies, states, config, now_ms)
     observe_equity(account, a.metrics.equity, now_ms)
     account_id = account.account_id
@@ -137,22 +164,28 @@ def evaluate_account(
             alerts.append(AlertDraft(LEVEL_OF_TYPE[p.type], account_id, ev))
         else:
             deduplicated += 1
-    already_halted = _account_halted(states, account_id)
+    tripped = states.account_severity(account_id) >= STATE_SEVERITY[auto_trip_state]
     onset = emergency is not None and not account.emergency_breached
     account.emergency_breached = emergency is not None
+    if onset:
+        account.emergency_onset_ms = now_ms
+    elif emergency is None:
+        account.emergency_onset_ms = 0
     trip: Trip | None = None
-    if emergency is not None and onset and not already_halted:
-        trip = Trip(account_id, emergency.message, StateSource.POLICY)
-    if hard and breaker.record(account_id, now_ms) and trip is None and not already_halted:
-        trip = Trip(
-            account_id,
-            f"circuit breaker: {breaker.threshold} hard violations within "
-            f"{breaker.window_ms // 1000} s",
-            StateSource.CIRCUIT_BREAKER,
-        )
+    if emergency is not None and onset and not tripped:
+        trip = Trip(account_id, emergency.message, StateSource.POLICY, auto_trip_state)
+    fired = hard and breaker.record(account_id, now_ms)
+    if fired:
+        account.breaker_fired_ms = now_ms
+    if fired and trip is None and not tripped:
+        trip = _breaker_trip(account_id, breaker, auto_trip_state)
+    if catch_up and trip is None and not tripped:
+        trip = _catch_up_trip(account, emergency, states, breaker, now_ms, auto_trip_state)
     state, level = a.trading_state, a.risk_level
     if trip is not None:
-        state, level = TradingState.HALTED, RiskLevel.BREACHED
+        if STATE_SEVERITY[trip.state] > STATE_SEVERITY[state]:
+            state = trip.state
+        level = RiskLevel.BREACHED
     return AccountReport(
         account_id,
         a.metrics,
@@ -166,6 +199,30 @@ def evaluate_account(
     )
 
 
-def _account_halted(states: TradingStates, account_id: str) -> bool:
-    value = states.account_value(account_id)
-    return value is not None and value.state is TradingState.HALTED
+def _breaker_trip(account_id: str, breaker: CircuitBreaker, state: TradingState) -> Trip:
+    return Trip(
+        account_id,
+        f"circuit breaker: {breaker.threshold} hard violations within "
+        f"{breaker.window_ms // 1000} s",
+        StateSource.CIRCUIT_BREAKER,
+        state,
+    )
+
+
+def _catch_up_trip(
+    account: Account,
+    emergency: Evaluation | None,
+    states: TradingStates,
+    breaker: CircuitBreaker,
+    now_ms: int,
+    state: TradingState,
+) -> Trip | None:
+    """The trip a new lease holder owes an account still in violation (None: none owed)."""
+    account_id = account.account_id
+    cleared = states.cleared_at(account_id)
+    if emergency is not None and cleared < account.emergency_onset_ms:
+        return Trip(account_id, emergency.message, StateSource.POLICY, state)
+    fired = account.breaker_fired_ms
+    if fired and now_ms - fired < breaker.window_ms and cleared < fired:
+        return _breaker_trip(account_id, breaker, state)
+    return None

@@ -1,9 +1,20 @@
 """Trading state (the emergency stop): a local copy of the KV bucket and the rules on it.
 
-Keys: ``trading_state.global`` and ``trading_state.account.<account_id>``; an absent key means
-ACTIVE. The effective state of an account is the more severe of the global and account ones.
-Updates carry the KV revision; an update with a revision not newer than the one held for its
-key is ignored, so a late delivery can never roll the copy back.
+Keys (subjects.md §7):
+
+- ``trading_state.global``: the operators' stop of every account;
+- ``trading_state.account.<account_id>``: the operators' stop of one account;
+- ``trading_state.auto.<account_id>``: the workers' automatic trip of one account (the only
+  trading-state keys a worker credential may write, so a worker can never undo an operator);
+- any other ``trading_state.*`` key is unknown (written by a newer version or by hand): a
+  restrictive value there applies to every account (fail closed: the worker cannot know its
+  scope).
+
+An absent key means ACTIVE. The effective state of an account is the most severe of the global
+(and unknown) value, its operator value and its automatic value. Updates carry the KV revision;
+an update with a revision not newer than the one held for its key is ignored, so a late delivery
+can never roll the copy back (a bucket recreated under the watcher is the watcher's business:
+it calls :meth:`TradingStates.reset` and reads the bucket again).
 """
 
 from __future__ import annotations
@@ -14,8 +25,15 @@ import msgspec
 
 from risk_worker.domain.types import STATE_SEVERITY, StateSource, TradingState
 
+STATE_KEY_PREFIX = "trading_state."
 GLOBAL_KEY = "trading_state.global"
 ACCOUNT_KEY_PREFIX = "trading_state.account."
+AUTO_KEY_PREFIX = "trading_state.auto."
+
+GLOBAL = "global"
+ACCOUNT = "account"
+AUTO = "auto"
+UNKNOWN = "unknown"
 
 
 class StateValue(msgspec.Struct, frozen=True):
@@ -25,7 +43,7 @@ class StateValue(msgspec.Struct, frozen=True):
         state: ACTIVE, REDUCING or HALTED.
         reason: why (free text).
         updated_by: operator name or worker id.
-        updated_at: ms since epoch.
+        updated_at: ms since epoch (the writer's clock).
         source: operator, policy or circuit_breaker.
     """
 
@@ -37,7 +55,10 @@ class StateValue(msgspec.Struct, frozen=True):
 
 
 class Effective(NamedTuple):
-    """An account's effective state, the scope that imposes it and that scope's value."""
+    """An account's effective state, the scope that imposes it and that scope's value.
+
+    ``scope`` is ``global``, ``account`` (an operator's stop) or ``account (automatic)``.
+    """
 
     state: TradingState
     scope: str
@@ -45,31 +66,66 @@ class Effective(NamedTuple):
 
 
 def account_key(account_id: str) -> str:
-    """KV key of an account's trading state."""
+    """KV key of the operators' trading state of an account."""
     return ACCOUNT_KEY_PREFIX + account_id
 
 
+def auto_key(account_id: str) -> str:
+    """KV key of the workers' automatic trip of an account."""
+    return AUTO_KEY_PREFIX + account_id
+
+
 def scope_of_key(key: str) -> tuple[str, str | None] | None:
-    """("global", None) or ("account", id) for a trading-state key; None for any other key."""
+    """The scope of a trading-state key; None for any other key of the bucket.
+
+    Returns:
+        ("global", None), ("account", id), ("auto", id), or ("unknown", None) for another
+        ``trading_state.*`` key.
+    """
+    if not key.startswith(STATE_KEY_PREFIX):
+        return None
     if key == GLOBAL_KEY:
-        return ("global", None)
-    if key.startswith(ACCOUNT_KEY_PREFIX) and len(key) > len(ACCOUNT_KEY_PREFIX):
-        return ("account", key[len(ACCOUNT_KEY_PREFIX) :])
-    return None
+        return (GLOBAL, None)
+    for prefix, scope in ((ACCOUNT_KEY_PREFIX, ACCOUNT), (AUTO_KEY_PREFIX, AUTO)):
+        if key.startswith(prefix) and len(key) > len(prefix):
+            return (scope, key[len(prefix) :])
+    return (UNKNOWN, None)
 
 
-_ACTIVE = Effective(TradingState.ACTIVE, "global", None)
+def more_severe(a: StateValue | None, b: StateValue | None) -> bool:
+    """Whether ``a`` restricts more than ``b`` (None and ACTIVE restrict nothing)."""
+    sa = 0 if a is None else STATE_SEVERITY[a.state]
+    sb = 0 if b is None else STATE_SEVERITY[b.state]
+    return sa > sb
+
+
+_ACTIVE = Effective(TradingState.ACTIVE, GLOBAL, None)
+_SCOPE_TEXT = {ACCOUNT: "account", AUTO: "account (automatic)"}
 
 
 class TradingStates:
     """The worker's copy of every trading state, by key, with the KV revision of each."""
 
-    __slots__ = ("_accounts", "_global", "_revisions")
+    __slots__ = (
+        "_accounts",
+        "_auto",
+        "_cleared_at",
+        "_global",
+        "_global_effective",
+        "_globals",
+        "_operator",
+        "_revisions",
+    )
 
     def __init__(self) -> None:
-        self._global: StateValue | None = None
-        self._accounts: dict[str, StateValue] = {}
         self._revisions: dict[str, int] = {}
+        self._globals: dict[str, StateValue] = {}  # global and unknown keys, restrictive only
+        self._global: StateValue | None = None  # the most severe of _globals
+        self._global_effective = _ACTIVE
+        self._operator: dict[str, StateValue] = {}
+        self._auto: dict[str, StateValue] = {}
+        self._accounts: dict[str, Effective] = {}  # the more severe of _operator and _auto
+        self._cleared_at: dict[str, int] = {}
 
     def apply(self, key: str, value: StateValue | None, revision: int) -> bool:
         """Apply a KV entry (None for a delete or purge); False when ignored as not newer.
@@ -80,7 +136,7 @@ class TradingStates:
         if scope is None or revision <= self._revisions.get(key, 0):
             return False
         self._revisions[key] = revision
-        self._set(scope[1], value)
+        self._set(key, scope, value)
         return True
 
     def set_local(self, key: str, value: StateValue) -> None:
@@ -90,41 +146,103 @@ class TradingStates:
         """
         scope = scope_of_key(key)
         if scope is not None:
-            self._set(scope[1], value)
+            self._set(key, scope, value)
 
-    def _set(self, account_id: str | None, value: StateValue | None) -> None:
-        active = value is None or value.state is TradingState.ACTIVE
+    def reset(self) -> None:
+        """Forget every value and revision (the bucket was recreated, purged or restored)."""
+        for table in (self._revisions, self._globals, self._operator, self._auto):
+            table.clear()
+        self._accounts.clear()
+        self._cleared_at.clear()
+        self._global = None
+        self._global_effective = _ACTIVE
+
+    def _set(self, key: str, scope: tuple[str, str | None], value: StateValue | None) -> None:
+        kind, account_id = scope
+        restrictive = value is not None and value.state is not TradingState.ACTIVE
         if account_id is None:
-            self._global = None if active else value
-        elif active:
-            self._accounts.pop(account_id, None)
-        else:
+            if restrictive:
+                assert value is not None
+                self._globals[key] = value
+            else:
+                self._globals.pop(key, None)
+            g = self._global = self._most_severe_global()
+            self._global_effective = _ACTIVE if g is None else Effective(g.state, GLOBAL, g)
+            return
+        table = self._operator if kind == ACCOUNT else self._auto
+        if restrictive:
             assert value is not None
-            self._accounts[account_id] = value
+            table[account_id] = value
+        else:
+            table.pop(account_id, None)
+            if value is not None and value.updated_at > self._cleared_at.get(account_id, 0):
+                self._cleared_at[account_id] = value.updated_at
+        self._recompute_account(account_id)
+
+    def _most_severe_global(self) -> StateValue | None:
+        best = self._globals.get(GLOBAL_KEY)
+        for value in self._globals.values():
+            if more_severe(value, best):
+                best = value
+        return best
+
+    def _recompute_account(self, account_id: str) -> None:
+        operator = self._operator.get(account_id)
+        auto = self._auto.get(account_id)
+        if operator is None and auto is None:
+            self._accounts.pop(account_id, None)
+        elif operator is not None and not more_severe(auto, operator):
+            self._accounts[account_id] = Effective(operator.state, _SCOPE_TEXT[ACCOUNT], operator)
+        else:
+            assert auto is not None
+            self._accounts[account_id] = Effective(auto.state, _SCOPE_TEXT[AUTO], auto)
 
     def revision(self, key: str) -> int:
         """The KV revision held for ``key`` (0 when none)."""
         return self._revisions.get(key, 0)
 
+    def value(self, key: str) -> StateValue | None:
+        """The restrictive value held for ``key``; None when ACTIVE, absent or not a state key."""
+        scope = scope_of_key(key)
+        if scope is None:
+            return None
+        kind, account_id = scope
+        if account_id is None:
+            return self._globals.get(key)
+        return (self._operator if kind == ACCOUNT else self._auto).get(account_id)
+
     @property
     def global_value(self) -> StateValue | None:
-        """The global value, None when ACTIVE."""
+        """The global value (the most severe of the global and unknown keys), None when ACTIVE."""
         return self._global
 
     def account_value(self, account_id: str) -> StateValue | None:
-        """The account's own value, None when ACTIVE."""
-        return self._accounts.get(account_id)
+        """The operators' value of the account, None when ACTIVE."""
+        return self._operator.get(account_id)
+
+    def auto_value(self, account_id: str) -> StateValue | None:
+        """The workers' automatic value of the account, None when ACTIVE."""
+        return self._auto.get(account_id)
+
+    def account_severity(self, account_id: str) -> int:
+        """Severity (``STATE_SEVERITY``) of the account's own states, operator or automatic."""
+        eff = self._accounts.get(account_id)
+        return 0 if eff is None else STATE_SEVERITY[eff.state]
+
+    def cleared_at(self, account_id: str) -> int:
+        """``updated_at`` (ms, the writer's clock) of the latest ACTIVE value written to the
+        account's operator or automatic key; 0 when none was seen."""
+        return self._cleared_at.get(account_id, 0)
 
     def halted_accounts(self) -> list[str]:
-        """Accounts HALTED at account scope."""
-        return [a for a, v in self._accounts.items() if v.state is TradingState.HALTED]
+        """Accounts HALTED at account scope (operator or automatic)."""
+        return [a for a, e in self._accounts.items() if e.state is TradingState.HALTED]
 
     def effective(self, account_id: str) -> Effective:
-        """The more severe of the global and the account state (global wins a tie)."""
-        g = self._global
+        """The most severe of the global, the operator and the automatic state of the account
+        (global wins a tie, then the operator's)."""
+        g = self._global_effective
         a = self._accounts.get(account_id)
-        if a is not None and (g is None or STATE_SEVERITY[a.state] > STATE_SEVERITY[g.state]):
-            return Effective(a.state, "account", a)
-        if g is not None:
-            return Effective(g.state, "global", g)
-        return _ACTIVE
+        if a is not None and STATE_SEVERITY[a.state] > STATE_SEVERITY[g.state]:
+            return a
+        return g

@@ -15,10 +15,10 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from risk_worker.adapters.kv_bucket import open_bucket, read_state
+from risk_worker.adapters.kv_bucket import open_bucket, read_state, write_state
 from risk_worker.devservers import NatsServer
-from risk_worker.domain.trading_state import GLOBAL_KEY
-from risk_worker.domain.types import TradingState
+from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key, auto_key
+from risk_worker.domain.types import StateSource, TradingState
 from tests.helpers import connect, wait_for
 from tests.procs import (
     CHECK_SUBJECT,
@@ -319,5 +319,40 @@ async def test_sigterm_when_checks_in_flight_then_answers_them_and_exits_0(
             f"{(exited - signalled) * 1000:.0f} ms; all {len(published)} sent before it "
             f"answered; {late} sent after it"
         )
+    finally:
+        await nc.close()
+
+
+async def test_cli_when_account_stopped_and_auto_tripped_then_status_shows_and_clear_clears_both(
+    nats_server: NatsServer,
+) -> None:
+    bucket = unique("rc_")
+    env = risk_env(nats_server.url, bucket)
+    account = unique("BOTH-")
+    nc = await connect(nats_server.url)
+    try:
+        tripped = await run_cli(
+            env, "emergency", "trip", "--reason", "desk", "--by", "alice", "--account", account
+        )
+        assert tripped.returncode == 0, tripped
+        kv = await open_bucket(nc.jetstream(), bucket)
+        auto = StateValue(TradingState.REDUCING, "breaker", "worker-7", 1, StateSource.POLICY)
+        await write_state(kv, auto_key(account), auto)  # what a worker's automatic trip writes
+
+        status = await run_cli(env, "emergency", "status", "--account", account)
+        assert status.returncode == 0, status
+        lines = status.stdout.splitlines()
+        assert any(f"account.{account}" in x and "alice" in x for x in lines), status.stdout
+        assert any(f"auto.{account}" in x and "worker-7" in x for x in lines), status.stdout
+
+        cleared = await run_cli(
+            env, "emergency", "clear", "--reason", "ok", "--by", "bob", "--account", account
+        )
+        assert cleared.returncode == 0, cleared
+        assert f"account {account} → ACTIVE" in cleared.stdout, cleared
+        assert f"auto {account} → ACTIVE" in cleared.stdout, cleared
+        for key in (account_key(account), auto_key(account)):
+            value, _ = await read_state(kv, key)
+            assert value is not None and value.state is TradingState.ACTIVE, key
     finally:
         await nc.close()

@@ -10,8 +10,10 @@ import msgspec
 import pytest
 from nats.aio.msg import Msg
 
+from risk_worker import operator
 from risk_worker.adapters.kv_bucket import open_bucket, read_state
-from risk_worker.domain.trading_state import account_key
+from risk_worker.domain.trading_state import account_key, auto_key
+from risk_worker.domain.types import TradingState
 from risk_worker.sinks import StateChangeRecord, ViolationRecord
 from tests.harness import Harness, ListSink
 from tests.helpers import wait_for
@@ -66,23 +68,26 @@ async def test_metrics_when_account_known_then_published_every_interval(harness:
     assert m["peak_equity"] == pytest.approx(100_000.0)
 
 
-async def test_monitor_when_hard_breach_persists_then_critical_alert_once_and_breaker_halts(
+async def test_monitor_when_hard_breach_persists_then_critical_alert_once_and_breaker_trips(
     harness_factory: HarnessFactory,
 ) -> None:
+    """Issue 10, item 12: the breaker's automatic trip sets REDUCING by default, so a strictly
+    reducing SELL passes (it used to be denied emergency_stop_active); an operator's HALT still
+    blocks everything."""
     h = await harness_factory(breaker_threshold=5)
     inbox = Inbox()
     account = await long_btc(h, inbox)
     await h.tick("BTCUSDT", 44_500.0)  # equity 78k: drawdown 22% > 20% (hard), < 25% (emergency)
     await h.settle()
     await wait_for(
-        lambda: bool(inbox.of("risk.alerts.emergency", account_id=account, type="emergency_stop")),
+        lambda: bool(inbox.of("risk.alerts.emergency", account_id=account, type="state_change")),
         timeout=5.0,
-        message="the breaker never halted the account",
+        message="the breaker never tripped the account",
     )
-    stop = inbox.of("risk.alerts.emergency", account_id=account, type="emergency_stop")[0]
+    stop = inbox.of("risk.alerts.emergency", account_id=account, type="state_change")[0]
     assert (stop["source"], stop["state"], stop["scope"]) == (
         "circuit_breaker",
-        "HALTED",
+        "REDUCING",
         "account",
     )
     critical = inbox.of("risk.alerts.critical", account_id=account)
@@ -96,17 +101,31 @@ async def test_monitor_when_hard_breach_persists_then_critical_alert_once_and_br
     ]
     assert len(breached) >= 5  # five evaluations with the breach before the trip
     kv = await open_bucket(h.nc.jetstream(), h.settings.kv_bucket)
-    value, revision = await read_state(kv, account_key(account))
-    assert value is not None and value.state == "HALTED" and revision > 0
-    reply = await h.check(account, "BTCUSDT", "SELL", 0.1, 44_500.0)
-    assert reply["rejection_reason"] == "emergency_stop_active"
+
+    async def written() -> bool:
+        value, revision = await read_state(kv, auto_key(account))
+        return value is not None and value.state == "REDUCING" and revision > 0
+
+    await wait_for(written, message="the automatic trip never reached the bucket")
+    assert await read_state(kv, account_key(account)) == (None, 0)  # not the operators' key
+    sell = await h.check(account, "BTCUSDT", "SELL", 0.1, 44_500.0)
+    assert sell["approved"] is True, sell
+    buy = await h.check(account, "BTCUSDT", "BUY", 0.1, 44_500.0)
+    assert buy["rejection_reason"] == "reducing_only", buy
+    await operator.trip(h.nc, h.settings.kv_bucket, TradingState.HALTED, "desk", "ops", account)
+
+    async def operator_halt_blocks_the_sell() -> bool:
+        reply = await h.check(account, "BTCUSDT", "SELL", 0.1, 44_500.0, dry_run=True)
+        return bool(reply["rejection_reason"] == "emergency_stop_active")
+
+    await wait_for(operator_halt_blocks_the_sell, message="the operator's HALT never applied")
 
 
 async def test_monitor_when_emergency_policy_violated_then_halts_at_once(
     harness_factory: HarnessFactory,
 ) -> None:
     sink = ListSink()
-    harness = await harness_factory(sink=sink)
+    harness = await harness_factory(sink=sink, auto_trip_state=TradingState.HALTED)
     inbox = Inbox()
     account = await long_btc(harness, inbox)
     other = f"MON-{uuid.uuid4().hex[:8]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from risk_worker import operator
+from risk_worker.adapters.kv_bucket import open_bucket, read_state
 from risk_worker.devservers import NatsServer
+from risk_worker.domain.trading_state import auto_key
+from risk_worker.domain.types import TradingState
 from tests.helpers import connect, wait_for
 from tests.procs import Workers, check, fund, running_workers, unique, wait_approved
 
@@ -156,3 +160,74 @@ async def test_reservations_when_100_concurrent_orders_over_two_workers_then_wit
     # A burst reaches both instances at once; the account's owner decides every one of them.
     approved, by_worker = await _burst(own_nats_server, workers, concurrent=True)
     assert 32 <= approved <= 34, by_worker
+
+
+async def test_lease_when_holder_dies_before_writing_a_trip_then_new_holder_trips_in_first_pass(
+    own_nats_server: NatsServer, workers: Workers
+) -> None:
+    """Issue 10, item 13: the standby sees the onset of an emergency breach without tripping;
+    the holder is frozen (SIGSTOP: it holds the lease and writes nothing) and then killed. The
+    instance that takes the lease over trips the account in its first pass as holder."""
+    env = {
+        "RISK_MONITOR_INTERVAL": str(INTERVAL),
+        "RISK_LEASE_TTL": "3.0",  # the standby sees the onset long before it takes over
+        "RISK_BREAKER_THRESHOLD": "100000",  # only the emergency policy can trip here
+    }
+    bucket = unique("rc_")
+    a = workers.start(own_nats_server.url, bucket, **env)
+    b = workers.start(own_nats_server.url, bucket, **env)
+    nc = await connect(own_nats_server.url)
+    account = unique("FAILOVER-")
+    seen: list[tuple[str, dict[str, Any]]] = []  # (subject, body) of this account, in order
+
+    async def keep(msg: Msg) -> None:
+        body: dict[str, Any] = msgspec.json.decode(msg.data)
+        if body.get("account_id") == account:
+            seen.append((msg.subject, body))
+
+    holder = None
+    try:
+        await a.wait_serving(nc)
+        await b.wait_serving(nc)
+        await nc.subscribe("risk.>", cb=keep)
+        await fund(nc, account)  # equity 100k: the peak
+
+        def metrics_by(worker_id: str | None = None) -> list[dict[str, Any]]:
+            return [
+                b
+                for s, b in seen
+                if s == "risk.metrics" and (worker_id is None or b["worker_id"] == worker_id)
+            ]
+
+        await wait_for(lambda: len(metrics_by()) >= 3, 10.0, message="no risk.metrics")
+        holder, standby = (a, b) if metrics_by()[-1]["worker_id"] == a.worker_id else (b, a)
+        holder.send_signal(signal.SIGSTOP)  # alive, holding the lease, writing nothing
+        await nc.publish(
+            "pnl.update",
+            msgspec.json.encode(
+                {"account_id": account, "balance": 70_000.0, "timestamp": time.time_ns() // 10**6}
+            ),
+        )  # drawdown 30 % > 25 %: the emergency policy's onset, seen by the standby
+        await nc.flush()
+        kv = await open_bucket(nc.jetstream(), bucket)
+
+        async def tripped() -> bool:
+            value, _ = await read_state(kv, auto_key(account))
+            return value is not None and value.state is TradingState.REDUCING
+
+        await wait_for(tripped, 10.0, 0.05, f"the new holder never tripped {account}")
+        value, _ = await read_state(kv, auto_key(account))
+        assert value is not None and value.updated_by == standby.worker_id
+        assert value.source.value == "policy"
+        # In the new holder's first pass: its trip comes with its first metrics of the account.
+        first_trip = next(
+            i
+            for i, (s, m) in enumerate(seen)
+            if s == "risk.alerts.emergency" and m.get("type") == "state_change"
+        )
+        before = [m for s, m in seen[:first_trip] if s == "risk.metrics"]
+        assert [m["worker_id"] for m in before].count(standby.worker_id) <= 1, before
+    finally:
+        if holder is not None:
+            holder.send_signal(signal.SIGKILL)
+        await nc.close()

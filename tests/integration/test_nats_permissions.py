@@ -40,7 +40,7 @@ from risk_worker.adapters.kv_bucket import open_bucket, read_state, write_state
 from risk_worker.app import Worker
 from risk_worker.devservers import NatsServer, free_port
 from risk_worker.domain.policies import Policy, default_policies
-from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key
+from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key, auto_key
 from risk_worker.domain.types import Metric, Operator, PolicyType, StateSource, TradingState
 from risk_worker.policy_source import StaticPolicySource
 from risk_worker.settings import Settings, load_settings
@@ -264,13 +264,65 @@ async def test_worker_cannot_alter_purge_or_delete_the_bucket(peers: dict[str, P
     assert not info.config.max_age
 
 
+@pytest.mark.parametrize("write", ["put", "update", "delete", "purge"])
+async def test_worker_cannot_undo_an_operators_account_halt(
+    peers: dict[str, Peer], write: str
+) -> None:
+    """Issue 10, item 3: the worker credential could publish ACTIVE to an operator's account
+    key; only the automatic keys are the workers' now."""
+    operator, worker = peers["operator"], peers["worker"]
+    op_kv = await open_bucket(operator.nc.jetstream(timeout=5.0), BUCKET)
+    key = account_key("acct-" + uuid.uuid4().hex[:8])
+    value = halted("operator-" + uuid.uuid4().hex[:6])
+    revision = await write_state(op_kv, key, value)
+    kv = await worker.kv()
+
+    clear = ENC.encode(active("worker"))
+    with pytest.raises(nats.errors.TimeoutError):
+        if write == "put":
+            await kv.put(key, clear)
+        elif write == "update":
+            await kv.update(key, clear, last=revision)
+        elif write == "delete":
+            await kv.delete(key)
+        else:
+            await kv.purge(key)
+
+    await worker.violation_about(f"$KV.{BUCKET}.{key}")
+    assert await read_state(op_kv, key) == (value, revision)
+
+
+async def test_operator_clear_of_an_account_clears_its_stop_and_its_automatic_trip(
+    peers: dict[str, Peer],
+) -> None:
+    operator, worker = peers["operator"], peers["worker"]
+    account = "acct-" + uuid.uuid4().hex[:8]
+    op_kv = await open_bucket(operator.nc.jetstream(timeout=5.0), BUCKET)
+    await ops.trip(operator.nc, BUCKET, TradingState.HALTED, "desk", "alice", account)
+    auto = StateValue(TradingState.REDUCING, "breaker", "w1", now_ms(), StateSource.POLICY)
+    await write_state(await worker.kv(), auto_key(account), auto)
+
+    rows = {k: v for k, v, _ in await ops.states(operator.nc, BUCKET, account)}
+    assert rows[auto_key(account)] == auto
+    assert rows[account_key(account)] is not None
+    assert rows[account_key(account)].updated_by == "alice"  # type: ignore[union-attr]
+
+    done = await ops.clear(operator.nc, BUCKET, "resolved", "bob", account)
+    assert set(done) == {account_key(account), auto_key(account)}
+    for key, revision in done.items():
+        value, current = await read_state(op_kv, key)
+        assert value is not None and value.state is TradingState.ACTIVE and current == revision
+    assert worker.violations() == []
+    assert operator.violations() == []
+
+
 async def test_worker_can_read_the_states_trip_an_account_and_hold_the_lease(
     peers: dict[str, Peer],
 ) -> None:
     operator, worker = peers["operator"], peers["worker"]
     op_kv, value, _ = await global_halted_by_operator(operator)
     kv = await worker.kv()
-    account = account_key("acct-" + uuid.uuid4().hex[:8])
+    account = auto_key("acct-" + uuid.uuid4().hex[:8])
 
     assert (await read_state(kv, GLOBAL_KEY))[0] == value
     trip = StateValue(TradingState.HALTED, "drawdown", "worker", now_ms(), StateSource.POLICY)
@@ -297,7 +349,8 @@ async def test_operator_cli_can_trip_and_clear_the_global_stop(peers: dict[str, 
     cleared = await ops.clear(operator.nc, BUCKET, "resolved", "alice", None, tripped)
 
     value, revision = await read_state(kv, GLOBAL_KEY)
-    assert value is not None and value.state is TradingState.ACTIVE and revision == cleared
+    assert value is not None and value.state is TradingState.ACTIVE
+    assert cleared == {GLOBAL_KEY: revision}
     await wait_for(lambda: len(announced) == 2, 3.0, message=f"announcements: {announced}")
     assert operator.violations() == []
 

@@ -21,7 +21,8 @@ from nats.aio.msg import Msg
 
 from risk_worker.adapters.kv_bucket import open_bucket, read_state
 from risk_worker.devservers import NatsServer
-from risk_worker.domain.trading_state import account_key
+from risk_worker.domain.trading_state import auto_key
+from risk_worker.domain.types import TradingState
 from risk_worker.replay import read_ticks
 from tests.harness import Harness
 from tests.helpers import wait_for
@@ -118,7 +119,7 @@ def stops(crash: Crash) -> list[dict[str, Any]]:
 async def test_replay_2017_09_04_when_long_eth_at_3x_then_worker_halts_it_alone(
     harness_factory: HarnessFactory, shared_data_dir: Path
 ) -> None:
-    h = await harness_factory(monitor_interval=0.05)
+    h = await harness_factory(monitor_interval=0.05, auto_trip_state=TradingState.HALTED)
     crash = await crash_2017_09_04(h, shared_data_dir)
     long_acct, flat_acct, seen = crash.long_acct, crash.flat_acct, crash.seen
     assert [(b["account_id"], b["source"]) for b in stops(crash)] == [(long_acct, "policy")]
@@ -129,7 +130,7 @@ async def test_replay_2017_09_04_when_long_eth_at_3x_then_worker_halts_it_alone(
     flat_metrics = [b for s, b in seen if s == "risk.metrics" and b["account_id"] == flat_acct]
     assert all(b["drawdown_max"] == 0.0 for b in flat_metrics)
     kv = await open_bucket(h.nc.jetstream(), h.settings.kv_bucket)
-    value, _ = await read_state(kv, account_key(long_acct))
+    value, _ = await read_state(kv, auto_key(long_acct))
     assert value is not None and value.state == "HALTED"
     denied = await h.check(long_acct, "ETHUSDT", "BUY", 1.0)
     assert denied["rejection_reason"] == "emergency_stop_active"
@@ -145,7 +146,10 @@ async def test_replay_2017_09_04_when_database_configured_then_violations_and_st
     shared_data_dir: Path,
 ) -> None:
     h = await harness_factory(
-        url=own_nats_server.url, database_url=migrated_url, monitor_interval=0.05
+        url=own_nats_server.url,
+        database_url=migrated_url,
+        monitor_interval=0.05,
+        auto_trip_state=TradingState.HALTED,
     )
     crash = await crash_2017_09_04(h, shared_data_dir)
     conn = await asyncpg.connect(migrated_url)

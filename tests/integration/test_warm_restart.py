@@ -14,6 +14,7 @@ from nats.aio.msg import Msg
 
 from risk_worker.devredis import RedisServer
 from risk_worker.devservers import NatsServer
+from risk_worker.domain.types import TradingState
 from risk_worker.replay import publish_ticks, read_ticks
 from tests.harness import Harness, start_harness, stop_harness
 from tests.helpers import wait_for
@@ -43,6 +44,7 @@ async def test_restart_mid_2017_09_04_replay_when_redis_then_drawdown_continues_
         "redis_url": own_redis_server.url,
         "monitor_interval": 0.05,
         "kv_bucket": "risk_control",
+        "auto_trip_state": TradingState.HALTED,
     }
     account = f"LONG-{uuid.uuid4().hex[:6]}"
     h = await start_harness(own_nats_server.url, **settings)

@@ -11,7 +11,7 @@ from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
 from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.monitor import AlertLevel
 from risk_worker.domain.policies import default_policies
-from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key
+from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key, auto_key
 from risk_worker.domain.types import (
     DenyReason,
     OrderType,
@@ -110,8 +110,12 @@ def test_deduper_when_pruned_then_pairs_inside_window_kept():
 # engine.monitor and evaluate_account
 
 
-def make_engine(balance: float = 1_000.0, btc: float = 0.0) -> RiskEngine:
-    engine = RiskEngine(RiskConfig(mark_max_age_ms=10**12))
+def make_engine(
+    balance: float = 1_000.0,
+    btc: float = 0.0,
+    auto_trip_state: TradingState = TradingState.HALTED,
+) -> RiskEngine:
+    engine = RiskEngine(RiskConfig(mark_max_age_ms=10**12), auto_trip_state=auto_trip_state)
     engine.load_policies(default_policies())
     engine.apply_pnl(PnlSnapshot(ACCT, balance, None, None, 1))
     engine.set_mark(BTC, 1_000.0, T0, T0)
@@ -177,8 +181,10 @@ def test_monitor_when_no_violation_then_level_from_utilization_and_nothing_to_pu
     assert report.utilization["Max Account Leverage"] == pytest.approx(0.6)
 
 
-def drawdown_engine(equity_after: float) -> RiskEngine:
-    engine = make_engine(balance=100_000.0)
+def drawdown_engine(
+    equity_after: float, auto_trip_state: TradingState = TradingState.HALTED
+) -> RiskEngine:
+    engine = make_engine(balance=100_000.0, auto_trip_state=auto_trip_state)
     engine.monitor(T0)  # peak 100000
     engine.apply_pnl(PnlSnapshot(ACCT, equity_after, None, None, 2))
     return engine
@@ -219,7 +225,8 @@ def test_monitor_when_tripped_then_following_check_denied_emergency_stop_active(
     engine.monitor(T0 + 2 * SECOND)
     decision = engine.check(buy_order(), T0 + 3 * SECOND, True)
     assert (decision.approved, decision.reason) == (False, DenyReason.EMERGENCY_STOP_ACTIVE)
-    value = engine.states.account_value(ACCT)
+    assert engine.states.account_value(ACCT) is None  # the operators' key is not the worker's
+    value = engine.states.auto_value(ACCT)
     assert value is not None
     assert value.source is StateSource.POLICY
 
@@ -277,5 +284,112 @@ def test_monitor_when_operator_clears_trip_then_only_a_new_breach_onset_trips(
         engine.apply_pnl(PnlSnapshot(ACCT, equity, None, None, 2 + i))
         [report] = engine.monitor(T0 + i * SECOND)
         trips.append(report.trip is not None)
-        engine.states.apply(account_key(ACCT), None, i)  # operator clears the account stop
+        cleared = StateValue(TradingState.ACTIVE, "ok", "bob", T0 + i * SECOND)
+        engine.states.apply(auto_key(ACCT), cleared, i)  # operator clears the automatic trip
     assert trips == expected_trips
+
+
+# Automatic trips set RISK_AUTO_TRIP_STATE, REDUCING by default (issue 10, item 12).
+
+
+def sell_order(quantity: float, price: float = 1_000.0) -> Order:
+    return Order("o2", ACCT, BTC, Side.SELL, quantity, price, OrderType.LIMIT)
+
+
+def test_engine_when_auto_trip_state_not_given_then_reducing():
+    assert RiskEngine(RiskConfig()).auto_trip_state is TradingState.REDUCING
+    with pytest.raises(ValueError, match="REDUCING or HALTED"):
+        RiskEngine(RiskConfig(), auto_trip_state=TradingState.ACTIVE)
+
+
+def test_monitor_when_breaker_trips_by_default_then_reducing_sell_approved_and_buy_denied():
+    engine = RiskEngine(RiskConfig(mark_max_age_ms=10**12))  # the default: REDUCING
+    engine.load_policies(default_policies())
+    engine.apply_pnl(PnlSnapshot(ACCT, 1_000.0, None, None, 1))
+    engine.set_mark(BTC, 1_000.0, T0, T0)
+    engine.apply_position(PositionSnapshot(ACCT, BTC, 12.0, 1_000.0, 1))
+    reports = [engine.monitor(T0 + i * SECOND)[0] for i in range(5)]
+    trip = reports[-1].trip
+    assert trip is not None and trip.state is TradingState.REDUCING
+    assert reports[-1].trading_state is TradingState.REDUCING
+    value = engine.states.auto_value(ACCT)
+    assert value is not None and value.state is TradingState.REDUCING
+    sell = engine.check(sell_order(2.0), T0 + 6 * SECOND, True)
+    assert sell.approved is True, sell
+    buy = engine.check(buy_order(), T0 + 6 * SECOND, True)
+    assert buy.reason is DenyReason.REDUCING_ONLY
+    # an operator's HALT still blocks everything, the reducing sell too
+    engine.states.apply(account_key(ACCT), StateValue(TradingState.HALTED, "desk"), 1)
+    halted = engine.check(sell_order(2.0), T0 + 7 * SECOND, True)
+    assert halted.reason is DenyReason.EMERGENCY_STOP_ACTIVE
+
+
+def test_monitor_when_emergency_trips_by_default_then_reducing_sell_approved():
+    engine = drawdown_engine(70_000.0, TradingState.REDUCING)
+    engine.apply_position(PositionSnapshot(ACCT, BTC, 10.0, 1_000.0, 3))
+    [report] = engine.monitor(T0 + SECOND)
+    assert report.trip is not None and report.trip.state is TradingState.REDUCING
+    sell = engine.check(sell_order(5.0), T0 + 2 * SECOND, True)
+    assert sell.approved is True, sell
+    assert engine.check(buy_order(), T0 + 2 * SECOND, True).reason is DenyReason.REDUCING_ONLY
+
+
+# Catch-up of a new lease holder (issue 10, item 13).
+
+
+def test_monitor_when_standby_saw_onset_then_catch_up_pass_trips():
+    engine = drawdown_engine(70_000.0)
+    [standby] = engine.monitor(T0 + SECOND, apply_trips=False)  # the onset, seen as standby
+    assert standby.trip is not None  # decided, but another instance is to write it
+    assert engine.states.effective(ACCT).state is TradingState.ACTIVE
+    [later] = engine.monitor(T0 + 2 * SECOND)  # holder now, without catch-up: onset gone
+    assert later.trip is None
+    [caught] = engine.monitor(T0 + 3 * SECOND, catch_up=True)
+    assert caught.trip is not None and caught.trip.source is StateSource.POLICY
+    assert engine.states.effective(ACCT).state is TradingState.HALTED
+
+
+def test_monitor_when_standby_saw_breaker_fire_then_catch_up_pass_trips():
+    engine = over_levered_engine()
+    for i in range(5):
+        engine.monitor(T0 + i * SECOND, apply_trips=False)
+    assert engine.breaker.count(ACCT, T0 + 5 * SECOND) == 0  # the hits were consumed
+    [caught] = engine.monitor(T0 + 5 * SECOND, catch_up=True)
+    assert caught.trip is not None and caught.trip.source is StateSource.CIRCUIT_BREAKER
+
+
+def test_monitor_when_breaker_fired_beyond_window_then_catch_up_does_not_trip():
+    engine = over_levered_engine()
+    for i in range(5):
+        engine.monitor(T0 + i * SECOND, apply_trips=False)
+    engine.apply_position(PositionSnapshot(ACCT, BTC, 1.0, 1_000.0, 2))  # no longer in breach
+    [caught] = engine.monitor(T0 + 70 * SECOND, catch_up=True)
+    assert caught.trip is None
+
+
+@pytest.mark.parametrize(("cleared_after_onset", "tripped"), [(True, False), (False, True)])
+def test_monitor_when_operator_cleared_after_onset_then_catch_up_respects_the_clear(
+    cleared_after_onset, tripped
+):
+    engine = drawdown_engine(70_000.0)
+    engine.monitor(T0 + SECOND, apply_trips=False)  # onset at T0 + 1 s
+    cleared_at = T0 + 2 * SECOND if cleared_after_onset else T0
+    engine.states.apply(auto_key(ACCT), StateValue(TradingState.ACTIVE, "ok", "bob", cleared_at), 1)
+    [caught] = engine.monitor(T0 + 3 * SECOND, catch_up=True)
+    assert (caught.trip is not None) is tripped
+
+
+def test_monitor_when_catch_up_and_already_tripped_then_not_tripped_again():
+    engine = drawdown_engine(70_000.0)
+    engine.monitor(T0 + SECOND, apply_trips=False)
+    engine.states.apply(auto_key(ACCT), StateValue(TradingState.HALTED, "dd", "w0"), 1)
+    [caught] = engine.monitor(T0 + 2 * SECOND, catch_up=True)
+    assert caught.trip is None
+
+
+def test_monitor_when_standby_passes_with_catch_up_then_nothing_tripped():
+    engine = drawdown_engine(70_000.0)
+    engine.monitor(T0 + SECOND, apply_trips=False)
+    [report] = engine.monitor(T0 + 2 * SECOND, apply_trips=False, catch_up=True)
+    assert engine.states.effective(ACCT).state is TradingState.ACTIVE
+    assert report.trip is None

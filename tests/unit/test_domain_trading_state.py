@@ -9,6 +9,7 @@ from risk_worker.domain.trading_state import (
     StateValue,
     TradingStates,
     account_key,
+    auto_key,
     scope_of_key,
 )
 from risk_worker.domain.types import StateSource, TradingState
@@ -17,6 +18,7 @@ ACTIVE = StateValue(TradingState.ACTIVE, "resume")
 REDUCING = StateValue(TradingState.REDUCING, "wind down")
 HALTED = StateValue(TradingState.HALTED, "stop")
 A1 = account_key("a1")
+AUTO1 = auto_key("a1")
 
 
 @pytest.mark.parametrize(
@@ -24,12 +26,13 @@ A1 = account_key("a1")
     [
         ("trading_state.global", ("global", None)),
         ("trading_state.account.a1", ("account", "a1")),
-        ("trading_state.account.", None),
-        ("trading_state.other", None),
+        ("trading_state.auto.a1", ("auto", "a1")),
+        ("trading_state.account.", ("unknown", None)),
+        ("trading_state.other", ("unknown", None)),
         ("policies.x", None),
     ],
 )
-def test_scope_of_key_when_key_given_then_global_account_or_none(key, expected):
+def test_scope_of_key_when_key_given_then_its_scope_or_none(key, expected):
     assert scope_of_key(key) == expected
 
 
@@ -128,3 +131,74 @@ def test_set_local_when_key_not_trading_state_then_ignored():
     states = TradingStates()
     states.set_local("other", HALTED)
     assert states.effective("a1").state is TradingState.ACTIVE
+
+
+# Operators' and automatic keys (issue 10, item 3): the most restrictive of them is in force.
+
+
+@pytest.mark.parametrize(
+    ("global_value", "operator_value", "auto_value", "expected_state", "expected_scope"),
+    [
+        (None, None, REDUCING, TradingState.REDUCING, "account (automatic)"),
+        (None, HALTED, REDUCING, TradingState.HALTED, "account"),
+        (None, REDUCING, HALTED, TradingState.HALTED, "account (automatic)"),
+        (None, REDUCING, REDUCING, TradingState.REDUCING, "account"),  # tie: the operator's
+        (REDUCING, None, HALTED, TradingState.HALTED, "account (automatic)"),
+        (HALTED, None, REDUCING, TradingState.HALTED, "global"),
+        (None, ACTIVE, HALTED, TradingState.HALTED, "account (automatic)"),
+        (None, HALTED, ACTIVE, TradingState.HALTED, "account"),
+    ],
+)
+def test_effective_when_operator_and_automatic_keys_set_then_most_restrictive_wins(
+    global_value, operator_value, auto_value, expected_state, expected_scope
+):
+    states = TradingStates()
+    for key, value in ((GLOBAL_KEY, global_value), (A1, operator_value), (AUTO1, auto_value)):
+        if value is not None:
+            states.apply(key, value, 1)
+    eff = states.effective("a1")
+    assert (eff.state, eff.scope) == (expected_state, expected_scope)
+
+
+def test_apply_when_automatic_key_cleared_then_operator_halt_stays():
+    states = TradingStates()
+    states.apply(A1, HALTED, 1)
+    states.apply(AUTO1, REDUCING, 2)
+    assert states.apply(AUTO1, ACTIVE, 3) is True
+    assert states.effective("a1").state is TradingState.HALTED
+    assert states.auto_value("a1") is None
+    assert states.account_severity("a1") == 2
+
+
+@pytest.mark.parametrize(
+    "key", ["trading_state.other", "trading_state.account.", "trading_state.x.a1"]
+)
+def test_apply_when_unknown_trading_state_key_restrictive_then_every_account_restricted(key):
+    states = TradingStates()
+    assert states.apply(key, REDUCING, 1) is True
+    assert states.effective("a1").state is TradingState.REDUCING
+    assert states.effective("any").state is TradingState.REDUCING
+    states.apply(GLOBAL_KEY, ACTIVE, 2)  # clearing the global key does not clear it
+    assert states.effective("a1").state is TradingState.REDUCING
+    assert states.apply(key, ACTIVE, 3) is True
+    assert states.effective("a1").state is TradingState.ACTIVE
+
+
+def test_cleared_at_when_active_written_to_account_keys_then_latest_writer_time():
+    states = TradingStates()
+    assert states.cleared_at("a1") == 0
+    states.apply(AUTO1, StateValue(TradingState.REDUCING, "dd", "w1", 100), 1)
+    states.apply(AUTO1, StateValue(TradingState.ACTIVE, "ok", "bob", 200), 2)
+    states.apply(A1, StateValue(TradingState.ACTIVE, "ok", "bob", 150), 3)
+    states.apply(GLOBAL_KEY, StateValue(TradingState.ACTIVE, "ok", "bob", 900), 4)
+    assert states.cleared_at("a1") == 200
+
+
+def test_reset_when_bucket_recreated_then_lower_revision_applies():
+    states = TradingStates()
+    states.apply(GLOBAL_KEY, ACTIVE, 7)
+    assert states.apply(GLOBAL_KEY, HALTED, 1) is False  # what a stale copy would do
+    states.reset()
+    assert states.revision(GLOBAL_KEY) == 0
+    assert states.apply(GLOBAL_KEY, HALTED, 1) is True
+    assert states.effective("a1").state is TradingState.HALTED

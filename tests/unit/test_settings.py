@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from risk_worker.domain.types import TradingState
 from risk_worker.errors import ConfigError
 from risk_worker.settings import Settings, load_settings
 
@@ -52,6 +53,8 @@ def test_load_settings_when_values_given_then_parsed() -> None:
         ("RISK_LOG_LEVEL", "LOUD"),
         ("RISK_NATS_URL", "  "),
         ("RISK_STATE_CONFIRM_INTERVAL", "5"),  # not shorter than RISK_STATE_MAX_AGE
+        ("RISK_AUTO_TRIP_STATE", "ACTIVE"),  # an automatic trip that stops nothing
+        ("RISK_AUTO_TRIP_STATE", "halt"),
     ],
 )
 def test_load_settings_when_value_bad_then_config_error_names_variable(
@@ -61,6 +64,21 @@ def test_load_settings_when_value_bad_then_config_error_names_variable(
         load_settings({variable: value})
     assert caught.value.variable == variable
     assert variable in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, TradingState.REDUCING),
+        ("halted", TradingState.HALTED),
+        (" REDUCING ", TradingState.REDUCING),
+    ],
+)
+def test_load_settings_when_auto_trip_state_given_or_not_then_reducing_by_default(
+    value: str | None, expected: TradingState
+) -> None:
+    env = {} if value is None else {"RISK_AUTO_TRIP_STATE": value}
+    assert load_settings(env).auto_trip_state is expected
 
 
 def test_settings_when_unknown_field_then_refused() -> None:
