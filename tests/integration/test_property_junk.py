@@ -1,11 +1,12 @@
 """Property, over a real nats-server: hostile messages on every inbound subject (issue 10).
 
-Each example starts a worker, feeds a well-formed account (ACC_OK, on a symbol the junk never
-touches), then publishes a hypothesis-drawn batch of junk to ``positions.update``,
-``fills.confirmed``, ``pnl.update``, ``market.tick.BTCUSDT`` and ``risk.check.order``.
-Required: every request gets a reply and no malformed one is approved; every event is processed
-(applied, ignored or dropped and counted); the worker keeps running and ready; every number in
-the book stays finite; and ACC_OK still gets correct decisions.
+Each example starts a worker and feeds two accounts: ACC_OK, on a symbol the junk never touches,
+and ACC1, the account the junk is about (known, so its checks are decided in full). Then it
+publishes a hypothesis-drawn batch of junk to ``positions.update``, ``fills.confirmed``,
+``pnl.update``, ``market.tick.BTCUSDT`` and ``risk.check.order``. Required: every request gets a
+reply and no malformed one is approved; every event is processed (applied, ignored or dropped
+and counted); the worker keeps running and ready; every number in the book stays finite; and
+ACC_OK still gets correct decisions.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import math
 from typing import Any
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from risk_worker import wire
 from risk_worker.devservers import NatsServer
 from risk_worker.domain.book import AccountBook
 from tests.harness import Harness, now_ms, start_harness, stop_harness
-from tests.junk import payloads, templates
+from tests.junk import ACCOUNT, BALANCE, MARK, SYMBOL, payloads, templates
 
 CHECK = "risk.check.order"
 OK_ACCOUNT = "ACC_OK"
@@ -57,6 +58,8 @@ async def scenario(url: str, batch: list[tuple[str, bytes]]) -> None:
     try:
         await h.pnl(OK_ACCOUNT, 100_000.0)
         await h.tick(OK_SYMBOL, OK_MARK)
+        await h.pnl(ACCOUNT, BALANCE)  # the account the junk is about: known, so checks go deep
+        await h.tick(SYMBOL, MARK)
         await h.settle()
         requests = []
         for subject, data in batch:
@@ -66,8 +69,12 @@ async def scenario(url: str, batch: list[tuple[str, bytes]]) -> None:
                 await h.publish(subject, data)
         replies = await asyncio.gather(*(h.request(data) for data in requests))
         await h.settle()
+        for name in ("risk_events_invalid_total", "risk_events_ignored_total"):
+            if h.metric(name):
+                event(f"batch had {name.removeprefix('risk_').removesuffix('_total')}")
         for data, reply in zip(requests, replies, strict=True):
             decoded: dict[str, Any] = msgspec.json.decode(reply.data)
+            event(f"reply: {decoded['rejection_reason'] or 'approved'}")
             try:
                 wire.parse_check(data, h.settings.max_request_bytes)
             except Exception:  # RecursionError too: not well-formed

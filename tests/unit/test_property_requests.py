@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from risk_worker import wire
@@ -69,6 +69,7 @@ HANDLER = CheckHandler(engine_with_account(), lambda: True, "prop", MAX_REQUEST_
 @given(payloads(templates(NOW)["risk.check.order"]))
 def test_check_when_request_is_hostile_then_replies_and_never_approves_invalid(data: bytes) -> None:
     reply = answer(HANDLER, data)
+    event(f"reply: {reply['rejection_reason'] or 'approved'}")
     if not parses(data):
         assert reply["approved"] is False
         assert reply["rejection_reason"] == "invalid_request", reply
