@@ -17,6 +17,7 @@ import msgspec
 from risk_worker.domain.metrics import RiskConfig
 from risk_worker.errors import ConfigError
 from risk_worker.nats_auth import NatsAuth, load_nats_auth
+from risk_worker.trading_day import DEFAULT_DAY_RESET, parse_day_reset, trading_day_function
 
 T = TypeVar("T")
 
@@ -57,15 +58,21 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis_url: str = ""
     snapshot_max_age: float = 60.0
     lease_ttl: float = 3.0
+    day_reset: str = DEFAULT_DAY_RESET
     nats_auth: NatsAuth = msgspec.field(default_factory=NatsAuth)
 
     def risk_config(self) -> RiskConfig:
-        """The decision core's parameters."""
+        """The decision core's parameters (the trading day built from ``day_reset``).
+
+        Raises:
+            ValueError: ``day_reset`` does not parse (:func:`load_settings` checked it already).
+        """
         return RiskConfig(
             default_margin_rate=self.default_margin_rate,
             margin_rates=dict(self.margin_rates),
             mark_max_age_ms=int(self.mark_max_age * 1000),
             pending_ttl_ms=int(self.pending_ttl * 1000),
+            trading_day=trading_day_function(self.day_reset),
         )
 
 
@@ -158,6 +165,11 @@ def _readable_file(text: str) -> str:
     return path
 
 
+def _day_reset(text: str) -> str:
+    reset, name, _ = parse_day_reset(text)
+    return f"{reset:%H:%M} {name}"
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -194,6 +206,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "redis_url": _redis_url,
     "snapshot_max_age": _positive_float,
     "lease_ttl": _positive_float,
+    "day_reset": _day_reset,
 }
 
 

@@ -71,12 +71,15 @@ class Account:
         known: True once a ``pnl.update`` or ``positions.update`` was seen; checks for an
             account that is not known are denied ``unknown_account``.
         balance: wallet balance including realized PnL (quote).
+        balance_known: True once a ``pnl.update`` set the balance (before that it is only the
+            fills' cash flows, from 0); equity is not observed for peak or day start until then.
         realized_pnl: realized PnL as last reported or accumulated from fills (quote).
         positions: symbol → position (flat ones are kept for their timestamps).
         pending: reservations of approved orders.
         peak_equity: high-water mark of equity (quote), None until first observed.
-        day_start_equity: equity at the first observation of the UTC day (quote), or None.
-        trading_day: the UTC day (days since epoch) that ``day_start_equity`` belongs to.
+        day_start_equity: equity at the first observation of the trading day (quote), or None.
+        trading_day: the trading day (day number, see ``RiskConfig.trading_day``) that
+            ``day_start_equity`` belongs to.
         pnl_ms: timestamp of the last applied ``pnl.update`` (ms since epoch).
         emergency_breached: whether the last monitor evaluation found an emergency violation
             (trips happen on the onset of a breach, so an operator's clear is not undone).
@@ -86,6 +89,7 @@ class Account:
         "_fill_ids",
         "account_id",
         "balance",
+        "balance_known",
         "day_start_equity",
         "emergency_breached",
         "known",
@@ -101,6 +105,7 @@ class Account:
         self.account_id = account_id
         self.known = False
         self.balance = 0.0
+        self.balance_known = False
         self.realized_pnl = 0.0
         self.positions: dict[str, Position] = {}
         self.pending = PendingBook()
@@ -201,7 +206,7 @@ class AccountBook:
         if event.realized_pnl is not None:
             acct.realized_pnl = event.realized_pnl
         acct.pnl_ms = event.timestamp
-        acct.known = True
+        acct.known = acct.balance_known = True
         return ApplyResult.APPLIED
 
     def unrealized_pnl(self, acct: Account) -> float:

@@ -191,7 +191,7 @@ def _check_limits(
     if policies is None:
         return deny(DenyReason.POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
     pre = _compute(account, book.marks, config, now_ms, exclude_order=order.order_id)
-    observe_equity(account, pre.equity, now_ms)
+    observe_equity(account, pre.equity, now_ms, config.trading_day)
     rate = config.margin_rate(order.symbol)
     increasing = risk_increasing_quantity(effective_qty, signed)
     margin_needed = increasing * price * rate

@@ -21,6 +21,7 @@ mark older than the configured maximum age.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import msgspec
 
@@ -40,12 +41,16 @@ class RiskConfig(msgspec.Struct, frozen=True):
         margin_rates: per-symbol initial margin rate overrides.
         mark_max_age_ms: a mark older than this (by receive time) is stale.
         pending_ttl_ms: how long an approved order's reservation lasts without fills.
+        trading_day: the trading day of a timestamp (ms since epoch → day number), the day
+            changing at the configured reset (``RISK_DAY_RESET``); by default at 00:00 UTC
+            (:func:`~risk_worker.domain.types.utc_day`). Pure: it reads no clock or file.
     """
 
     default_margin_rate: float = 0.10
     margin_rates: dict[str, float] = msgspec.field(default_factory=dict)
     mark_max_age_ms: int = 30_000
     pending_ttl_ms: int = 60_000
+    trading_day: Callable[[int], int] = utc_day
 
     def margin_rate(self, symbol: str) -> float:
         """Initial margin rate of ``symbol`` (fraction)."""
@@ -144,14 +149,21 @@ class AccountMetrics(msgspec.Struct, gc=False):
         return {s: self.concentration(s) for s in self.position_notional}
 
 
-def observe_equity(account: Account, equity: float, now_ms: int) -> None:
-    """Track the high-water mark and the day-start equity (reset at 00:00 UTC).
+def observe_equity(
+    account: Account, equity: float, now_ms: int, trading_day: Callable[[int], int] = utc_day
+) -> None:
+    """Track the high-water mark and the day-start equity, once the balance is known.
 
-    The first observation sets both; the first observation of a new UTC day sets the day start.
+    Nothing is observed while the account's balance is unknown (no ``pnl.update`` yet): its
+    equity would be the unrealized PnL alone. Then the first observation sets both; the first
+    observation of a new trading day (``trading_day(now_ms)``, see :class:`RiskConfig`) sets
+    the day start.
     """
+    if not account.balance_known:
+        return
     if account.peak_equity is None or equity > account.peak_equity:
         account.peak_equity = equity
-    day = utc_day(now_ms)
+    day = trading_day(now_ms)
     if account.trading_day != day or account.day_start_equity is None:
         account.trading_day = day
         account.day_start_equity = equity
@@ -167,8 +179,8 @@ def compute_metrics(
     """Current metrics of an account, over its own positions and live reservations.
 
     Peak and day start come from the account (see :func:`observe_equity`); when not yet observed
-    or observed on an earlier UTC day, the current equity stands in. ``exclude_order`` leaves
-    that order's own reservation out (used when the order is being checked again).
+    or observed on an earlier trading day, the current equity stands in. ``exclude_order``
+    leaves that order's own reservation out (used when the order is being checked again).
     """
     unrealized = gross = net = margin = 0.0
     stale: list[str] = []
@@ -205,7 +217,7 @@ def compute_metrics(
     if peak is None or equity > peak:
         peak = equity
     day_start = account.day_start_equity
-    if day_start is None or account.trading_day != utc_day(now_ms):
+    if day_start is None or account.trading_day != config.trading_day(now_ms):
         day_start = equity
     return AccountMetrics(
         equity,

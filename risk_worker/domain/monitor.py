@@ -121,7 +121,7 @@ def evaluate_account(
 ) -> AccountReport:
     """Assess the account, track its peak, and say what to alert, count and trip."""
     a = assess_account(account, book, policies, states, config, now_ms)
-    observe_equity(account, a.metrics.equity, now_ms)
+    observe_equity(account, a.metrics.equity, now_ms, config.trading_day)
     account_id = account.account_id
     alerts: list[AlertDraft] = []
     deduplicated = 0
