@@ -169,7 +169,9 @@ class AccountBook:
     def apply_fill(self, event: Fill) -> ApplyResult:
         """Apply a fill to its position and balance; consume the order's reservation.
 
-        Balance += realized PnL − fee. A repeated ``fill_id`` is DUPLICATE (and changes nothing);
+        Balance += realized PnL − fee, unless the fill is at or before the last ``pnl.update``
+        (``timestamp ≤ pnl_ms``): that balance already contains its cash flow, so a late fill
+        moves the position only. A repeated ``fill_id`` is DUPLICATE (and changes nothing);
         a fill not newer than the position's last snapshot is STALE (the snapshot already
         contains it) but still consumes the order's reservation, since the venue did fill it.
         """
@@ -186,8 +188,9 @@ class AccountBook:
         effect = fill_effect(pos.quantity, pos.entry_price, signed, event.price)
         pos.quantity, pos.entry_price = effect.quantity, effect.entry_price
         pos.updated_ms = max(pos.updated_ms, event.timestamp)
-        acct.balance += effect.realized_pnl - event.fee
-        acct.realized_pnl += effect.realized_pnl
+        if event.timestamp > acct.pnl_ms:
+            acct.balance += effect.realized_pnl - event.fee
+            acct.realized_pnl += effect.realized_pnl
         return ApplyResult.APPLIED
 
     def apply_pnl(self, event: PnlSnapshot) -> ApplyResult:

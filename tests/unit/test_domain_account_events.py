@@ -1,16 +1,16 @@
-"""Issue 10 §4: the day starts from a known balance, at the configured reset."""
+"""Issue 10 §4: the day starts from a known balance, and a late fill is not counted twice."""
 
 from __future__ import annotations
 
 import msgspec
 import pytest
 
-from risk_worker.domain.book import AccountBook, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.metrics import RiskConfig, compute_metrics, observe_equity
 from risk_worker.domain.persistence import AccountState, export_account, restore_account
 from risk_worker.domain.policies import default_policies
-from risk_worker.domain.types import MS_PER_DAY
+from risk_worker.domain.types import MS_PER_DAY, ApplyResult, Side
 from risk_worker.trading_day import trading_day_function
 
 ACCT = "a1"
@@ -115,3 +115,36 @@ def test_restore_when_snapshot_predates_balance_known_then_balance_not_known() -
     restored = AccountBook()
     restore_account(restored, state, NOW, 60_000)
     assert restored.accounts[ACCT].balance_known is False
+
+
+# 11. late fills
+
+
+def late_fill_book() -> AccountBook:
+    """Long 2 @ 50,000 (snapshot t=1); pnl.update at t=10 already holds a fill of t=5."""
+    book = AccountBook()
+    book.apply_position(PositionSnapshot(ACCT, BTC, 2.0, 50_000.0, 1))
+    # the fill of t=5, SELL 1 @ 60,000, fee 10: realized +10,000 − 10 is in this balance
+    book.apply_pnl(PnlSnapshot(ACCT, 109_990.0, None, None, 10))
+    return book
+
+
+def sell(fill_id: str, ts: int) -> Fill:
+    return Fill(fill_id, "o1", ACCT, BTC, Side.SELL, 1.0, 60_000.0, 10.0, ts)
+
+
+@pytest.mark.parametrize("fill_ms", [5, 10])  # before, and at, the pnl.update's time
+def test_apply_fill_when_fill_at_or_before_last_pnl_update_then_balance_unchanged(
+    fill_ms: int,
+) -> None:
+    book = late_fill_book()
+    assert book.apply_fill(sell("f1", fill_ms)) is ApplyResult.APPLIED
+    acct = book.accounts[ACCT]
+    assert acct.balance == pytest.approx(109_990.0)  # was 119,980: counted twice
+    assert acct.positions[BTC].quantity == pytest.approx(1.0)  # the position still moves
+
+
+def test_apply_fill_when_fill_after_last_pnl_update_then_balance_moves() -> None:
+    book = late_fill_book()
+    book.apply_fill(sell("f1", 11))
+    assert book.accounts[ACCT].balance == pytest.approx(109_990.0 + 10_000.0 - 10.0)
