@@ -14,6 +14,11 @@ Steps, stopping at the first denial (reason codes from :class:`DenyReason`):
 7. a hard or emergency policy violated post-trade → ``policy_violation`` (soft ones warn).
    A strictly reducing order is not denied for a violation that already held before it.
 8. (engine) any exception → ``internal_error``. Nothing approves by default.
+
+Worst cases (issue 10): an order is valued (order notional, margin, reservation) at the higher
+of its limit and the mark (the mark for a market order, the limit without a mark); its
+simulated fill is at that price for a BUY and at the lower of limit and mark for a SELL, so the
+simulation never books a profit that has not happened.
 """
 
 from __future__ import annotations
@@ -162,17 +167,40 @@ def check_order(
             state=state,
         )
     price = order.price
+    mark = book.marks.get(order.symbol)
     if price is None:
-        mark = book.marks.get(order.symbol)
         if mark is None or now_ms - mark.received_ms > config.mark_max_age_ms:
             return deny(
                 DenyReason.NO_MARKET_PRICE,
                 f"no mark for {order.symbol} within {config.mark_max_age_ms} ms",
                 state=state,
             )
-        price = mark.price
+        price = fill_price = mark.price
+    else:
+        # ``price`` values the order's notional, margin and reservation: the higher of limit
+        # and mark. Its simulated fill never books a profit: a BUY fills at that higher price,
+        # a SELL at the lower of limit and mark.
+        fill_price = price
+        if mark is not None:
+            mark_price = mark.price
+            if mark_price > price:
+                price = mark_price
+                if signed > 0.0:
+                    fill_price = mark_price
+            elif mark_price < price and signed < 0.0:
+                fill_price = mark_price
     return _check_limits(
-        order, account, book, policies, config, now_ms, price, state, effective_qty, signed
+        order,
+        account,
+        book,
+        policies,
+        config,
+        now_ms,
+        price,
+        fill_price,
+        state,
+        effective_qty,
+        signed,
     )
 
 
@@ -184,6 +212,7 @@ def _check_limits(
     config: RiskConfig,
     now_ms: int,
     price: float,
+    fill_price: float,
     state: TradingState,
     effective_qty: float,
     signed: float,
@@ -202,7 +231,7 @@ def _check_limits(
             RiskLevel.BREACHED,
             state,
         )
-    post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, price, now_ms)
+    post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, fill_price, now_ms)
     notional = order.quantity * price
     utilization, breaches = policies.assess_order(
         order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity

@@ -20,7 +20,8 @@ class PendingOrder:
         symbol: instrument.
         signed_qty: remaining signed base quantity (BUY positive, SELL negative).
         increasing_qty: base quantity that opens or adds exposure (≤ |signed_qty| at start).
-        price: valuation price (quote per base unit): the limit price, or the mark at check time.
+        price: valuation price (quote per base unit): the higher of the limit price and the
+            mark at check time (the mark for a market order, the limit without a mark).
         margin_rate: initial margin rate of the symbol (fraction).
         expires_ms: when the reservation lapses (ms since epoch).
     """
