@@ -18,7 +18,10 @@ Steps, stopping at the first denial (reason codes from :class:`DenyReason`):
 Worst cases (issue 10): an order is valued (order notional, margin, reservation) at the higher
 of its limit and the mark (the mark for a market order, the limit without a mark); its
 simulated fill is at that price for a BUY and at the lower of limit and mark for a SELL, so the
-simulation never books a profit that has not happened.
+simulation never books a profit that has not happened. "Strictly reduces" and the
+risk-increasing part are measured against the held position with the account's other pending
+orders of the order's side filled; the post-trade metrics count every live reservation as the
+worst case of it filling (:mod:`risk_worker.domain.metrics`).
 """
 
 from __future__ import annotations
@@ -130,16 +133,19 @@ def check_order(
         return deny(DenyReason.TRADING_STATE_UNKNOWN, "trading state not confirmed recently")
     eff = states.effective(order.account_id)
     account = book.accounts.get(order.account_id)
-    # The position as it will be once the account's other pending orders fill: two orders
-    # that each reduce a position must not together flip it.
+    # The position the order acts on in the worst case: the held one once every other pending
+    # order of the same side has filled and none of the other side. Two orders that each reduce
+    # a position must not together flip it, and a pending order on the other side may never
+    # fill.
+    signed = order.signed_quantity
     if account is None:
         effective_qty = 0.0
     else:
         position = account.positions.get(order.symbol)
-        effective_qty = (0.0 if position is None else position.quantity) + (
-            account.pending.signed_qty(order.symbol, exclude=order.order_id)
-        )
-    signed = order.signed_quantity
+        effective_qty = 0.0 if position is None else position.quantity
+        if account.pending:
+            side = account.pending.sides(order.symbol, exclude=order.order_id)
+            effective_qty += side.buy_qty if signed > 0.0 else -side.sell_qty
     reducing = strictly_reduces(effective_qty, signed)
     state = eff.state
     if state is not TradingState.ACTIVE:
@@ -231,7 +237,17 @@ def _check_limits(
             RiskLevel.BREACHED,
             state,
         )
-    post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, fill_price, now_ms)
+    post = simulate_fill(
+        pre,
+        account,
+        book.marks,
+        config,
+        order.symbol,
+        signed,
+        fill_price,
+        now_ms,
+        order.order_id,
+    )
     notional = order.quantity * price
     utilization, breaches = policies.assess_order(
         order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity
@@ -288,5 +304,5 @@ def _held_before(ev: Evaluation, pre: AccountMetrics) -> bool:
     """Whether a violated policy was already violated before the order (not for order metrics)."""
     if ev.policy.metric in ORDER_METRICS:
         return False
-    value = metric_value(ev.policy.metric, pre, ev.symbol)
+    value = metric_value(ev.policy.metric, pre, ev.symbol, op=ev.policy.operator)
     return value is not None and not ev.policy.holds(value)
