@@ -337,7 +337,7 @@ def simulate_fill(
     old_qty = 0.0 if pos is None else pos.quantity
     old_entry = 0.0 if pos is None else pos.entry_price
     mark = marks.get(symbol)
-    side = account.pending.sides(symbol, exclude_order)
+    side = account.pending.sides(symbol, exclude_order) if pre.pending_orders else NO_SIDES
     new_qty, new_entry, realized = fill_effect(old_qty, old_entry, signed_qty, price)
     # v, high, low and the position notional of the module docstring, before and after
     buy, sell, reserved_price = side
