@@ -18,6 +18,7 @@ from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.types import TradingState
 from risk_worker.errors import ConfigError
 from risk_worker.nats_auth import NatsAuth, load_nats_auth
+from risk_worker.trading_day import DEFAULT_DAY_RESET, parse_day_reset, trading_day_function
 
 T = TypeVar("T")
 
@@ -63,15 +64,21 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tick_confirmations: int = 3
     max_symbols: int = 10_000
     auto_trip_state: TradingState = TradingState.REDUCING
+    day_reset: str = DEFAULT_DAY_RESET
     nats_auth: NatsAuth = msgspec.field(default_factory=NatsAuth)
 
     def risk_config(self) -> RiskConfig:
-        """The decision core's parameters."""
+        """The decision core's parameters (the trading day built from ``day_reset``).
+
+        Raises:
+            ValueError: ``day_reset`` does not parse (:func:`load_settings` checked it already).
+        """
         return RiskConfig(
             default_margin_rate=self.default_margin_rate,
             margin_rates=dict(self.margin_rates),
             mark_max_age_ms=int(self.mark_max_age * 1000),
             pending_ttl_ms=int(self.pending_ttl * 1000),
+            trading_day=trading_day_function(self.day_reset),
         )
 
 
@@ -183,6 +190,11 @@ def _trip_state(text: str) -> TradingState:
     return TradingState(value)
 
 
+def _day_reset(text: str) -> str:
+    reset, name, _ = parse_day_reset(text)
+    return f"{reset:%H:%M} {name}"
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -224,6 +236,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "tick_confirmations": _positive_int,
     "max_symbols": _positive_int,
     "auto_trip_state": _trip_state,
+    "day_reset": _day_reset,
 }
 
 

@@ -157,7 +157,7 @@ def metrics_msg(
         finite(m.margin_ratio),
         finite(m.leverage),
         m.gross_exposure,
-        m.net_exposure,
+        m.net_exposure_extreme,
         m.drawdown_daily,
         m.drawdown_max,
         m.peak_equity,

@@ -71,12 +71,15 @@ class Account:
         known: True once a ``pnl.update`` or ``positions.update`` was seen; checks for an
             account that is not known are denied ``unknown_account``.
         balance: wallet balance including realized PnL (quote).
+        balance_known: True once a ``pnl.update`` set the balance (before that it is only the
+            fills' cash flows, from 0); equity is not observed for peak or day start until then.
         realized_pnl: realized PnL as last reported or accumulated from fills (quote).
         positions: symbol → position (flat ones are kept for their timestamps).
         pending: reservations of approved orders.
         peak_equity: high-water mark of equity (quote), None until first observed.
-        day_start_equity: equity at the first observation of the UTC day (quote), or None.
-        trading_day: the UTC day (days since epoch) that ``day_start_equity`` belongs to.
+        day_start_equity: equity at the first observation of the trading day (quote), or None.
+        trading_day: the trading day (day number, see ``RiskConfig.trading_day``) that
+            ``day_start_equity`` belongs to.
         pnl_ms: timestamp of the last applied ``pnl.update`` (ms since epoch).
         emergency_breached: whether the last monitor evaluation found an emergency violation
             (trips happen on the onset of a breach, so an operator's clear is not undone).
@@ -90,6 +93,7 @@ class Account:
         "_fill_ids",
         "account_id",
         "balance",
+        "balance_known",
         "breaker_fired_ms",
         "day_start_equity",
         "emergency_breached",
@@ -107,6 +111,7 @@ class Account:
         self.account_id = account_id
         self.known = False
         self.balance = 0.0
+        self.balance_known = False
         self.realized_pnl = 0.0
         self.positions: dict[str, Position] = {}
         self.pending = PendingBook()
@@ -172,7 +177,9 @@ class AccountBook:
     def apply_fill(self, event: Fill) -> ApplyResult:
         """Apply a fill to its position and balance; consume the order's reservation.
 
-        Balance += realized PnL − fee. A repeated ``fill_id`` is DUPLICATE (and changes nothing);
+        Balance += realized PnL − fee, unless the fill is at or before the last ``pnl.update``
+        (``timestamp ≤ pnl_ms``): that balance already contains its cash flow, so a late fill
+        moves the position only. A repeated ``fill_id`` is DUPLICATE (and changes nothing);
         a fill not newer than the position's last snapshot is STALE (the snapshot already
         contains it) but still consumes the order's reservation, since the venue did fill it.
         """
@@ -189,8 +196,9 @@ class AccountBook:
         effect = fill_effect(pos.quantity, pos.entry_price, signed, event.price)
         pos.quantity, pos.entry_price = effect.quantity, effect.entry_price
         pos.updated_ms = max(pos.updated_ms, event.timestamp)
-        acct.balance += effect.realized_pnl - event.fee
-        acct.realized_pnl += effect.realized_pnl
+        if event.timestamp > acct.pnl_ms:
+            acct.balance += effect.realized_pnl - event.fee
+            acct.realized_pnl += effect.realized_pnl
         return ApplyResult.APPLIED
 
     def apply_pnl(self, event: PnlSnapshot) -> ApplyResult:
@@ -209,7 +217,7 @@ class AccountBook:
         if event.realized_pnl is not None:
             acct.realized_pnl = event.realized_pnl
         acct.pnl_ms = event.timestamp
-        acct.known = True
+        acct.known = acct.balance_known = True
         return ApplyResult.APPLIED
 
     def unrealized_pnl(self, acct: Account) -> float:

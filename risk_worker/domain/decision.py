@@ -14,6 +14,14 @@ Steps, stopping at the first denial (reason codes from :class:`DenyReason`):
 7. a hard or emergency policy violated post-trade → ``policy_violation`` (soft ones warn).
    A strictly reducing order is not denied for a violation that already held before it.
 8. (engine) any exception → ``internal_error``. Nothing approves by default.
+
+Worst cases (issue 10): an order is valued (order notional, margin, reservation) at the higher
+of its limit and the mark (the mark for a market order, the limit without a mark); its
+simulated fill is at that price for a BUY and at the lower of limit and mark for a SELL, so the
+simulation never books a profit that has not happened. "Strictly reduces" and the
+risk-increasing part are measured against the held position with the account's other pending
+orders of the order's side filled; the post-trade metrics count every live reservation as the
+worst case of it filling (:mod:`risk_worker.domain.metrics`).
 """
 
 from __future__ import annotations
@@ -125,16 +133,19 @@ def check_order(
         return deny(DenyReason.TRADING_STATE_UNKNOWN, "trading state not confirmed recently")
     eff = states.effective(order.account_id)
     account = book.accounts.get(order.account_id)
-    # The position as it will be once the account's other pending orders fill: two orders
-    # that each reduce a position must not together flip it.
+    # The position the order acts on in the worst case: the held one once every other pending
+    # order of the same side has filled and none of the other side. Two orders that each reduce
+    # a position must not together flip it, and a pending order on the other side may never
+    # fill.
+    signed = order.signed_quantity
     if account is None:
         effective_qty = 0.0
     else:
         position = account.positions.get(order.symbol)
-        effective_qty = (0.0 if position is None else position.quantity) + (
-            account.pending.signed_qty(order.symbol, exclude=order.order_id)
-        )
-    signed = order.signed_quantity
+        effective_qty = 0.0 if position is None else position.quantity
+        if account.pending:
+            side = account.pending.sides(order.symbol, exclude=order.order_id)
+            effective_qty += side.buy_qty if signed > 0.0 else -side.sell_qty
     reducing = strictly_reduces(effective_qty, signed)
     state = eff.state
     if state is not TradingState.ACTIVE:
@@ -162,17 +173,40 @@ def check_order(
             state=state,
         )
     price = order.price
+    mark = book.marks.get(order.symbol)
     if price is None:
-        mark = book.marks.get(order.symbol)
         if mark is None or now_ms - mark.received_ms > config.mark_max_age_ms:
             return deny(
                 DenyReason.NO_MARKET_PRICE,
                 f"no mark for {order.symbol} within {config.mark_max_age_ms} ms",
                 state=state,
             )
-        price = mark.price
+        price = fill_price = mark.price
+    else:
+        # ``price`` values the order's notional, margin and reservation: the higher of limit
+        # and mark. Its simulated fill never books a profit: a BUY fills at that higher price,
+        # a SELL at the lower of limit and mark.
+        fill_price = price
+        if mark is not None:
+            mark_price = mark.price
+            if mark_price > price:
+                price = mark_price
+                if signed > 0.0:
+                    fill_price = mark_price
+            elif mark_price < price and signed < 0.0:
+                fill_price = mark_price
     return _check_limits(
-        order, account, book, policies, config, now_ms, price, state, effective_qty, signed
+        order,
+        account,
+        book,
+        policies,
+        config,
+        now_ms,
+        price,
+        fill_price,
+        state,
+        effective_qty,
+        signed,
     )
 
 
@@ -184,6 +218,7 @@ def _check_limits(
     config: RiskConfig,
     now_ms: int,
     price: float,
+    fill_price: float,
     state: TradingState,
     effective_qty: float,
     signed: float,
@@ -191,7 +226,7 @@ def _check_limits(
     if policies is None:
         return deny(DenyReason.POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
     pre = _compute(account, book.marks, config, now_ms, exclude_order=order.order_id)
-    observe_equity(account, pre.equity, now_ms)
+    observe_equity(account, pre.equity, now_ms, config.trading_day)
     rate = config.margin_rate(order.symbol)
     increasing = risk_increasing_quantity(effective_qty, signed)
     margin_needed = increasing * price * rate
@@ -202,7 +237,17 @@ def _check_limits(
             RiskLevel.BREACHED,
             state,
         )
-    post = simulate_fill(pre, account, book.marks, config, order.symbol, signed, price, now_ms)
+    post = simulate_fill(
+        pre,
+        account,
+        book.marks,
+        config,
+        order.symbol,
+        signed,
+        fill_price,
+        now_ms,
+        order.order_id,
+    )
     notional = order.quantity * price
     utilization, breaches = policies.assess_order(
         order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity
@@ -259,5 +304,5 @@ def _held_before(ev: Evaluation, pre: AccountMetrics) -> bool:
     """Whether a violated policy was already violated before the order (not for order metrics)."""
     if ev.policy.metric in ORDER_METRICS:
         return False
-    value = metric_value(ev.policy.metric, pre, ev.symbol)
+    value = metric_value(ev.policy.metric, pre, ev.symbol, op=ev.policy.operator)
     return value is not None and not ev.policy.holds(value)

@@ -1,31 +1,45 @@
-"""Account risk metrics from the book and the latest marks.
+"""Account risk metrics from the book, the latest marks and the live reservations.
 
 Money is in quote currency, quantities in base units, ratios are fractions (0.25 = 25 %).
-Formulas (standard margin-account definitions, as in the issue that specified this service):
+Formulas (standard margin-account definitions, as in the issue that specified this service;
+the worst case of the reservations from issue 10):
 
-- unrealized PnL = Σ qty × (mark − entry)
+Per symbol, with q the held signed quantity, B / S the base quantity of the live pending BUYs /
+SELLs (unsigned) and v the valuation price (the mark; without one the position's entry price,
+or for a symbol held only through reservations their highest price):
+
+- worst-case values: high = (q + B) × v (every pending BUY fills, no SELL) and
+  low = (q − S) × v (every pending SELL fills, no BUY); any partial filling lies between
+- position notional = max(|high|, |low|), the larger of the two worst cases
+
+Over the account:
+
+- unrealized PnL = Σ q × (mark − entry) (held positions only)
 - equity = balance + unrealized PnL
-- gross exposure = Σ |qty × mark|; net exposure = Σ qty × mark
-- margin used = Σ |qty × mark| × initial margin rate + margin reserved by pending orders
+- gross exposure = Σ position notional; net exposure: high = Σ high, low = Σ low
+- margin used = Σ position notional × initial margin rate (reservations included once, here)
 - available margin = equity − margin used
 - margin ratio = equity / margin used (infinite, ``null`` on the wire, when margin used is 0)
-- leverage = (gross exposure + pending notional) / equity (infinite when equity ≤ 0 with exposure)
-- concentration[symbol] = |qty × mark| / equity
+- leverage = gross exposure / equity (infinite when equity ≤ 0 with exposure)
+- concentration[symbol] = position notional / equity
+- open positions = symbols held or with live reservations
 - drawdown_max = (peak − equity) / peak; drawdown_daily = max(0, (day start − equity) / day start)
 - daily PnL = equity − day-start equity
 
-A position with no mark yet is valued at its entry price and flags ``stale_marks``, as does a
-mark older than the configured maximum age.
+A symbol with no mark yet is valued as above and flags ``stale_marks``, as does a mark older
+than the configured maximum age.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import msgspec
 
 from risk_worker.domain.book import Account, Mark
 from risk_worker.domain.bounds import is_equity
+from risk_worker.domain.pending import NO_SIDES, SymbolPending
 from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.types import utc_day
 
@@ -41,12 +55,16 @@ class RiskConfig(msgspec.Struct, frozen=True):
         margin_rates: per-symbol initial margin rate overrides.
         mark_max_age_ms: a mark older than this (by receive time) is stale.
         pending_ttl_ms: how long an approved order's reservation lasts without fills.
+        trading_day: the trading day of a timestamp (ms since epoch → day number), the day
+            changing at the configured reset (``RISK_DAY_RESET``); by default at 00:00 UTC
+            (:func:`~risk_worker.domain.types.utc_day`). Pure: it reads no clock or file.
     """
 
     default_margin_rate: float = 0.10
     margin_rates: dict[str, float] = msgspec.field(default_factory=dict)
     mark_max_age_ms: int = 30_000
     pending_ttl_ms: int = 60_000
+    trading_day: Callable[[int], int] = utc_day
 
     def margin_rate(self, symbol: str) -> float:
         """Initial margin rate of ``symbol`` (fraction)."""
@@ -56,9 +74,15 @@ class RiskConfig(msgspec.Struct, frozen=True):
 class AccountMetrics(msgspec.Struct, gc=False):
     """Risk metrics of one account at one moment (pre- or post-trade).
 
-    Stored sums are in quote currency; the ratios are properties derived from them.
-    ``position_notional`` maps each open symbol to |qty × mark|; ``stale_symbols`` names the
-    open positions valued without a fresh mark.
+    Stored sums are in quote currency; the ratios are properties derived from them. Exposures
+    count the live reservations as the worst case of them filling (module docstring):
+    ``net_exposure`` is the high case (every pending BUY fills), ``net_exposure_low`` the low
+    one (every pending SELL fills); ``position_margin`` is the margin of the worst-case
+    positions, reservations included. ``pending_notional`` and ``pending_margin`` are the
+    reservations' own risk-increasing notional and margin, for information: they are already
+    in the exposures and margin, not added again. ``position_notional`` maps each symbol held
+    or reserved to its worst-case notional; ``stale_symbols`` names those valued without a
+    fresh mark.
     """
 
     equity: float
@@ -66,6 +90,7 @@ class AccountMetrics(msgspec.Struct, gc=False):
     unrealized_pnl: float
     gross_exposure: float
     net_exposure: float
+    net_exposure_low: float
     position_margin: float
     pending_notional: float
     pending_margin: float
@@ -83,8 +108,14 @@ class AccountMetrics(msgspec.Struct, gc=False):
 
     @property
     def margin_used(self) -> float:
-        """Position margin + margin reserved by pending orders (quote)."""
-        return self.position_margin + self.pending_margin
+        """Margin of the worst-case positions, reservations included (quote)."""
+        return self.position_margin
+
+    @property
+    def net_exposure_extreme(self) -> float:
+        """The net exposure case farther from 0 (quote): high when |high| ≥ |low|, else low."""
+        high, low = self.net_exposure, self.net_exposure_low
+        return high if abs(high) >= abs(low) else low
 
     @property
     def available_margin(self) -> float:
@@ -94,13 +125,13 @@ class AccountMetrics(msgspec.Struct, gc=False):
     @property
     def margin_ratio(self) -> float:
         """equity / margin used; ``inf`` when no margin is used."""
-        used = self.margin_used
+        used = self.position_margin
         return INF if used <= 0.0 else self.equity / used
 
     @property
     def leverage(self) -> float:
-        """(gross exposure + pending notional) / equity; ``inf`` when equity ≤ 0 with exposure."""
-        exposure = self.gross_exposure + self.pending_notional
+        """gross exposure / equity; ``inf`` when equity ≤ 0 with exposure."""
+        exposure = self.gross_exposure
         if exposure == 0.0:
             return 0.0
         return INF if self.equity <= 0.0 else exposure / self.equity
@@ -125,7 +156,7 @@ class AccountMetrics(msgspec.Struct, gc=False):
         return self.equity - self.day_start_equity
 
     def concentration(self, symbol: str | None = None) -> float:
-        """|qty × mark| / equity of ``symbol``, or the largest when ``symbol`` is None.
+        """Position notional / equity of ``symbol``, or the largest when ``symbol`` is None.
 
         0 without exposure; ``inf`` when equity ≤ 0 with exposure.
         """
@@ -145,21 +176,64 @@ class AccountMetrics(msgspec.Struct, gc=False):
         return {s: self.concentration(s) for s in self.position_notional}
 
 
-def observe_equity(account: Account, equity: float, now_ms: int) -> None:
-    """Track the high-water mark and the day-start equity (reset at 00:00 UTC).
+def observe_equity(
+    account: Account, equity: float, now_ms: int, trading_day: Callable[[int], int] = utc_day
+) -> None:
+    """Track the high-water mark and the day-start equity, once the balance is known.
 
-    The first observation sets both; the first observation of a new UTC day sets the day start.
-    A non-finite (or beyond ``EQUITY_MAX``) equity is not recorded: an infinite peak would turn
-    ``drawdown_max`` off for good.
+    Nothing is observed while the account's balance is unknown (no ``pnl.update`` yet): its
+    equity would be the unrealized PnL alone. Then the first observation sets both; the first
+    observation of a new trading day (``trading_day(now_ms)``, see :class:`RiskConfig`) sets
+    the day start. A non-finite (or beyond ``EQUITY_MAX``) equity is not recorded: an infinite
+    peak would turn ``drawdown_max`` off for good.
     """
-    if not is_equity(equity):
+    if not account.balance_known or not is_equity(equity):
         return
     if account.peak_equity is None or equity > account.peak_equity:
         account.peak_equity = equity
-    day = utc_day(now_ms)
+    day = trading_day(now_ms)
     if account.trading_day != day or account.day_start_equity is None:
         account.trading_day = day
         account.day_start_equity = equity
+
+
+def _reserved_worst_cases(
+    account: Account,
+    marks: dict[str, Mark],
+    config: RiskConfig,
+    by_symbol: dict[str, SymbolPending],
+    notional_by_symbol: dict[str, float],
+    stale: list[str],
+    oldest_fresh: int,
+) -> tuple[float, float, float, float]:
+    """Replace each reserved symbol's held contribution by its worst case.
+
+    Updates ``notional_by_symbol`` and ``stale`` in place; returns what gross exposure, net
+    exposure (high), net exposure (low) and margin used change by (quote).
+    """
+    gross = high_total = low_total = margin = 0.0
+    positions = account.positions
+    for symbol, (buy, sell, reserved_price) in by_symbol.items():
+        pos = positions.get(symbol)
+        qty = 0.0 if pos is None else pos.quantity
+        mark = marks.get(symbol)
+        if mark is not None:  # the valuation price v of the module docstring
+            price = mark.price
+        else:
+            price = pos.entry_price if pos is not None and qty != 0.0 else reserved_price
+        held = qty * price
+        high = (qty + buy) * price
+        low = (qty - sell) * price
+        notional = max(abs(high), abs(low))
+        added = notional - notional_by_symbol.get(symbol, 0.0)
+        gross += added
+        high_total += high - held
+        low_total += low - held
+        margin += added * config.margin_rate(symbol)
+        notional_by_symbol[symbol] = notional
+        if qty == 0.0 and (mark is None or mark.received_ms < oldest_fresh):
+            stale.append(symbol)
+    return gross, high_total, low_total, margin
 
 
 def compute_metrics(
@@ -172,8 +246,8 @@ def compute_metrics(
     """Current metrics of an account, over its own positions and live reservations.
 
     Peak and day start come from the account (see :func:`observe_equity`); when not yet observed
-    or observed on an earlier UTC day, the current equity stands in. ``exclude_order`` leaves
-    that order's own reservation out (used when the order is being checked again).
+    or observed on an earlier trading day, the current equity stands in. ``exclude_order``
+    leaves that order's own reservation out (used when the order is being checked again).
     """
     unrealized = gross = net = margin = 0.0
     stale: list[str] = []
@@ -202,15 +276,24 @@ def compute_metrics(
         net += value
         margin += notional * (rates.get(symbol, default_rate) if rates else default_rate)
         notional_by_symbol[symbol] = notional
+    net_low = net
     pending = account.pending
     pending.expire(now_ms)
-    orders, pending_notional, pending_margin = pending.totals(exclude_order)
+    (orders, pending_notional, pending_margin), by_symbol = pending.exposure(exclude_order)
+    if by_symbol:
+        added_gross, added_high, added_low, added_margin = _reserved_worst_cases(
+            account, marks, config, by_symbol, notional_by_symbol, stale, oldest_fresh
+        )
+        gross += added_gross
+        net += added_high
+        net_low += added_low
+        margin += added_margin
     equity = account.balance + unrealized
     peak = account.peak_equity
     if peak is None or equity > peak:
         peak = equity
     day_start = account.day_start_equity
-    if day_start is None or account.trading_day != utc_day(now_ms):
+    if day_start is None or account.trading_day != config.trading_day(now_ms):
         day_start = equity
     return AccountMetrics(
         equity,
@@ -218,6 +301,7 @@ def compute_metrics(
         unrealized,
         gross,
         net,
+        net_low,
         margin,
         pending_notional,
         pending_margin,
@@ -239,27 +323,44 @@ def simulate_fill(
     signed_qty: float,
     price: float,
     now_ms: int,
+    exclude_order: str | None = None,
 ) -> AccountMetrics:
     """Post-trade metrics if ``signed_qty`` of ``symbol`` filled at ``price`` (fees ignored).
 
-    Derived from the pre-trade metrics by replacing the one symbol's contribution, so it costs
-    O(1) plus a copy of the per-symbol notionals. The new position is valued at the symbol's
-    mark, or at its new entry price when there is no mark.
+    Equal to applying the fill to the book and computing the metrics: the fill moves the held
+    position, and the symbol's live reservations (without ``exclude_order``, as in ``pre``)
+    then count as the worst case of them filling on top of it, so the order is simulated on
+    the position the pending orders could leave. Derived from the pre-trade metrics by
+    replacing the one symbol's contribution: O(1) plus a copy of the per-symbol notionals and
+    a pass over the account's reservations. The new position is valued at the symbol's mark,
+    or at its new entry price when there is no mark.
     """
     pos = account.positions.get(symbol)
     old_qty = 0.0 if pos is None else pos.quantity
     old_entry = 0.0 if pos is None else pos.entry_price
     mark = marks.get(symbol)
+    side = account.pending.sides(symbol, exclude_order) if pre.pending_orders else NO_SIDES
     new_qty, new_entry, realized = fill_effect(old_qty, old_entry, signed_qty, price)
-    old_price = (old_entry if mark is None else mark.price) if old_qty != 0.0 else 0.0
-    new_price = new_entry if mark is None else mark.price
-    old_value = old_qty * old_price
-    new_value = new_qty * new_price
-    old_notional = abs(old_value)
-    new_notional = abs(new_value)
+    # v, high, low and the position notional of the module docstring, before and after
+    buy, sell, reserved_price = side
+    if mark is None:
+        old_price = old_entry if old_qty != 0.0 else reserved_price
+        new_price = new_entry if new_qty != 0.0 else reserved_price
+    else:
+        old_price = new_price = mark.price
+    old_high = (old_qty + buy) * old_price
+    new_high = (new_qty + buy) * new_price
+    if side is NO_SIDES:
+        old_low, new_low = old_high, new_high
+        old_notional, new_notional = abs(old_high), abs(new_high)
+    else:
+        old_low = (old_qty - sell) * old_price
+        new_low = (new_qty - sell) * new_price
+        old_notional = max(abs(old_high), abs(old_low))
+        new_notional = max(abs(new_high), abs(new_low))
     rate = config.margin_rate(symbol)
     unrealized = (
-        pre.unrealized_pnl - (old_value - old_qty * old_entry) + (new_value - new_qty * new_entry)
+        pre.unrealized_pnl - old_qty * (old_price - old_entry) + new_qty * (new_price - new_entry)
     )
     balance = pre.balance + realized
     equity = balance + unrealized
@@ -267,7 +368,7 @@ def simulate_fill(
     stale = pre.stale_symbols
     if symbol in stale:
         stale = tuple(s for s in stale if s != symbol)
-    if new_qty == 0.0:
+    if new_qty == 0.0 and side is NO_SIDES:
         notional_by_symbol.pop(symbol, None)
     else:
         notional_by_symbol[symbol] = new_notional
@@ -279,7 +380,8 @@ def simulate_fill(
         balance,
         unrealized,
         pre.gross_exposure - old_notional + new_notional,
-        pre.net_exposure - old_value + new_value,
+        pre.net_exposure - old_high + new_high,
+        pre.net_exposure_low - old_low + new_low,
         pre.position_margin + (new_notional - old_notional) * rate,
         pre.pending_notional,
         pre.pending_margin,

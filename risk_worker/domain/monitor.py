@@ -148,7 +148,7 @@ def evaluate_account(
             holder may have left untripped (see the module's docstring).
     """
     a = assess_account(account, book, policies, states, config, now_ms)
-    observe_equity(account, a.metrics.equity, now_ms)
+    observe_equity(account, a.metrics.equity, now_ms, config.trading_day)
     account_id = account.account_id
     alerts: list[AlertDraft] = []
     deduplicated = 0

@@ -1,8 +1,10 @@
 """Pending reservations: approved orders that count against the account until filled.
 
 Without them a burst of orders could each pass against the same headroom. An approved,
-non-dry-run order reserves its risk-increasing notional and the margin for it; fills with its
-``order_id`` consume the reservation, and it lapses after the pending TTL.
+non-dry-run order reserves its quantity (and records its risk-increasing notional and the margin
+for it); fills with its ``order_id`` consume the reservation, and it lapses after the pending TTL.
+The metrics count live reservations as the worst case of them filling, per symbol and side
+(see :mod:`risk_worker.domain.metrics`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ class PendingOrder:
         symbol: instrument.
         signed_qty: remaining signed base quantity (BUY positive, SELL negative).
         increasing_qty: base quantity that opens or adds exposure (≤ |signed_qty| at start).
-        price: valuation price (quote per base unit): the limit price, or the mark at check time.
+        price: valuation price (quote per base unit): the higher of the limit price and the
+            mark at check time (the mark for a market order, the limit without a mark).
         margin_rate: initial margin rate of the symbol (fraction).
         expires_ms: when the reservation lapses (ms since epoch).
     """
@@ -76,6 +79,31 @@ NO_PENDING = PendingTotals(0, 0.0, 0.0)
 """The totals of an account without live reservations."""
 
 
+class SymbolPending(NamedTuple):
+    """The live reservations of one symbol, by side.
+
+    Attributes:
+        buy_qty: Σ remaining base quantity of pending BUYs (≥ 0).
+        sell_qty: Σ remaining base quantity of pending SELLs, unsigned (≥ 0).
+        price: the highest reservation price among them (quote per base unit); values them
+            when the symbol has neither a mark nor an open position.
+    """
+
+    buy_qty: float
+    sell_qty: float
+    price: float
+
+
+_sides = tuple.__new__
+"""Builds a SymbolPending from a 3-tuple without NamedTuple's Python-level ``__new__``."""
+
+NO_SIDES = SymbolPending(0.0, 0.0, 0.0)
+"""A symbol without live reservations."""
+
+_NO_SYMBOLS: dict[str, SymbolPending] = {}
+"""Shared, never changed: :meth:`PendingBook.exposure` of a book without reservations."""
+
+
 class PendingBook:
     """An account's reservations, keyed by order id."""
 
@@ -127,6 +155,55 @@ class PendingBook:
             for o in self._orders.values()
             if o.symbol == symbol and o.order_id != exclude
         )
+
+    def sides(self, symbol: str, exclude: str | None = None) -> SymbolPending:
+        """Pending BUY and SELL quantities of ``symbol`` (without order ``exclude``)."""
+        if not self._orders:
+            return NO_SIDES
+        buy = sell = price = 0.0
+        for o in self._orders.values():
+            if o.symbol != symbol or o.order_id == exclude:
+                continue
+            qty = o.signed_qty
+            if qty > 0.0:
+                buy += qty
+            else:
+                sell -= qty
+            price = max(price, o.price)
+        if price == 0.0:  # none on the symbol (reservation prices are > 0)
+            return NO_SIDES
+        return _sides(SymbolPending, (buy, sell, price))
+
+    def exposure(
+        self, exclude: str | None = None
+    ) -> tuple[PendingTotals, dict[str, SymbolPending]]:
+        """:meth:`totals` and :meth:`sides` of every symbol, in one pass.
+
+        The dict of a book without reservations is a shared empty one: do not change it.
+        """
+        if not self._orders:
+            return NO_PENDING, _NO_SYMBOLS
+        by_symbol: dict[str, SymbolPending] = {}
+        notional = margin = 0.0
+        count = 0
+        for order in self._orders.values():
+            if order.order_id == exclude:
+                continue
+            n = order.notional
+            notional += n
+            margin += n * order.margin_rate
+            count += 1
+            buy, sell, price = by_symbol.get(order.symbol, NO_SIDES)
+            qty = order.signed_qty
+            by_symbol[order.symbol] = _sides(
+                SymbolPending,
+                (
+                    buy + qty if qty > 0.0 else buy,
+                    sell - qty if qty < 0.0 else sell,
+                    order.price if order.price > price else price,
+                ),
+            )
+        return PendingTotals(count, notional, margin), by_symbol
 
     def totals(self, exclude: str | None = None) -> PendingTotals:
         """Count, reserved notional and reserved margin over all live reservations.

@@ -50,7 +50,10 @@ class AccountState(msgspec.Struct, frozen=True, gc=False):
     Attributes:
         saved_ms: when the worker saved it (its clock, ms since epoch).
         peak_equity / day_start_equity: quote; None until first observed.
-        trading_day: UTC day (days since epoch) of ``day_start_equity``.
+        trading_day: trading day (day number, ``RiskConfig.trading_day``) of
+            ``day_start_equity``.
+        balance_known: whether a ``pnl.update`` had set the balance (absent in older
+            snapshots: False, so the day start waits for the next ``pnl.update``).
     """
 
     account_id: str
@@ -63,6 +66,7 @@ class AccountState(msgspec.Struct, frozen=True, gc=False):
     day_start_equity: float | None
     trading_day: int | None
     saved_ms: int
+    balance_known: bool = False
 
 
 class MarkState(msgspec.Struct, frozen=True, gc=False):
@@ -90,6 +94,7 @@ def export_account(account: Account, now_ms: int) -> AccountState:
         day_start_equity=account.day_start_equity,
         trading_day=account.trading_day,
         saved_ms=now_ms,
+        balance_known=account.balance_known,
     )
 
 
@@ -198,7 +203,7 @@ def restore_account(book: AccountBook, state: AccountState, now_ms: int, max_age
     """Put a stored account into the book; True when it is restored as known.
 
     An account the book already has (an event arrived first) keeps its book state, but takes
-    the stored peak when higher and the stored day start when it is for the same UTC day.
+    the stored peak when higher and the stored day start when it is for the same trading day.
     The state must have been validated (:func:`account_problem`; :func:`restore` does that).
     """
     fresh = state.known and now_ms - state.saved_ms <= max_age_ms
@@ -211,6 +216,7 @@ def restore_account(book: AccountBook, state: AccountState, now_ms: int, max_age
     acct.realized_pnl = state.realized_pnl
     acct.pnl_ms = state.pnl_ms
     acct.known = fresh
+    acct.balance_known = fresh and state.balance_known
     for p in state.positions:
         acct.positions[p.symbol] = Position(
             p.symbol, p.quantity, p.entry_price, p.snapshot_ms, p.updated_ms

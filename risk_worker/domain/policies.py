@@ -147,6 +147,22 @@ Units as in :class:`~risk_worker.domain.metrics.AccountMetrics`; a symbol-depend
 (concentration, position notional) reads ``symbol``, or the largest position when it is None.
 """
 
+LOWER_BOUND_READERS: dict[Metric, Reader] = {
+    Metric.NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure_low")),
+}
+"""Readers of a lower bound (gt/gte) where the worst case is another value than an upper
+bound's: net exposure reads its low case (every pending SELL fills), upper bounds its high
+case (every pending BUY fills)."""
+
+
+def reader_of(metric: Metric, op: Operator) -> Reader:
+    """How a policy on ``metric`` with operator ``op`` reads its value: the worst case for it."""
+    if op not in UPPER_BOUNDS:
+        lower = LOWER_BOUND_READERS.get(metric)
+        if lower is not None:
+            return lower
+    return READERS[metric]
+
 
 def metric_value(
     metric: Metric,
@@ -154,9 +170,13 @@ def metric_value(
     symbol: str | None,
     order_notional: float | None = None,
     order_quantity: float | None = None,
+    op: Operator = Operator.LTE,
 ) -> float | None:
-    """Value of ``metric`` in its unit; None when it does not apply (order metric, no order)."""
-    reads, read = READERS[metric]
+    """Value of ``metric`` in its unit; None when it does not apply (order metric, no order).
+
+    ``op`` is the policy's operator: a lower bound reads its worst case (see :func:`reader_of`).
+    """
+    reads, read = reader_of(metric, op)
     if reads == READS_ACCOUNT:
         return read(m)
     if reads == READS_SYMBOL:

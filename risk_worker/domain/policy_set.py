@@ -1,7 +1,7 @@
 """The loaded policy set, prepared once so that evaluating it does no look-ups by name.
 
 When a set is loaded each enabled policy becomes a :data:`Rule`: its metric reader
-(:data:`~risk_worker.domain.policies.READERS`), its comparison
+(:func:`~risk_worker.domain.policies.reader_of`), its comparison
 (:data:`~risk_worker.domain.policies.COMPARE`) and whether its utilization is the plain
 ``max(0, value) / threshold`` are resolved there, not per check. A pre-trade check then reads
 only the policies' utilization and the violated ones (:meth:`PolicySet.assess_order`);
@@ -17,12 +17,12 @@ from risk_worker.domain.metrics import INF, AccountMetrics
 from risk_worker.domain.policies import (
     COMPARE,
     ORDER_METRICS,
-    READERS,
     READS_ACCOUNT,
     READS_SYMBOL,
     UPPER_BOUNDS,
     Evaluation,
     Policy,
+    reader_of,
     validate_policy,
 )
 from risk_worker.domain.types import Scope
@@ -55,7 +55,7 @@ Rule = tuple[
 Fields: the policy; its name (the key of its limit utilization); whether another enabled
 policy has the same name (their utilization is the highest); its scope as an index into
 ``(account_id, symbol, strategy_id)`` and its scope id (None for all); how its metric is read
-and the reader (:data:`~risk_worker.domain.policies.READERS`; symbol-scoped rules read at the
+and the reader (:func:`~risk_worker.domain.policies.reader_of`; symbol-scoped rules read at the
 order's symbol, the others at None: the largest position); its operator as
 ``holds(value, threshold)``; the threshold (the metric's unit); and the form of its
 utilization: ``UPPER_OVER_ZERO`` (lt/lte, threshold > 0: ``max(0, value) / threshold``),
@@ -66,7 +66,7 @@ utilization: ``UPPER_OVER_ZERO`` (lt/lte, threshold > 0: ``max(0, value) / thres
 
 def prepare(policy: Policy, shared_name: bool = False) -> Rule:
     """The :data:`Rule` of a (validated) policy; ``shared_name``: another one has its name."""
-    reads, read = READERS[policy.metric]
+    reads, read = reader_of(policy.metric, policy.operator)
     t = policy.threshold
     return (
         policy,

@@ -232,6 +232,41 @@ async def test_check_when_approved_then_pending_until_filled(harness: Harness) -
     assert third["post_trade_metrics"]["gross_exposure"] == pytest.approx(100_000.0)
 
 
+async def test_check_when_three_buys_of_400k_under_500k_caps_then_exactly_one_approved(
+    harness_factory: HarnessFactory,
+) -> None:
+    caps = [
+        Policy(
+            "btc-cap",
+            "BTC Position Cap",
+            PolicyType.HARD,
+            Metric.POSITION_NOTIONAL,
+            Operator.LTE,
+            500_000.0,
+            Scope.SYMBOL,
+            "BTCUSDT",
+        ),
+        Policy(
+            "gross-cap",
+            "Gross Cap",
+            PolicyType.HARD,
+            Metric.GROSS_EXPOSURE,
+            Operator.LTE,
+            500_000.0,
+        ),
+    ]
+    h = await harness_factory(policies=[*default_policies(), *caps])
+    account = await funded(h, balance=1_000_000.0)
+    replies = [await h.check(account, "BTCUSDT", "BUY", 8.0, 50_000.0) for _ in range(3)]
+    assert [r["approved"] for r in replies] == [True, False, False]
+    for denied in replies[1:]:
+        assert denied["rejection_reason"] == "policy_violation"
+        assert {v["policy_name"] for v in denied["violations"]} == {"BTC Position Cap", "Gross Cap"}
+        assert denied["post_trade_metrics"]["gross_exposure"] == pytest.approx(800_000.0)
+        assert denied["post_trade_metrics"]["pending_orders"] == 1
+    assert len(h.worker.engine.book.accounts[account].pending) == 1
+
+
 async def test_burst_when_50_concurrent_orders_exceed_leverage_then_only_those_that_fit_approve(
     harness_factory: HarnessFactory,
 ) -> None:

@@ -350,7 +350,9 @@ def test_check_when_order_filled_then_reservation_consumed(
     m = engine.metrics(ACCT, NOW + 10)
     assert m is not None
     assert m.pending_notional == pytest.approx(expected_pending_notional)
-    assert m.gross_exposure == pytest.approx(expected_position * 1_000.0)  # valued at entry
+    assert engine.book.accounts[ACCT].positions[BTC].quantity == pytest.approx(expected_position)
+    # valued at entry: the position and the rest of the reservation, 3 BTC in all
+    assert m.gross_exposure == pytest.approx(3_000.0)
 
 
 def test_check_when_fill_has_other_order_id_then_reservation_kept():

@@ -51,31 +51,34 @@ def metrics_of(book: AccountBook, config: RiskConfig = CONFIG, now: int = NOW) -
 
 
 def test_compute_metrics_when_two_positions_and_a_reservation_then_every_formula_holds():
-    # BTC long 2 @ 100, mark 110: value 220, upnl 20, margin 22 (10 %)
-    # ETH short 3 @ 50, mark 40: value -120, upnl 30, margin 24 (override 20 %)
-    # pending BTC buy 1 @ 100, rate 10 %: notional 100, margin 10
+    # BTC long 2 @ 100, mark 110: value 220, upnl 20
+    # ETH short 3 @ 50, mark 40: value -120, upnl 30, margin rate 20 % (override)
+    # pending BTC buy 1 @ 100, rate 10 %: its own notional 100, margin 10 (for information).
+    # Worst case of BTC: high = (2 + 1) × 110 = 330, low = 2 × 110 = 220 → notional 330,
+    # margin 33; ETH: 120, margin 24.
     order = PendingOrder("o1", "BTCUSDT", 1.0, 1.0, 100.0, 0.1, NOW + 60_000)
     m = metrics_of(build_book(pending=(order,)))
     assert m.balance == pytest.approx(10_000.0)
     assert m.unrealized_pnl == pytest.approx(50.0)
     assert m.equity == pytest.approx(10_050.0)
-    assert m.gross_exposure == pytest.approx(340.0)
-    assert m.net_exposure == pytest.approx(100.0)
-    assert m.position_margin == pytest.approx(46.0)
+    assert m.gross_exposure == pytest.approx(450.0)
+    assert m.net_exposure == pytest.approx(210.0)
+    assert m.net_exposure_low == pytest.approx(100.0)
+    assert m.position_margin == pytest.approx(57.0)
     assert m.pending_notional == pytest.approx(100.0)
     assert m.pending_margin == pytest.approx(10.0)
-    assert m.margin_used == pytest.approx(56.0)
-    assert m.available_margin == pytest.approx(9_994.0)
-    assert m.margin_ratio == pytest.approx(10_050.0 / 56.0)
-    assert m.leverage == pytest.approx(440.0 / 10_050.0)
-    assert m.concentration("BTCUSDT") == pytest.approx(220.0 / 10_050.0)
+    assert m.margin_used == pytest.approx(57.0)  # the reservation counted once
+    assert m.available_margin == pytest.approx(9_993.0)
+    assert m.margin_ratio == pytest.approx(10_050.0 / 57.0)
+    assert m.leverage == pytest.approx(450.0 / 10_050.0)
+    assert m.concentration("BTCUSDT") == pytest.approx(330.0 / 10_050.0)
     assert m.concentration("ETHUSDT") == pytest.approx(120.0 / 10_050.0)
-    assert m.concentration() == pytest.approx(220.0 / 10_050.0)
+    assert m.concentration() == pytest.approx(330.0 / 10_050.0)
     assert m.concentration("SOLUSDT") == 0.0
     assert m.concentrations() == pytest.approx(
-        {"BTCUSDT": 220.0 / 10_050.0, "ETHUSDT": 120.0 / 10_050.0}
+        {"BTCUSDT": 330.0 / 10_050.0, "ETHUSDT": 120.0 / 10_050.0}
     )
-    assert m.position_notional == pytest.approx({"BTCUSDT": 220.0, "ETHUSDT": 120.0})
+    assert m.position_notional == pytest.approx({"BTCUSDT": 330.0, "ETHUSDT": 120.0})
     assert m.open_positions == 2
     assert m.pending_orders == 1
     assert m.stale_marks is False
@@ -258,15 +261,26 @@ SIMULATION_CASES = {
 }
 
 
-def simulated_and_actual(positions, marks, symbol, signed_qty, price):
-    pending = (PendingOrder("o9", "BTCUSDT", 1.0, 1.0, 100.0, 0.1, NOW + 60_000),)
+ONE_PENDING = (PendingOrder("o9", "BTCUSDT", 1.0, 1.0, 100.0, 0.1, NOW + 60_000),)
+PENDING_BOTH_SIDES = (
+    *ONE_PENDING,
+    PendingOrder("o8", "BTCUSDT", -4.0, 2.0, 105.0, 0.1, NOW + 60_000),
+    PendingOrder("o7", "ETHUSDT", -2.0, 2.0, 40.0, 0.2, NOW + 60_000),
+    PendingOrder("o6", "SOLUSDT", -1.0, 1.0, 20.0, 0.1, NOW + 60_000),  # reserved only
+    PendingOrder("o5", "ADAUSDT", 30.0, 30.0, 2.5, 0.1, NOW + 60_000),  # reserved, no mark
+    PendingOrder("o4", "ADAUSDT", 10.0, 10.0, 3.0, 0.1, NOW + 60_000),
+    PendingOrder("o3", "XRPUSDT", 50.0, 50.0, 0.6, 0.1, NOW + 60_000),
+)
+
+
+def simulated_and_actual(positions, marks, symbol, signed_qty, price, pending=ONE_PENDING):
 
     sim_book = build_book(positions=positions, marks=marks, pending=pending)
     sim_account = sim_book.accounts[ACCT]
-    pre = compute_metrics(sim_account, sim_book.marks, CONFIG, NOW)
+    pre = compute_metrics(sim_account, sim_book.marks, CONFIG, NOW, exclude_order="checked")
     observe_equity(sim_account, pre.equity, NOW)
     simulated = simulate_fill(
-        pre, sim_account, sim_book.marks, CONFIG, symbol, signed_qty, price, NOW
+        pre, sim_account, sim_book.marks, CONFIG, symbol, signed_qty, price, NOW, "checked"
     )
 
     real_book = build_book(positions=positions, marks=marks, pending=pending)
@@ -324,6 +338,56 @@ def test_simulate_fill_when_compared_with_applying_the_fill_then_stale_marks_mat
     assert simulated.stale_marks is actual.stale_marks
 
 
+@pytest.mark.parametrize(
+    ("positions", "marks", "symbol", "signed_qty", "price"),
+    list(SIMULATION_CASES.values()),
+    ids=list(SIMULATION_CASES),
+)
+def test_simulate_fill_when_reservations_on_both_sides_then_same_as_applying_the_fill(
+    positions, marks, symbol, signed_qty, price
+):
+    # the order being checked has a reservation of its own from an earlier check: left out
+    checked = PendingOrder("checked", symbol, 99.0, 99.0, 1e6, 0.1, NOW + 60_000)
+    pending = (*PENDING_BOTH_SIDES, checked)
+    simulated, actual = simulated_and_actual(
+        positions, marks, symbol, signed_qty, price, PENDING_BOTH_SIDES
+    )
+    with_checked, _ = simulated_and_actual(positions, marks, symbol, signed_qty, price, pending)
+    for m in (simulated, with_checked):
+        for field in (
+            "equity",
+            "gross_exposure",
+            "net_exposure",
+            "net_exposure_low",
+            "position_margin",
+            "margin_ratio",
+            "leverage",
+        ):
+            assert getattr(m, field) == pytest.approx(getattr(actual, field), abs=1e-9), field
+        assert m.position_notional == pytest.approx(actual.position_notional)
+        assert m.open_positions == actual.open_positions
+        assert sorted(m.stale_symbols) == sorted(actual.stale_symbols)
+
+
+def test_compute_metrics_when_reservations_on_both_sides_then_each_side_worst_case():
+    # BTC long 2, mark 110: pending BUY 1 and SELL 4 → high 3 × 110 = 330, low -2 × 110 = -220
+    # ETH short 3, mark 40: pending SELL 2 → high -120, low -200 (margin rate 20 %)
+    # SOL reserved only, mark 20: SELL 1 → high 0, low -20
+    # ADA reserved only, no mark: BUY 40 valued at the highest reservation price 3 → 120
+    # XRP reserved only, no mark: BUY 50 @ 0.6 → 30
+    m = metrics_of(build_book(marks=BASE_MARKS, pending=PENDING_BOTH_SIDES))
+    assert m.position_notional == pytest.approx(
+        {"BTCUSDT": 330.0, "ETHUSDT": 200.0, "SOLUSDT": 20.0, "ADAUSDT": 120.0, "XRPUSDT": 30.0}
+    )
+    assert m.gross_exposure == pytest.approx(700.0)
+    assert m.net_exposure == pytest.approx(330.0 - 120.0 + 0.0 + 120.0 + 30.0)
+    assert m.net_exposure_low == pytest.approx(-220.0 - 200.0 - 20.0 + 0.0 + 0.0)
+    assert m.position_margin == pytest.approx(33.0 + 40.0 + 2.0 + 12.0 + 3.0)
+    assert m.open_positions == 5
+    assert sorted(m.stale_symbols) == ["ADAUSDT", "XRPUSDT"]
+    assert m.unrealized_pnl == pytest.approx(50.0)  # held positions only
+
+
 def test_simulate_fill_when_flip_then_hand_computed_post_trade_metrics():
     # BTC long 2 @ 100 (mark 110), sell 5 @ 120: realized +40, short 3 @ 120 valued at 110
     # → upnl BTC = -3 × (110 - 120) = 30; ETH upnl 30 → equity = 10040 + 60 = 10100
@@ -331,6 +395,8 @@ def test_simulate_fill_when_flip_then_hand_computed_post_trade_metrics():
     assert simulated.balance == pytest.approx(10_040.0)
     assert simulated.unrealized_pnl == pytest.approx(60.0)
     assert simulated.equity == pytest.approx(10_100.0)
+    # with the pending BUY 1 of BTC: high (-3 + 1) × 110 = -220, low -330 → notional 330
     assert simulated.gross_exposure == pytest.approx(330.0 + 120.0)
-    assert simulated.net_exposure == pytest.approx(-330.0 - 120.0)
+    assert simulated.net_exposure == pytest.approx(-220.0 - 120.0)
+    assert simulated.net_exposure_low == pytest.approx(-330.0 - 120.0)
     assert simulated.position_margin == pytest.approx(33.0 + 24.0)

@@ -41,9 +41,10 @@ def metrics(**overrides) -> AccountMetrics:
         "equity": 1_000.0,
         "balance": 900.0,
         "unrealized_pnl": 100.0,
-        "gross_exposure": 4_000.0,
+        "gross_exposure": 5_000.0,  # positions 4000 + the reservation's worst case 1000
         "net_exposure": 2_000.0,
-        "position_margin": 400.0,
+        "net_exposure_low": 1_500.0,
+        "position_margin": 500.0,  # reservation included
         "pending_notional": 1_000.0,
         "pending_margin": 100.0,
         "pending_orders": 1,
@@ -110,12 +111,12 @@ def test_policy_utilization_when_value_given_then_fraction_of_limit(op, threshol
 @pytest.mark.parametrize(
     ("metric", "symbol", "expected"),
     [
-        (Metric.LEVERAGE, None, 5.0),  # (4000 + 1000) / 1000
+        (Metric.LEVERAGE, None, 5.0),  # 5000 / 1000
         (Metric.MARGIN_RATIO, None, 2.0),  # 1000 / 500
         (Metric.DRAWDOWN_DAILY, None, 100.0 / 1_100.0),
         (Metric.DRAWDOWN_MAX, None, 0.2),
         (Metric.DAILY_PNL, None, -100.0),
-        (Metric.GROSS_EXPOSURE, None, 4_000.0),
+        (Metric.GROSS_EXPOSURE, None, 5_000.0),
         (Metric.NET_EXPOSURE, None, 2_000.0),
         (Metric.CONCENTRATION, "ETHUSDT", 1.0),
         (Metric.CONCENTRATION, None, 3.0),  # largest
@@ -129,6 +130,19 @@ def test_policy_utilization_when_value_given_then_fraction_of_limit(op, threshol
 )
 def test_metric_value_when_metric_named_then_reads_matching_number(metric, symbol, expected):
     assert metric_value(metric, metrics(), symbol, 250.0, 0.5) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    ("op", "expected"),
+    [
+        (Operator.LTE, 2_000.0),  # every pending BUY fills
+        (Operator.LT, 2_000.0),
+        (Operator.GTE, 1_500.0),  # every pending SELL fills
+        (Operator.GT, 1_500.0),
+    ],
+)
+def test_metric_value_when_net_exposure_then_each_bound_reads_its_worst_case(op, expected):
+    assert metric_value(Metric.NET_EXPOSURE, metrics(), None, op=op) == expected
 
 
 @pytest.mark.parametrize("metric", [Metric.ORDER_NOTIONAL, Metric.ORDER_QUANTITY])

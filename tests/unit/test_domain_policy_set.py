@@ -31,6 +31,7 @@ def metrics(equity: float, notional: dict[str, float], peak: float = 1_250.0) ->
         unrealized_pnl=50.0,
         gross_exposure=gross,
         net_exposure=gross / 3.0,
+        net_exposure_low=-gross / 4.0,
         position_margin=gross * 0.1,
         pending_notional=100.0,
         pending_margin=10.0,
@@ -99,13 +100,14 @@ def test_assess_order_when_random_policies_then_matches_evaluating_each_one(seed
         assert all(ev.violated for ev in got_breaches)
 
 
+@pytest.mark.parametrize("op", list(Operator))
 @pytest.mark.parametrize("metric", list(Metric))
 @pytest.mark.parametrize("symbol", [None, "ETHUSDT", "XRPUSDT"])
-def test_prepare_when_any_metric_then_reads_what_metric_value_reads(metric, symbol):
+def test_prepare_when_any_metric_then_reads_what_metric_value_reads(metric, symbol, op):
     m = metrics(800.0, {"BTCUSDT": 3_000.0, "ETHUSDT": 1_000.0})
-    rule = prepare(Policy("i", "n", PolicyType.HARD, metric, Operator.LTE, 1.0))
+    rule = prepare(Policy("i", "n", PolicyType.HARD, metric, op, 1.0))
     value = rule_value(rule, m, symbol, (250.0, 0.5))
-    assert value == metric_value(metric, m, symbol, 250.0, 0.5)
+    assert value == metric_value(metric, m, symbol, 250.0, 0.5, op)
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,7 @@ def metrics(equity: float, notional: dict[str, float] | None = None) -> AccountM
         unrealized_pnl=100.0,
         gross_exposure=4_000.0,
         net_exposure=2_000.0,
+        net_exposure_low=1_500.0,
         position_margin=400.0,
         pending_notional=0.0,
         pending_margin=0.0,
