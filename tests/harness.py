@@ -82,6 +82,17 @@ class Harness:
         """Sum of the samples of a Prometheus metric (``*_total``) matching ``labels``."""
         return metric_sum(self.worker.metrics.registry, name, **labels)
 
+    async def collect(self, subject: str) -> list[dict[str, Any]]:
+        """Every message on ``subject`` from now on, decoded, in a list that fills up."""
+        seen: list[dict[str, Any]] = []
+
+        async def cb(msg: Msg) -> None:
+            seen.append(msgspec.json.decode(msg.data))
+
+        await self.nc.subscribe(subject, cb=cb)
+        await self.nc.flush()
+        return seen
+
     def processed(self) -> int:
         """Events the worker has processed (applied, ignored or dropped)."""
         return int(self.metric("risk_events_total") + self.metric("risk_events_invalid_total"))

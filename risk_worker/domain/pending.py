@@ -146,16 +146,6 @@ class PendingBook:
             return
         order.signed_qty = remaining if order.signed_qty > 0 else -remaining
 
-    def signed_qty(self, symbol: str, exclude: str | None = None) -> float:
-        """Net signed base quantity reserved on ``symbol`` (without order ``exclude``)."""
-        if not self._orders:
-            return 0.0
-        return sum(
-            o.signed_qty
-            for o in self._orders.values()
-            if o.symbol == symbol and o.order_id != exclude
-        )
-
     def sides(self, symbol: str, exclude: str | None = None) -> SymbolPending:
         """Pending BUY and SELL quantities of ``symbol`` (without order ``exclude``)."""
         if not self._orders:
@@ -177,7 +167,11 @@ class PendingBook:
     def exposure(
         self, exclude: str | None = None
     ) -> tuple[PendingTotals, dict[str, SymbolPending]]:
-        """:meth:`totals` and :meth:`sides` of every symbol, in one pass.
+        """Count, reserved notional and reserved margin of every live reservation, and
+        :meth:`sides` of every symbol, in one pass.
+
+        ``exclude`` leaves out one order id: a re-check of an order must not count its own
+        earlier reservation against itself.
 
         The dict of a book without reservations is a shared empty one: do not change it.
         """
@@ -204,23 +198,3 @@ class PendingBook:
                 ),
             )
         return PendingTotals(count, notional, margin), by_symbol
-
-    def totals(self, exclude: str | None = None) -> PendingTotals:
-        """Count, reserved notional and reserved margin over all live reservations.
-
-        ``exclude`` leaves out one order id: a re-check of an order must not count its own
-        earlier reservation against itself.
-        """
-        if not self._orders:
-            return NO_PENDING
-        notional = 0.0
-        margin = 0.0
-        count = 0
-        for order in self._orders.values():
-            if order.order_id == exclude:
-                continue
-            n = order.notional
-            notional += n
-            margin += n * order.margin_rate
-            count += 1
-        return PendingTotals(count, notional, margin)

@@ -4,26 +4,10 @@ tick is held as suspect (counted, alerted once) until confirmed (issue 10, items
 from __future__ import annotations
 
 import uuid
-from typing import Any
-
-import msgspec
-from nats.aio.msg import Msg
 
 from tests.harness import Harness, now_ms
 from tests.helpers import wait_for
 from tests.integration.conftest import HarnessFactory
-
-
-async def collect(h: Harness, subject: str) -> list[dict[str, Any]]:
-    """Every message on ``subject`` from now on, decoded, in a list that fills up."""
-    seen: list[dict[str, Any]] = []
-
-    async def cb(msg: Msg) -> None:
-        seen.append(msgspec.json.decode(msg.data))
-
-    await h.nc.subscribe(subject, cb=cb)
-    await h.nc.flush()
-    return seen
 
 
 async def test_tick_when_body_symbol_differs_from_subject_then_dropped_and_no_mark_moves(
@@ -69,7 +53,7 @@ async def test_ticks_when_symbol_table_full_then_new_symbols_refused_counted_and
 async def test_tick_when_jump_beyond_max_then_held_alerted_once_and_applied_on_confirmation(
     harness: Harness,
 ) -> None:
-    alerts = await collect(harness, "risk.alerts.warning")
+    alerts = await harness.collect("risk.alerts.warning")
     await harness.tick("ETHUSDT", 3_000.0)
     await harness.tick("ETHUSDT", 4_000.0)  # +33 %: suspect
     await harness.settle()

@@ -9,28 +9,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import msgspec
-from nats.aio.msg import Msg
-
 from risk_worker.devredis import RedisServer
 from risk_worker.devservers import NatsServer
 from risk_worker.domain.types import TradingState
 from risk_worker.replay import publish_ticks, read_ticks
-from tests.harness import Harness, start_harness, stop_harness
+from tests.harness import start_harness, stop_harness
 from tests.helpers import wait_for
 
 BARS = "coinbase_1m_bars_btcusd_ethusd.csv"
 DAY = (1504483200000, 1504569600000)  # 2017-09-04 UTC
-
-
-async def collect(h: Harness, subject: str) -> list[dict[str, Any]]:
-    seen: list[dict[str, Any]] = []
-
-    async def cb(msg: Msg) -> None:
-        seen.append(msgspec.json.decode(msg.data))
-
-    await h.nc.subscribe(subject, cb=cb)
-    return seen
 
 
 async def test_restart_mid_2017_09_04_replay_when_redis_then_drawdown_continues_and_halt_stays(
@@ -49,7 +36,7 @@ async def test_restart_mid_2017_09_04_replay_when_redis_then_drawdown_continues_
     account = f"LONG-{uuid.uuid4().hex[:6]}"
     h = await start_harness(own_nats_server.url, **settings)
     try:
-        metrics = await collect(h, "risk.metrics")
+        metrics = await h.collect("risk.metrics")
         await h.pnl(account, 100_000.0)
         await h.position(account, "ETHUSDT", 300_000.0 / first, first)  # 3x leverage
         await h.tick("ETHUSDT", first)
@@ -67,14 +54,14 @@ async def test_restart_mid_2017_09_04_replay_when_redis_then_drawdown_continues_
 
     h = await start_harness(own_nats_server.url, **settings)  # the restart
     try:
-        metrics = await collect(h, "risk.metrics")
+        metrics = await h.collect("risk.metrics")
         await wait_for(lambda: any(m["account_id"] == account for m in metrics), 5.0)
         after = next(m for m in metrics if m["account_id"] == account)
         assert after["peak_equity"] == before["peak_equity"]  # not reset to today's equity
         assert after["drawdown_max"] == before["drawdown_max"] > 0.0
         reply = await h.check(account, "ETHUSDT", "SELL", 1.0, dry_run=True)  # answers at once
         assert reply["rejection_reason"] is None, reply
-        stops = await collect(h, "risk.alerts.emergency")
+        stops = await h.collect("risk.alerts.emergency")
         await publish_ticks(h.nc, ticks[midday:], speed=None)  # the crash
         await wait_for(
             lambda: any(s.get("type") == "emergency_stop" for s in stops),
@@ -92,7 +79,7 @@ async def test_restart_mid_2017_09_04_replay_when_redis_then_drawdown_continues_
 
     h = await start_harness(own_nats_server.url, **settings)  # and again: still halted
     try:
-        metrics = await collect(h, "risk.metrics")
+        metrics = await h.collect("risk.metrics")
         await wait_for(lambda: any(m["account_id"] == account for m in metrics), 5.0)
         again = next(m for m in metrics if m["account_id"] == account)
         assert again["peak_equity"] == peak

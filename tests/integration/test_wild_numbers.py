@@ -8,7 +8,6 @@ from typing import Any
 
 import msgspec
 import pytest
-from nats.aio.msg import Msg
 
 from risk_worker.devredis import RedisServer
 from risk_worker.devservers import NatsServer
@@ -20,18 +19,6 @@ from tests.integration.conftest import HarnessFactory
 from tests.redis_fixtures import redis_client
 
 ETH = "ETHUSDT"
-
-
-async def collect(h: Harness, subject: str) -> list[dict[str, Any]]:
-    """Every message on ``subject`` from now on, decoded, in a list that fills up."""
-    seen: list[dict[str, Any]] = []
-
-    async def cb(msg: Msg) -> None:
-        seen.append(msgspec.json.decode(msg.data))
-
-    await h.nc.subscribe(subject, cb=cb)
-    await h.nc.flush()
-    return seen
 
 
 async def monitor_passes(metrics: list[dict[str, Any]], account: str, n: int) -> None:
@@ -85,7 +72,7 @@ async def test_wild_value_when_published_then_refused_or_held_and_account_never_
     harness: Harness, case: str, subject: str, body: dict[str, Any] | None, back: str, counted: str
 ) -> None:
     account = f"WILD-{uuid.uuid4().hex[:6]}"
-    metrics = await collect(harness, "risk.metrics")
+    metrics = await harness.collect("risk.metrics")
     await long_ten_eth(harness, account)
     await monitor_passes(metrics, account, 1)
     if body is None:
@@ -126,7 +113,7 @@ async def test_restart_when_a_1e308_tick_came_first_then_a_true_25pct_drawdown_d
     account = f"INF-{uuid.uuid4().hex[:6]}"
     h = await start_harness(own_nats_server.url, **settings)
     try:
-        metrics = await collect(h, "risk.metrics")
+        metrics = await h.collect("risk.metrics")
         await long_ten_eth(h, account)
         await monitor_passes(metrics, account, 1)
         await h.publish(f"market.tick.{ETH}", {"bid": 1e308, "ask": 1e308})

@@ -319,9 +319,10 @@ def test_build_context_is_an_allow_list_without_secrets() -> None:
 # -- requirements.lock ----------------------------------------------------------------------------
 
 
-def lock_pins() -> dict[str, str]:
+def lock_pins(path: Path = LOCK) -> dict[str, str]:
+    """``{name: version}`` of a lock file's exact pins (every line must be one)."""
     pins = {}
-    for line in LOCK.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip() and not line.startswith("#"):
             name, sep, version = line.partition("==")
             assert sep and re.fullmatch(r"[\w.!+-]+", version), f"not an exact pin: {line!r}"
@@ -347,21 +348,11 @@ def test_lock_pins_every_runtime_dependency_but_the_nats_server() -> None:
         assert dev not in pins
 
 
-def dev_lock_pins() -> dict[str, str]:
-    pins = {}
-    for line in DEV_LOCK.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, sep, version = line.partition("==")
-            assert sep and re.fullmatch(r"[\w.!+-]+", version), f"not an exact pin: {line!r}"
-            pins[name] = version
-    return pins
-
-
 def test_dev_lock_pins_every_declared_dependency_within_its_range() -> None:
     from packaging.requirements import Requirement  # noqa: PLC0415
     from packaging.utils import canonicalize_name  # noqa: PLC0415
 
-    pins = dev_lock_pins()
+    pins = lock_pins(DEV_LOCK)
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     declared = [*project["dependencies"], *project["optional-dependencies"]["dev"]]
     for text in declared:
@@ -372,7 +363,7 @@ def test_dev_lock_pins_every_declared_dependency_within_its_range() -> None:
 
 
 def test_image_lock_pins_the_versions_the_tests_run_with() -> None:
-    dev = dev_lock_pins()
+    dev = lock_pins(DEV_LOCK)
     for name, version in lock_pins().items():
         assert dev.get(name) == version, f"requirements.lock {name}=={version}, dev {dev.get(name)}"
 
@@ -386,7 +377,7 @@ def test_environment_is_installed_from_the_dev_lock() -> None:
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
     drift = {
         name: (version, installed[name])
-        for name, version in dev_lock_pins().items()
+        for name, version in lock_pins(DEV_LOCK).items()
         if name in installed and installed[name] != version
     }
     assert not drift, f"(lock, installed) differ: {drift}; run `python3 scripts/dev.py test`"

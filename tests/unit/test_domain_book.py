@@ -153,7 +153,7 @@ def test_apply_fill_when_order_id_reserved_then_consumes_reservation(fills, expe
     if expected_pending_qty is None:
         assert "o1" not in acct.pending
     else:
-        assert acct.pending.signed_qty(SYM) == pytest.approx(expected_pending_qty)
+        assert acct.pending.sides(SYM).buy_qty == pytest.approx(expected_pending_qty)
 
 
 def test_apply_fill_when_account_never_seen_then_account_stays_unknown():
