@@ -17,8 +17,8 @@ import argparse
 import gc
 import time
 
-from risk_worker import wire
-from risk_worker.bench_core import MAX_REQUEST_BYTES, build_engine, request_bodies
+from risk_worker.bench.core import MAX_REQUEST_BYTES, build_engine, request_bodies
+from risk_worker.wire import inbound
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     engine = build_engine(accounts=args.accounts, positions=args.positions)
     bodies = request_bodies(4000, args.accounts, args.positions)
-    orders = [wire.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
+    orders = [inbound.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
     gc.disable()
     now = time.time_ns() // 1_000_000
     for order in orders[: args.n]:

@@ -16,11 +16,11 @@ import platform
 import sys
 import time
 
-from risk_worker.bench_core import build_engine, measure, request_bodies
+from risk_worker.bench.core import build_engine, measure, request_bodies
 
 STAGES = (
     ("answer", "decode → decide → encode (CheckHandler.answer)"),
-    ("decode", "decode (wire.parse_check)"),
+    ("decode", "decode (inbound.parse_check)"),
     ("decide", "decide (RiskEngine.check)"),
     ("encode", "encode (reply_msg + msgspec)"),
 )

@@ -15,7 +15,7 @@ import sys
 from pyinstrument import Profiler
 
 from risk_worker.adapters.check_handler import CheckHandler
-from risk_worker.bench_core import (
+from risk_worker.bench.core import (
     MAX_REQUEST_BYTES,
     WORKER_ID,
     NullSink,

@@ -26,7 +26,7 @@ from risk_worker.bench.load import bench_requests, write_policy_file
 from risk_worker.bench.measure import Plan, run_phase
 from risk_worker.bench.procs import TickStream, stop
 from risk_worker.bench.runner import BenchConfig, start_worker
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 

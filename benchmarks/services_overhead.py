@@ -22,7 +22,7 @@ from pathlib import Path
 import msgspec
 import nats
 
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 
 CLI = str(Path(sys.executable).parent / "risk-worker")
 REQUEST = msgspec.json.encode(

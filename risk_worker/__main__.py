@@ -1,5 +1,5 @@
 """`python -m risk_worker` runs the CLI."""
 
-from risk_worker.cli import main
+from risk_worker.cli.main import main
 
 main()

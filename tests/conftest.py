@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from risk_worker.devredis import RedisServer
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
+from risk_worker.devstack.redis_server import RedisServer
 from tests.redis_fixtures import started_redis
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,7 @@ def shared_data_dir() -> Path:
 # tests/pg_fixtures.py. Imported here so that the section above stays as it was.
 from collections.abc import AsyncIterator  # noqa: E402
 
-from risk_worker.devpg import PostgresServer  # noqa: E402
+from risk_worker.devstack.postgres import PostgresServer  # noqa: E402
 from tests.pg_fixtures import (  # noqa: E402
     PostgresEndpoint,
     pg_data_dir,

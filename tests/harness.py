@@ -18,11 +18,11 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from prometheus_client import CollectorRegistry
 
-from risk_worker.app import Worker
 from risk_worker.domain.policies import Policy
-from risk_worker.policy_source import StaticPolicySource
-from risk_worker.settings import Settings
-from risk_worker.sinks import StateChangeRecord, ViolationRecord
+from risk_worker.service.policy_source import StaticPolicySource
+from risk_worker.service.settings import Settings
+from risk_worker.service.worker import Worker
+from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 from tests.helpers import connect, wait_for
 
 ENC = msgspec.json.Encoder()

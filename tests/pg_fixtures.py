@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from risk_worker.devpg import PostgresServer
+from risk_worker.devstack.postgres import PostgresServer
 
 EXTERNAL_URL_VARIABLE = "RISK_TEST_DATABASE_URL"
 

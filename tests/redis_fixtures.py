@@ -13,10 +13,10 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from risk_worker.adapters.redis_store import connect_redis
-from risk_worker.devredis import RedisServer
+from risk_worker.devstack.redis_server import RedisServer
 from risk_worker.domain.persistence import AccountState, MarkState, PositionState
 from risk_worker.domain.types import RiskLevel, TradingState
-from risk_worker.wire_out import RiskMetricsMsg
+from risk_worker.wire.outbound import RiskMetricsMsg
 
 
 @contextmanager

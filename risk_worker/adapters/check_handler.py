@@ -14,14 +14,14 @@ from collections.abc import Callable
 
 import msgspec
 
-from risk_worker import wire
 from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.domain.decision import Decision, Order, deny
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.types import DenyReason
 from risk_worker.errors import InvalidMessageError
-from risk_worker.sinks import RiskEventSink, violation_record
-from risk_worker.wire_out import reply_msg
+from risk_worker.wire import inbound
+from risk_worker.wire.audit import RiskEventSink, violation_record
+from risk_worker.wire.outbound import reply_msg
 
 log = logging.getLogger("risk_worker.checks")
 
@@ -94,9 +94,9 @@ class CheckHandler:
         headers: dict[str, str] | None = None
         error: str | None = None
         try:
-            order = wire.parse_check(data, self._max_bytes)
+            order = inbound.parse_check(data, self._max_bytes)
         except InvalidMessageError as exc:
-            order_id, account_id = wire.request_ids(data[: self._max_bytes])
+            order_id, account_id = inbound.request_ids(data[: self._max_bytes])
             decision = deny(DenyReason.INVALID_REQUEST, f"invalid request: {exc}")
             error = str(exc)[:512]
             headers = {ERROR_CODE: "400", ERROR_TEXT: error}
@@ -139,7 +139,9 @@ class CheckHandler:
         reservation = None
         r = decision.reservation
         if r is not None and account_id is not None:
-            reservation = self._encoder.encode(wire.reservation_msg(self._worker_id, account_id, r))
+            reservation = self._encoder.encode(
+                inbound.reservation_msg(self._worker_id, account_id, r)
+            )
         if self._on_checked is not None:
             self._on_checked(decision, (time.perf_counter_ns() - started) / 1e9)
         return CheckAnswer(payload, headers, decision, error, reservation)

@@ -22,7 +22,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from risk_worker.adapters.ratelog import RateLimitedLog
-from risk_worker.sinks import StateChangeRecord, ViolationRecord
+from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ async def ensure_stream(js: JetStreamContext, max_age_s: float) -> None:
 
 
 class EventStreamPublisher:
-    """A :class:`~risk_worker.sinks.RiskEventSink` that publishes to ``RISK_EVENTS``.
+    """A :class:`~risk_worker.wire.audit.RiskEventSink` that publishes to ``RISK_EVENTS``.
 
     Args:
         js: JetStream context.

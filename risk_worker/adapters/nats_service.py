@@ -10,6 +10,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import msgspec
 from nats.aio.client import Client
@@ -17,7 +18,6 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.micro.service import Service
 
-from risk_worker import wire
 from risk_worker.adapters.check_handler import CheckHandler, now_ms
 from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 from risk_worker.adapters.micro_service import (
@@ -32,10 +32,11 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.marks import TickResult
 from risk_worker.domain.types import ApplyResult
 from risk_worker.errors import InvalidMessageError
-from risk_worker.observability import Metrics
-from risk_worker.wire_out import suspect_tick_alert
+from risk_worker.wire import inbound
+from risk_worker.wire.outbound import suspect_tick_alert
 
 log = logging.getLogger(__name__)
+
 
 CHECK_SUBJECT = "risk.check.order"
 CHECK_QUEUE = "risk-workers"
@@ -48,7 +49,23 @@ SUSPECT_TICK_SUBJECT = "risk.alerts.warning"
 DRAIN_TIMEOUT_S = 5.0
 """How long a stop waits for the subscriptions to hand over what they received."""
 
-__all__ = ["CHECK_QUEUE", "CHECK_SUBJECT", "WorkerService", "now_ms"]
+__all__ = ["CHECK_QUEUE", "CHECK_SUBJECT", "EventCounters", "WorkerService", "now_ms"]
+
+
+class EventCounters(Protocol):
+    """What the NATS edge counts (the service's Prometheus metrics satisfy it)."""
+
+    def event(self, kind: str, result: str = "applied") -> None:
+        """Count one valid event of ``kind``; ``result`` applied or why it was not."""
+
+    def invalid_event(self, kind: str, reason: str) -> None:
+        """Count one dropped invalid event (``reason``: an ``InvalidMessageError`` code)."""
+
+    def request_dropped(self, reason: str) -> None:
+        """Count one request dropped unanswered (its reply subject was refused)."""
+
+    def alert(self, level: str) -> None:
+        """Count one published alert of ``level``."""
 
 
 class WorkerService:
@@ -75,7 +92,7 @@ class WorkerService:
         watcher: StateWatcher,
         worker_id: str,
         checks: CheckHandler,
-        metrics: Metrics,
+        metrics: EventCounters,
         services_protocol: bool = True,
         reply_prefixes: tuple[str, ...] = (),
     ) -> None:
@@ -133,7 +150,7 @@ class WorkerService:
 
     async def _on_position(self, msg: Msg) -> None:
         try:
-            event = wire.parse_position(msg.data)
+            event = inbound.parse_position(msg.data)
         except InvalidMessageError as exc:
             self._invalid(POSITIONS_SUBJECT, exc)
             return
@@ -141,7 +158,7 @@ class WorkerService:
 
     async def _on_fill(self, msg: Msg) -> None:
         try:
-            event = wire.parse_fill(msg.data)
+            event = inbound.parse_fill(msg.data)
         except InvalidMessageError as exc:
             self._invalid(FILLS_SUBJECT, exc)
             return
@@ -149,7 +166,7 @@ class WorkerService:
 
     async def _on_pnl(self, msg: Msg) -> None:
         try:
-            event = wire.parse_pnl(msg.data)
+            event = inbound.parse_pnl(msg.data)
         except InvalidMessageError as exc:
             self._invalid(PNL_SUBJECT, exc)
             return
@@ -157,7 +174,7 @@ class WorkerService:
 
     async def _on_tick(self, msg: Msg) -> None:
         try:
-            symbol, price, timestamp = wire.parse_tick(msg.data, msg.subject)
+            symbol, price, timestamp = inbound.parse_tick(msg.data, msg.subject)
         except InvalidMessageError as exc:
             self._invalid("market.tick", exc)
             return
@@ -234,12 +251,12 @@ class WorkerService:
     async def _on_reservation(self, msg: Msg) -> None:
         """Another instance reserved headroom: count it here too."""
         try:
-            r = wire.parse_reservation(msg.data)
+            r = inbound.parse_reservation(msg.data)
         except InvalidMessageError as exc:
             self._invalid(RESERVATIONS_SUBJECT, exc)
             return
         if r.worker_id != self._worker_id:
-            self._engine.apply_reservation(r.account_id, wire.pending_order(r))
+            self._engine.apply_reservation(r.account_id, inbound.pending_order(r))
 
     # -- outbound -----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from risk_worker.adapters.kv_bucket import clear_state, open_bucket, read_state, write_state
+from risk_worker.adapters.nats_auth import NatsAuth, open_connection
 from risk_worker.domain.trading_state import (
     GLOBAL_KEY,
     STATE_KEY_PREFIX,
@@ -27,8 +28,7 @@ from risk_worker.domain.trading_state import (
 )
 from risk_worker.domain.types import StateSource, TradingState
 from risk_worker.errors import StaleRevisionError
-from risk_worker.nats_auth import NatsAuth, open_connection
-from risk_worker.wire_out import StateChangeMsg
+from risk_worker.wire.outbound import StateChangeMsg
 
 EMERGENCY_SUBJECT = "risk.alerts.emergency"
 _ENCODER = msgspec.json.Encoder()

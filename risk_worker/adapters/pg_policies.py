@@ -111,7 +111,7 @@ async def load_policies(conn: Conn) -> tuple[list[Policy], list[str]]:
 
 
 class PgPolicySource:
-    """The :class:`~risk_worker.policy_source.PolicySource` backed by PostgreSQL.
+    """The :class:`~risk_worker.service.policy_source.PolicySource` backed by PostgreSQL.
 
     Args:
         dsn: libpq URL of the database, e.g. ``RISK_DATABASE_URL`` (never logged: it may hold a

@@ -28,7 +28,7 @@ from nats.js.client import JetStreamContext
 
 from risk_worker.adapters.event_stream import STREAM, SUBJECTS
 from risk_worker.errors import RiskWorkerError
-from risk_worker.sinks import StateChangeRecord, ViolationRecord
+from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.domain.persistence import AccountState, MarkState
 from risk_worker.errors import RiskWorkerError
-from risk_worker.wire_out import RiskMetricsMsg
+from risk_worker.wire.outbound import RiskMetricsMsg
 
 log = logging.getLogger("risk_worker.redis")
 

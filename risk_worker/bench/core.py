@@ -3,7 +3,7 @@
 Builds a realistic book (by default 1,000 accounts × 20 positions, 10 policies, marks for every
 symbol) through the engine's own event calls, pre-encodes ``dry_run`` check requests and times
 :meth:`~risk_worker.adapters.check_handler.CheckHandler.answer` per call, then each stage on its
-own: decoding (``wire.parse_check``), the decision (``RiskEngine.check``) and encoding the reply
+own: decoding (``inbound.parse_check``), the decision (``RiskEngine.check``) and encoding the reply
 (``reply_msg`` + a msgspec encoder). The garbage collector is disabled during each timed loop.
 
 Every reply is verified: it must decode, echo its order id and be approved, and an order built
@@ -20,7 +20,6 @@ from typing import Any
 
 import msgspec
 
-from risk_worker import wire
 from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.domain.book import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.decision import Decision, Order
@@ -28,8 +27,9 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.policies import Policy, default_policies
 from risk_worker.domain.types import DenyReason, Metric, Operator, PolicyType, Scope
-from risk_worker.sinks import StateChangeRecord, ViolationRecord
-from risk_worker.wire_out import reply_msg
+from risk_worker.wire import inbound
+from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
+from risk_worker.wire.outbound import reply_msg
 
 BALANCE = 10_000_000.0
 """Wallet balance of every account (quote): typical orders use a small part of the margin."""
@@ -45,7 +45,7 @@ WARMUP_CALLS = 2_000
 
 
 class NullSink:
-    """A :class:`~risk_worker.sinks.RiskEventSink` that drops every record."""
+    """A :class:`~risk_worker.wire.audit.RiskEventSink` that drops every record."""
 
     def record(self, record: ViolationRecord | StateChangeRecord) -> None:
         """Drop the record."""
@@ -267,7 +267,7 @@ def measure(engine: RiskEngine, bodies: Sequence[bytes], repeat: int = 5) -> dic
     """Time the whole check path and each stage of it over ``bodies``, ``repeat`` passes each.
 
     Stages: ``answer`` (``CheckHandler.answer``: decode → decide → encode, as served),
-    ``decode`` (``wire.parse_check``), ``decide`` (``RiskEngine.check`` on pre-parsed orders)
+    ``decode`` (``inbound.parse_check``), ``decide`` (``RiskEngine.check`` on pre-parsed orders)
     and ``encode`` (``reply_msg`` + msgspec encoding of pre-computed decisions). Marks are
     refreshed before every pass, as ticks would, so market orders always have a fresh price.
 
@@ -285,7 +285,7 @@ def measure(engine: RiskEngine, bodies: Sequence[bytes], repeat: int = 5) -> dic
         raise ValueError("need at least one body and repeat ≥ 1")
     positions = len(engine.book.marks)
     handler = CheckHandler(engine, lambda: True, WORKER_ID, MAX_REQUEST_BYTES, NullSink())
-    orders = [wire.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
+    orders = [inbound.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
 
     def marks() -> None:
         refresh_marks(engine, positions)
@@ -298,7 +298,7 @@ def measure(engine: RiskEngine, bodies: Sequence[bytes], repeat: int = 5) -> dic
     figures |= percentiles(samples, total, "answer")
 
     samples, total, _ = _timed(
-        lambda b: wire.parse_check(b, MAX_REQUEST_BYTES), bodies, repeat, marks
+        lambda b: inbound.parse_check(b, MAX_REQUEST_BYTES), bodies, repeat, marks
     )
     figures |= percentiles(samples, total, "decode")
 

@@ -18,15 +18,15 @@ import msgspec
 import nats
 from nats.aio.msg import Msg
 
-from risk_worker import wire
 from risk_worker.adapters.check_handler import CheckHandler
-from risk_worker.bench_core import (
+from risk_worker.bench.core import (
     MAX_REQUEST_BYTES,
     WORKER_ID,
     NullSink,
     build_engine,
     request_bodies,
 )
+from risk_worker.wire import inbound
 
 SUBJECT = "risk.check.order"
 QUEUE = "risk-workers"
@@ -56,7 +56,7 @@ async def serve(url: str, reply: bytes) -> None:
         reply: the pre-encoded reply sent to every request.
     """
     nc = await nats.connect(url)
-    decoder = msgspec.json.Decoder(wire.CheckRequestMsg)
+    decoder = msgspec.json.Decoder(inbound.CheckRequestMsg)
 
     async def on_msg(msg: Msg) -> None:
         # the worker answers an invalid request too: reply all the same

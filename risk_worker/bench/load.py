@@ -2,7 +2,7 @@
 
 Every account gets a ``pnl.update`` (balance) and one ``positions.update`` per symbol; every
 symbol gets a ``market.tick.<symbol>`` mark. Figures and names come from
-:mod:`risk_worker.bench_core`, so the book matches the in-process microbenchmark's.
+:mod:`risk_worker.bench.core`, so the book matches the in-process microbenchmark's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import msgspec
 import nats.errors
 from nats.aio.client import Client
 
-from risk_worker.bench_core import (
+from risk_worker.bench.core import (
     BALANCE,
     POSITION_NOTIONAL,
     account_id,
@@ -44,7 +44,7 @@ class BenchError(RuntimeError):
 
 
 def write_policy_file(path: Path) -> Path:
-    """Write the bench's 10 policies (:func:`~risk_worker.bench_core.bench_policies`) as TOML.
+    """Write the bench's 10 policies (:func:`~risk_worker.bench.core.bench_policies`) as TOML.
 
     The worker reads it through ``RISK_POLICY_FILE``, so it runs the same set as the in-process
     microbenchmark without a database.
@@ -94,7 +94,7 @@ def bench_requests(
     Returns:
         (bodies, order ids ``bench-<k>``, expected: None for approved, else the name of the
         policy that must deny it). Typical orders come from
-        :func:`~risk_worker.bench_core.request_bodies`; every :data:`DENY_EVERY`-th is
+        :func:`~risk_worker.bench.core.request_bodies`; every :data:`DENY_EVERY`-th is
         :func:`denial_body`.
     """
     bodies = request_bodies(n, accounts, positions)

@@ -16,14 +16,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nats
 from nats.aio.client import Client
 
-from risk_worker.bench import TICK_RATES
+from risk_worker.bench.config import BenchConfig
 from risk_worker.bench.ingest import applied_ticks, tick_ladder, wait_applied
 from risk_worker.bench.load import (
     CHECK_SUBJECT,
@@ -38,27 +37,11 @@ from risk_worker.bench.load import (
 from risk_worker.bench.measure import Plan, measure_all, timed_phase
 from risk_worker.bench.procs import TickStream, alive, http_get, peak_rss_mb, spawn, stop
 from risk_worker.bench.summary import inprocess_figures, summarize
-from risk_worker.devservers import NatsServer, free_port
+from risk_worker.devstack.nats_server import NatsServer, free_port
 
 RISK_WORKER = Path(sys.executable).parent / "risk-worker"
 START_TIMEOUT_S = 30.0
 DISTINCT_BODIES = 5_000
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """Book size, load and rounds of one bench run (``requests`` set: a count per phase)."""
-
-    accounts: int = 1000
-    positions: int = 20
-    duration: float = 2.0
-    requests: int | None = None
-    inflight: tuple[int, ...] = (16, 64, 128)
-    rounds: int = 3
-    tick_rate: float = 5_000.0
-    tick_rates: tuple[float, ...] = tuple(float(r) for r in TICK_RATES)
-    tick_seconds: float = 3.0
-    inprocess: bool = True
 
 
 def worker_env(url: str, policy_file: Path, http_port: int) -> dict[str, str]:

@@ -11,10 +11,10 @@ import statistics
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from risk_worker.bench_core import build_engine, measure, request_bodies
+from risk_worker.bench.core import build_engine, measure, request_bodies
 
 if TYPE_CHECKING:
-    from risk_worker.bench.runner import BenchConfig
+    from risk_worker.bench.config import BenchConfig
 
 INPROCESS_REQUESTS = 5_000
 INPROCESS_STAGES = ("answer", "decode", "decide", "encode")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import nats
 
-from risk_worker.bench_core import mark_price, symbol
+from risk_worker.bench.core import mark_price, symbol
 
 BATCH_INTERVAL_S = 0.001
 JITTER = (-0.0005, -0.0002, 0.0, 0.0002, 0.0005)

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-TICK_RATES = (10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_000)
-"""The default tick-ingestion ladder, ticks/s."""
+from risk_worker.bench.config import TICK_RATES
+
 _TICK_RATES_TEXT = ",".join(map(str, TICK_RATES))
 
 
@@ -61,10 +61,11 @@ def bench_command(
     from rich.console import Console  # noqa: PLC0415
     from rich.progress import Progress, SpinnerColumn, TimeElapsedColumn  # noqa: PLC0415
 
+    from risk_worker.bench.config import BenchConfig  # noqa: PLC0415
     from risk_worker.bench.load import BenchError  # noqa: PLC0415
     from risk_worker.bench.report import render  # noqa: PLC0415
-    from risk_worker.bench.runner import BenchConfig, run_bench, steps_total  # noqa: PLC0415
-    from risk_worker.cli_common import run_async  # noqa: PLC0415
+    from risk_worker.bench.runner import run_bench, steps_total  # noqa: PLC0415
+    from risk_worker.cli.common import run_async  # noqa: PLC0415
 
     cfg = BenchConfig(
         accounts=accounts,

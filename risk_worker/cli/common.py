@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from risk_worker.errors import ConfigError
-from risk_worker.settings import Settings, load_settings
+from risk_worker.service.settings import Settings, load_settings
 
 T = TypeVar("T")
 DB_TIMEOUT_S = 5.0
@@ -41,7 +41,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 def configure_logs(settings: Settings) -> None:
     """JSON lines or console logs, as ``RISK_LOG_FORMAT`` says."""
-    from risk_worker.logs import configure_logging  # noqa: PLC0415
+    from risk_worker.service.logs import configure_logging  # noqa: PLC0415
 
     configure_logging(settings.log_level, settings.log_format or None)
 

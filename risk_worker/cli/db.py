@@ -19,7 +19,7 @@ from rich.table import Table
 
 from risk_worker.adapters.pg_migrate import MigrationError, MigrationState, migrate, status
 from risk_worker.adapters.pg_migrate import migrations_dir as default_migrations_dir
-from risk_worker.cli_common import database_url_or_exit, where, with_database
+from risk_worker.cli.common import database_url_or_exit, where, with_database
 
 T = TypeVar("T")
 db = typer.Typer(no_args_is_help=True, help="Apply and inspect the PostgreSQL schema migrations.")

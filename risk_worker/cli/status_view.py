@@ -16,10 +16,10 @@ from nats.aio.msg import Msg
 from rich.console import Console
 from rich.table import Table
 
-from risk_worker import operator
+from risk_worker.adapters import operator
 from risk_worker.adapters.micro_service import SERVICE_NAME
 from risk_worker.domain.trading_state import StateValue
-from risk_worker.settings import Settings
+from risk_worker.service.settings import Settings
 
 _LEVEL_ORDER = {"BREACHED": 0, "HIGH": 1, "MEDIUM": 2, "LOW": 3}
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from risk_worker.childproc import ChildServer
+from risk_worker.devstack.childproc import ChildServer
 
 _LOG_NAME = "nats-server.log"
 _POLL_INTERVAL_S = 0.05

@@ -18,8 +18,8 @@ import time
 import warnings
 from pathlib import Path
 
-from risk_worker.childproc import ChildServer
-from risk_worker.devservers import free_port
+from risk_worker.devstack.childproc import ChildServer
+from risk_worker.devstack.nats_server import free_port
 
 _LOG_NAME = "postgres.log"
 _POLL_INTERVAL_S = 0.05

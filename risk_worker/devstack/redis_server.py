@@ -14,8 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from risk_worker.childproc import ChildServer
-from risk_worker.devservers import free_port
+from risk_worker.devstack.childproc import ChildServer
+from risk_worker.devstack.nats_server import free_port
 
 _LOG_NAME = "redis-server.log"
 _POLL_INTERVAL_S = 0.05

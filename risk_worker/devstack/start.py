@@ -15,14 +15,14 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from risk_worker import operator
+from risk_worker.adapters import operator
 from risk_worker.adapters.pg_migrate import migrate, migrations_dir
-from risk_worker.app import serve
-from risk_worker.devpg import PostgresServer
-from risk_worker.devredis import RedisServer
-from risk_worker.devservers import NatsServer, free_port, nats_reachable
-from risk_worker.replay import parse_symbol_map, publish_ticks, read_ticks
-from risk_worker.settings import Settings, redact
+from risk_worker.devstack.nats_server import NatsServer, free_port, nats_reachable
+from risk_worker.devstack.postgres import PostgresServer
+from risk_worker.devstack.redis_server import RedisServer
+from risk_worker.devstack.replay import parse_symbol_map, publish_ticks, read_ticks
+from risk_worker.service.settings import Settings, redact
+from risk_worker.service.worker import serve
 
 T = TypeVar("T")
 

@@ -115,7 +115,7 @@ class JsonFormatter(logging.Formatter):
 
 
 class ConsoleFormatter(logging.Formatter):
-    """``2024-05-01 12:00:00,123 INFO    risk_worker.app: message key=value …``."""
+    """``2024-05-01 12:00:00,123 INFO    risk_worker.service.worker: message key=value …``."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")

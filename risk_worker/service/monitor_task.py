@@ -30,9 +30,9 @@ from risk_worker.domain.monitor import AccountReport, Trip
 from risk_worker.domain.trading_state import StateValue, auto_key, scope_of_key
 from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError
-from risk_worker.observability import Metrics
-from risk_worker.sinks import RiskEventSink, StateChangeRecord, violation_record
-from risk_worker.wire_out import RiskMetricsMsg, StateChangeMsg, alert_msg, finite, metrics_msg
+from risk_worker.service.observability import Metrics
+from risk_worker.wire.audit import RiskEventSink, StateChangeRecord, violation_record
+from risk_worker.wire.outbound import RiskMetricsMsg, StateChangeMsg, alert_msg, finite, metrics_msg
 
 log = logging.getLogger("risk_worker.monitor")
 

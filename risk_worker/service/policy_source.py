@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from risk_worker.adapters.policy_admin import PolicySpec, parse_policy_file
 from risk_worker.domain.policies import Policy, default_policies
-from risk_worker.policy_admin import PolicySpec, parse_policy_file
 
 
 class PolicySource(Protocol):
@@ -63,11 +63,13 @@ def spec_policy(spec: PolicySpec) -> Policy:
 
 
 class FilePolicySource:
-    """Policies from a TOML file (format of :mod:`risk_worker.policy_admin`), read on every load.
+    """Policies from a TOML file, read on every load.
+
+    The format is :mod:`risk_worker.adapters.policy_admin`'s (``policies apply``).
 
     For a worker without PostgreSQL (``RISK_POLICY_FILE``): edits are picked up at the next
     reload (``RISK_POLICY_RELOAD_INTERVAL``). A file that cannot be read or parsed raises
-    :class:`~risk_worker.policy_admin.PolicyFileError`, so the set in force stays (or, at
+    :class:`~risk_worker.adapters.policy_admin.PolicyFileError`, so the set in force stays (or, at
     start, the worker refuses to run unless ``RISK_POLICY_FALLBACK=defaults``).
     """
 

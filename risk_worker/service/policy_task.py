@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import PolicyError, default_policies
 from risk_worker.errors import RiskWorkerError
-from risk_worker.policy_source import PolicySource
+from risk_worker.service.policy_source import PolicySource
 
 log = logging.getLogger("risk_worker.policies")
 

@@ -14,11 +14,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from risk_worker.adapters.nats_auth import NatsAuth, load_nats_auth
 from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.types import TradingState
 from risk_worker.errors import ConfigError
-from risk_worker.nats_auth import NatsAuth, load_nats_auth
-from risk_worker.trading_day import DEFAULT_DAY_RESET, parse_day_reset, trading_day_function
+from risk_worker.service.trading_day import DEFAULT_DAY_RESET, parse_day_reset, trading_day_function
 
 T = TypeVar("T")
 

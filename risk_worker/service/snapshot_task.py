@@ -21,7 +21,7 @@ from risk_worker.domain.persistence import (
     export_marks,
     restore,
 )
-from risk_worker.wire_out import RiskMetricsMsg
+from risk_worker.wire.outbound import RiskMetricsMsg
 
 log = logging.getLogger(__name__)
 

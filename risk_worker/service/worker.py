@@ -28,6 +28,7 @@ from risk_worker.adapters.http_server import HttpServer
 from risk_worker.adapters.kv_bucket import open_bucket
 from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.membership import Members
+from risk_worker.adapters.nats_auth import describe_connect_error, open_connection
 from risk_worker.adapters.nats_service import WorkerService
 from risk_worker.adapters.pg_policies import PgPolicySource
 from risk_worker.adapters.pg_sink import PgEventSink
@@ -36,14 +37,13 @@ from risk_worker.domain.decision import Decision
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.trading_state import StateValue
 from risk_worker.errors import ServerUnavailableError
-from risk_worker.monitor_task import MonitorTask, state_change_record
-from risk_worker.nats_auth import describe_connect_error, open_connection
-from risk_worker.observability import Metrics
-from risk_worker.policy_source import FilePolicySource, PolicySource, StaticPolicySource
-from risk_worker.policy_task import PolicyReloader
-from risk_worker.settings import Settings, redact
-from risk_worker.sinks import RiskEventSink
-from risk_worker.snapshot_task import SnapshotKeeper
+from risk_worker.service.monitor_task import MonitorTask, state_change_record
+from risk_worker.service.observability import Metrics
+from risk_worker.service.policy_source import FilePolicySource, PolicySource, StaticPolicySource
+from risk_worker.service.policy_task import PolicyReloader
+from risk_worker.service.settings import Settings, redact
+from risk_worker.service.snapshot_task import SnapshotKeeper
+from risk_worker.wire.audit import RiskEventSink
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from risk_worker.domain.policies import Evaluation
-from risk_worker.wire_out import finite
+from risk_worker.wire.outbound import finite
 
 log = logging.getLogger("risk_worker.audit")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 from tests.harness import Harness, start_harness, stop_harness
 
 HarnessFactory = Callable[..., Awaitable[Harness]]

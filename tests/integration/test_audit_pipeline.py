@@ -15,9 +15,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from risk_worker import operator
-from risk_worker.devpg import PostgresServer
-from risk_worker.devservers import NatsServer
+from risk_worker.adapters import operator
+from risk_worker.devstack.nats_server import NatsServer
+from risk_worker.devstack.postgres import PostgresServer
 from risk_worker.domain.types import TradingState
 from tests.harness import Harness, start_harness, stop_harness
 from tests.helpers import wait_for
@@ -203,7 +203,7 @@ async def test_sink_when_schema_missing_then_records_wait_in_stream_until_migrat
         own_nats_server.url, database_url=database_url, policy_fallback="defaults"
     )  # the empty database has no policies
     try:
-        from risk_worker.sinks import ViolationRecord  # noqa: PLC0415
+        from risk_worker.wire.audit import ViolationRecord  # noqa: PLC0415
 
         for i in range(5):
             h.worker.sink.record(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from risk_worker.bench.runner import BenchConfig, run_bench, steps_total
+from risk_worker.bench.config import BenchConfig
+from risk_worker.bench.runner import run_bench, steps_total
 from risk_worker.bench.summary import cpu_keys, figure_keys
 
 TARGETS = {

@@ -7,10 +7,10 @@ import uuid
 
 import pytest
 
-from risk_worker import operator
+from risk_worker.adapters import operator
 from risk_worker.domain.policies import Policy, default_policies
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope, TradingState
-from risk_worker.sinks import ViolationRecord
+from risk_worker.wire.audit import ViolationRecord
 from tests.harness import Harness, ListSink
 from tests.helpers import wait_for
 from tests.integration.conftest import HarnessFactory

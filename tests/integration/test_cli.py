@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 from tests.harness import Harness
 from tests.helpers import wait_for
 

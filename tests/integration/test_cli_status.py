@@ -7,9 +7,9 @@ import os
 import sys
 from pathlib import Path
 
-from risk_worker import operator
-from risk_worker.devredis import RedisServer
-from risk_worker.devservers import NatsServer
+from risk_worker.adapters import operator
+from risk_worker.devstack.nats_server import NatsServer
+from risk_worker.devstack.redis_server import RedisServer
 from risk_worker.domain.types import TradingState
 from tests.helpers import wait_for
 from tests.integration.conftest import HarnessFactory

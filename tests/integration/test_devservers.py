@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from nats.js.errors import BucketNotFoundError
 
-from risk_worker.devservers import NatsServer, find_nats_server, free_port, nats_reachable
+from risk_worker.devstack.nats_server import NatsServer, find_nats_server, free_port, nats_reachable
 from tests.helpers import connect
 
 

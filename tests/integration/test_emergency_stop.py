@@ -16,7 +16,7 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from risk_worker.adapters.kv_bucket import open_bucket, read_state, write_state
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key, auto_key
 from risk_worker.domain.types import StateSource, TradingState
 from tests.helpers import connect, wait_for

@@ -7,16 +7,16 @@ import uuid
 import msgspec
 import pytest
 
-from risk_worker import operator
+from risk_worker.adapters import operator
 from risk_worker.adapters.event_stream import (
     STREAM,
     EventStreamPublisher,
     ensure_stream,
     subject_of,
 )
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.types import TradingState
-from risk_worker.sinks import StateChangeRecord, ViolationRecord
+from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 from tests.harness import ListSink
 from tests.helpers import connect, wait_for
 from tests.integration.conftest import HarnessFactory

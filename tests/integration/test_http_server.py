@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from risk_worker.adapters.http_server import HttpServer
-from risk_worker.observability import Metrics
+from risk_worker.service.observability import Metrics
 
 READY = {
     "nats": "connected",

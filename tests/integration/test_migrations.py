@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from risk_worker.adapters.pg_migrate import MigrationError, migrate, migrations_dir, status
-from risk_worker.cli_db import db
-from risk_worker.devpg import PostgresServer
+from risk_worker.cli.db import db
+from risk_worker.devstack.postgres import PostgresServer
 
 REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 FILES = sorted(p.name for p in REPO_MIGRATIONS.glob("*.sql"))

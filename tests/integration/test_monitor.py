@@ -10,11 +10,11 @@ import msgspec
 import pytest
 from nats.aio.msg import Msg
 
-from risk_worker import operator
+from risk_worker.adapters import operator
 from risk_worker.adapters.kv_bucket import open_bucket, read_state
 from risk_worker.domain.trading_state import account_key, auto_key
 from risk_worker.domain.types import TradingState
-from risk_worker.sinks import StateChangeRecord, ViolationRecord
+from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 from tests.harness import Harness, ListSink
 from tests.helpers import wait_for
 from tests.integration.conftest import HarnessFactory

@@ -14,9 +14,9 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from risk_worker import operator
+from risk_worker.adapters import operator
 from risk_worker.adapters.kv_bucket import open_bucket, read_state
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import auto_key
 from risk_worker.domain.types import TradingState
 from tests.helpers import connect, wait_for

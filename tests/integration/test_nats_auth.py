@@ -16,14 +16,14 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from risk_worker.devservers import NatsServer
-from risk_worker.nats_auth import (
+from risk_worker.adapters.nats_auth import (
     NatsAuthError,
     connect_options,
     describe_connect_error,
     load_nats_auth,
     open_connection,
 )
+from risk_worker.devstack.nats_server import NatsServer
 from tests.procs import RISK_WORKER, risk_env, unique
 from tests.tls_fixtures import (
     TlsFiles,

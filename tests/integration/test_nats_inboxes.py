@@ -23,9 +23,9 @@ import pytest
 from nats.aio.msg import Msg
 
 from risk_worker.adapters.kv_bucket import read_state
-from risk_worker.app import Worker
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import GLOBAL_KEY
+from risk_worker.service.worker import Worker
 from tests.helpers import wait_for
 from tests.integration.test_nats_permissions import (
     BUCKET,

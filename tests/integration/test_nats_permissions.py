@@ -35,15 +35,15 @@ from nats.aio.msg import Msg
 from nats.js import api
 from nats.js.kv import KeyValue
 
-from risk_worker import operator as ops
+from risk_worker.adapters import operator as ops
 from risk_worker.adapters.kv_bucket import open_bucket, read_state, write_state
-from risk_worker.app import Worker
-from risk_worker.devservers import NatsServer, free_port
+from risk_worker.devstack.nats_server import NatsServer, free_port
 from risk_worker.domain.policies import Policy, default_policies
 from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key, auto_key
 from risk_worker.domain.types import Metric, Operator, PolicyType, StateSource, TradingState
-from risk_worker.policy_source import StaticPolicySource
-from risk_worker.settings import Settings, load_settings
+from risk_worker.service.policy_source import StaticPolicySource
+from risk_worker.service.settings import Settings, load_settings
+from risk_worker.service.worker import Worker
 from tests.harness import now_ms, settings_for
 from tests.helpers import connect, wait_for
 

@@ -11,9 +11,9 @@ from typing import NamedTuple
 import nats.errors
 import pytest
 
-from risk_worker import operator
+from risk_worker.adapters import operator
 from risk_worker.adapters.kv_bucket import open_bucket, write_state
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue
 from risk_worker.domain.types import StateSource, TradingState
 from risk_worker.errors import TradingStateError

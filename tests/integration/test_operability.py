@@ -11,7 +11,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
 from tests.harness import Harness
 from tests.helpers import wait_for
 from tests.integration.conftest import HarnessFactory

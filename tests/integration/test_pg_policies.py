@@ -20,10 +20,7 @@ from risk_worker.adapters.pg_policies import (
     PolicyLoadError,
     load_policies,
 )
-from risk_worker.cli_policies import policies
-from risk_worker.devpg import PostgresServer
-from risk_worker.domain.policies import default_policies
-from risk_worker.policy_admin import (
+from risk_worker.adapters.policy_admin import (
     PolicyConflictError,
     apply,
     diff,
@@ -31,6 +28,9 @@ from risk_worker.policy_admin import (
     parse_policy_file,
     read_stored,
 )
+from risk_worker.cli.policies import policies
+from risk_worker.devstack.postgres import PostgresServer
+from risk_worker.domain.policies import default_policies
 from tests.helpers import wait_for
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/postgres"

@@ -20,10 +20,10 @@ import pytest
 from nats.aio.msg import Msg
 
 from risk_worker.adapters.kv_bucket import open_bucket, read_state
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
+from risk_worker.devstack.replay import read_ticks
 from risk_worker.domain.trading_state import auto_key
 from risk_worker.domain.types import TradingState
-from risk_worker.replay import read_ticks
 from tests.harness import Harness
 from tests.helpers import wait_for
 from tests.integration.conftest import HarnessFactory

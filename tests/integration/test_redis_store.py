@@ -17,8 +17,8 @@ from risk_worker.adapters.redis_store import (
     connect_redis,
     flatten_metrics,
 )
-from risk_worker.devredis import RedisServer, redis_server_binary
-from risk_worker.devservers import free_port
+from risk_worker.devstack.nats_server import free_port
+from risk_worker.devstack.redis_server import RedisServer, redis_server_binary
 from risk_worker.domain.persistence import AccountState, MarkState
 from tests.helpers import wait_for
 from tests.redis_fixtures import account_state, fresh_prefix, mark_state, metrics, redis_client

@@ -8,8 +8,8 @@ import msgspec
 import pytest
 from nats.aio.msg import Msg
 
-from risk_worker.devservers import NatsServer
-from risk_worker.replay import ReplayTick, publish_ticks
+from risk_worker.devstack.nats_server import NatsServer
+from risk_worker.devstack.replay import ReplayTick, publish_ticks
 from tests.helpers import connect, wait_for
 
 TICKS = [

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import msgspec
 
-from risk_worker import operator
-from risk_worker.devservers import NatsServer
+from risk_worker.adapters import operator
+from risk_worker.devstack.nats_server import NatsServer
 from tests.integration.conftest import HarnessFactory
 
 CLI = str(Path(sys.executable).parent / "risk-worker")

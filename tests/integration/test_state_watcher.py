@@ -7,8 +7,8 @@ import shutil
 
 import nats.errors
 
-from risk_worker import operator
-from risk_worker.devservers import NatsServer
+from risk_worker.adapters import operator
+from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import GLOBAL_KEY
 from risk_worker.domain.types import TradingState
 from risk_worker.errors import TradingStateError

@@ -9,10 +9,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from risk_worker.devredis import RedisServer
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
+from risk_worker.devstack.redis_server import RedisServer
+from risk_worker.devstack.replay import publish_ticks, read_ticks
 from risk_worker.domain.types import TradingState
-from risk_worker.replay import publish_ticks, read_ticks
 from tests.harness import start_harness, stop_harness
 from tests.helpers import wait_for
 

@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from risk_worker.devredis import RedisServer
-from risk_worker.devservers import NatsServer
+from risk_worker.devstack.nats_server import NatsServer
+from risk_worker.devstack.redis_server import RedisServer
 from risk_worker.domain.persistence import AccountState, MarkState, PositionState
 from risk_worker.domain.types import TradingState
 from tests.harness import Harness, now_ms, start_harness, stop_harness

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from risk_worker.devservers import find_nats_server
+from risk_worker.devstack.nats_server import find_nats_server
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"

@@ -21,17 +21,18 @@ from typing import Any
 import msgspec
 import pytest
 
-from risk_worker import monitor_task, operator, wire
-from risk_worker.adapters import event_stream, micro_service, nats_service
+from risk_worker.adapters import event_stream, micro_service, nats_service, operator
 from risk_worker.adapters.kv_bucket import decode_state
+from risk_worker.adapters.nats_auth import NatsAuth
 from risk_worker.domain.monitor import AlertLevel
 from risk_worker.domain.policies import Policy, default_policies, validate_policy
 from risk_worker.domain.trading_state import ACCOUNT_KEY_PREFIX, GLOBAL_KEY, StateValue
 from risk_worker.domain.types import DenyReason, Metric, RiskLevel, Scope
-from risk_worker.nats_auth import NatsAuth
-from risk_worker.settings import Settings
-from risk_worker.sinks import StateChangeRecord, ViolationRecord
-from risk_worker.wire_out import (
+from risk_worker.service import monitor_task
+from risk_worker.service.settings import Settings
+from risk_worker.wire import inbound
+from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
+from risk_worker.wire.outbound import (
     AlertMsg,
     CheckReplyMsg,
     RiskMetricsMsg,
@@ -43,11 +44,11 @@ DOC = Path(__file__).resolve().parents[2] / "subjects.md"
 TEXT = DOC.read_text(encoding="utf-8")
 
 INBOUND: dict[str, type[msgspec.Struct]] = {
-    "PositionUpdateMsg": wire.PositionUpdateMsg,
-    "FillMsg": wire.FillMsg,
-    "TickMsg": wire.TickMsg,
-    "PnlUpdateMsg": wire.PnlUpdateMsg,
-    "CheckRequestMsg": wire.CheckRequestMsg,
+    "PositionUpdateMsg": inbound.PositionUpdateMsg,
+    "FillMsg": inbound.FillMsg,
+    "TickMsg": inbound.TickMsg,
+    "PnlUpdateMsg": inbound.PnlUpdateMsg,
+    "CheckRequestMsg": inbound.CheckRequestMsg,
 }
 OUTBOUND: dict[str, type[msgspec.Struct]] = {
     "CheckReplyMsg": CheckReplyMsg,
@@ -56,18 +57,18 @@ OUTBOUND: dict[str, type[msgspec.Struct]] = {
     "AlertMsg": AlertMsg,
     "StateChangeMsg": StateChangeMsg,
     "ViolationRecord": ViolationRecord,
-    "ReservationMsg": wire.ReservationMsg,
+    "ReservationMsg": inbound.ReservationMsg,
     "StateChangeRecord": StateChangeRecord,
 }
 STORED: dict[str, type[msgspec.Struct]] = {"StateValue": StateValue, "Policy": Policy}
 STRUCTS = {**INBOUND, **OUTBOUND, **STORED}
 
 PARSERS: dict[str, Callable[[bytes], object]] = {
-    "PositionUpdateMsg": wire.parse_position,
-    "FillMsg": wire.parse_fill,
-    "TickMsg": lambda data: wire.parse_tick(data, "market.tick.BTCUSDT"),
-    "PnlUpdateMsg": wire.parse_pnl,
-    "CheckRequestMsg": lambda data: wire.parse_check(data, Settings().max_request_bytes),
+    "PositionUpdateMsg": inbound.parse_position,
+    "FillMsg": inbound.parse_fill,
+    "TickMsg": lambda data: inbound.parse_tick(data, "market.tick.BTCUSDT"),
+    "PnlUpdateMsg": inbound.parse_pnl,
+    "CheckRequestMsg": lambda data: inbound.parse_check(data, Settings().max_request_bytes),
     "StateValue": decode_state,
     "Policy": lambda data: validate_policy(msgspec.json.decode(data, type=Policy)),
 }

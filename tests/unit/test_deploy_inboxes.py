@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from risk_worker.settings import Settings, load_settings
+from risk_worker.service.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "docker" / "nats-server.conf"

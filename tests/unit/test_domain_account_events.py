@@ -11,7 +11,7 @@ from risk_worker.domain.metrics import RiskConfig, compute_metrics, observe_equi
 from risk_worker.domain.persistence import AccountState, export_account, restore_account
 from risk_worker.domain.policies import default_policies
 from risk_worker.domain.types import MS_PER_DAY, ApplyResult, Side
-from risk_worker.trading_day import trading_day_function
+from risk_worker.service.trading_day import trading_day_function
 
 ACCT = "a1"
 BTC = "BTCUSDT"

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from risk_worker.logs import JsonFormatter, configure_logging, redact_text
+from risk_worker.service.logs import JsonFormatter, configure_logging, redact_text
 
 DSN = "postgresql://risk:s3cret@db.internal:5432/risk"
 
@@ -120,9 +120,10 @@ def test_redact_text_hides_credentials_and_keeps_the_user(text: str, expected: s
 
 def test_console_when_logging_then_one_readable_line_with_extras(out: io.StringIO) -> None:
     configure_logging("INFO", "console", stream=out)
-    logging.getLogger("risk_worker.app").warning("halted %s", DSN, extra={"reason": "breaker"})
+    log = logging.getLogger("risk_worker.service.worker")
+    log.warning("halted %s", DSN, extra={"reason": "breaker"})
     [line] = out.getvalue().splitlines()
-    assert "WARNING risk_worker.app: halted postgresql://risk:***@db.internal" in line
+    assert "WARNING risk_worker.service.worker: halted postgresql://risk:***@db.internal" in line
     assert line.endswith("reason=breaker")
 
 

@@ -11,8 +11,13 @@ import nkeys
 import pytest
 from rich.pretty import pretty_repr
 
+from risk_worker.adapters.nats_auth import (
+    NatsAuth,
+    connect_options,
+    describe_connect_error,
+    load_nats_auth,
+)
 from risk_worker.errors import ConfigError, ServerUnavailableError
-from risk_worker.nats_auth import NatsAuth, connect_options, describe_connect_error, load_nats_auth
 from tests.tls_fixtures import TlsFiles, make_tls_files, new_keypair, write_creds
 
 SECRET = "s3cret-Value-42"

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from risk_worker.domain.monitor import AlertLevel
 from risk_worker.domain.types import DenyReason, PolicyType, TradingState
-from risk_worker.observability import EVENT_KINDS, INVALID_REASONS, Metrics
+from risk_worker.service.observability import EVENT_KINDS, INVALID_REASONS, Metrics
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

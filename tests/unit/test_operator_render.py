@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from nats.aio.msg import Msg
 
-from risk_worker.operator import render, with_timestamp
+from risk_worker.adapters.operator import render, with_timestamp
 
 
 def msg(subject: str, body: object) -> Msg:

@@ -7,8 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
-from risk_worker.policy_admin import (
+from risk_worker.adapters.policy_admin import (
     PolicyDiff,
     PolicyFileError,
     PolicySpec,
@@ -17,6 +16,7 @@ from risk_worker.policy_admin import (
     parse_policy_file,
     render_diff,
 )
+from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
 CAP = """
 [[policy]]

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from risk_worker.adapters.policy_admin import PolicyFileError
+from risk_worker.bench.core import bench_policies
 from risk_worker.bench.load import write_policy_file
-from risk_worker.bench_core import bench_policies
 from risk_worker.domain.policies import default_policies
 from risk_worker.errors import ConfigError
-from risk_worker.policy_admin import PolicyFileError
-from risk_worker.policy_source import FilePolicySource, policy_id
-from risk_worker.settings import load_settings
+from risk_worker.service.policy_source import FilePolicySource, policy_id
+from risk_worker.service.settings import load_settings
 
 FIELDS = ("name", "type", "metric", "operator", "threshold", "scope", "scope_id", "enabled")
 

@@ -15,11 +15,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from risk_worker import wire
 from risk_worker.domain.bounds import MONEY_MAX, PRICE_MAX, PRICE_MIN, QUANTITY_MAX
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.metrics import AccountMetrics, RiskConfig
 from risk_worker.domain.policies import default_policies
+from risk_worker.wire import inbound
 from tests.junk import encode
 
 T0 = 1_700_000_000_000
@@ -74,13 +74,13 @@ def apply(engine: RiskEngine, subject: str, body: dict[str, Any], now: int) -> N
     """What the NATS handlers do with one event (parse, then the engine call)."""
     data = encode(body)
     if subject == "positions.update":
-        engine.apply_position(wire.parse_position(data))
+        engine.apply_position(inbound.parse_position(data))
     elif subject == "fills.confirmed":
-        engine.apply_fill(wire.parse_fill(data))
+        engine.apply_fill(inbound.parse_fill(data))
     elif subject == "pnl.update":
-        engine.apply_pnl(wire.parse_pnl(data))
+        engine.apply_pnl(inbound.parse_pnl(data))
     else:
-        symbol, price, ts = wire.parse_tick(data, subject)
+        symbol, price, ts = inbound.parse_tick(data, subject)
         engine.set_mark(symbol, price, now if ts is None else ts, now)
 
 
@@ -115,7 +115,7 @@ def test_book_when_events_at_their_bounds_then_every_number_stays_finite(
         metrics = engine.metrics(account_id, now)
         assert metrics is not None
         assert_metrics_finite(metrics)
-        order = wire.parse_check(
+        order = inbound.parse_check(
             encode(
                 {
                     "order_id": "probe",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from risk_worker.replay import ReplayTick, parse_symbol_map, read_ticks
+from risk_worker.devstack.replay import ReplayTick, parse_symbol_map, read_ticks
 
 TRADES_HEADER = "trade_time_ms,event_time_ms,local_recv_ns,symbol,trade_id,price,qty,is_buyer_maker"
 BARS_HEADER = "ts_utc,exchange,symbol,open,high,low,close,volume"

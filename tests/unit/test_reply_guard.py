@@ -8,8 +8,8 @@ import pytest
 
 from risk_worker.adapters.reply_guard import ReplyGuard
 from risk_worker.errors import ConfigError
-from risk_worker.observability import DROP_REASONS
-from risk_worker.settings import load_settings
+from risk_worker.service.observability import DROP_REASONS
+from risk_worker.service.settings import load_settings
 
 
 def test_load_settings_when_reply_prefixes_given_then_a_tuple_in_order() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from risk_worker.domain.types import TradingState
 from risk_worker.errors import ConfigError
-from risk_worker.settings import Settings, load_settings
+from risk_worker.service.settings import Settings, load_settings
 
 
 def test_load_settings_when_nothing_set_then_defaults() -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from risk_worker.domain.types import utc_day
 from risk_worker.errors import ConfigError
-from risk_worker.settings import load_settings
-from risk_worker.trading_day import ZonedTradingDay, parse_day_reset, trading_day_function
+from risk_worker.service.settings import load_settings
+from risk_worker.service.trading_day import ZonedTradingDay, parse_day_reset, trading_day_function
 
 
 def ms(text: str) -> int:

@@ -1,0 +1,11 @@
+"""The wire contract: one msgspec Struct per message, in and out (mirrors subjects.md).
+
+- ``inbound``: the messages the worker receives (checks, positions, fills, PnL, ticks,
+  reservations), parsed and bounded into the decision core's types, or refused naming the field;
+- ``outbound``: check replies, ``risk.metrics``, ``risk.alerts.*``, state changes;
+- ``audit``: the violation and trading-state records of the ``RISK_EVENTS`` stream, and the
+  ``RiskEventSink`` protocol that receives them.
+
+May import: ``risk_worker.domain`` and ``risk_worker.errors``; never adapters, the service, the
+CLI, the dev stack or the bench.
+"""
