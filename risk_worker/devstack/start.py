@@ -1,4 +1,4 @@
-"""`risk-worker dev` (embedded NATS + worker) and `risk-worker replay` (recorded ticks)."""
+"""`risk-worker dev` (embedded servers + worker) and `risk-worker replay` (recorded ticks)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from risk_worker.adapters import operator
 from risk_worker.adapters.pg_migrate import migrate, migrations_dir
-from risk_worker.devstack.nats_server import NatsServer, free_port, nats_reachable
+from risk_worker.devstack.banner import banner
+from risk_worker.devstack.childproc import ChildServer
+from risk_worker.devstack.nats_server import NatsServer, free_port
 from risk_worker.devstack.postgres import PostgresServer
+from risk_worker.devstack.preflight import (
+    DataDirLock,
+    DevStartError,
+    check_http_port,
+    check_nats_port,
+)
 from risk_worker.devstack.redis_server import RedisServer
 from risk_worker.devstack.replay import parse_symbol_map, publish_ticks, read_ticks
 from risk_worker.service.settings import Settings, redact
@@ -39,57 +47,100 @@ def _run_async_value(coro: Coroutine[Any, Any, T]) -> T:
     return uvloop.run(coro)
 
 
-def run_dev(settings: Settings, data_dir: Path, console: Console) -> None:
+def run_dev(
+    settings: Settings, data_dir: Path, console: Console, *, http_host_set: bool = False
+) -> None:
     """Embedded servers and the worker, until Ctrl-C.
 
-    Starts nats-server (JetStream) in ``data_dir`` unless ``settings.nats_url`` answers, an
-    embedded PostgreSQL unless ``RISK_DATABASE_URL`` is set and an embedded Redis unless
-    ``RISK_REDIS_URL`` is set; migrates the database; runs the worker in this process. The
-    servers it started are stopped afterwards.
+    Locks ``data_dir`` (one `dev` per directory); starts nats-server (JetStream) in it unless a
+    NATS server answers at ``settings.nats_url``, an embedded PostgreSQL unless
+    ``RISK_DATABASE_URL`` is set and an embedded Redis unless ``RISK_REDIS_URL`` is set;
+    migrates the database; prints the ``export`` lines the other commands need; runs the worker
+    in this process with its HTTP endpoint on 127.0.0.1 (unless ``http_host_set``: the user
+    chose ``RISK_HTTP_HOST``). The servers it started are stopped afterwards.
+
+    Raises:
+        RiskWorkerError: a known start failure (:class:`DevStartError`: the data directory is
+            in use, a port is taken, a server named by a variable does not answer; or the
+            worker's own, e.g. ``RISK_HTTP_PORT`` in use); the message is one line.
     """
     data_dir = data_dir.resolve()
-    nats_server: NatsServer | None = None
-    pg_server: PostgresServer | None = None
-    redis_server: RedisServer | None = None
+    if not http_host_set:
+        settings = msgspec.structs.replace(settings, http_host="127.0.0.1")
+    lock = DataDirLock(data_dir)
+    lock.acquire()
+    started: list[ChildServer] = []
     try:
-        if nats_reachable(settings.nats_url):
-            console.print(f"using the NATS server already at {settings.nats_url}")
-        else:
-            port = urlparse(settings.nats_url.split(",")[0]).port or 4222
-            nats_server = NatsServer(data_dir / "nats", port=port)
-            nats_server.start()
-            console.print(
-                f"started nats-server (JetStream) at {nats_server.url}, "
-                f"log {nats_server.data_dir / 'nats-server.log'}"
-            )
-            settings = msgspec.structs.replace(settings, nats_url=nats_server.url)
-        if settings.database_url:
-            console.print(f"using the database at {redact(settings.database_url)}")
-        else:
-            pg_server = PostgresServer(data_dir / "postgres", port=_free_or(5432))
-            pg_server.start()
-            console.print(
-                f"started PostgreSQL at {pg_server.url}, log {pg_server.data_dir / 'postgres.log'}"
-            )
-            settings = msgspec.structs.replace(settings, database_url=pg_server.url)
-        if settings.redis_url:
-            console.print(f"using Redis at {redact(settings.redis_url)}")
-        else:
-            redis_server = RedisServer(data_dir / "redis", port=_free_or(6379))
-            redis_server.start()
-            console.print(
-                f"started Redis at {redis_server.url} (append-only file in {redis_server.data_dir})"
-            )
-            settings = msgspec.structs.replace(settings, redis_url=redis_server.url)
+        check_http_port(settings.http_host, settings.http_port)
+        settings = _start_servers(settings, data_dir, console, started)
         applied = _run_async_value(_migrate(settings.database_url))
         console.print(f"database migrated ({', '.join(applied) or 'up to date'})")
-        _print_usage(console, settings)
+        console.print(banner(settings), soft_wrap=True, highlight=False, markup=False)
         _run_async(serve(settings))
     finally:
-        for server in (redis_server, pg_server, nats_server):
-            if server is not None:
-                server.stop()
-        console.print("stopped the embedded servers")
+        for server in reversed(started):
+            server.stop()
+        if started:
+            console.print("stopped the embedded servers")
+        lock.release()
+
+
+def _start_servers(
+    settings: Settings, data_dir: Path, console: Console, started: list[ChildServer]
+) -> Settings:
+    """Starts the servers no variable points at (appending each to ``started``)."""
+    if check_nats_port(settings.nats_url):
+        _say(console, f"using the NATS server already at {redact(settings.nats_url)}")
+    else:
+        port = urlparse(settings.nats_url.split(",")[0]).port or 4222
+        nats_server = NatsServer(data_dir / "nats", port=port)
+        _start(nats_server, started, "RISK_NATS_URL=nats://127.0.0.1:<free port>")
+        _say(
+            console,
+            f"started nats-server (JetStream) at {nats_server.url}, "
+            f"log {nats_server.data_dir / 'nats-server.log'}",
+        )
+        settings = msgspec.structs.replace(settings, nats_url=nats_server.url)
+    if settings.database_url:
+        _say(console, f"using the database at {redact(settings.database_url)}")
+    else:
+        pg_server = PostgresServer(data_dir / "postgres", port=_free_or(5432))
+        _start(pg_server, started, "RISK_DATABASE_URL for a PostgreSQL of your own")
+        _say(
+            console,
+            f"started PostgreSQL at {pg_server.url}, log {pg_server.data_dir / 'postgres.log'}",
+        )
+        settings = msgspec.structs.replace(settings, database_url=pg_server.url)
+    if settings.redis_url:
+        _say(console, f"using Redis at {redact(settings.redis_url)}")
+    else:
+        redis_server = RedisServer(data_dir / "redis", port=_free_or(6379))
+        _start(redis_server, started, "RISK_REDIS_URL for a Redis of your own")
+        _say(
+            console,
+            f"started Redis at {redis_server.url} (append-only file in {redis_server.data_dir})",
+        )
+        settings = msgspec.structs.replace(settings, redis_url=redis_server.url)
+    return settings
+
+
+def _say(console: Console, text: str) -> None:
+    """One progress line, never wrapped (paths and URLs stay whole for copying)."""
+    console.print(text, soft_wrap=True, highlight=False, markup=False)
+
+
+def _start(server: ChildServer, started: list[ChildServer], alternative: str) -> None:
+    """``server.start()``; a port taken meanwhile becomes one line naming it."""
+    try:
+        server.start()
+    except RuntimeError as exc:
+        if "already in use" not in str(exc).lower():
+            raise
+        raise DevStartError(
+            f"port {server.port} for {server.NAME} was taken by another program while `dev` "
+            f"started: start again (`dev` picks a free port), or set {alternative}"
+        ) from None
+    started.append(server)
 
 
 def _free_or(port: int) -> int:
@@ -103,29 +154,17 @@ def _port_in_use(port: int) -> bool:
 
 
 async def _migrate(url: str) -> list[str]:
-    conn = await asyncpg.connect(url, timeout=10)
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise DevStartError(
+            f"cannot reach the database at {redact(url)} (RISK_DATABASE_URL): {exc}; "
+            "`unset RISK_DATABASE_URL` and `dev` starts its own PostgreSQL"
+        ) from None
     try:
         return await migrate(conn, migrations_dir())
     finally:
         await conn.close()
-
-
-def _print_usage(console: Console, settings: Settings) -> None:
-    env = (
-        f"RISK_NATS_URL={settings.nats_url} RISK_DATABASE_URL={settings.database_url} "
-        f"RISK_REDIS_URL={settings.redis_url}"
-    )
-    console.print(
-        "\n[bold]risk-worker is starting.[/bold] In another terminal "
-        "(`source .venv/bin/activate` first):\n"
-        "  risk-worker tail                       # watch risk.> (metrics, alerts)\n"
-        '  risk-worker publish pnl.update \'{"account_id": "ACC1", "balance": 100000}\'\n'
-        "  risk-worker check --account ACC1 --symbol BTCUSDT --side buy --quantity 0.1 "
-        "--price 60000 --dry-run\n"
-        f"  {env} risk-worker status\n"
-        "Ctrl-C stops the worker and the embedded servers.\n",
-        soft_wrap=True,
-    )
 
 
 def _utc_ms(text: str | None) -> int | None:

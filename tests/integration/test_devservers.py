@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 from nats.js.errors import BucketNotFoundError
 
 from risk_worker.devstack.nats_server import NatsServer, find_nats_server, free_port, nats_reachable
+from risk_worker.devstack.postgres import PostgresServer
+from risk_worker.devstack.preflight import DevStartError
 from tests.helpers import connect
 
 
@@ -108,3 +111,42 @@ def test_find_nats_server_returns_an_executable() -> None:
 
     assert os.access(path, os.X_OK)
     assert Path(path).name == "nats-server"
+
+
+def test_postgres_start_when_stale_pid_file_names_a_live_other_process_then_recovers(
+    own_postgres_server: PostgresServer,
+) -> None:
+    """A run killed with its postgres leaves postmaster.pid; after a while its pid belongs to
+    another program, and PostgreSQL alone would refuse to start ("lock file already exists")
+    when that program runs as the same user as postgres (the owner of pgdata)."""
+    own_postgres_server.kill()
+    pid_file = own_postgres_server.pgdata / "postmaster.pid"
+    lines = pid_file.read_text().splitlines()
+    owner = own_postgres_server.pgdata.stat().st_uid
+    user = owner if os.geteuid() == 0 else None  # as root, postgres runs as another user
+    with subprocess.Popen(["sleep", "60"], user=user) as other:
+        try:
+            pid_file.write_text("\n".join([str(other.pid), *lines[1:]]) + "\n")
+
+            own_postgres_server.start()
+
+            assert own_postgres_server.running
+            assert int(pid_file.read_text().split()[0]) == own_postgres_server.pid
+        finally:
+            other.kill()
+
+
+def test_postgres_start_when_a_live_postgres_serves_the_data_then_one_line_naming_its_pid(
+    own_postgres_server: PostgresServer,
+) -> None:
+    second = PostgresServer(own_postgres_server.data_dir, port=free_port())
+
+    with pytest.raises(DevStartError) as info:
+        second.start()
+
+    message = str(info.value)
+    assert f"(pid {own_postgres_server.pid})" in message
+    assert f"kill {own_postgres_server.pid}" in message
+    assert "\n" not in message
+    assert own_postgres_server.running
+    assert not second.running

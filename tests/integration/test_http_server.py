@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -13,6 +14,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from risk_worker.adapters.http_server import HttpServer
+from risk_worker.errors import ConfigError
 from risk_worker.service.observability import Metrics
 
 READY = {
@@ -143,3 +145,20 @@ async def test_ready_when_the_readiness_callable_raises_then_503(
     assert status == 503
     assert json.loads(body)["missing"] == ["readiness"]
     assert "the readiness check failed" in caplog.text
+
+
+async def test_start_when_port_in_use_then_config_error_names_port_and_variable(
+    probe: Probe,
+) -> None:
+    with socket.socket() as blocker:
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen()
+        port = blocker.getsockname()[1]
+        http = HttpServer(Metrics().registry, asyncio.get_running_loop(), probe, "127.0.0.1", port)
+
+        with pytest.raises(ConfigError) as info:
+            http.start()
+
+    assert info.value.variable == "RISK_HTTP_PORT"
+    assert f"port {port} is already in use (127.0.0.1:{port})" in str(info.value)
+    assert "\n" not in str(info.value)
