@@ -31,7 +31,7 @@ app.add_typer(policies, name="policies")
 
 @app.command()
 def run() -> None:
-    """Run the worker (settings from RISK_* variables); SIGTERM/SIGINT drain and exit 0."""
+    """Run the worker (settings from RISK_* variables); SIGTERM/SIGINT/SIGHUP drain and exit 0."""
     from risk_worker.service.worker import serve  # noqa: PLC0415  # keeps the operator commands light
 
     settings = settings_or_exit()

@@ -353,11 +353,16 @@ async def _bounded(step: str, work: Awaitable[Any], timeout: float) -> bool:  # 
 
 
 async def serve(settings: Settings, policy_source: PolicySource | None = None) -> None:
-    """Run a worker until SIGTERM or SIGINT, then drain and return."""
+    """Run a worker until SIGTERM, SIGINT or SIGHUP, then drain and return.
+
+    SIGHUP (the terminal closed) stops like Ctrl-C: the worker has nothing to reload, and the
+    default action would end the process without draining (and, under ``dev``, orphan the
+    embedded servers).
+    """
     worker = Worker(settings, policy_source)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, stop.set)
     try:
         await worker.start()

@@ -122,6 +122,40 @@ async def test_cli_run_when_policy_table_unreadable_then_refuses_unless_fallback
     assert code == 0
 
 
+async def test_run_when_terminal_closes_then_sighup_drains_and_exits_0(
+    nats_server: NatsServer, tmp_path: Path
+) -> None:
+    # Closing the terminal sends SIGHUP: a worker (and `dev`, which then stops its embedded
+    # servers) must drain and stop as on Ctrl-C, not die and leave them orphaned.
+    env = {
+        **os.environ,
+        "RISK_NATS_URL": nats_server.url,
+        "RISK_HTTP_PORT": "0",
+        "RISK_KV_BUCKET": "sighup_drains",
+    }
+    log_path = tmp_path / "worker.log"
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            CLI, "run", env=env, stdout=log_file, stderr=log_file
+        )
+        try:
+            await wait_for(
+                lambda: b"serving risk.check.order" in log_path.read_bytes(),
+                15.0,
+                0.1,
+                "the worker did not start",
+            )
+            proc.send_signal(signal.SIGHUP)
+            code = await asyncio.wait_for(proc.wait(), 30)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    log = log_path.read_text()
+    assert code == 0, log[-2000:]
+    assert "signal received: draining" in log and "stopped" in log, log[-2000:]
+
+
 async def test_run_when_nats_gone_then_sigterm_still_exits_0(
     own_nats_server: NatsServer, tmp_path: Path
 ) -> None:
