@@ -84,6 +84,7 @@ def restrict_add(
     account: Annotated[str | None, typer.Option(help="One account; all if omitted.")] = None,
 ) -> None:
     """Restrict SYMBOL: its risk-increasing orders are denied restricted_symbol."""
+    one_scope(account, None, symbol)
     revision = _bucket_op(lambda nc, b: rl.restrict(nc, b, symbol, reason, by, account))
     console.print(f"{symbol} restricted ({_whom(account)}) (revision {revision})")
 
@@ -97,6 +98,7 @@ def restrict_remove(
 ) -> None:
     """Lift the restriction of SYMBOL (compare-and-set on the revision read). A global
     restriction and an account's are separate entries."""
+    one_scope(account, None, symbol)
     revision = _bucket_op(lambda nc, b: rl.unrestrict(nc, b, symbol, by, account, reason))
     if revision is None:
         console.print(f"{symbol} was not restricted ({_whom(account)})")
