@@ -20,7 +20,7 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.types import DenyReason
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
-from risk_worker.wire.audit import RiskEventSink, violation_record
+from risk_worker.wire.audit import RiskEventSink, restricted_record, violation_record
 from risk_worker.wire.outbound import reply_msg
 
 log = logging.getLogger("risk_worker.checks")
@@ -112,6 +112,8 @@ class CheckHandler:
                 self._sink.record(
                     violation_record(violation, account_id, now, "pre_trade", "denied", order_id)
                 )
+            if decision.reason is DenyReason.RESTRICTED_SYMBOL:
+                self._record_restricted(order, now)
         try:
             elapsed_us = (time.perf_counter_ns() - started) // 1000
             reply = reply_msg(order_id, account_id, decision, now, elapsed_us, self._worker_id)
@@ -145,6 +147,15 @@ class CheckHandler:
         if self._on_checked is not None:
             self._on_checked(decision, (time.perf_counter_ns() - started) / 1e9)
         return CheckAnswer(payload, headers, decision, error, reservation)
+
+    def _record_restricted(self, order: Order, now: int) -> None:
+        """Record a ``restricted_symbol`` denial as a pre-trade violation (off the hot path:
+        only denials get here)."""
+        found = self._engine.states.restricted.find(order.account_id, order.symbol)
+        if found is not None:
+            self._sink.record(
+                restricted_record(order.account_id, order.order_id, order.symbol, found[0], now)
+            )
 
     def _decide(self, order: Order, now: int) -> Decision:
         try:

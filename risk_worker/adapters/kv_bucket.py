@@ -13,6 +13,7 @@ import nats.js.errors
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
+from risk_worker.domain.restricted import Restriction
 from risk_worker.domain.trading_state import StateValue
 from risk_worker.domain.types import StateSource, TradingState
 from risk_worker.errors import StaleRevisionError, TradingStateError
@@ -24,6 +25,7 @@ BUCKET_HISTORY = 16
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(StateValue)
+_RESTRICTION = msgspec.json.Decoder(Restriction)
 
 
 async def open_bucket(js: JetStreamContext, name: str) -> KeyValue:
@@ -74,8 +76,22 @@ def decode_state(raw: bytes | None) -> StateValue | None:
         )
 
 
-def encode_state(value: StateValue) -> bytes:
-    """JSON bytes of a trading-state value."""
+def decode_restriction(raw: bytes | None) -> Restriction | None:
+    """Decode a restricted-list value; None for an empty value (delete or purge marker).
+
+    A value that cannot be decoded still restricts (fail closed), with a reason saying so.
+    """
+    if not raw:
+        return None
+    try:
+        return _RESTRICTION.decode(raw)
+    except msgspec.MsgspecError as exc:
+        log.error("unreadable restricted-list value %r: %s; restricting", raw[:200], exc)
+        return Restriction(f"unreadable restricted-list value: {exc}", "risk-worker", 0)
+
+
+def encode_state(value: StateValue | Restriction) -> bytes:
+    """JSON bytes of a trading-state or restricted-list value."""
     return _ENCODER.encode(value)
 
 

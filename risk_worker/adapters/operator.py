@@ -22,9 +22,13 @@ from risk_worker.adapters.nats_auth import NatsAuth, open_connection
 from risk_worker.domain.trading_state import (
     GLOBAL_KEY,
     STATE_KEY_PREFIX,
+    WIRE_SCOPE,
     StateValue,
     account_key,
     auto_key,
+    scope_of_key,
+    strategy_key,
+    symbol_key,
 )
 from risk_worker.domain.types import StateSource, TradingState
 from risk_worker.errors import StaleRevisionError
@@ -78,20 +82,38 @@ def with_timestamp(body: str) -> bytes:
     return _ENCODER.encode(decoded)
 
 
-def _key(account_id: str | None) -> str:
-    return GLOBAL_KEY if account_id is None else account_key(account_id)
+def state_key(
+    account_id: str | None = None, strategy_id: str | None = None, symbol: str | None = None
+) -> str:
+    """The operators' trading-state key of one scope: an account's, a strategy's, a symbol's
+    (the first given), else the global one."""
+    if account_id is not None:
+        return account_key(account_id)
+    if strategy_id is not None:
+        return strategy_key(strategy_id)
+    return GLOBAL_KEY if symbol is None else symbol_key(symbol)
 
 
 async def trip(
-    nc: Client, bucket: str, state: TradingState, reason: str, by: str, account_id: str | None
+    nc: Client,
+    bucket: str,
+    state: TradingState,
+    reason: str,
+    by: str,
+    account_id: str | None,
+    strategy_id: str | None = None,
+    symbol: str | None = None,
 ) -> int:
-    """Set HALTED or REDUCING on the global or an account scope; returns the new revision."""
+    """Set HALTED or REDUCING on the global scope or one account, strategy or symbol (the
+    first given of them); returns the new revision. A HALT makes the workers release the
+    scope's reservations and publish ``risk.commands.cancel_all``."""
     kv = await open_bucket(nc.jetstream(), bucket)
     now = time.time_ns() // 1_000_000
     value = StateValue(state, reason, by, now, StateSource.OPERATOR)
-    revision = await write_state(kv, _key(account_id), value)
+    key = state_key(account_id, strategy_id, symbol)
+    revision = await write_state(kv, key, value)
     kind = "emergency_stop" if state is TradingState.HALTED else "state_change"
-    await _announce(nc, kind, account_id, value)
+    await _announce(nc, kind, key, value)
     return revision
 
 
@@ -103,12 +125,15 @@ async def clear(
     account_id: str | None,
     revision: int | None = None,
     auto_revision: int | None = None,
+    strategy_id: str | None = None,
+    symbol: str | None = None,
 ) -> dict[str, int | None]:
     """Set ACTIVE, compare-and-set on the revision read now (or the one given), on the global
-    key, or on both keys of an account: the operators' and the workers' automatic one.
+    key, a strategy's or a symbol's, or on both keys of an account: the operators' and the
+    workers' automatic one.
 
     Args:
-        revision: clear the global or the account's operator key only if still at this revision.
+        revision: clear the operators' key of the scope only if still at this revision.
         auto_revision: the same for the account's automatic key.
 
     Returns:
@@ -119,7 +144,7 @@ async def clear(
             says which keys were cleared nonetheless.
     """
     kv = await open_bucket(nc.jetstream(), bucket)
-    wanted = [(_key(account_id), revision)]
+    wanted = [(state_key(account_id, strategy_id, symbol), revision)]
     if account_id is not None:
         wanted.append((auto_key(account_id), auto_revision))
     now = time.time_ns() // 1_000_000
@@ -138,7 +163,7 @@ async def clear(
         except StaleRevisionError as exc:
             stale.append(str(exc))
             continue
-        await _announce(nc, "emergency_clear", account_id, value)
+        await _announce(nc, "emergency_clear", key, value)
     if stale:
         cleared = [k for k, r in done.items() if r is not None]
         raise StaleRevisionError(
@@ -147,32 +172,45 @@ async def clear(
     return done
 
 
-async def _announce(nc: Client, kind: str, account_id: str | None, value: StateValue) -> None:
+async def _announce(nc: Client, kind: str, key: str, value: StateValue) -> None:
+    kind_and_id = scope_of_key(key)
+    assert kind_and_id is not None
+    scope = WIRE_SCOPE[kind_and_id[0]]
+    ident = kind_and_id[1]
     message = StateChangeMsg(
         level="emergency",
         type=kind,
-        scope="global" if account_id is None else "account",
-        account_id=account_id,
+        scope=scope,
+        account_id=ident if scope == "account" else None,
         state=value.state,
         reason=value.reason,
         triggered_by=value.updated_by,
         timestamp=value.updated_at,
         source=value.source.value,
+        strategy_id=ident if scope == "strategy" else None,
+        symbol=ident if scope == "symbol" else None,
     )
     await nc.publish(EMERGENCY_SUBJECT, _ENCODER.encode(message))
     await nc.flush()
 
 
 async def states(
-    nc: Client, bucket: str, account_id: str | None
+    nc: Client,
+    bucket: str,
+    account_id: str | None,
+    strategy_id: str | None = None,
+    symbol: str | None = None,
 ) -> list[tuple[str, StateValue | None, int]]:
-    """(key, value or None for ACTIVE, revision) of the global scope and one or all accounts:
-    the operators' key (``trading_state.account.<id>``) and the workers' automatic one
-    (``trading_state.auto.<id>``) of each, and any unknown ``trading_state.*`` key (it acts
+    """(key, value or None for ACTIVE, revision) of the global scope and one account (its
+    operators' key ``trading_state.account.<id>`` and the workers' automatic one
+    ``trading_state.auto.<id>``), one strategy or one symbol; with none of them, every
+    trading-state key (accounts, strategies, symbols, and any unknown key: it acts
     globally)."""
     kv = await open_bucket(nc.jetstream(), bucket)
     if account_id is not None:
         keys = [GLOBAL_KEY, account_key(account_id), auto_key(account_id)]
+    elif strategy_id is not None or symbol is not None:
+        keys = [GLOBAL_KEY, state_key(None, strategy_id, symbol)]
     else:
         try:
             found = await kv.keys()
@@ -260,7 +298,8 @@ def _alert_line(b: dict[str, Any]) -> str:
     if b.get("type") == "suspect_tick":
         return f"[{b.get('level')}] {b.get('symbol')} {b.get('message')}"
     if b.get("type", "policy_violation") != "policy_violation":
-        who = b.get("account_id") or "global"
+        ident = b.get("account_id") or b.get("strategy_id") or b.get("symbol")
+        who = f"{b.get('scope')} {ident}" if ident else "global"
         return (
             f"[{b.get('type')}] {who} → {b.get('state')} by {b.get('triggered_by')}"
             f" ({b.get('source')}): {b.get('reason')}"

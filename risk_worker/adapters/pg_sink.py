@@ -70,8 +70,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)
 ON CONFLICT (id) DO NOTHING"""
 _INSERT_STOP = """
 INSERT INTO emergency_stops (id, occurred_at, scope, account_id, action, state, reason,
-    triggered_by, source, revision, account_snapshot)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb)
+    triggered_by, source, revision, account_snapshot, strategy_id, symbol)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12, $13)
 ON CONFLICT (id) DO NOTHING"""
 _ENC = msgspec.json.Encoder()
 Conn: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
@@ -116,6 +116,8 @@ def stop_args(r: StateChangeRecord) -> tuple[Any, ...]:
         r.source,
         r.revision,
         snapshot,
+        r.strategy_id,
+        r.symbol,
     )
 
 

@@ -20,6 +20,9 @@ rebuilt from a full read of the bucket (then confirmed again). The bucket is the
 that was lost with the store is not kept.
 
 Checks are denied ``trading_state_unknown`` while the copy is not confirmed within max age.
+
+The restricted list (``restricted.*`` keys, same bucket) is kept in the same copy
+(``states.restricted``) by the same mechanisms: confirmed, reset and re-read with the states.
 """
 
 from __future__ import annotations
@@ -33,7 +36,8 @@ from collections.abc import Callable
 import nats.errors
 from nats.js.kv import KeyValue
 
-from risk_worker.adapters.kv_bucket import decode_state
+from risk_worker.adapters.kv_bucket import decode_restriction, decode_state
+from risk_worker.domain.restricted import RESTRICTED_PREFIX, parse_restricted_key
 from risk_worker.domain.trading_state import StateValue, TradingStates, more_severe, scope_of_key
 
 log = logging.getLogger(__name__)
@@ -156,6 +160,7 @@ class StateWatcher:
             deleted = entry.operation in ("DEL", "PURGE")
             is_state = scope_of_key(key) is not None
             value = decode_state(entry.value) if is_state and not deleted else None
+            restricted = key.startswith(RESTRICTED_PREFIX)
             seen = (revision, entry.operation or "", entry.value or b"")
             held = self._seen.get(key)
             if held is not None and (seen[0] < held[0] or (seen[0] == held[0] and seen != held)):
@@ -163,16 +168,38 @@ class StateWatcher:
                 if is_state and more_severe(value, self._states.value(key)):
                     assert value is not None
                     self._states.set_local(key, value)  # in force now; the re-read follows
+                if restricted and not deleted:
+                    self._states.restricted.set_local(key, decode_restriction(entry.value))
                 self._resetter = asyncio.create_task(self._reset_rebuild(), name="state-reset")
                 return
             self._seen[key] = seen
             self._last_seen = max(self._last_seen, revision)
+            if restricted:
+                self._restrict(key, None if deleted else entry.value, revision)
+                continue
             if not is_state:  # the lease, memberships: not a state
                 if self._on_other is not None:
                     self._on_other(key, None if deleted else entry.value)
                 continue
             if self._states.apply(key, value, revision) and self._on_change is not None:
                 self._on_change(key, value, revision)
+
+    def _restrict(self, key: str, raw: bytes | None, revision: int) -> None:
+        """Apply a restricted-list entry (``raw`` None: deleted), logging the change."""
+        if parse_restricted_key(key) is None:
+            log.error(
+                "restricted-list key %s names no symbol (restricted.<symbol> or "
+                "restricted.account.<id>.<symbol>): ignored",
+                key,
+            )
+            return
+        value = decode_restriction(raw)
+        if self._states.restricted.apply(key, value, revision):
+            log.warning(
+                "%s is now %s",
+                key,
+                f"restricted by {value.by}: {value.reason}" if value else "lifted",
+            )
 
     def _bucket_reset(self, why: str) -> None:
         """The bucket was recreated, purged or restored: the copy is not confirmed from now."""

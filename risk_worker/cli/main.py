@@ -18,6 +18,7 @@ from risk_worker.cli.bench import bench_command
 from risk_worker.cli.common import configure_logs, console, err, run_async, settings_or_exit
 from risk_worker.cli.db import db
 from risk_worker.cli.policies import policies
+from risk_worker.cli.restrict import one_scope, restrict, scope_label
 from risk_worker.errors import RiskWorkerError, StaleRevisionError
 
 app = typer.Typer(
@@ -27,6 +28,7 @@ emergency = typer.Typer(no_args_is_help=True, help="Trip, clear and show the eme
 app.add_typer(emergency, name="emergency")
 app.add_typer(db, name="db")
 app.add_typer(policies, name="policies")
+app.add_typer(restrict, name="restrict")
 
 
 @app.command()
@@ -164,13 +166,20 @@ def emergency_trip(
     by: Annotated[str, typer.Option(help="Who (recorded).")],
     account: Annotated[str | None, typer.Option(help="Account scope; global if omitted.")] = None,
     reducing: Annotated[bool, typer.Option("--reducing", help="REDUCING, not HALTED.")] = False,
+    strategy: Annotated[str | None, typer.Option(help="Strategy scope.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol scope.")] = None,
 ) -> None:
-    """Trip the emergency stop: HALTED (or REDUCING) globally or for one account."""
+    """Trip the emergency stop: HALTED (or REDUCING) globally or for one account, strategy or
+    symbol. A HALT also has the workers release the scope's reservations and publish
+    risk.commands.cancel_all (the OMS cancels working orders)."""
     from risk_worker.domain.types import TradingState  # noqa: PLC0415
 
+    one_scope(account, strategy, symbol)
     state = TradingState.REDUCING if reducing else TradingState.HALTED
-    revision = _state_op(lambda nc, b: operator.trip(nc, b, state, reason, by, account))
-    console.print(f"{account or 'global'} → {state} (revision {revision})")
+    revision = _state_op(
+        lambda nc, b: operator.trip(nc, b, state, reason, by, account, strategy, symbol)
+    )
+    console.print(f"{scope_label(account, strategy, symbol)} → {state} (revision {revision})")
 
 
 @emergency.command("clear")
@@ -189,11 +198,16 @@ def emergency_clear(
         int | None,
         typer.Option(help="Clear the account's automatic trip only if still at this revision."),
     ] = None,
+    strategy: Annotated[str | None, typer.Option(help="Strategy scope.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol scope.")] = None,
 ) -> None:
     """Clear a stop (compare-and-set: a newer trip is never undone). With --account, both the
     operators' stop and the workers' automatic trip of the account are cleared."""
+    one_scope(account, strategy, symbol)
     done = _state_op(
-        lambda nc, b: operator.clear(nc, b, reason, by, account, revision, auto_revision)
+        lambda nc, b: operator.clear(
+            nc, b, reason, by, account, revision, auto_revision, strategy, symbol
+        )
     )
     for key, new in done.items():
         scope = _scope_name(key)
@@ -212,10 +226,14 @@ def _scope_name(key: str) -> str:
 @emergency.command("status")
 def emergency_status(
     account: Annotated[str | None, typer.Option(help="One account; all if omitted.")] = None,
+    strategy: Annotated[str | None, typer.Option(help="One strategy.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="One symbol.")] = None,
 ) -> None:
-    """Show the trading states with their revisions: global, and per account the operators'
-    stop (account) and the workers' automatic trip (auto), with who set each."""
-    rows = _state_op(lambda nc, b: operator.states(nc, b, account))
+    """Show the trading states with their revisions: global, per account the operators'
+    stop (account) and the workers' automatic trip (auto), strategies and symbols, with who
+    set each."""
+    one_scope(account, strategy, symbol)
+    rows = _state_op(lambda nc, b: operator.states(nc, b, account, strategy, symbol))
     table = Table("scope", "state", "source", "by", "reason", "revision")
     for key, value, rev in rows:
         scope = key.removeprefix("trading_state.")

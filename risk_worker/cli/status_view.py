@@ -18,6 +18,8 @@ from rich.table import Table
 
 from risk_worker.adapters import operator
 from risk_worker.adapters.micro_service import SERVICE_NAME
+from risk_worker.cli.restrict import gather_restricted, render_restricted
+from risk_worker.domain.restricted import Restriction
 from risk_worker.domain.trading_state import StateValue
 from risk_worker.service.settings import Settings
 
@@ -31,6 +33,7 @@ class StatusView(msgspec.Struct):
     states: list[tuple[str, StateValue | None, int]]
     accounts: dict[str, dict[str, Any]]
     source: str
+    restricted: list[tuple[str, Restriction, int]] = msgspec.field(default_factory=list)
 
 
 async def gather_status(settings: Settings, wait: float | None = None) -> StatusView:
@@ -44,6 +47,7 @@ async def gather_status(settings: Settings, wait: float | None = None) -> Status
     try:
         instances = await operator.discover(nc, SERVICE_NAME)
         states = await operator.states(nc, settings.kv_bucket, None)
+        restricted = await gather_restricted(nc, settings.kv_bucket)
         if settings.redis_url:
             accounts, source = await _from_redis(settings), "Redis snapshots"
         else:
@@ -51,7 +55,7 @@ async def gather_status(settings: Settings, wait: float | None = None) -> Status
             accounts, source = await _from_metrics(nc, listen), "risk.metrics"
     finally:
         await nc.close()
-    return StatusView(instances, states, accounts, source)
+    return StatusView(instances, states, accounts, source, restricted)
 
 
 async def _from_redis(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -122,6 +126,7 @@ def render_status(console: Console, view: StatusView) -> None:
                 scope, value.state, value.source, value.updated_by, value.reason, str(revision)
             )
     console.print(states)
+    render_restricted(console, view.restricted)
     accounts = Table(
         "account",
         "equity",

@@ -4,10 +4,12 @@ Steps, stopping at the first denial (reason codes from :class:`DenyReason`):
 
 1. (wire layer) malformed request → ``invalid_request``
 2. trading state not confirmed recently → ``trading_state_unknown``
-3. HALTED (global or account) → ``emergency_stop_active``; REDUCING → ``reducing_only`` unless
-   the order strictly reduces the existing position without flipping it
+3. HALTED (the most restrictive of global, account, the order's strategy and its symbol) →
+   ``emergency_stop_active``; REDUCING → ``reducing_only`` unless the order strictly reduces
+   the existing position without flipping it
 4. account never seen → ``unknown_account``; a ``reduce_only`` order that would not strictly
-   reduce → ``reduce_only_would_increase``
+   reduce → ``reduce_only_would_increase``; an order that does not strictly reduce, on a symbol
+   on the restricted list (global or the account's) → ``restricted_symbol``
 5. market order without a fresh mark → ``no_market_price``; no policy set loaded →
    ``policies_unavailable``
 6. margin for the risk-increasing part > available margin → ``insufficient_margin``
@@ -35,6 +37,7 @@ from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import ORDER_METRICS, Evaluation, metric_value
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
+from risk_worker.domain.restricted import RESTRICTED_ACCOUNT_PREFIX, RestrictedList
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
     DenyReason,
@@ -131,7 +134,7 @@ def check_order(
     """
     if not state_confirmed:
         return deny(DenyReason.TRADING_STATE_UNKNOWN, "trading state not confirmed recently")
-    eff = states.effective(order.account_id)
+    eff = states.effective(order.account_id, order.strategy_id, order.symbol)
     account = book.accounts.get(order.account_id)
     # The position the order acts on in the worst case: the held one once every other pending
     # order of the same side has filled and none of the other side. Two orders that each reduce
@@ -172,6 +175,10 @@ def check_order(
             "reduce_only order would not strictly reduce the position",
             state=state,
         )
+    if not reducing and states.restricted:
+        restricted = restricted_denial(order, states.restricted, state)
+        if restricted is not None:
+            return restricted
     price = order.price
     mark = book.marks.get(order.symbol)
     if price is None:
@@ -207,6 +214,26 @@ def check_order(
         state,
         effective_qty,
         signed,
+    )
+
+
+def restricted_denial(
+    order: Order, restricted: RestrictedList, state: TradingState
+) -> Decision | None:
+    """The ``restricted_symbol`` denial of an order on a restricted symbol; None when its
+    symbol is not restricted for its account. The caller lets strictly reducing orders pass
+    (:mod:`risk_worker.domain.restricted`)."""
+    found = restricted.find(order.account_id, order.symbol)
+    if found is None:
+        return None
+    key, r = found
+    whom = "account " + order.account_id if key.startswith(RESTRICTED_ACCOUNT_PREFIX) else "all"
+    return deny(
+        DenyReason.RESTRICTED_SYMBOL,
+        f"{order.symbol} is restricted ({whom}) by {r.by or 'an operator'}: {r.reason}; "
+        "only orders that reduce a position",
+        RiskLevel.BREACHED,
+        state,
     )
 
 
@@ -283,6 +310,7 @@ def _check_limits(
             price,
             rate,
             now_ms + config.pending_ttl_ms,
+            order.strategy_id,
         )
         account.pending.add(reservation)
     message = "approved" if not warnings else f"approved with warning: {warnings[0].message}"

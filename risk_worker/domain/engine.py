@@ -23,7 +23,14 @@ from risk_worker.domain.monitor import (
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
-from risk_worker.domain.trading_state import StateValue, TradingStates, auto_key
+from risk_worker.domain.trading_state import (
+    ACCOUNT,
+    STRATEGY,
+    SYMBOL,
+    StateValue,
+    TradingStates,
+    auto_key,
+)
 from risk_worker.domain.types import ApplyResult, TradingState
 
 
@@ -111,6 +118,23 @@ class RiskEngine:
         """Apply a reservation another instance made, so this one does not spend the same
         headroom (the same order id replaces: a re-check through another instance)."""
         self.book.account(account_id).pending.add(reservation)
+
+    def release_reservations(self, scope: str, scope_id: str | None) -> int:
+        """Drop the reservations a HALT of ``scope`` cancels: every account's (global), one
+        account's, or every account's of one strategy or symbol. Returns how many.
+
+        Args:
+            scope: ``global``, ``account``, ``strategy`` or ``symbol``
+                (:data:`~risk_worker.domain.trading_state.WIRE_SCOPE`).
+            scope_id: the account id, strategy id or symbol; None for ``global``.
+        """
+        accounts = self.book.accounts
+        if scope == ACCOUNT:
+            acct = accounts.get(scope_id or "")
+            return 0 if acct is None else acct.pending.release()
+        symbol = scope_id if scope == SYMBOL else None
+        strategy_id = scope_id if scope == STRATEGY else None
+        return sum(a.pending.release(symbol, strategy_id) for a in accounts.values())
 
     def set_mark(self, symbol: str, price: float, timestamp: int, now_ms: int) -> TickResult:
         """Apply ``market.tick.<symbol>`` (price already chosen: last, else mid) through the

@@ -26,6 +26,8 @@ class PendingOrder:
             mark at check time (the mark for a market order, the limit without a mark).
         margin_rate: initial margin rate of the symbol (fraction).
         expires_ms: when the reservation lapses (ms since epoch).
+        strategy_id: the order's strategy, None when it named none (a strategy's HALT
+            releases its reservations).
     """
 
     __slots__ = (
@@ -35,6 +37,7 @@ class PendingOrder:
         "order_id",
         "price",
         "signed_qty",
+        "strategy_id",
         "symbol",
     )
 
@@ -47,7 +50,9 @@ class PendingOrder:
         price: float,
         margin_rate: float,
         expires_ms: int,
+        strategy_id: str | None = None,
     ) -> None:
+        self.strategy_id = strategy_id
         self.order_id = order_id
         self.symbol = symbol
         self.signed_qty = signed_qty
@@ -130,6 +135,22 @@ class PendingBook:
         for oid in expired:
             del self._orders[oid]
         return len(expired)
+
+    def release(self, symbol: str | None = None, strategy_id: str | None = None) -> int:
+        """Drop the reservations of ``symbol`` and/or ``strategy_id`` (every one when both are
+        None): a HALT of that scope cancels the working orders (subjects.md §7). Returns how
+        many were dropped."""
+        if not self._orders:
+            return 0
+        dropped = [
+            oid
+            for oid, o in self._orders.items()
+            if (symbol is None or o.symbol == symbol)
+            and (strategy_id is None or o.strategy_id == strategy_id)
+        ]
+        for oid in dropped:
+            del self._orders[oid]
+        return len(dropped)
 
     def consume(self, order_id: str, fill_qty: float) -> None:
         """Consume a fill of ``fill_qty`` base units (absolute) of ``order_id``.

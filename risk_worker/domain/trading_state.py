@@ -6,12 +6,16 @@ Keys (subjects.md §7):
 - ``trading_state.account.<account_id>``: the operators' stop of one account;
 - ``trading_state.auto.<account_id>``: the workers' automatic trip of one account (the only
   trading-state keys a worker credential may write, so a worker can never undo an operator);
+- ``trading_state.strategy.<strategy_id>``: the operators' stop of one strategy (orders that
+  name it in ``strategy_id``);
+- ``trading_state.symbol.<symbol>``: the operators' stop of one symbol, for every account;
 - any other ``trading_state.*`` key is unknown (written by a newer version or by hand): a
   restrictive value there applies to every account (fail closed: the worker cannot know its
   scope).
 
 An absent key means ACTIVE. The effective state of an account is the most severe of the global
-(and unknown) value, its operator value and its automatic value. Updates carry the KV revision;
+(and unknown) value, its operator value and its automatic value; an order's adds its strategy's
+and its symbol's (issue 12). Updates carry the KV revision;
 an update with a revision not newer than the one held for its key is ignored, so a late delivery
 can never roll the copy back (a bucket recreated under the watcher is the watcher's business:
 it calls :meth:`TradingStates.reset` and reads the bucket again).
@@ -23,17 +27,40 @@ from typing import NamedTuple
 
 import msgspec
 
+from risk_worker.domain.restricted import RestrictedList
 from risk_worker.domain.types import STATE_SEVERITY, StateSource, TradingState
 
 STATE_KEY_PREFIX = "trading_state."
 GLOBAL_KEY = "trading_state.global"
 ACCOUNT_KEY_PREFIX = "trading_state.account."
 AUTO_KEY_PREFIX = "trading_state.auto."
+STRATEGY_KEY_PREFIX = "trading_state.strategy."
+SYMBOL_KEY_PREFIX = "trading_state.symbol."
 
 GLOBAL = "global"
 ACCOUNT = "account"
 AUTO = "auto"
+STRATEGY = "strategy"
+SYMBOL = "symbol"
 UNKNOWN = "unknown"
+
+WIRE_SCOPE = {
+    GLOBAL: GLOBAL,
+    UNKNOWN: GLOBAL,
+    ACCOUNT: ACCOUNT,
+    AUTO: ACCOUNT,
+    STRATEGY: STRATEGY,
+    SYMBOL: SYMBOL,
+}
+"""The scope of a key's kind as messages and records name it (``global``, ``account``,
+``strategy``, ``symbol``): an automatic trip is account-scoped, an unknown key acts globally."""
+
+_SCOPED_PREFIXES = (
+    (ACCOUNT_KEY_PREFIX, ACCOUNT),
+    (AUTO_KEY_PREFIX, AUTO),
+    (STRATEGY_KEY_PREFIX, STRATEGY),
+    (SYMBOL_KEY_PREFIX, SYMBOL),
+)
 
 
 class StateValue(msgspec.Struct, frozen=True):
@@ -57,7 +84,8 @@ class StateValue(msgspec.Struct, frozen=True):
 class Effective(NamedTuple):
     """An account's effective state, the scope that imposes it and that scope's value.
 
-    ``scope`` is ``global``, ``account`` (an operator's stop) or ``account (automatic)``.
+    ``scope`` is ``global``, ``account`` (an operator's stop), ``account (automatic)``,
+    ``strategy <id>`` or ``symbol <symbol>``.
     """
 
     state: TradingState
@@ -75,18 +103,31 @@ def auto_key(account_id: str) -> str:
     return AUTO_KEY_PREFIX + account_id
 
 
+def strategy_key(strategy_id: str) -> str:
+    """KV key of the operators' trading state of a strategy."""
+    return STRATEGY_KEY_PREFIX + strategy_id
+
+
+def symbol_key(symbol: str) -> str:
+    """KV key of the operators' trading state of a symbol."""
+    return SYMBOL_KEY_PREFIX + symbol
+
+
 def scope_of_key(key: str) -> tuple[str, str | None] | None:
     """The scope of a trading-state key; None for any other key of the bucket.
 
+    The scoped prefixes are tried before the fallback, so a strategy or symbol key never reads
+    as unknown (which would act globally).
+
     Returns:
-        ("global", None), ("account", id), ("auto", id), or ("unknown", None) for another
-        ``trading_state.*`` key.
+        ("global", None), ("account", id), ("auto", id), ("strategy", id), ("symbol", symbol),
+        or ("unknown", None) for another ``trading_state.*`` key.
     """
     if not key.startswith(STATE_KEY_PREFIX):
         return None
     if key == GLOBAL_KEY:
         return (GLOBAL, None)
-    for prefix, scope in ((ACCOUNT_KEY_PREFIX, ACCOUNT), (AUTO_KEY_PREFIX, AUTO)):
+    for prefix, scope in _SCOPED_PREFIXES:
         if key.startswith(prefix) and len(key) > len(prefix):
             return (scope, key[len(prefix) :])
     return (UNKNOWN, None)
@@ -104,7 +145,10 @@ _SCOPE_TEXT = {ACCOUNT: "account", AUTO: "account (automatic)"}
 
 
 class TradingStates:
-    """The worker's copy of every trading state, by key, with the KV revision of each."""
+    """The worker's copy of every trading state, by key, with the KV revision of each.
+
+    ``restricted`` is the copy of the restricted list kept in the same bucket (reset with it).
+    """
 
     __slots__ = (
         "_accounts",
@@ -115,6 +159,9 @@ class TradingStates:
         "_globals",
         "_operator",
         "_revisions",
+        "_strategies",
+        "_symbols",
+        "restricted",
     )
 
     def __init__(self) -> None:
@@ -126,6 +173,9 @@ class TradingStates:
         self._auto: dict[str, StateValue] = {}
         self._accounts: dict[str, Effective] = {}  # the more severe of _operator and _auto
         self._cleared_at: dict[str, int] = {}
+        self._strategies: dict[str, Effective] = {}  # restrictive only
+        self._symbols: dict[str, Effective] = {}  # restrictive only
+        self.restricted = RestrictedList()
 
     def apply(self, key: str, value: StateValue | None, revision: int) -> bool:
         """Apply a KV entry (None for a delete or purge); False when ignored as not newer.
@@ -154,6 +204,9 @@ class TradingStates:
             table.clear()
         self._accounts.clear()
         self._cleared_at.clear()
+        self._strategies.clear()
+        self._symbols.clear()
+        self.restricted.reset()
         self._global = None
         self._global_effective = _ACTIVE
 
@@ -168,6 +221,14 @@ class TradingStates:
                 self._globals.pop(key, None)
             g = self._global = self._most_severe_global()
             self._global_effective = _ACTIVE if g is None else Effective(g.state, GLOBAL, g)
+            return
+        if kind in (STRATEGY, SYMBOL):
+            scoped = self._strategies if kind == STRATEGY else self._symbols
+            if restrictive:
+                assert value is not None
+                scoped[account_id] = Effective(value.state, f"{kind} {account_id}", value)
+            else:
+                scoped.pop(account_id, None)
             return
         table = self._operator if kind == ACCOUNT else self._auto
         if restrictive:
@@ -209,6 +270,9 @@ class TradingStates:
         kind, account_id = scope
         if account_id is None:
             return self._globals.get(key)
+        if kind in (STRATEGY, SYMBOL):
+            eff = (self._strategies if kind == STRATEGY else self._symbols).get(account_id)
+            return None if eff is None else eff.value
         return (self._operator if kind == ACCOUNT else self._auto).get(account_id)
 
     @property
@@ -238,11 +302,32 @@ class TradingStates:
         """Accounts HALTED at account scope (operator or automatic)."""
         return [a for a, e in self._accounts.items() if e.state is TradingState.HALTED]
 
-    def effective(self, account_id: str) -> Effective:
-        """The most severe of the global, the operator and the automatic state of the account
-        (global wins a tie, then the operator's)."""
-        g = self._global_effective
+    def strategy_value(self, strategy_id: str) -> StateValue | None:
+        """The operators' value of the strategy, None when ACTIVE."""
+        eff = self._strategies.get(strategy_id)
+        return None if eff is None else eff.value
+
+    def symbol_value(self, symbol: str) -> StateValue | None:
+        """The operators' value of the symbol, None when ACTIVE."""
+        eff = self._symbols.get(symbol)
+        return None if eff is None else eff.value
+
+    def effective(
+        self, account_id: str, strategy_id: str | None = None, symbol: str | None = None
+    ) -> Effective:
+        """The most severe of the global, the operator and the automatic state of the account,
+        and (for an order) of its strategy's and its symbol's (a tie goes to the first of
+        global, account operator, account automatic, strategy, symbol)."""
+        best = self._global_effective
         a = self._accounts.get(account_id)
-        if a is not None and STATE_SEVERITY[a.state] > STATE_SEVERITY[g.state]:
-            return a
-        return g
+        if a is not None and STATE_SEVERITY[a.state] > STATE_SEVERITY[best.state]:
+            best = a
+        if strategy_id is not None and self._strategies:
+            s = self._strategies.get(strategy_id)
+            if s is not None and STATE_SEVERITY[s.state] > STATE_SEVERITY[best.state]:
+                best = s
+        if symbol is not None and self._symbols:
+            y = self._symbols.get(symbol)
+            if y is not None and STATE_SEVERITY[y.state] > STATE_SEVERITY[best.state]:
+                best = y
+        return best

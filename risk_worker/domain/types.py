@@ -28,7 +28,7 @@ class OrderType(StrEnum):
 
 
 class TradingState(StrEnum):
-    """Trading state of a scope (global or one account), the emergency stop.
+    """Trading state of a scope (global, an account, a strategy or a symbol), the emergency stop.
 
     ACTIVE: orders flow. REDUCING: only orders that strictly reduce an existing position.
     HALTED: nothing. Vocabulary from NautilusTrader's ``TradingState``.
@@ -111,6 +111,7 @@ class DenyReason(StrEnum):
     REDUCING_ONLY = "reducing_only"
     UNKNOWN_ACCOUNT = "unknown_account"
     REDUCE_ONLY_WOULD_INCREASE = "reduce_only_would_increase"
+    RESTRICTED_SYMBOL = "restricted_symbol"
     NO_MARKET_PRICE = "no_market_price"
     POLICIES_UNAVAILABLE = "policies_unavailable"
     INSUFFICIENT_MARGIN = "insufficient_margin"

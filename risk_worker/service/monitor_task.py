@@ -27,7 +27,7 @@ from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine, trip_value
 from risk_worker.domain.monitor import AccountReport, Trip
-from risk_worker.domain.trading_state import StateValue, auto_key, scope_of_key
+from risk_worker.domain.trading_state import WIRE_SCOPE, StateValue, auto_key, scope_of_key
 from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError
 from risk_worker.service.observability import Metrics
@@ -284,7 +284,8 @@ def state_change_record(
     engine: RiskEngine, bucket: str, key: str, value: StateValue | None, revision: int
 ) -> StateChangeRecord | None:
     """The audit record of a trading-state transition seen by the watcher (None: not a
-    trading-state key), with the account's snapshot (all accounts' for the global scope).
+    trading-state key), with the account's snapshot (all accounts' for the global, strategy and
+    symbol scopes).
 
     Every instance records what its watcher sees under an id derived from (bucket, key,
     revision): the stream and the table keep one row per transition.
@@ -293,7 +294,10 @@ def state_change_record(
     if scope is None:
         return None
     now = now_ms()
-    account_id = scope[1]  # automatic trips are account-scoped; unknown keys act globally
+    # automatic trips are account-scoped; unknown keys act globally
+    wire = WIRE_SCOPE[scope[0]]
+    ident = scope[1] if wire != "global" else None
+    account_id = ident if wire == "account" else None
     state = TradingState.ACTIVE if value is None else value.state
     snapshot = (
         global_snapshot(engine, now)
@@ -303,8 +307,10 @@ def state_change_record(
     return StateChangeRecord(
         id=str(uuid.uuid5(STATE_RECORD_NAMESPACE, f"{bucket}/{key}/{revision}")),
         occurred_at=value.updated_at if value and value.updated_at else now,
-        scope="global" if account_id is None else "account",
+        scope=wire,  # type: ignore[arg-type]  # WIRE_SCOPE's values are the Literal's
         account_id=account_id,
+        strategy_id=ident if wire == "strategy" else None,
+        symbol=ident if wire == "symbol" else None,
         action="clear" if state is TradingState.ACTIVE else "trip",
         state=state.value,
         reason="" if value is None else value.reason,

@@ -36,7 +36,9 @@ from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.decision import Decision
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.trading_state import StateValue
+from risk_worker.domain.types import DenyReason, PolicyType
 from risk_worker.errors import ServerUnavailableError
+from risk_worker.service.kill_switch import KillSwitch
 from risk_worker.service.monitor_task import MonitorTask, state_change_record
 from risk_worker.service.observability import Metrics
 from risk_worker.service.policy_source import FilePolicySource, PolicySource, StaticPolicySource
@@ -93,6 +95,9 @@ class Worker:
         self._tasks: set[asyncio.Task[None]] = set()
         self._monitor: asyncio.Task[None] | None = None
         self._stopping = False
+        self.kill_switch = KillSwitch(
+            self.engine, lambda: self.lease, lambda: self.service, self._spawn
+        )
 
     @property
     def sink(self) -> RiskEventSink:
@@ -313,6 +318,8 @@ class Worker:
 
     def _checked(self, decision: Decision, seconds: float) -> None:
         self.metrics.check(decision.reason, seconds)
+        if decision.reason is DenyReason.RESTRICTED_SYMBOL:  # recorded as a violation too
+            self.metrics.violation(PolicyType.HARD, "pre_trade")
         for violation in decision.violations:
             self.metrics.violation(violation.policy.type, "pre_trade")
 
@@ -322,7 +329,8 @@ class Worker:
         task.add_done_callback(self._tasks.discard)
 
     def _on_state_change(self, key: str, value: StateValue | None, revision: int) -> None:
-        """Log a trading-state transition and record it (with the snapshot) for the audit."""
+        """Log a trading-state transition and record it (with the snapshot) for the audit; a
+        HALT releases reservations and is announced (:class:`KillSwitch`)."""
         record = state_change_record(self.engine, self.settings.kv_bucket, key, value, revision)
         if record is not None:
             log.warning(
@@ -332,6 +340,7 @@ class Worker:
                 f" ({record.source}: {record.reason})" if value else "",
             )
             self.sink.record(record)
+        self.kill_switch.on_change(key, value, revision)
 
 
 async def _finish(task: asyncio.Task[None]) -> None:

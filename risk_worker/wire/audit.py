@@ -47,7 +47,7 @@ class StateChangeRecord(msgspec.Struct, frozen=True, gc=False):
 
     id: str
     occurred_at: int
-    scope: Literal["global", "account"]
+    scope: Literal["global", "account", "strategy", "symbol"]
     account_id: str | None
     action: Literal["trip", "clear"]
     state: str
@@ -56,6 +56,8 @@ class StateChangeRecord(msgspec.Struct, frozen=True, gc=False):
     source: str
     revision: int | None = None
     account_snapshot: dict[str, Any] | None = None
+    strategy_id: str | None = None
+    symbol: str | None = None
 
 
 def violation_record(
@@ -82,6 +84,36 @@ def violation_record(
         action_taken=action,
         order_id=order_id,
         symbol=ev.symbol,
+    )
+
+
+RESTRICTED_POLICY_NAME = "Restricted Instrument"
+RESTRICTED_METRIC = "restricted_symbol"
+
+
+def restricted_record(
+    account_id: str, order_id: str, symbol: str, key: str, now_ms: int
+) -> ViolationRecord:
+    """The pre-trade violation of an order denied ``restricted_symbol`` (a fresh uuid4 id).
+
+    The restriction stands in for a policy: ``policy_id`` is its KV key (``restricted.<symbol>``
+    or ``restricted.account.<id>.<symbol>``), ``policy_type`` hard, ``metric``
+    ``restricted_symbol`` with value 1 (on the list) against threshold 0 (subjects.md §3.11).
+    """
+    return ViolationRecord(
+        id=str(uuid.uuid4()),
+        occurred_at=now_ms,
+        account_id=account_id,
+        policy_id=key,
+        policy_name=RESTRICTED_POLICY_NAME,
+        policy_type="hard",
+        metric=RESTRICTED_METRIC,
+        metric_value=1.0,
+        threshold_value=0.0,
+        source="pre_trade",
+        action_taken="denied",
+        order_id=order_id,
+        symbol=symbol,
     )
 
 

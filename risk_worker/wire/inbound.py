@@ -139,6 +139,7 @@ class ReservationMsg(msgspec.Struct, frozen=True, gc=False):
     price: Price
     margin_rate: Rate
     expires_ms: Millis
+    strategy_id: Identifier | None = None
 
 
 def reservation_msg(worker_id: str, account_id: str, r: PendingOrder) -> ReservationMsg:
@@ -153,13 +154,21 @@ def reservation_msg(worker_id: str, account_id: str, r: PendingOrder) -> Reserva
         r.price,
         r.margin_rate,
         r.expires_ms,
+        r.strategy_id,
     )
 
 
 def pending_order(m: ReservationMsg) -> PendingOrder:
     """The reservation another instance announced."""
     return PendingOrder(
-        m.order_id, m.symbol, m.signed_qty, m.increasing_qty, m.price, m.margin_rate, m.expires_ms
+        m.order_id,
+        m.symbol,
+        m.signed_qty,
+        m.increasing_qty,
+        m.price,
+        m.margin_rate,
+        m.expires_ms,
+        m.strategy_id,
     )
 
 

@@ -1,4 +1,5 @@
-"""Outbound wire messages: check replies, ``risk.metrics``, ``risk.alerts.*``.
+"""Outbound wire messages: check replies, ``risk.metrics``, ``risk.alerts.*``,
+``risk.commands.cancel_all``.
 
 Ratios that have no finite value (margin ratio with no margin used, leverage with equity ≤ 0)
 are ``null`` on the wire, never ``Infinity``. Money in quote currency, ratios as fractions,
@@ -15,6 +16,7 @@ from risk_worker.domain.decision import Decision
 from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.monitor import AlertDraft
 from risk_worker.domain.policies import Evaluation
+from risk_worker.domain.trading_state import WIRE_SCOPE, StateValue, scope_of_key
 from risk_worker.domain.types import RiskLevel, TradingState
 
 
@@ -122,6 +124,60 @@ class StateChangeMsg(msgspec.Struct, frozen=True, gc=False):
     triggered_by: str
     timestamp: int
     source: str = "operator"
+    strategy_id: str | None = None
+    symbol: str | None = None
+
+
+CANCEL_ALL_SUBJECT = "risk.commands.cancel_all"
+
+
+class CancelAllMsg(msgspec.Struct, frozen=True, gc=False):
+    """``risk.commands.cancel_all``: a scope went HALTED; the OMS cancels its working orders.
+
+    Published once per KV revision that sets HALTED, by the monitor-lease holder (subjects.md
+    §3.14). ``scope`` is ``global``, ``account``, ``strategy`` or ``symbol``; the id fields
+    not of that scope are null. ``revision`` is the KV revision of the trading-state key,
+    ``timestamp`` the time of the write (ms since epoch).
+    """
+
+    scope: str
+    account_id: str | None
+    strategy_id: str | None
+    symbol: str | None
+    state: TradingState
+    reason: str
+    triggered_by: str
+    revision: int
+    timestamp: int
+
+
+def cancel_all_msg(
+    key: str, value: StateValue | None, revision: int, now_ms: int
+) -> CancelAllMsg | None:
+    """The cancel instruction of a trading-state entry: None unless it sets HALTED.
+
+    Args:
+        key: the trading-state key (``trading_state.*``).
+        value: its value (None for ACTIVE, deleted or purged).
+        revision: its KV revision.
+        now_ms: the timestamp when the value carries none (ms since epoch).
+    """
+    scope = scope_of_key(key)
+    if scope is None or value is None or value.state is not TradingState.HALTED:
+        return None
+    wire = WIRE_SCOPE[scope[0]]
+    ident = scope[1] if wire != "global" else None
+    return CancelAllMsg(
+        scope=wire,
+        account_id=ident if wire == "account" else None,
+        strategy_id=ident if wire == "strategy" else None,
+        symbol=ident if wire == "symbol" else None,
+        state=value.state,
+        reason=value.reason,
+        triggered_by=value.updated_by,
+        revision=revision,
+        timestamp=value.updated_at or now_ms,
+    )
 
 
 def finite_values(values: dict[str, float]) -> dict[str, float | None]:

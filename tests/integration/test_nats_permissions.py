@@ -523,3 +523,68 @@ async def test_worker_runs_end_to_end_with_only_its_permissions(
 
     assert violations_in_log(secured_server, "worker") == []
     assert violations_in_log(secured_server, "client") == []
+
+
+# -- issue 12: the restricted list, strategy and symbol stops, cancel_all ----------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "restricted.BTCUSDT",
+        "restricted.account.acct-1.BTCUSDT",
+        "trading_state.strategy.momo-1",
+        "trading_state.symbol.BTCUSDT",
+    ],
+)
+async def test_worker_cannot_write_the_restricted_list_or_strategy_and_symbol_stops(
+    peers: dict[str, Peer], key: str
+) -> None:
+    operator, worker = peers["operator"], peers["worker"]
+    op_kv = await open_bucket(operator.nc.jetstream(timeout=5.0), BUCKET)
+    value = ENC.encode(halted("operator"))
+    revision = await op_kv.put(key, value)  # the operator may
+    kv = await worker.kv()
+
+    with pytest.raises(nats.errors.TimeoutError):
+        await kv.put(key, ENC.encode(active("worker")))
+    with pytest.raises(nats.errors.TimeoutError):
+        await kv.delete(key)
+
+    await worker.violation_about(f"$KV.{BUCKET}.{key}")
+    entry = await op_kv.get(key)
+    assert (entry.value, entry.revision) == (value, revision)
+    assert operator.violations() == []
+
+
+async def test_operator_restricts_and_lifts_and_client_hears_cancel_all_from_the_worker(
+    peers: dict[str, Peer],
+) -> None:
+    from risk_worker.adapters import restricted_list as rl  # noqa: PLC0415
+    from risk_worker.wire.outbound import CANCEL_ALL_SUBJECT  # noqa: PLC0415
+
+    operator, worker, client = peers["operator"], peers["worker"], peers["client"]
+    await open_bucket(operator.nc.jetstream(timeout=5.0), BUCKET)
+    await rl.restrict(operator.nc, BUCKET, "BTCUSDT", "sanctions", "alice", "acct-1")
+    assert [k for k, _, _ in await rl.restrictions(operator.nc, BUCKET)] == [
+        "restricted.account.acct-1.BTCUSDT"
+    ]
+    assert await rl.unrestrict(operator.nc, BUCKET, "BTCUSDT", "bob", "acct-1") is not None
+    assert await rl.restrictions(operator.nc, BUCKET) == []
+
+    heard: list[Msg] = []
+
+    async def keep(msg: Msg) -> None:
+        heard.append(msg)
+
+    await client.nc.subscribe(CANCEL_ALL_SUBJECT, cb=keep)
+    await until_delivered(worker.nc, CANCEL_ALL_SUBJECT, heard, b'{"scope": "global"}')
+    # the client may hear cancel_all but nothing else of risk.>, nor publish it
+    await client.nc.subscribe("risk.metrics", cb=keep)
+    await client.violation_about("risk.metrics")
+    await client.nc.publish(CANCEL_ALL_SUBJECT, b'{"from": "client"}')
+    await client.nc.flush()
+    await client.violation_about(f'Publish to "{CANCEL_ALL_SUBJECT}"')
+    await until_delivered(worker.nc, CANCEL_ALL_SUBJECT, heard, b'{"scope": "account"}')
+    assert not any(b"client" in m.data for m in heard)
+    assert worker.violations() == [] and operator.violations() == []

@@ -22,10 +22,11 @@ import msgspec
 import pytest
 
 from risk_worker.adapters import event_stream, micro_service, nats_service, operator
-from risk_worker.adapters.kv_bucket import decode_state
+from risk_worker.adapters.kv_bucket import decode_restriction, decode_state
 from risk_worker.adapters.nats_auth import NatsAuth
 from risk_worker.domain.monitor import AlertLevel
 from risk_worker.domain.policies import Policy, default_policies, validate_policy
+from risk_worker.domain.restricted import Restriction
 from risk_worker.domain.trading_state import ACCOUNT_KEY_PREFIX, GLOBAL_KEY, StateValue
 from risk_worker.domain.types import DenyReason, Metric, RiskLevel, Scope
 from risk_worker.service import monitor_task
@@ -33,7 +34,9 @@ from risk_worker.service.settings import Settings
 from risk_worker.wire import inbound
 from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 from risk_worker.wire.outbound import (
+    CANCEL_ALL_SUBJECT,
     AlertMsg,
+    CancelAllMsg,
     CheckReplyMsg,
     RiskMetricsMsg,
     StateChangeMsg,
@@ -59,8 +62,13 @@ OUTBOUND: dict[str, type[msgspec.Struct]] = {
     "ViolationRecord": ViolationRecord,
     "ReservationMsg": inbound.ReservationMsg,
     "StateChangeRecord": StateChangeRecord,
+    "CancelAllMsg": CancelAllMsg,
 }
-STORED: dict[str, type[msgspec.Struct]] = {"StateValue": StateValue, "Policy": Policy}
+STORED: dict[str, type[msgspec.Struct]] = {
+    "StateValue": StateValue,
+    "Policy": Policy,
+    "Restriction": Restriction,
+}
 STRUCTS = {**INBOUND, **OUTBOUND, **STORED}
 
 PARSERS: dict[str, Callable[[bytes], object]] = {
@@ -70,6 +78,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     "PnlUpdateMsg": inbound.parse_pnl,
     "CheckRequestMsg": lambda data: inbound.parse_check(data, Settings().max_request_bytes),
     "StateValue": decode_state,
+    "Restriction": decode_restriction,
     "Policy": lambda data: validate_policy(msgspec.json.decode(data, type=Policy)),
 }
 
@@ -194,8 +203,8 @@ def test_inbound_example_decodes_and_parses(name: str) -> None:
     keys = set(msgspec.json.decode(data))
     assert keys <= _names(STRUCTS[name]), f"{name} example has unknown fields"
     parsed = PARSERS[name](data)
-    if name == "StateValue":
-        assert parsed == decoded  # not the fail-closed HALTED stand-in
+    if name in ("StateValue", "Restriction"):
+        assert parsed == decoded  # not the fail-closed stand-in
 
 
 @pytest.mark.parametrize("name", sorted(OUTBOUND))
@@ -242,6 +251,7 @@ def test_subject_table_matches_code() -> None:
         event_stream.VIOLATION_PREFIX + "<account_id>",
         event_stream.EMERGENCY_PREFIX + "<scope>",
         micro_service.RESERVATIONS_SUBJECT,
+        CANCEL_ALL_SUBJECT,
     } | {monitor_task.ALERTS_PREFIX + level.value for level in AlertLevel}
     assert set(subjects) == inbound | outbound
     for subject, row in subjects.items():

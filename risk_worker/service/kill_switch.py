@@ -1,0 +1,79 @@
+"""A kill switch that acts: what a HALT does besides denying orders (issue 12).
+
+Every trading-state entry that sets HALTED (any scope: global, account — the operators' or the
+workers' automatic key —, strategy, symbol; one KV revision) is seen by every instance's
+watcher. Each instance then releases its reservations in that scope (the orders they stood for
+are to be cancelled, so their headroom is free again); the instance that holds the monitor
+lease alone publishes ``CancelAllMsg`` on ``risk.commands.cancel_all``, so the OMS gets one
+cancel instruction per revision, for operator trips and automatic ones alike (FIA's kill
+switch: stop new orders *and* cancel working ones; ESMA RTS 6 art. 12).
+
+A revision is seen once per instance (the copy ignores revisions it already holds); a watcher
+rebuilt after a bucket reset delivers the current values again, so the holder may repeat the
+instruction of a HALT still in force then (cancelling twice is harmless; the OMS keys on
+``revision``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from risk_worker.adapters.lease import Lease
+from risk_worker.adapters.nats_service import WorkerService, now_ms
+from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.trading_state import StateValue
+from risk_worker.wire.outbound import CANCEL_ALL_SUBJECT, CancelAllMsg, cancel_all_msg
+
+log = logging.getLogger("risk_worker.kill_switch")
+
+
+class KillSwitch:
+    """Acts on HALT transitions seen by the trading-state watcher.
+
+    Args:
+        engine: the decision core (its reservations are released).
+        lease: the monitor lease, when there is one yet (None: not publishing).
+        service: the NATS service that publishes, when started (None: not publishing).
+        spawn: starts a background coroutine owned by the worker (the publish).
+    """
+
+    def __init__(
+        self,
+        engine: RiskEngine,
+        lease: Callable[[], Lease | None],
+        service: Callable[[], WorkerService | None],
+        spawn: Callable[[Coroutine[Any, Any, None]], None],
+    ) -> None:
+        self._engine = engine
+        self._lease = lease
+        self._service = service
+        self._spawn = spawn
+        self.published = 0
+        """Cancel instructions this instance published (one per HALTED revision it saw while
+        holding the lease)."""
+
+    def on_change(self, key: str, value: StateValue | None, revision: int) -> None:
+        """One applied trading-state change (key, value or None for ACTIVE, KV revision)."""
+        cancel = cancel_all_msg(key, value, revision, now_ms())
+        if cancel is not None:
+            self._on_halt(cancel)
+
+    def _on_halt(self, cancel: CancelAllMsg) -> None:
+        scope_id = cancel.account_id or cancel.strategy_id or cancel.symbol
+        released = self._engine.release_reservations(cancel.scope, scope_id)
+        lease, service = self._lease(), self._service()
+        publish = lease is not None and lease.held and service is not None
+        log.warning(
+            "%s%s HALTED (revision %d): %d reservation(s) released%s",
+            cancel.scope,
+            f" {scope_id}" if scope_id else "",
+            cancel.revision,
+            released,
+            f"; {CANCEL_ALL_SUBJECT} published" if publish else "",
+        )
+        if publish:
+            assert service is not None
+            self.published += 1
+            self._spawn(service.publish(CANCEL_ALL_SUBJECT, cancel))
