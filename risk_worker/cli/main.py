@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import nats.errors
 import typer
-from rich.table import Table
 
 from risk_worker.adapters import operator
 from risk_worker.cli import ops as cli_ops
@@ -17,6 +16,7 @@ from risk_worker.cli.bench import bench_command
 from risk_worker.cli.common import configure_logs, console, err, run_async, settings_or_exit
 from risk_worker.cli.db import db
 from risk_worker.cli.policies import policies
+from risk_worker.cli.status_view import states_table
 from risk_worker.errors import RiskWorkerError, StaleRevisionError
 
 app = typer.Typer(
@@ -209,16 +209,7 @@ def emergency_status(
     """Show the trading states with their revisions: global, and per account the operators'
     stop (account) and the workers' automatic trip (auto), with who set each."""
     rows = _state_op(lambda nc, b: operator.states(nc, b, account))
-    table = Table("scope", "state", "source", "by", "reason", "revision")
-    for key, value, rev in rows:
-        scope = key.removeprefix("trading_state.")
-        if value is None:
-            table.add_row(scope, "ACTIVE", "", "", "", str(rev))
-        else:
-            table.add_row(
-                scope, value.state, value.source, value.updated_by, value.reason, str(rev)
-            )
-    console.print(table)
+    console.print(states_table(rows, None))
 
 
 @app.command()
