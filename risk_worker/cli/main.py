@@ -17,6 +17,7 @@ from risk_worker.cli.common import configure_logs, console, err, run_async, sett
 from risk_worker.cli.db import db
 from risk_worker.cli.policies import policies
 from risk_worker.cli.status_view import states_table
+from risk_worker.cli.tail import tail
 from risk_worker.errors import RiskWorkerError, StaleRevisionError
 
 app = typer.Typer(
@@ -169,7 +170,7 @@ def replay(
 app.command()(cli_ops.services)
 app.command()(cli_ops.status)
 app.command()(cli_ops.publish)
-app.command()(cli_ops.tail)
+app.command()(tail)
 app.command(name="bench")(bench_command)
 
 
