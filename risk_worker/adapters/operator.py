@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -38,12 +38,26 @@ EMERGENCY_SUBJECT = "risk.alerts.emergency"
 _ENCODER = msgspec.json.Encoder()
 
 
-async def connect(url: str, connect_timeout: float = 3.0, auth: NatsAuth | None = None) -> Client:
-    """A short-lived operator connection (no endless reconnects), with the ``RISK_NATS_*``
-    credentials when given.
+PING_INTERVAL_S = 5.0
+"""Ping period of an operator connection (seconds): two pings unanswered (a silent network)
+end it like a closed socket does, within about 15 s."""
+
+
+async def connect(
+    url: str,
+    connect_timeout: float = 3.0,
+    auth: NatsAuth | None = None,
+    on_closed: Callable[[], Awaitable[None]] | None = None,
+) -> Client:
+    """A short-lived operator connection (no reconnects: a lost server ends it), with the
+    ``RISK_NATS_*`` credentials when given.
+
+    Args:
+        on_closed: awaited when the connection ends, lost or closed by the caller.
 
     Raises:
         NatsAuthError: the server refused the credentials (a clear message).
+        OSError, nats.errors.Error: no server answered at ``url``.
     """
     return await open_connection(
         url,
@@ -51,6 +65,9 @@ async def connect(url: str, connect_timeout: float = 3.0, auth: NatsAuth | None 
         connect_timeout=connect_timeout,
         max_reconnect_attempts=1,
         allow_reconnect=False,
+        ping_interval=PING_INTERVAL_S,
+        max_outstanding_pings=2,
+        closed_cb=on_closed,
         name="risk-worker cli",
     )
 

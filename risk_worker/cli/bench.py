@@ -65,7 +65,7 @@ def bench_command(
     from risk_worker.bench.load import BenchError  # noqa: PLC0415
     from risk_worker.bench.report import render  # noqa: PLC0415
     from risk_worker.bench.runner import run_bench, steps_total  # noqa: PLC0415
-    from risk_worker.cli.common import run_async  # noqa: PLC0415
+    from risk_worker.cli.common import console, run_async  # noqa: PLC0415
 
     cfg = BenchConfig(
         accounts=accounts,
@@ -101,4 +101,4 @@ def bench_command(
     if json_out:
         typer.echo(msgspec.json.format(msgspec.json.encode(result), indent=2).decode())
     else:
-        render(result, Console())
+        render(result, console)

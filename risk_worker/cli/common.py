@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -17,8 +18,28 @@ from risk_worker.service.settings import Settings, load_settings
 
 T = TypeVar("T")
 DB_TIMEOUT_S = 5.0
-console = Console()
-err = Console(stderr=True)
+PIPED_WIDTH = 100_000
+"""Columns of a console whose stream is not a terminal: wide enough that no table cell is cut
+("…") and no line wraps; a table is only as wide as its content, so nothing is padded to it."""
+
+
+def make_console(stderr: bool = False) -> Console:
+    """A rich console on stdout (or stderr): the terminal's width on a terminal, else
+    ``PIPED_WIDTH`` columns (``COLUMNS`` ignored), so a piped or redirected table is whole.
+
+    rich otherwise takes ``COLUMNS`` or the width of whichever standard stream is a terminal
+    (80 when none is), and cuts cells to fit.
+    """
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        piped = not stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream: not a terminal
+        piped = True
+    return Console(stderr=stderr, width=PIPED_WIDTH if piped else None)
+
+
+console = make_console()
+err = make_console(stderr=True)
 
 
 def settings_or_exit() -> Settings:

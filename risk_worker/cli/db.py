@@ -14,17 +14,14 @@ from typing import TypeVar
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from risk_worker.adapters.pg_migrate import MigrationError, MigrationState, migrate, status
 from risk_worker.adapters.pg_migrate import migrations_dir as default_migrations_dir
-from risk_worker.cli.common import database_url_or_exit, where, with_database
+from risk_worker.cli.common import console, database_url_or_exit, err, where, with_database
 
 T = TypeVar("T")
 db = typer.Typer(no_args_is_help=True, help="Apply and inspect the PostgreSQL schema migrations.")
-console = Console()
-err = Console(stderr=True)
 
 
 def _inputs() -> tuple[str, Path]:

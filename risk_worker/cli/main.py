@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
 import nats.errors
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from risk_worker.adapters import operator
 from risk_worker.cli import ops as cli_ops
 from risk_worker.cli.bench import bench_command
+from risk_worker.cli.check import check
 from risk_worker.cli.common import configure_logs, console, err, run_async, settings_or_exit
 from risk_worker.cli.db import db
 from risk_worker.cli.policies import policies
 from risk_worker.cli.restrict import one_scope, restrict, scope_label
+from risk_worker.cli.status_view import states_table
+from risk_worker.cli.tail import tail
 from risk_worker.errors import RiskWorkerError, StaleRevisionError
 
 app = typer.Typer(
@@ -66,78 +67,7 @@ def dev(
         raise typer.Exit(1) from None
 
 
-@app.command()
-def check(
-    account: Annotated[str, typer.Option(help="Account id.")],
-    symbol: Annotated[str, typer.Option(help="Symbol, e.g. BTCUSDT.")],
-    side: Annotated[str, typer.Option(help="buy or sell.")],
-    quantity: Annotated[float, typer.Option(help="Base quantity > 0.")],
-    price: Annotated[
-        float | None, typer.Option(help="Limit price; omit for a market order.")
-    ] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Reserve nothing.")] = False,
-    reduce_only: Annotated[bool, typer.Option("--reduce-only")] = False,
-    strategy: Annotated[str | None, typer.Option(help="Strategy id.")] = None,
-    order_id: Annotated[str | None, typer.Option(help="Order id (default: random).")] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 2.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the raw reply.")] = False,
-) -> None:
-    """Send one pre-trade check. Exit 0 approved, 1 denied, 2 error or no reply."""
-    settings = settings_or_exit()
-    request: dict[str, Any] = {
-        "order_id": order_id or f"cli-{uuid.uuid4().hex[:12]}",
-        "account_id": account,
-        "symbol": symbol,
-        "side": side.upper(),
-        "quantity": quantity,
-        "price": price,
-        "strategy_id": strategy,
-        "reduce_only": reduce_only,
-        "dry_run": dry_run,
-    }
-
-    async def go() -> dict[str, Any]:
-        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
-        try:
-            return await operator.send_check(nc, request, timeout)
-        finally:
-            await nc.close()
-
-    try:
-        reply = run_async(go())
-    except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
-        err.print(f"[red]no reply ({type(exc).__name__}): treat the order as DENIED[/red]")
-        raise typer.Exit(2) from None
-    except (OSError, nats.errors.Error) as exc:
-        err.print(f"[red]cannot reach NATS at {settings.nats_url}:[/red] {exc!r}")
-        raise typer.Exit(2) from None
-    if json_out:
-        console.print_json(data=reply)
-    else:
-        _print_reply(reply)
-    if reply.get("rejection_reason") == "invalid_request":
-        raise typer.Exit(2)
-    raise typer.Exit(0 if reply.get("approved") else 1)
-
-
-def _print_reply(reply: dict[str, Any]) -> None:
-    verdict = "[green]APPROVED[/green]" if reply.get("approved") else "[red]DENIED[/red]"
-    console.print(
-        f"{verdict} order {reply.get('order_id')} account {reply.get('account_id')} "
-        f"risk {reply.get('risk_level')} ({reply.get('processing_time_us')} µs, "
-        f"{reply.get('worker_id')})"
-    )
-    if reply.get("rejection_reason"):
-        console.print(f"  reason: [bold]{reply['rejection_reason']}[/bold] — {reply.get('reason')}")
-    for kind in ("violations", "warnings"):
-        for v in reply.get(kind) or []:
-            console.print(f"  {kind[:-1]}: {v.get('message')}")
-    m = reply.get("post_trade_metrics")
-    if m:
-        console.print(
-            f"  post-trade: equity {m['equity']:,.2f} leverage {m['leverage']} "
-            f"margin used {m['margin_used']:,.2f} available {m['available_margin']:,.2f}"
-        )
+app.command()(check)
 
 
 def _state_op(coro_fn: Any) -> Any:
@@ -234,16 +164,7 @@ def emergency_status(
     set each."""
     one_scope(account, strategy, symbol)
     rows = _state_op(lambda nc, b: operator.states(nc, b, account, strategy, symbol))
-    table = Table("scope", "state", "source", "by", "reason", "revision")
-    for key, value, rev in rows:
-        scope = key.removeprefix("trading_state.")
-        if value is None:
-            table.add_row(scope, "ACTIVE", "", "", "", str(rev))
-        else:
-            table.add_row(
-                scope, value.state, value.source, value.updated_by, value.reason, str(rev)
-            )
-    console.print(table)
+    console.print(states_table(rows, None))
 
 
 @app.command()
@@ -274,7 +195,7 @@ def replay(
 app.command()(cli_ops.services)
 app.command()(cli_ops.status)
 app.command()(cli_ops.publish)
-app.command()(cli_ops.tail)
+app.command()(tail)
 app.command(name="bench")(bench_command)
 
 

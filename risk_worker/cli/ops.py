@@ -1,9 +1,7 @@
-"""Operator views over NATS: services, status, tail and publish (natscli is not available)."""
+"""Operator views over NATS: services, status and publish (natscli is not available)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import Annotated, Any
 
 import nats.errors
@@ -107,27 +105,3 @@ def publish(
     console.print(
         f"published on {subject}: {message.decode()}", markup=False, highlight=False, soft_wrap=True
     )
-
-
-def tail(
-    subject: Annotated[str, typer.Argument(help="Subject to watch.")] = "risk.>",
-    account: Annotated[str | None, typer.Option(help="Only messages of this account.")] = None,
-) -> None:
-    """Print messages on SUBJECT (default risk.>), one readable line each, until Ctrl-C."""
-    settings = settings_or_exit()
-
-    async def go() -> None:
-        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
-
-        async def show(msg: Any) -> None:
-            if account is None or operator.account_of(msg) == account:
-                console.print(operator.render(msg), markup=False, highlight=False, soft_wrap=True)
-
-        await nc.subscribe(subject, cb=show)
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await nc.close()
-
-    with contextlib.suppress(KeyboardInterrupt):
-        run_async(go())

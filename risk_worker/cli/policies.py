@@ -13,7 +13,6 @@ from typing import Annotated, TypeVar
 
 import asyncpg
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -27,12 +26,10 @@ from risk_worker.adapters.policy_admin import (
     read_stored,
     render_diff,
 )
-from risk_worker.cli.common import database_url_or_exit, with_database
+from risk_worker.cli.common import console, database_url_or_exit, err, with_database
 
 T = TypeVar("T")
 policies = typer.Typer(no_args_is_help=True, help="List, apply and disable the risk policies.")
-console = Console()
-err = Console(stderr=True)
 
 
 def _with_connection(work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:

@@ -15,6 +15,7 @@ import nats.errors
 import typer
 from nats.aio.client import Client
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from risk_worker.adapters import operator
@@ -122,7 +123,10 @@ async def gather_restricted(nc: Client, bucket: str) -> list[tuple[str, Restrict
 
 
 def render_restricted(out: Console, entries: list[tuple[str, Restriction, int]]) -> None:
-    """Print the restricted list as a table (an empty list says so)."""
+    """Print the restricted list as a table (an empty list says so).
+
+    Reason and who are the operators' own words: printed as written, never read as rich markup.
+    """
     table = Table(
         "symbol", "scope", "reason", "by", "at (UTC)", "revision",
         title=f"restricted list ({len(entries)})",
@@ -132,10 +136,10 @@ def render_restricted(out: Console, entries: list[tuple[str, Restriction, int]])
         account, symbol = parsed if parsed is not None else (None, key)
         at = dt.datetime.fromtimestamp(value.at / 1000, tz=dt.UTC) if value.at else None
         table.add_row(
-            symbol,
+            escape(symbol),
             _whom(account),
-            value.reason,
-            value.by,
+            escape(value.reason),
+            escape(value.by),
             at.strftime("%Y-%m-%d %H:%M:%S") if at else "",
             str(revision),
         )

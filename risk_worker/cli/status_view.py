@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from nats.aio.msg import Msg
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from risk_worker.adapters import operator
@@ -94,6 +95,28 @@ def _num(value: Any, spec: str) -> str:
         return str(value)
 
 
+def states_table(states: list[tuple[str, StateValue | None, int]], title: str | None) -> Table:
+    """The trading states as a table: scope, state, source, by, reason, KV revision.
+
+    Who and why are the operators' own words: printed as written, never read as rich markup.
+    """
+    table = Table("scope", "state", "source", "by", "reason", "revision", title=title)
+    for key, value, revision in states:
+        scope = escape(key.removeprefix("trading_state."))
+        if value is None:
+            table.add_row(scope, "ACTIVE", "", "", "", str(revision))
+        else:
+            table.add_row(
+                scope,
+                value.state,
+                value.source,
+                escape(value.updated_by),
+                escape(value.reason),
+                str(revision),
+            )
+    return table
+
+
 def render_status(console: Console, view: StatusView) -> None:
     """Print the three tables."""
     instances = Table(
@@ -116,16 +139,7 @@ def render_status(console: Console, view: StatusView) -> None:
             str((inst.get("stats") or {}).get("started", "")),
         )
     console.print(instances)
-    states = Table("scope", "state", "source", "by", "reason", "revision", title="trading states")
-    for key, value, revision in view.states:
-        scope = key.removeprefix("trading_state.")
-        if value is None:
-            states.add_row(scope, "ACTIVE", "", "", "", str(revision))
-        else:
-            states.add_row(
-                scope, value.state, value.source, value.updated_by, value.reason, str(revision)
-            )
-    console.print(states)
+    console.print(states_table(view.states, "trading states"))
     render_restricted(console, view.restricted)
     accounts = Table(
         "account",

@@ -30,7 +30,7 @@ async def cli(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[s
     )
 
 
-async def test_cli_check_when_approved_denied_or_unanswered_then_exit_0_1_2(
+async def test_cli_check_when_approved_denied_invalid_or_unanswered_then_exit_0_1_2_2(
     harness: Harness, own_nats_server: NatsServer
 ) -> None:
     url = harness.settings.nats_url
@@ -44,13 +44,38 @@ async def test_cli_check_when_approved_denied_or_unanswered_then_exit_0_1_2(
     denied = await cli(url, *base, "--quantity", "100", "--price", "50000")
     assert denied.returncode == 1
     assert "insufficient_margin" in denied.stdout
-    invalid = await cli(url, *base, "--quantity", "-1", "--price", "50000")
-    assert invalid.returncode == 2
-    assert "invalid_request" in invalid.stdout
+    # A symbol only the worker refuses: an invalid request, not a denial at some risk level.
+    bad_symbol = ("check", "--account", "CLI1", "--symbol", "BTC USDT", "--side", "buy")
+    invalid = await cli(url, *bad_symbol, "--quantity", "1", "--price", "50000")
+    assert invalid.returncode == 2, invalid.stdout + invalid.stderr
+    first = invalid.stdout.splitlines()[0]
+    assert first.startswith("INVALID REQUEST order cli-"), invalid.stdout
+    assert "account CLI1: symbol:" in first
+    assert "DENIED" not in invalid.stdout and "risk HIGH" not in invalid.stdout
+    as_json = await cli(url, *bad_symbol, "--quantity", "1", "--json")
+    assert as_json.returncode == 2
+    assert '"rejection_reason": "invalid_request"' in as_json.stdout
     # A server with no worker behind it: no responders means denied, exit 2.
     unanswered = await cli(own_nats_server.url, *base, "--quantity", "1", "--price", "50000")
     assert unanswered.returncode == 2
     assert "DENIED" in unanswered.stderr
+
+
+async def test_cli_check_when_side_or_quantity_malformed_then_usage_error_nothing_sent() -> None:
+    # No server at this address: reaching for NATS would print "cannot reach NATS" instead.
+    nowhere = "nats://127.0.0.1:1"
+    base = ("check", "--account", "CLI1", "--symbol", "BTCUSDT")
+    cases = [
+        (("--side", "sideways", "--quantity", "1"), "--side"),
+        *((("--side", "buy", "--quantity", q), "--quantity") for q in ("0", "-1", "nan", "inf")),
+        (("--side", "sell", "--quantity", "1", "--price", "nan"), "--price"),
+    ]
+    for args, option in cases:
+        result = await cli(nowhere, *base, *args)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert f"Invalid value for '{option}'" in result.stderr, (args, result.stderr)
+        assert "cannot reach NATS" not in result.stderr, args
+        assert result.stdout == "", args
 
 
 async def test_cli_when_configuration_bad_then_stops_naming_the_variable() -> None:

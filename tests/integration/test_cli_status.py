@@ -1,4 +1,4 @@
-"""`risk-worker status` and `risk-worker tail --account`, run as an operator runs them."""
+"""`risk-worker status` and `risk-worker tail`, run as an operator runs them."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import asyncio
 import os
 import sys
 from pathlib import Path
+
+import nats.errors
 
 from risk_worker.adapters import operator
 from risk_worker.devstack.nats_server import NatsServer
@@ -91,3 +93,102 @@ async def test_tail_when_account_given_then_prints_only_that_accounts_messages(
         proc.terminate()
         await proc.wait()
         reader.cancel()
+
+
+class Tail:
+    """A ``risk-worker tail`` process whose stdout and stderr lines are collected as they come."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.out: list[str] = []
+        self.err: list[str] = []
+        assert proc.stdout is not None and proc.stderr is not None
+        self._readers = [
+            asyncio.create_task(self._read(proc.stdout, self.out)),
+            asyncio.create_task(self._read(proc.stderr, self.err)),
+        ]
+
+    @staticmethod
+    async def _read(stream: asyncio.StreamReader, lines: list[str]) -> None:
+        async for line in stream:
+            lines.append(line.decode())
+
+    @classmethod
+    async def start(cls, url: str, *args: str) -> Tail:
+        proc = await asyncio.create_subprocess_exec(
+            CLI,
+            "tail",
+            "risk.cli.>",
+            *args,
+            env={**os.environ, "RISK_NATS_URL": url},
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        return cls(proc)
+
+    async def hears(self, url: str, marker: str) -> None:
+        """Publish ``marker`` on risk.cli.test until tail prints it (it may not be subscribed
+        yet, or be reconnecting)."""
+
+        async def heard() -> bool:
+            try:
+                nc = await operator.connect(url, connect_timeout=0.5)
+            except (OSError, nats.errors.Error):
+                return False  # the server is not back yet
+            try:
+                await nc.publish("risk.cli.test", f'{{"marker": "{marker}"}}'.encode())
+                await nc.flush()
+            finally:
+                await nc.close()
+            return any(marker in line for line in self.out)
+
+        await wait_for(heard, 15.0, 0.2, f"tail never printed {marker}: {self.out} {self.err}")
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.terminate()
+        await self.proc.wait()
+        for reader in self._readers:
+            reader.cancel()
+
+
+async def test_tail_when_nats_restarts_then_says_lost_naming_server_and_resumes_printing(
+    own_nats_server: NatsServer,
+) -> None:
+    server = own_nats_server
+    tail = await Tail.start(server.url)
+    try:
+        await tail.hears(server.url, "before-outage")
+        server.kill()
+        await wait_for(
+            lambda: any("lost" in line for line in tail.err),
+            15.0,
+            0.05,
+            f"tail said nothing on stderr when NATS went away: {tail.err}",
+        )
+        notice = next(line for line in tail.err if "lost" in line)
+        assert f"connection to NATS at {server.url} lost" in notice
+        await asyncio.to_thread(server.start)  # the same port
+        await tail.hears(server.url, "after-restart")
+        assert any(f"reconnected to NATS at {server.url}" in line for line in tail.err), tail.err
+        assert tail.proc.returncode is None
+    finally:
+        await tail.stop()
+
+
+async def test_tail_when_nats_stays_away_then_exits_1_after_max_disconnect(
+    own_nats_server: NatsServer,
+) -> None:
+    server = own_nats_server
+    tail = await Tail.start(server.url, "--max-disconnect", "1")
+    try:
+        await tail.hears(server.url, "before-outage")
+        server.kill()
+        code = await asyncio.wait_for(tail.proc.wait(), 30)
+        assert code == 1, tail.err
+        await wait_for(lambda: any("gave up" in line for line in tail.err), 5.0)
+        assert any(f"NATS at {server.url} unreachable for 1 s" in line for line in tail.err)
+        assert any(f"connection to NATS at {server.url} lost" in line for line in tail.err)
+    finally:
+        await tail.stop()

@@ -1,0 +1,142 @@
+"""``risk-worker check``: one pre-trade check from the command line, and its exit code.
+
+Exit codes: 0 approved; 1 denied (by a rule, a stop, or for lack of data); 2 not checked: a
+usage error caught before anything is sent (side, quantity, price), a request the worker refused
+as ``invalid_request`` (printed ``INVALID REQUEST`` with the field), a configuration error, or
+no reply (treat the order as denied).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import nats.errors
+import typer
+from rich.markup import escape
+
+from risk_worker.adapters import operator
+from risk_worker.cli.common import console, err, run_async, settings_or_exit
+from risk_worker.domain.bounds import QUANTITY_MAX, is_price
+from risk_worker.domain.types import DenyReason, Side
+
+INVALID_PREFIX = "invalid request: "
+"""How the worker's reason of an ``invalid_request`` denial begins (then ``field: detail``)."""
+
+
+def _quantity(value: float) -> float:
+    """A base quantity in (0, ``QUANTITY_MAX``], as ``subjects.md`` §3.5 requires."""
+    if not 0 < value <= QUANTITY_MAX:  # NaN fails every comparison
+        raise typer.BadParameter(
+            f"must be > 0 and at most {QUANTITY_MAX:,.0f} base units, got {value!r}"
+        )
+    return value
+
+
+def _price(value: float | None) -> float | None:
+    """A limit price in [1e-12, 1e12] quote per base unit, or None (market order).
+
+    JSON has no NaN: sent, ``nan`` would arrive as null and silently make a market order.
+    """
+    if value is not None and not is_price(value):
+        raise typer.BadParameter(
+            f"must be a price in [1e-12, 1e12] (omit it for a market order), got {value!r}"
+        )
+    return value
+
+
+def check(
+    account: Annotated[str, typer.Option(help="Account id.")],
+    symbol: Annotated[str, typer.Option(help="Symbol, e.g. BTCUSDT.")],
+    side: Annotated[Side, typer.Option(case_sensitive=False, help="buy or sell.")],
+    quantity: Annotated[
+        float, typer.Option(callback=_quantity, help="Base quantity, > 0 and finite.")
+    ],
+    price: Annotated[
+        float | None,
+        typer.Option(callback=_price, help="Limit price; omit for a market order."),
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Reserve nothing.")] = False,
+    reduce_only: Annotated[bool, typer.Option("--reduce-only")] = False,
+    strategy: Annotated[str | None, typer.Option(help="Strategy id.")] = None,
+    order_id: Annotated[str | None, typer.Option(help="Order id (default: random).")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 2.0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the raw reply.")] = False,
+) -> None:
+    """Send one pre-trade check. Exit 0 approved, 1 denied, 2 not checked (invalid, no reply)."""
+    settings = settings_or_exit()
+    request: dict[str, Any] = {
+        "order_id": order_id or f"cli-{uuid.uuid4().hex[:12]}",
+        "account_id": account,
+        "symbol": symbol,
+        "side": side.value,
+        "quantity": quantity,
+        "price": price,
+        "strategy_id": strategy,
+        "reduce_only": reduce_only,
+        "dry_run": dry_run,
+    }
+
+    async def go() -> dict[str, Any]:
+        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
+        try:
+            return await operator.send_check(nc, request, timeout)
+        finally:
+            await nc.close()
+
+    try:
+        reply = run_async(go())
+    except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
+        err.print(f"[red]no reply ({type(exc).__name__}): treat the order as DENIED[/red]")
+        raise typer.Exit(2) from None
+    except (OSError, nats.errors.Error) as exc:
+        err.print(f"[red]cannot reach NATS at {settings.nats_url}:[/red] {exc!r}")
+        raise typer.Exit(2) from None
+    invalid = reply.get("rejection_reason") == DenyReason.INVALID_REQUEST
+    if json_out:
+        console.print_json(data=reply)
+    elif invalid:
+        _print_invalid(reply)
+    else:
+        _print_reply(reply)
+    if invalid:
+        raise typer.Exit(2)
+    raise typer.Exit(0 if reply.get("approved") else 1)
+
+
+def _print_invalid(reply: dict[str, Any]) -> None:
+    """``INVALID REQUEST`` with the field and why: the worker did not check the order."""
+    problem = str(reply.get("reason") or "")
+    problem = problem.removeprefix(INVALID_PREFIX)
+    console.print(
+        f"[red]INVALID REQUEST[/red] order {escape(str(reply.get('order_id')))} account "
+        f"{escape(str(reply.get('account_id')))}: {escape(problem)}"
+    )
+    console.print(
+        "  the worker refused the request without checking it (nothing reserved); "
+        "treat the order as denied"
+    )
+
+
+def _print_reply(reply: dict[str, Any]) -> None:
+    """APPROVED or DENIED with the risk level, then the reason, violations and warnings."""
+    verdict = "[green]APPROVED[/green]" if reply.get("approved") else "[red]DENIED[/red]"
+    console.print(
+        f"{verdict} order {escape(str(reply.get('order_id')))} account {reply.get('account_id')} "
+        f"risk {reply.get('risk_level')} ({reply.get('processing_time_us')} µs, "
+        f"{reply.get('worker_id')})"
+    )
+    if reply.get("rejection_reason"):
+        console.print(
+            f"  reason: [bold]{reply['rejection_reason']}[/bold] — "
+            f"{escape(str(reply.get('reason')))}"
+        )
+    for kind in ("violations", "warnings"):
+        for v in reply.get(kind) or []:
+            console.print(f"  {kind[:-1]}: {escape(str(v.get('message')))}")
+    m = reply.get("post_trade_metrics")
+    if m:
+        console.print(
+            f"  post-trade: equity {m['equity']:,.2f} leverage {m['leverage']} "
+            f"margin used {m['margin_used']:,.2f} available {m['available_margin']:,.2f}"
+        )
