@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from risk_worker.adapters import operator
-from risk_worker.cli.common import console, err, run_async, settings_or_exit
+from risk_worker.cli.common import console, err, nats_unreachable, run_async, settings_or_exit
 from risk_worker.domain.bounds import QUANTITY_MAX, is_price
 from risk_worker.domain.types import DenyReason, Side
 
@@ -90,8 +90,7 @@ def check(
         err.print(f"[red]no reply ({type(exc).__name__}): treat the order as DENIED[/red]")
         raise typer.Exit(2) from None
     except (OSError, nats.errors.Error) as exc:
-        err.print(f"[red]cannot reach NATS at {settings.nats_url}:[/red] {exc!r}")
-        raise typer.Exit(2) from None
+        raise nats_unreachable(settings.nats_url, exc) from None
     invalid = reply.get("rejection_reason") == DenyReason.INVALID_REQUEST
     if json_out:
         console.print_json(data=reply)

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from risk_worker.errors import ConfigError
-from risk_worker.service.settings import Settings, load_settings
+from risk_worker.service.settings import Settings, load_settings, redact
 
 T = TypeVar("T")
 DB_TIMEOUT_S = 5.0
@@ -49,6 +49,13 @@ def settings_or_exit() -> Settings:
     except ConfigError as exc:
         err.print(f"[red]configuration error[/red] {exc}")
         raise typer.Exit(2) from None
+
+
+def nats_unreachable(url: str, exc: BaseException, verb: str = "reach") -> typer.Exit:
+    """Print "cannot <verb> NATS at <url>" (password redacted, nothing read as markup); the
+    exit (code 2) for the caller to raise."""
+    err.print(f"[red]cannot {verb} NATS at {escape(redact(url))}:[/red] {escape(repr(exc))}")
+    return typer.Exit(2)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

@@ -86,7 +86,7 @@ def _state_op(coro_fn: Any) -> Any:
         err.print(f"[red]not cleared:[/red] {exc}")
         raise typer.Exit(1) from None
     except (OSError, RiskWorkerError, nats.errors.Error) as exc:
-        err.print(f"[red]failed:[/red] {exc!r}")
+        err.print(f"[red]failed:[/red] {escape(repr(exc))}")
         raise typer.Exit(2) from None
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from risk_worker.adapters import operator
-from risk_worker.cli.common import console, err, run_async, settings_or_exit
+from risk_worker.cli.common import console, err, nats_unreachable, run_async, settings_or_exit
 from risk_worker.cli.status_view import gather_status, render_status
 
 
@@ -22,8 +22,7 @@ def status(
     try:
         view = run_async(gather_status(settings, wait or None))
     except (OSError, nats.errors.Error) as exc:
-        err.print(f"[red]cannot reach NATS at {settings.nats_url}:[/red] {exc!r}")
-        raise typer.Exit(2) from None
+        raise nats_unreachable(settings.nats_url, exc) from None
     render_status(console, view)
 
 
@@ -45,8 +44,7 @@ def services(
     try:
         found = run_async(go())
     except (OSError, nats.errors.Error) as exc:
-        err.print(f"[red]cannot reach NATS at {settings.nats_url}:[/red] {exc!r}")
-        raise typer.Exit(2) from None
+        raise nats_unreachable(settings.nats_url, exc) from None
     table = Table(
         "id",
         "worker",
@@ -100,8 +98,7 @@ def publish(
     try:
         run_async(go())
     except (OSError, nats.errors.Error) as exc:
-        err.print(f"[red]cannot publish to NATS at {settings.nats_url}:[/red] {exc!r}")
-        raise typer.Exit(2) from None
+        raise nats_unreachable(settings.nats_url, exc, "publish to") from None
     console.print(
         f"published on {subject}: {message.decode()}", markup=False, highlight=False, soft_wrap=True
     )

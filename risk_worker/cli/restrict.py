@@ -73,7 +73,7 @@ def _bucket_op(work: Callable[[Client, str], Coroutine[Any, Any, T]]) -> T:
         err.print(f"[red]not removed:[/red] {exc}")
         raise typer.Exit(1) from None
     except (OSError, RiskWorkerError, nats.errors.Error) as exc:
-        err.print(f"[red]failed:[/red] {exc!r}")
+        err.print(f"[red]failed:[/red] {escape(repr(exc))}")
         raise typer.Exit(2) from None
 
 

@@ -18,7 +18,7 @@ import typer
 from nats.aio.client import Client
 
 from risk_worker.adapters import operator
-from risk_worker.cli.common import console, err, run_async, settings_or_exit
+from risk_worker.cli.common import console, err, nats_unreachable, run_async, settings_or_exit
 from risk_worker.errors import RiskWorkerError
 from risk_worker.service.settings import Settings, redact
 
@@ -46,8 +46,7 @@ def tail(
     except KeyboardInterrupt:
         code = 0
     except (OSError, RiskWorkerError, nats.errors.Error) as exc:
-        err.print(f"[red]cannot reach NATS at {redact(settings.nats_url)}:[/red] {exc!r}")
-        code = 2
+        raise nats_unreachable(settings.nats_url, exc) from None
     raise typer.Exit(code)
 
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from risk_worker.devstack.nats_server import NatsServer
 from tests.harness import Harness
@@ -212,3 +215,34 @@ async def test_run_when_nats_gone_then_sigterm_still_exits_0(
                 proc.kill()
                 await proc.wait()
     assert code == 0, log_path.read_text()[-2000:]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status",),
+        ("services",),
+        ("publish", "pnl.update", '{"account_id": "A", "balance": 1}'),
+        ("check", "--account", "A", "--symbol", "S", "--side", "buy", "--quantity", "1"),
+        ("tail",),
+    ],
+)
+async def test_cli_when_nats_unreachable_then_one_line_without_the_password(
+    args: tuple[str, ...],
+) -> None:
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "RISK_NATS_URL": f"nats://alice:s3cret-pw@127.0.0.1:{port}",
+        "RISK_NATS_CONNECT_TIMEOUT": "1",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        CLI, *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = out.decode() + err.decode()
+    assert proc.returncode == 2, text
+    assert "cannot" in text and f"127.0.0.1:{port}" in text, text
+    assert "s3cret-pw" not in text and "alice:***@" in text, text
