@@ -4,7 +4,7 @@ Each user connects with its own inbox prefix (``worker`` ``_INBOX_worker``, ``op
 ``_INBOX_operator``, ``client`` ``_INBOX_client``) and may subscribe only under it; the worker
 may publish replies only into the client's and the operator's (no ``allow_responses``, which let
 a reply go to whatever subject the requester named: a ``$KV`` key, a ``$JS.API`` purge).
-Runs the deployed file on a real nats-server (fixtures of test_nats_permissions.py).
+Runs the deployed file on a real nats-server (fixtures in tests/secured_nats.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import GLOBAL_KEY
 from risk_worker.service.worker import Worker
 from tests.helpers import wait_for
-from tests.integration.test_nats_permissions import (
+from tests.secured_nats import (
     BUCKET,
     INBOXES,
     PASSWORDS,

@@ -15,204 +15,38 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import subprocess
-import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import asyncpg
-import msgspec
 import nats.errors
 import nats.js.errors
 import pytest
-import yaml
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import api
-from nats.js.kv import KeyValue
 
 from risk_worker.adapters import operator as ops
 from risk_worker.adapters.kv_bucket import open_bucket, read_state, write_state
-from risk_worker.devstack.nats_server import NatsServer, free_port
-from risk_worker.domain.policies import Policy, default_policies
+from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key, auto_key
-from risk_worker.domain.types import Metric, Operator, PolicyType, StateSource, TradingState
-from risk_worker.service.policy_source import StaticPolicySource
-from risk_worker.service.settings import Settings, load_settings
-from risk_worker.service.worker import Worker
-from tests.harness import now_ms, settings_for
+from risk_worker.domain.types import StateSource, TradingState
+from tests.harness import now_ms
 from tests.helpers import connect, wait_for
+from tests.secured_nats import (
+    BUCKET,
+    CLIENT_INBOX,
+    ENC,
+    JS_TIMEOUT,
+    PASSWORDS,
+    Peer,
+    active,
+    global_halted_by_operator,
+    halted,
+    peers,
+    secured_server,
+    until_delivered,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "docker" / "nats-server.conf"
-ENTRYPOINT = ROOT / "docker" / "nats-entrypoint.sh"
-BUCKET = "risk_control"
-CLIENT_INBOX = "_INBOX_client"
-INBOXES = {"worker": "_INBOX_worker", "operator": "_INBOX_operator", "client": CLIENT_INBOX}
-"""Each user's inbox prefix, the only one it may subscribe to (the worker's and the CLI's are
-RISK_NATS_INBOX_PREFIX in compose.yaml: see ``compose_settings``)."""
-COMPOSE = ROOT / "compose.yaml"
-PASSWORDS = {
-    # Unquoted in the configuration these would be a number and a syntax error: the test also
-    # proves that the entrypoint's quoting keeps them intact.
-    "worker": "0123456789",
-    "operator": "op pass #1 $HOME",
-    "client": "client-" + uuid.uuid4().hex,
-}
-ENC = msgspec.json.Encoder()
-JS_TIMEOUT = 1.0
-"""Seconds a denied JetStream publish or API request waits before it times out."""
-
-
-def deployed_config_for_tests(directory: Path, port: int) -> Path:
-    """docker/nats-server.conf with only ``port``, ``http`` and ``store_dir`` changed.
-
-    ``store_dir`` is removed rather than rewritten: NatsServer passes ``-sd`` (a temporary
-    store) and nats-server refuses a second ``store_dir``.
-    """
-    text = CONF.read_text(encoding="utf-8")
-    text, ports = re.subn(r"(?m)^port:\s*\d+\s*$", f"port: {port}", text)
-    text, https = re.subn(r"(?m)^http:\s*\d+\s*$", f"http: {free_port()}", text)
-    text, stores = re.subn(r"(?m)^\s*store_dir:.*$", "", text)
-    assert (ports, https, stores) == (1, 1, 1), "docker/nats-server.conf changed shape"
-    path = directory / "nats-server.conf"
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def exported_passwords(directory: Path) -> dict[str, str]:
-    """What docker/nats-entrypoint.sh exports for the passwords in ``PASSWORDS``."""
-    env = {"PATH": "/usr/bin:/bin"}
-    for user, password in PASSWORDS.items():
-        secret = directory / f"nats_{user}_password.txt"
-        secret.write_text(password + "\n", encoding="utf-8")
-        env[f"{user.upper()}_PASSWORD_FILE"] = str(secret)
-    names = [f"{user.upper()}_PASSWORD" for user in PASSWORDS]
-    show = f"import os, json; print(json.dumps({{k: os.environ[k] for k in {names!r}}}))"
-    out = subprocess.run(
-        ["sh", str(ENTRYPOINT), sys.executable, "-c", show],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=10,
-    ).stdout
-    exported: dict[str, str] = json.loads(out)
-    return exported
-
-
-@pytest.fixture
-def secured_server(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[NatsServer]:
-    """A nats-server running the deployed users and permissions."""
-    directory = tmp_path_factory.mktemp("secured-nats")
-    for name, value in exported_passwords(directory).items():
-        monkeypatch.setenv(name, value)  # the server process inherits them
-    port = free_port()
-    server = NatsServer(
-        directory, port=port, config_file=deployed_config_for_tests(directory, port)
-    )
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@dataclass
-class Peer:
-    """One user's connection and the errors the server reported to it."""
-
-    user: str
-    nc: Client
-    errors: list[Exception] = field(default_factory=list)
-
-    def violations(self) -> list[str]:
-        return [str(e) for e in self.errors if "permissions violation" in str(e).lower()]
-
-    async def violation_about(self, subject: str) -> None:
-        """Wait until the server reported a permissions violation naming ``subject``."""
-        await wait_for(
-            lambda: any(subject.lower() in v.lower() for v in self.violations()),
-            3.0,
-            message=f"{self.user}: no permissions violation for {subject}; got {self.errors}",
-        )
-
-    async def kv(self) -> KeyValue:
-        """The bucket, bound through a JetStream context with a short timeout."""
-        return await self.nc.jetstream(timeout=JS_TIMEOUT).key_value(BUCKET)
-
-
-@pytest.fixture
-async def peers(secured_server: NatsServer) -> AsyncIterator[dict[str, Peer]]:
-    """``worker``, ``operator`` and ``client``, each with its own inbox prefix, connected."""
-    out: dict[str, Peer] = {}
-    for user, password in PASSWORDS.items():
-        errors: list[Exception] = []
-
-        async def on_error(exc: Exception, errors: list[Exception] = errors) -> None:
-            errors.append(exc)
-
-        options: dict[str, Any] = {"user": user, "password": password, "error_cb": on_error}
-        options["inbox_prefix"] = INBOXES[user]
-        out[user] = Peer(user, await connect(secured_server.url, **options), errors)
-    yield out
-    for peer in out.values():
-        await peer.nc.close()
-
-
-def compose_settings(service: str, url: str, **overrides: Any) -> Settings:
-    """Test settings (``settings_for``) with the inbox prefix and the accepted reply prefixes
-    compose.yaml gives ``service`` (``risk-worker`` or ``cli``)."""
-    services = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))["services"]
-    env = {k: str(v) for k, v in services[service]["environment"].items()}
-    wanted = {
-        k: v for k, v in env.items() if k in {"RISK_NATS_INBOX_PREFIX", "RISK_REPLY_PREFIXES"}
-    }
-    loaded = load_settings(wanted)
-    return settings_for(
-        url, nats_auth=loaded.nats_auth, reply_prefixes=loaded.reply_prefixes, **overrides
-    )
-
-
-async def until_delivered(sender: Client, subject: str, seen: list[Msg], data: bytes) -> None:
-    """Publish ``data`` until ``seen`` has it: the receiver's subscription is then live.
-
-    nats-py 2.16's ``flush()`` writes its PING straight to the socket, so it can overtake a SUB
-    still in the write buffer: a flush alone does not prove that the server has the interest.
-    """
-
-    async def arrived() -> bool:
-        await sender.publish(subject, data)
-        await sender.flush()
-        await asyncio.sleep(0.02)
-        return any(m.data == data for m in seen)
-
-    await wait_for(arrived, 3.0, interval=0.0, message=f"{data!r} never arrived on {subject}")
-
-
-def halted(by: str) -> StateValue:
-    return StateValue(TradingState.HALTED, "test trip", by, now_ms(), StateSource.OPERATOR)
-
-
-def active(by: str) -> StateValue:
-    return StateValue(TradingState.ACTIVE, "test clear", by, now_ms(), StateSource.OPERATOR)
-
-
-async def global_halted_by_operator(operator: Peer) -> tuple[KeyValue, StateValue, int]:
-    """The operator creates the bucket and trips the global stop: (bucket, value, revision)."""
-    kv = await open_bucket(operator.nc.jetstream(timeout=5.0), BUCKET)
-    value = halted("operator-" + uuid.uuid4().hex[:6])
-    revision = await write_state(kv, GLOBAL_KEY, value)
-    return kv, value, revision
-
-
-# -- the worker and the global stop -------------------------------------------------------------
+__all__ = ["peers", "secured_server"]  # fixtures, imported for pytest
 
 
 @pytest.mark.parametrize("write", ["put", "update", "delete", "purge"])
@@ -433,158 +267,3 @@ async def test_client_gets_a_check_reply_only_through_its_own_inbox(
 
 
 # -- the real worker under its user -------------------------------------------------------------
-
-
-def violations_in_log(server: NatsServer, user: str) -> list[str]:
-    log = (server.data_dir / "nats-server.log").read_text(errors="replace")
-    return [line for line in log.splitlines() if "Violation" in line and f"/user:{user}" in line]
-
-
-async def test_worker_runs_end_to_end_with_only_its_permissions(
-    secured_server: NatsServer, peers: dict[str, Peer], migrated_url: str
-) -> None:
-    """Everything the worker does at start and while serving stays inside its permissions:
-    creating the stream and the bucket, watching, the services protocol, checks, metrics,
-    the monitor lease, publishing audit records and consuming them into PostgreSQL."""
-    operator, client = peers["operator"], peers["client"]
-    url = secured_server.url.replace("nats://", f"nats://worker:{PASSWORDS['worker']}@")
-    cap = Policy(
-        "qty-cap", "Order Quantity Cap", PolicyType.HARD, Metric.ORDER_QUANTITY, Operator.LTE, 1.0
-    )
-    worker = Worker(
-        compose_settings("risk-worker", url, kv_bucket=BUCKET, database_url=migrated_url),
-        StaticPolicySource([*default_policies(), cap]),
-        None,
-    )
-    metrics: list[Msg] = []
-
-    async def keep(msg: Msg) -> None:
-        metrics.append(msg)
-
-    await operator.nc.subscribe("risk.metrics", cb=keep)
-    await worker.start()
-    try:
-        assert worker.watcher is not None
-        await wait_for(worker.watcher.confirmed, 5.0, message="trading state never confirmed")
-        account = "acct-" + uuid.uuid4().hex[:8]
-        await client.nc.publish(
-            "pnl.update", ENC.encode({"account_id": account, "balance": 1e6, "timestamp": now_ms()})
-        )
-        await client.nc.publish("market.tick.BTCUSDT", ENC.encode({"price": 60_000.0}))
-
-        async def check(quantity: float) -> dict[str, Any]:
-            body = {
-                "order_id": uuid.uuid4().hex,
-                "account_id": account,
-                "symbol": "BTCUSDT",
-                "side": "BUY",
-                "quantity": quantity,
-                "price": 60_000.0,
-            }
-            reply = await client.nc.request("risk.check.order", ENC.encode(body), timeout=2.0)
-            decoded: dict[str, Any] = json.loads(reply.data)
-            return decoded
-
-        async def approved() -> bool:
-            return bool((await check(0.5))["approved"])
-
-        await wait_for(approved, 5.0, interval=0.1, message="no check was approved")
-        assert (await check(2.0))["rejection_reason"] == "policy_violation"
-
-        op_kv = await open_bucket(operator.nc.jetstream(), BUCKET)
-        await write_state(op_kv, GLOBAL_KEY, halted("operator"))
-
-        async def stopped() -> bool:
-            return bool((await check(0.5))["rejection_reason"] == "emergency_stop_active")
-
-        await wait_for(stopped, 5.0, interval=0.1, message="the global stop never applied")
-
-        conn = await asyncpg.connect(migrated_url)
-        try:
-
-            async def audited() -> bool:
-                violations = await conn.fetchval(
-                    "SELECT count(*) FROM risk_violations WHERE account_id = $1", account
-                )
-                stops = await conn.fetchval(
-                    "SELECT count(*) FROM emergency_stops WHERE scope = 'global'"
-                )
-                return bool(violations >= 1 and stops >= 1)
-
-            await wait_for(audited, 10.0, interval=0.1, message="audit rows never arrived")
-        finally:
-            await conn.close()
-        await wait_for(lambda: bool(metrics), 5.0, message="no risk.metrics from the worker")
-        instances = await ops.discover(operator.nc, "risk-worker")  # $SRV.INFO and $SRV.STATS
-        assert [i["stats"]["endpoints"][0]["num_requests"] > 0 for i in instances] == [True]
-        assert worker.publisher is not None and worker.publisher.failures == 0
-    finally:
-        await worker.stop()
-
-    assert violations_in_log(secured_server, "worker") == []
-    assert violations_in_log(secured_server, "client") == []
-
-
-# -- issue 12: the restricted list, strategy and symbol stops, cancel_all ----------------------
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        "restricted.BTCUSDT",
-        "restricted.account.acct-1.BTCUSDT",
-        "trading_state.strategy.momo-1",
-        "trading_state.symbol.BTCUSDT",
-    ],
-)
-async def test_worker_cannot_write_the_restricted_list_or_strategy_and_symbol_stops(
-    peers: dict[str, Peer], key: str
-) -> None:
-    operator, worker = peers["operator"], peers["worker"]
-    op_kv = await open_bucket(operator.nc.jetstream(timeout=5.0), BUCKET)
-    value = ENC.encode(halted("operator"))
-    revision = await op_kv.put(key, value)  # the operator may
-    kv = await worker.kv()
-
-    with pytest.raises(nats.errors.TimeoutError):
-        await kv.put(key, ENC.encode(active("worker")))
-    with pytest.raises(nats.errors.TimeoutError):
-        await kv.delete(key)
-
-    await worker.violation_about(f"$KV.{BUCKET}.{key}")
-    entry = await op_kv.get(key)
-    assert (entry.value, entry.revision) == (value, revision)
-    assert operator.violations() == []
-
-
-async def test_operator_restricts_and_lifts_and_client_hears_cancel_all_from_the_worker(
-    peers: dict[str, Peer],
-) -> None:
-    from risk_worker.adapters import restricted_list as rl  # noqa: PLC0415
-    from risk_worker.wire.outbound import CANCEL_ALL_SUBJECT  # noqa: PLC0415
-
-    operator, worker, client = peers["operator"], peers["worker"], peers["client"]
-    await open_bucket(operator.nc.jetstream(timeout=5.0), BUCKET)
-    await rl.restrict(operator.nc, BUCKET, "BTCUSDT", "sanctions", "alice", "acct-1")
-    assert [k for k, _, _ in await rl.restrictions(operator.nc, BUCKET)] == [
-        "restricted.account.acct-1.BTCUSDT"
-    ]
-    assert await rl.unrestrict(operator.nc, BUCKET, "BTCUSDT", "bob", "acct-1") is not None
-    assert await rl.restrictions(operator.nc, BUCKET) == []
-
-    heard: list[Msg] = []
-
-    async def keep(msg: Msg) -> None:
-        heard.append(msg)
-
-    await client.nc.subscribe(CANCEL_ALL_SUBJECT, cb=keep)
-    await until_delivered(worker.nc, CANCEL_ALL_SUBJECT, heard, b'{"scope": "global"}')
-    # the client may hear cancel_all but nothing else of risk.>, nor publish it
-    await client.nc.subscribe("risk.metrics", cb=keep)
-    await client.violation_about("risk.metrics")
-    await client.nc.publish(CANCEL_ALL_SUBJECT, b'{"from": "client"}')
-    await client.nc.flush()
-    await client.violation_about(f'Publish to "{CANCEL_ALL_SUBJECT}"')
-    await until_delivered(worker.nc, CANCEL_ALL_SUBJECT, heard, b'{"scope": "account"}')
-    assert not any(b"client" in m.data for m in heard)
-    assert worker.violations() == [] and operator.violations() == []
