@@ -238,7 +238,7 @@ def _verify_reply(payload: bytes, order: Order, decision: Decision | None) -> No
 
 
 def verify_denial(engine: RiskEngine, handler: CheckHandler, positions: int) -> None:
-    """An order over the order-notional limit must be denied ``policy_violation``.
+    """An order over the order-notional limit must be denied ``order_too_large``.
 
     Raises:
         BenchmarkError: it was not (the policies are not being evaluated).
@@ -258,7 +258,7 @@ def verify_denial(engine: RiskEngine, handler: CheckHandler, positions: int) -> 
     refresh_marks(engine, positions)
     reply = msgspec.json.decode(handler.answer(body).payload)
     if reply.get("approved") is not False or reply.get("rejection_reason") != (
-        DenyReason.POLICY_VIOLATION.value
+        DenyReason.ORDER_TOO_LARGE.value
     ):
         raise BenchmarkError(f"an order over the notional limit was not denied: {reply}")
 

@@ -40,6 +40,9 @@ class ViolationRecord(msgspec.Struct, frozen=True, gc=False):
     action_taken: Literal["denied", "alerted", "halted"]
     order_id: str | None = None
     symbol: str | None = None
+    rejection_reason: str | None = None
+    """The check's ``rejection_reason`` (pre-trade denials): ``policy_violation`` or the
+    order-level control's code, e.g. ``price_out_of_collar``."""
 
 
 class StateChangeRecord(msgspec.Struct, frozen=True, gc=False):
@@ -65,6 +68,7 @@ def violation_record(
     source: Literal["pre_trade", "monitor"],
     action: Literal["denied", "alerted", "halted"],
     order_id: str | None = None,
+    rejection_reason: str | None = None,
 ) -> ViolationRecord:
     """Build a violation record from an evaluation (a fresh uuid4 id)."""
     p = ev.policy
@@ -82,6 +86,34 @@ def violation_record(
         action_taken=action,
         order_id=order_id,
         symbol=ev.symbol,
+        rejection_reason=rejection_reason,
+    )
+
+
+DUPLICATE_ORDER_POLICY_ID = "duplicate_order_id"
+"""``policy_id`` of a duplicate-order denial's record: an always-on control, not a policy."""
+
+
+def duplicate_order_record(
+    account_id: str, now_ms: int, order_id: str, symbol: str
+) -> ViolationRecord:
+    """The record of a ``duplicate_order_id`` denial (a fresh uuid4 id): control "Duplicate
+    Order Id", metric ``order_id``, value 1 (the live reservation with that id), limit 0."""
+    return ViolationRecord(
+        id=str(uuid.uuid4()),
+        occurred_at=now_ms,
+        account_id=account_id,
+        policy_id=DUPLICATE_ORDER_POLICY_ID,
+        policy_name="Duplicate Order Id",
+        policy_type="hard",
+        metric="order_id",
+        metric_value=1.0,
+        threshold_value=0.0,
+        source="pre_trade",
+        action_taken="denied",
+        order_id=order_id,
+        symbol=symbol,
+        rejection_reason="duplicate_order_id",
     )
 
 

@@ -67,7 +67,8 @@ class RiskMetricsMsg(msgspec.Struct, frozen=True, gc=False):
 
 
 class CheckReplyMsg(msgspec.Struct, frozen=True, gc=False):
-    """Reply to ``risk.check.order``; ``rejection_reason`` null when approved."""
+    """Reply to ``risk.check.order``; ``rejection_reason`` null when approved; ``duplicate``
+    true for an idempotent retry of a live order (approved again, nothing reserved again)."""
 
     order_id: str | None
     account_id: str | None
@@ -80,6 +81,7 @@ class CheckReplyMsg(msgspec.Struct, frozen=True, gc=False):
     post_trade_metrics: RiskMetricsMsg | None
     processing_time_us: int
     worker_id: str
+    duplicate: bool = False
 
 
 class AlertMsg(msgspec.Struct, frozen=True, gc=False):
@@ -223,6 +225,7 @@ def reply_msg(
         metrics,
         processing_time_us,
         worker_id,
+        decision.duplicate,
     )
 
 
