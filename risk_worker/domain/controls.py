@@ -78,8 +78,20 @@ _SIZE_KIND = {
 ControlRule = tuple[Policy, str, int, str | None, Callable[[float, float], bool], float, bool, int]
 """A prepared control policy: the policy, its name, its scope as an index into ``(account_id,
 symbol, strategy_id)``, its scope id, ``holds(value, threshold)``, the threshold, whether its
-utilization is ``max(0, value) / threshold`` (an upper bound over zero) and, for order size,
-which value it reads (quantity, notional, equity fraction)."""
+utilization is ``max(0, value) / threshold`` (an upper bound over zero) and which of its
+control's values it reads: order size (quantity, notional, equity fraction), throttle (the
+account's window, the strategy's), open orders (by scope index), collar (the one)."""
+
+
+def _value_index(policy: Policy) -> int:
+    metric, scope = policy.metric, policy.scope
+    if metric in _SIZE_KIND:
+        return _SIZE_KIND[metric]
+    if metric is Metric.ORDER_RATE:
+        return 1 if scope is Scope.STRATEGY else 0
+    if metric is Metric.OPEN_ORDERS:
+        return _SCOPE_INDEX[scope]
+    return 0
 
 
 def _prepare(policy: Policy) -> ControlRule:
@@ -91,7 +103,7 @@ def _prepare(policy: Policy) -> ControlRule:
         COMPARE[policy.operator],
         policy.threshold,
         policy.operator in UPPER_BOUNDS and policy.threshold > 0.0,
-        _SIZE_KIND.get(policy.metric, 0),
+        _value_index(policy),
     )
 
 
@@ -174,36 +186,40 @@ class ControlStop:
         self.duplicate_of = duplicate_of
 
 
-def _judge(
-    rule: ControlRule,
-    value: float,
+def _assess(
+    rules: tuple[ControlRule, ...],
+    values: tuple[float, ...],
+    keys: tuple[str, str, str | None],
     where: str | None,
     utilization: dict[str, float],
     warnings: list[Evaluation],
-    violations: list[Evaluation] | None,
 ) -> list[Evaluation] | None:
-    """Record a rule's utilization; add its evaluation to the warnings (soft) or violations."""
-    policy, name, _, _, holds, threshold, plain, _ = rule
-    used = (value if value > 0.0 else 0.0) / threshold if plain else policy.utilization(value)
-    before = utilization.get(name)
-    utilization[name] = used if before is None or used > before else before
-    if holds(value, threshold):
-        return violations
-    ev = Evaluation(policy, value, where, True)
-    if policy.type is PolicyType.SOFT:
-        warnings.append(ev)
-    elif violations is None:
-        violations = [ev]
-    else:
-        violations.append(ev)
+    """Evaluate one control's rules that apply to the order (scope as for policies, see
+    :mod:`~risk_worker.domain.policies`); record each one's utilization (the highest per
+    name), append soft violations to ``warnings``; returns the hard/emergency ones (or None).
+    """
+    violations: list[Evaluation] | None = None
+    for rule in rules:
+        policy, name, scope, scope_id, holds, threshold, plain, index = rule
+        if scope_id is None:
+            if scope == 2 and keys[2] is None:  # strategy-scoped: orders naming a strategy
+                continue
+        elif scope_id != keys[scope]:
+            continue
+        value = values[index]
+        used = (value if value > 0.0 else 0.0) / threshold if plain else policy.utilization(value)
+        before = utilization.get(name)
+        utilization[name] = used if before is None or used > before else before
+        if holds(value, threshold):
+            continue
+        ev = Evaluation(policy, value, where, True)
+        if policy.type is PolicyType.SOFT:
+            warnings.append(ev)
+        elif violations is None:
+            violations = [ev]
+        else:
+            violations.append(ev)
     return violations
-
-
-def _applies(rule: ControlRule, keys: tuple[str, str, str | None]) -> bool:
-    scope_id = rule[3]
-    if scope_id is None:
-        return rule[2] != 2 or keys[2] is not None
-    return scope_id == keys[rule[2]]
 
 
 def _same_content(r: PendingOrder, order: OrderFields) -> bool:
@@ -248,23 +264,21 @@ def check_controls(
     """
     keys = (order.account_id, order.symbol, order.strategy_id)
     live = not order.dry_run
-    violations: list[Evaluation] | None = None
     if live and rates is not None and rules.rate:
         per_account = rates.hit(rates.accounts, order.account_id, now_ms)
         per_strategy = 0
         if rules.strategy_rate and order.strategy_id is not None:
             per_strategy = rates.hit(rates.strategies, order.strategy_id, now_ms)
-        for rule in rules.rate:
-            if _applies(rule, keys):
-                value = float(per_strategy if rule[2] == 2 else per_account)
-                violations = _judge(rule, value, None, utilization, warnings, violations)
+        violations = _assess(
+            rules.rate, (per_account, per_strategy), keys, None, utilization, warnings
+        )
         if violations:
             return ControlStop(
                 DenyReason.RATE_LIMITED,
                 f"{violations[0].message} checks in the last second (order throttle)",
                 violations,
             )
-    if live and account.pending:
+    if live:
         r = account.pending.get(order.order_id)
         if r is not None:
             if _same_content(r, order):
@@ -280,17 +294,19 @@ def check_controls(
                 "(symbol, side, quantity, price or type differ)",
             )
     limit = order.price
-    if limit is not None and (rules.collar or rules.collar_by_symbol):
+    if limit is not None and rules.collar:
         mark = marks.get(order.symbol)
         if mark is not None:
             m = mark.price
             deviation = (limit - m if order.side is Side.BUY else m - limit) / m
-            deviation = max(deviation, 0.0)
-            for rule in rules.collar_by_symbol.get(order.symbol, rules.collar):
-                if _applies(rule, keys):
-                    violations = _judge(
-                        rule, deviation, order.symbol, utilization, warnings, violations
-                    )
+            violations = _assess(
+                rules.collar_by_symbol.get(order.symbol, rules.collar),
+                (deviation if deviation > 0.0 else 0.0,),
+                keys,
+                order.symbol,
+                utilization,
+                warnings,
+            )
             if violations:
                 return ControlStop(
                     DenyReason.PRICE_OUT_OF_COLLAR,
@@ -300,14 +316,8 @@ def check_controls(
                 )
     if rules.size:
         notional = order.quantity * price
-        sizes = (
-            order.quantity,
-            notional,
-            notional / equity if equity > 0.0 else INF,
-        )
-        for rule in rules.size:
-            if _applies(rule, keys):
-                violations = _judge(rule, sizes[rule[7]], None, utilization, warnings, violations)
+        sizes = (order.quantity, notional, notional / equity if equity > 0.0 else INF)
+        violations = _assess(rules.size, sizes, keys, None, utilization, warnings)
         if violations:
             return ControlStop(
                 DenyReason.ORDER_TOO_LARGE,
@@ -323,12 +333,8 @@ def check_controls(
             total -= 1
             on_symbol -= own.symbol == order.symbol
             of_strategy -= order.strategy_id is not None and own.strategy_id == order.strategy_id
-        counts = (total + 1, on_symbol + 1, of_strategy + 1)
-        for rule in rules.open_orders:
-            if _applies(rule, keys):
-                violations = _judge(
-                    rule, float(counts[rule[2]]), None, utilization, warnings, violations
-                )
+        counts = (total + 1.0, on_symbol + 1.0, of_strategy + 1.0)
+        violations = _assess(rules.open_orders, counts, keys, None, utilization, warnings)
         if violations:
             return ControlStop(
                 DenyReason.TOO_MANY_OPEN_ORDERS,
