@@ -122,12 +122,13 @@ class ControlRules:
         self.strategy_rate = any(r[2] == 2 for r in self.rate)
         collar = by_metric.get(Metric.PRICE_DEVIATION, [])
         self.collar = tuple(collar)
-        # a symbol's own band replaces the unscoped collars for that symbol
-        scoped = [r for r in collar if r[3] is not None and r[2] != 1]
-        self.collar_by_symbol: dict[str, tuple[ControlRule, ...]] = {}
-        for sym in {r[3] for r in collar if r[2] == 1 and r[3] is not None}:
-            own = [r for r in collar if r[2] == 1 and r[3] == sym]
-            self.collar_by_symbol[sym] = tuple(own + scoped)
+        # a symbol's own band replaces the unscoped collars for that symbol (order kept)
+        self.collar_by_symbol: dict[str, tuple[ControlRule, ...]] = {
+            sym: tuple(
+                r for r in collar if (r[2] == 1 and r[3] == sym) or (r[2] != 1 and r[3] is not None)
+            )
+            for sym in {r[3] for r in collar if r[2] == 1 and r[3] is not None}
+        }
         self.size = tuple(r for r in rules if r[0].metric in _SIZE_KIND)
         self.open_orders = tuple(by_metric.get(Metric.OPEN_ORDERS, ()))
 

@@ -43,7 +43,7 @@ async def test_cli_check_when_approved_denied_or_unanswered_then_exit_0_1_2(
     assert "APPROVED" in approved.stdout
     denied = await cli(url, *base, "--quantity", "100", "--price", "50000")
     assert denied.returncode == 1
-    assert "insufficient_margin" in denied.stdout
+    assert "order_too_large" in denied.stdout  # 5M of notional on 100k: Max Order Size
     invalid = await cli(url, *base, "--quantity", "-1", "--price", "50000")
     assert invalid.returncode == 2
     assert "invalid_request" in invalid.stdout

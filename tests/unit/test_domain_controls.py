@@ -399,3 +399,17 @@ def test_check_when_controls_and_margin_both_fail_then_control_first() -> None:
     )
     decision = check(engine, order(Side.BUY, 5.0, 1_000.0))  # margin 500 < 1000, but qty 5 > 1
     assert decision.reason is DenyReason.ORDER_TOO_LARGE
+
+
+def test_check_when_symbol_band_and_account_band_then_both_apply_in_priority_order() -> None:
+    account_band = Policy(
+        "id-acct", "A1 Band", PolicyType.HARD, Metric.PRICE_DEVIATION, Operator.LTE, 0.02,
+        Scope.ACCOUNT, ACCT, priority=1,
+    )  # fmt: skip
+    symbol_band = Policy(
+        "id-sym", "BTC Band", PolicyType.HARD, Metric.PRICE_DEVIATION, Operator.LTE, 0.03,
+        Scope.SYMBOL, BTC, priority=2,
+    )  # fmt: skip
+    engine = make_engine([*default_policies(), symbol_band, account_band])
+    decision = check(engine, order(Side.BUY, 1.0, 1_040.0))
+    assert [v.policy.name for v in decision.violations] == ["A1 Band", "BTC Band"]
