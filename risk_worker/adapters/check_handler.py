@@ -20,7 +20,12 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.types import DenyReason
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
-from risk_worker.wire.audit import RiskEventSink, restricted_record, violation_record
+from risk_worker.wire.audit import (
+    RiskEventSink,
+    duplicate_order_record,
+    restricted_record,
+    violation_record,
+)
 from risk_worker.wire.outbound import reply_msg
 
 log = logging.getLogger("risk_worker.checks")
@@ -108,12 +113,20 @@ class CheckHandler:
                 if owner != self._worker_id:
                     return CheckAnswer(b"", None, None, None, forward_to=owner)
             decision = self._decide(order, now)
-            for violation in decision.violations:
-                self._sink.record(
-                    violation_record(violation, account_id, now, "pre_trade", "denied", order_id)
-                )
-            if decision.reason is DenyReason.RESTRICTED_SYMBOL:
-                self._record_restricted(order, now)
+            reason = decision.reason
+            if reason is not None:
+                for violation in decision.violations:
+                    self._sink.record(
+                        violation_record(
+                            violation, account_id, now, "pre_trade", "denied", order_id, reason
+                        )
+                    )
+                if reason is DenyReason.RESTRICTED_SYMBOL:
+                    self._record_restricted(order, now)
+                elif reason is DenyReason.DUPLICATE_ORDER_ID:
+                    self._sink.record(
+                        duplicate_order_record(account_id, now, order_id, order.symbol)
+                    )
         try:
             elapsed_us = (time.perf_counter_ns() - started) // 1000
             reply = reply_msg(order_id, account_id, decision, now, elapsed_us, self._worker_id)

@@ -82,8 +82,14 @@ def _when(ms: int) -> dt.datetime:
 
 
 def violation_args(r: ViolationRecord) -> tuple[Any, ...]:
-    """Row values of a violation record (``symbol`` goes into ``context``)."""
-    context = _ENC.encode({"symbol": r.symbol} if r.symbol else {}).decode()
+    """Row values of a violation record (``symbol`` and ``rejection_reason`` go into
+    ``context``)."""
+    ctx: dict[str, str] = {}
+    if r.symbol:
+        ctx["symbol"] = r.symbol
+    if r.rejection_reason:
+        ctx["rejection_reason"] = r.rejection_reason
+    context = _ENC.encode(ctx).decode()
     return (
         r.id,
         _when(r.occurred_at),

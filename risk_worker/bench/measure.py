@@ -41,7 +41,8 @@ class Plan(msgspec.Struct, frozen=True):
     """What one phase sends: ``requests`` of ``bodies`` (cycled), or for ``duration`` s.
 
     ``expected[k]`` is None when body ``k`` must be approved, else the name of the policy whose
-    violation must deny it (``policy_violation``); empty means every body must be approved.
+    violation must deny it (``order_too_large``: an order-size control); empty means every body
+    must be approved.
     """
 
     bodies: Sequence[bytes]
@@ -67,7 +68,7 @@ def _check(plan: Plan, index: int, data: bytes) -> None:
         return
     if (
         reply.approved is not False
-        or reply.rejection_reason != "policy_violation"
+        or reply.rejection_reason != "order_too_large"
         or not reply.violations
         or reply.violations[0].policy_name != policy
     ):

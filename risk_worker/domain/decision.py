@@ -12,6 +12,9 @@ Steps, stopping at the first denial (reason codes from :class:`DenyReason`):
    on the restricted list (global or the account's) → ``restricted_symbol``
 5. market order without a fresh mark → ``no_market_price``; no policy set loaded →
    ``policies_unavailable``
+5b. the order-level controls (:mod:`risk_worker.domain.controls`): ``rate_limited``,
+   ``duplicate_order_id`` (or an idempotent retry, approved again with ``duplicate``),
+   ``price_out_of_collar``, ``order_too_large``, ``too_many_open_orders``
 6. margin for the risk-increasing part > available margin → ``insufficient_margin``
 7. a hard or emergency policy violated post-trade → ``policy_violation`` (soft ones warn).
    A strictly reducing order is not denied for a violation that already held before it.
@@ -31,6 +34,7 @@ from __future__ import annotations
 import msgspec
 
 from risk_worker.domain.book import Account, AccountBook
+from risk_worker.domain.controls import ControlStop, OrderRates, check_controls
 from risk_worker.domain.metrics import AccountMetrics, RiskConfig, observe_equity, simulate_fill
 from risk_worker.domain.metrics import compute_metrics as _compute
 from risk_worker.domain.pending import PendingOrder
@@ -79,7 +83,8 @@ class Decision(msgspec.Struct, gc=False):
 
     ``metrics`` are the post-trade metrics (None when no simulation ran); ``utilization`` maps
     policy name → fraction of its limit used post-trade; ``reservation`` is what an approved,
-    non-dry-run order reserved (other instances are told about it).
+    non-dry-run order reserved (other instances are told about it); ``duplicate``: an
+    idempotent retry of a live order, approved again without a second reservation.
     """
 
     approved: bool
@@ -92,6 +97,7 @@ class Decision(msgspec.Struct, gc=False):
     metrics: AccountMetrics | None = None
     utilization: dict[str, float] = msgspec.field(default_factory=dict)
     reservation: PendingOrder | None = None
+    duplicate: bool = False
 
 
 def deny(
@@ -120,6 +126,7 @@ def check_order(
     state_confirmed: bool,
     config: RiskConfig,
     now_ms: int,
+    rates: OrderRates | None = None,
 ) -> Decision:
     """Decide whether ``order`` may go; on approval (not dry run) reserve its headroom.
 
@@ -131,6 +138,7 @@ def check_order(
         state_confirmed: whether that copy was confirmed within the allowed age.
         config: risk parameters.
         now_ms: the worker's clock (ms since epoch).
+        rates: the throttle's windows (``order_rate``); None: nothing counted.
     """
     if not state_confirmed:
         return deny(DenyReason.TRADING_STATE_UNKNOWN, "trading state not confirmed recently")
@@ -214,6 +222,7 @@ def check_order(
         state,
         effective_qty,
         signed,
+        rates,
     )
 
 
@@ -249,11 +258,28 @@ def _check_limits(
     state: TradingState,
     effective_qty: float,
     signed: float,
+    rates: OrderRates | None,
 ) -> Decision:
     if policies is None:
         return deny(DenyReason.POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
     pre = _compute(account, book.marks, config, now_ms, exclude_order=order.order_id)
     observe_equity(account, pre.equity, now_ms, config.trading_day)
+    utilization: dict[str, float] = {}
+    warnings: list[Evaluation] = []
+    stop = check_controls(
+        order,
+        account,
+        book.marks,
+        policies.controls,
+        rates,
+        now_ms,
+        price,
+        pre.equity,
+        utilization,
+        warnings,
+    )
+    if stop is not None:
+        return _stopped(stop, state, warnings, utilization)
     rate = config.margin_rate(order.symbol)
     increasing = risk_increasing_quantity(effective_qty, signed)
     margin_needed = increasing * price * rate
@@ -277,10 +303,15 @@ def _check_limits(
     )
     notional = order.quantity * price
     utilization, breaches = policies.assess_order(
-        order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity
+        order.account_id,
+        order.symbol,
+        order.strategy_id,
+        post,
+        notional,
+        order.quantity,
+        utilization,
     )
     violations: list[Evaluation] = []
-    warnings: list[Evaluation] = []
     if breaches:
         reducing = strictly_reduces(effective_qty, signed)
         for ev in breaches:
@@ -301,6 +332,7 @@ def _check_limits(
             utilization,
         )
     reservation = None
+    level = level_from_utilization(utilization)
     if not order.dry_run:
         reservation = PendingOrder(
             order.order_id,
@@ -311,6 +343,10 @@ def _check_limits(
             rate,
             now_ms + config.pending_ttl_ms,
             order.strategy_id,
+            order.quantity,
+            order.price,
+            order.order_type,
+            level,
         )
         account.pending.add(reservation)
     message = "approved" if not warnings else f"approved with warning: {warnings[0].message}"
@@ -318,13 +354,46 @@ def _check_limits(
         True,
         None,
         message,
-        level_from_utilization(utilization),
+        level,
         state,
         [],
         warnings,
         post,
         utilization,
         reservation,
+    )
+
+
+def _stopped(
+    stop: ControlStop,
+    state: TradingState,
+    warnings: list[Evaluation],
+    utilization: dict[str, float],
+) -> Decision:
+    """The decision of a check the order-level controls stopped: a denial, or an idempotent
+    retry approved again (the original approval's risk level, no new reservation)."""
+    duplicate_of = stop.duplicate_of
+    if stop.reason is None and duplicate_of is not None:
+        return Decision(
+            True,
+            None,
+            stop.message,
+            duplicate_of.risk_level,
+            state,
+            warnings=warnings,
+            utilization=utilization,
+            duplicate=True,
+        )
+    return Decision(
+        False,
+        stop.reason,
+        stop.message,
+        RiskLevel.BREACHED,
+        state,
+        stop.violations,
+        warnings,
+        None,
+        utilization,
     )
 
 

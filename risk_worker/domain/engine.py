@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.controls import OrderRates
 from risk_worker.domain.decision import Decision, Order, check_order
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
 from risk_worker.domain.marks import MarkTable, TickResult
@@ -86,6 +87,7 @@ class RiskEngine:
         self.policies: PolicySet | None = None
         self.breaker = CircuitBreaker(breaker_threshold, breaker_window_ms)
         self.deduper = AlertDeduper(alert_dedup_window_ms)
+        self.rates = OrderRates()
 
     def load_policies(self, policies: Iterable[Policy]) -> PolicySet:
         """Replace the policy set (prepared once here, not per check).
@@ -99,7 +101,14 @@ class RiskEngine:
     def check(self, order: Order, now_ms: int, state_confirmed: bool) -> Decision:
         """The pre-trade check (see :func:`~risk_worker.domain.decision.check_order`)."""
         return check_order(
-            order, self.book, self.policies, self.states, state_confirmed, self.config, now_ms
+            order,
+            self.book,
+            self.policies,
+            self.states,
+            state_confirmed,
+            self.config,
+            now_ms,
+            self.rates,
         )
 
     def apply_position(self, event: PositionSnapshot) -> ApplyResult:
@@ -175,8 +184,10 @@ class RiskEngine:
         return reports
 
     def begin_monitor_pass(self, now_ms: int) -> None:
-        """Start a monitor pass: forget alert de-duplication entries older than the window."""
+        """Start a monitor pass: forget alert de-duplication entries older than the window and
+        idle throttle windows."""
         self.deduper.prune(now_ms)
+        self.rates.prune(now_ms)
 
     def monitor_account(
         self, account_id: str, now_ms: int, apply_trips: bool = True, catch_up: bool = False

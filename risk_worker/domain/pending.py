@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from risk_worker.domain.types import OrderType, RiskLevel
+
 _EPSILON = 1e-12
 
 
@@ -26,16 +28,27 @@ class PendingOrder:
             mark at check time (the mark for a market order, the limit without a mark).
         margin_rate: initial margin rate of the symbol (fraction).
         expires_ms: when the reservation lapses (ms since epoch).
-        strategy_id: the order's strategy, None when it named none (a strategy's HALT
-            releases its reservations).
+        strategy_id: the order's strategy, None when it named none: for ``open_orders`` by
+            strategy, and a strategy's HALT releases its reservations.
+        quantity: the order's quantity as checked (base units, > 0; 0.0 when unknown, e.g. a
+            reservation announced by an older worker): with ``limit_price`` and
+            ``order_type``, what a retry of the same ``order_id`` must repeat to be one.
+        limit_price: the order's limit price (quote per base unit), None for a market order.
+        order_type: ``LIMIT`` or ``MARKET`` (None when unknown).
+        risk_level: the risk level of the approval (``HIGH`` when announced by another
+            instance), given again to an idempotent retry.
     """
 
     __slots__ = (
         "expires_ms",
         "increasing_qty",
+        "limit_price",
         "margin_rate",
         "order_id",
+        "order_type",
         "price",
+        "quantity",
+        "risk_level",
         "signed_qty",
         "strategy_id",
         "symbol",
@@ -51,8 +64,16 @@ class PendingOrder:
         margin_rate: float,
         expires_ms: int,
         strategy_id: str | None = None,
+        quantity: float = 0.0,
+        limit_price: float | None = None,
+        order_type: OrderType | None = None,
+        risk_level: RiskLevel = RiskLevel.HIGH,
     ) -> None:
         self.strategy_id = strategy_id
+        self.quantity = quantity
+        self.limit_price = limit_price
+        self.order_type = order_type
+        self.risk_level = risk_level
         self.order_id = order_id
         self.symbol = symbol
         self.signed_qty = signed_qty
@@ -122,6 +143,21 @@ class PendingBook:
 
     def __contains__(self, order_id: object) -> bool:
         return order_id in self._orders
+
+    def get(self, order_id: str) -> PendingOrder | None:
+        """The live reservation of ``order_id`` (None when there is none)."""
+        return self._orders.get(order_id)
+
+    def counts(self, symbol: str, strategy_id: str | None) -> tuple[int, int, int]:
+        """Live reservations: (all of them, those of ``symbol``, those of ``strategy_id``;
+        0 for the strategy when it is None)."""
+        on_symbol = of_strategy = 0
+        for o in self._orders.values():
+            if o.symbol == symbol:
+                on_symbol += 1
+            if strategy_id is not None and o.strategy_id == strategy_id:
+                of_strategy += 1
+        return len(self._orders), on_symbol, of_strategy
 
     def add(self, order: PendingOrder) -> None:
         """Add or replace (same order id, e.g. a re-check) a reservation."""

@@ -27,7 +27,18 @@ COMPARE: dict[Operator, Callable[[float, float], bool]] = {
     Operator.GT: operator.gt,
     Operator.GTE: operator.ge,
 }
-ORDER_METRICS = frozenset({Metric.ORDER_NOTIONAL, Metric.ORDER_QUANTITY})
+ORDER_METRICS = frozenset(
+    {
+        Metric.ORDER_NOTIONAL,
+        Metric.ORDER_QUANTITY,
+        Metric.ORDER_EQUITY_FRACTION,
+        Metric.PRICE_DEVIATION,
+        Metric.ORDER_RATE,
+        Metric.OPEN_ORDERS,
+    }
+)
+"""Order-level metrics: the order-level controls (:mod:`risk_worker.domain.controls`) check
+them before the margin, each with its own deny reason; the monitor never evaluates them."""
 UPPER_BOUNDS = frozenset({Operator.LT, Operator.LTE})
 
 
@@ -185,7 +196,12 @@ def metric_value(
 
 
 def default_policies() -> list[Policy]:
-    """The five built-in policies (used until a policy source provides others).
+    """The eight built-in policies (used until a policy source provides others; a source
+    replaces them all).
+
+    The last three are order-level controls (issue 12; ESMA RTS 6 art. 15, SEC 15c3-5
+    (c)(1)(ii), CME price banding and messaging limits): a 5 % price collar, 50 checks per
+    second per account, and an order notional of at most 10 × the account's equity.
 
     Ids are uuid5(NAMESPACE_URL, "risk-worker/policy/<name>"), stable across processes.
     """
@@ -234,5 +250,32 @@ def default_policies() -> list[Policy]:
             Operator.LTE,
             0.25,
             priority=5,
+        ),
+        Policy(
+            "0514b318-4da8-554a-a4da-2807742b36be",
+            "Price Collar",
+            PolicyType.HARD,
+            Metric.PRICE_DEVIATION,
+            Operator.LTE,
+            0.05,
+            priority=50,
+        ),
+        Policy(
+            "7a04ed70-afea-51e7-8bbc-c0f8f7fba674",
+            "Max Order Rate",
+            PolicyType.HARD,
+            Metric.ORDER_RATE,
+            Operator.LTE,
+            50.0,
+            priority=60,
+        ),
+        Policy(
+            "4257993b-730d-5149-a090-07ff999563d3",
+            "Max Order Size",
+            PolicyType.HARD,
+            Metric.ORDER_EQUITY_FRACTION,
+            Operator.LTE,
+            10.0,
+            priority=70,
         ),
     ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
+from risk_worker.domain.controls import ControlRules
 from risk_worker.domain.metrics import INF, AccountMetrics
 from risk_worker.domain.policies import (
     COMPARE,
@@ -109,17 +110,22 @@ class PolicySet:
 
     Policies are kept in (priority, name) order: lower priority numbers are evaluated and
     reported first; for an order the account-scoped ones come first, then the symbol-scoped,
-    then the strategy-scoped (only when the order names a strategy).
+    then the strategy-scoped (only when the order names a strategy). Policies on order-level
+    metrics (:data:`~risk_worker.domain.policies.ORDER_METRICS`) are the order-level controls
+    (``controls``, :mod:`risk_worker.domain.controls`), checked before the margin; the
+    post-trade evaluation (:meth:`assess_order`, :meth:`evaluate_order`) covers the others.
     """
 
-    __slots__ = ("_all", "_without_strategy", "policies")
+    __slots__ = ("_all", "_without_strategy", "controls", "policies")
 
     def __init__(self, policies: Iterable[Policy]) -> None:
         ordered = sorted((validate_policy(p) for p in policies), key=lambda p: (p.priority, p.name))
         self.policies: tuple[Policy, ...] = tuple(ordered)
         enabled = [p for p in ordered if p.enabled]
-        names = Counter(p.name for p in enabled)
-        rules = [prepare(p, names[p.name] > 1) for p in enabled]
+        self.controls = ControlRules(p for p in enabled if p.metric in ORDER_METRICS)
+        post_trade = [p for p in enabled if p.metric not in ORDER_METRICS]
+        names = Counter(p.name for p in post_trade)
+        rules = [prepare(p, names[p.name] > 1) for p in post_trade]
         rules.sort(key=lambda r: r[3])  # by scope; stable, so (priority, name) within one
         self._all: tuple[Rule, ...] = tuple(rules)
         self._without_strategy = tuple(r for r in rules if r[3] != STRATEGY_SCOPE)
@@ -135,6 +141,7 @@ class PolicySet:
         m: AccountMetrics,
         order_notional: float,
         order_quantity: float,
+        utilization: dict[str, float] | None = None,
     ) -> tuple[dict[str, float], list[Evaluation]]:
         """Utilization and violations of every policy that applies to an order.
 
@@ -149,12 +156,15 @@ class PolicySet:
             m: the post-trade metrics.
             order_notional: quantity × valuation price (quote).
             order_quantity: the order's quantity (base units).
+            utilization: the dict to fill (it may hold the order-level controls' already);
+                a new one when None.
 
         Returns:
             (policy name → fraction of its limit used, the highest of the policies sharing a
             name, in evaluation order; an Evaluation of every violated policy, in order).
         """
-        utilization: dict[str, float] = {}
+        if utilization is None:
+            utilization = {}
         breaches: list[Evaluation] = []
         order = (order_notional, order_quantity)
         keys = (account_id, symbol, strategy_id)

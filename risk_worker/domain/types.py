@@ -91,6 +91,11 @@ class Metric(StrEnum):
     ORDER_NOTIONAL = "order_notional"
     ORDER_QUANTITY = "order_quantity"
     OPEN_POSITIONS = "open_positions"
+    # order-level controls (:mod:`risk_worker.domain.controls`), checked before the margin
+    ORDER_EQUITY_FRACTION = "order_equity_fraction"
+    PRICE_DEVIATION = "price_deviation"
+    ORDER_RATE = "order_rate"
+    OPEN_ORDERS = "open_orders"
 
 
 class RiskLevel(StrEnum):
@@ -114,6 +119,12 @@ class DenyReason(StrEnum):
     RESTRICTED_SYMBOL = "restricted_symbol"
     NO_MARKET_PRICE = "no_market_price"
     POLICIES_UNAVAILABLE = "policies_unavailable"
+    # order-level controls (:mod:`risk_worker.domain.controls`)
+    RATE_LIMITED = "rate_limited"
+    DUPLICATE_ORDER_ID = "duplicate_order_id"
+    PRICE_OUT_OF_COLLAR = "price_out_of_collar"
+    ORDER_TOO_LARGE = "order_too_large"
+    TOO_MANY_OPEN_ORDERS = "too_many_open_orders"
     INSUFFICIENT_MARGIN = "insufficient_margin"
     POLICY_VIOLATION = "policy_violation"
     INTERNAL_ERROR = "internal_error"

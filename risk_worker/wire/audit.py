@@ -40,6 +40,9 @@ class ViolationRecord(msgspec.Struct, frozen=True, gc=False):
     action_taken: Literal["denied", "alerted", "halted"]
     order_id: str | None = None
     symbol: str | None = None
+    rejection_reason: str | None = None
+    """The check's ``rejection_reason`` (pre-trade denials): ``policy_violation`` or the
+    order-level control's code, e.g. ``price_out_of_collar``."""
 
 
 class StateChangeRecord(msgspec.Struct, frozen=True, gc=False):
@@ -67,6 +70,7 @@ def violation_record(
     source: Literal["pre_trade", "monitor"],
     action: Literal["denied", "alerted", "halted"],
     order_id: str | None = None,
+    rejection_reason: str | None = None,
 ) -> ViolationRecord:
     """Build a violation record from an evaluation (a fresh uuid4 id)."""
     p = ev.policy
@@ -84,37 +88,64 @@ def violation_record(
         action_taken=action,
         order_id=order_id,
         symbol=ev.symbol,
+        rejection_reason=rejection_reason,
     )
 
 
+DUPLICATE_ORDER_POLICY_ID = "duplicate_order_id"
+"""``policy_id`` of a duplicate-order denial's record: an always-on control, not a policy."""
 RESTRICTED_POLICY_NAME = "Restricted Instrument"
 RESTRICTED_METRIC = "restricted_symbol"
 
 
-def restricted_record(
-    account_id: str, order_id: str, symbol: str, key: str, now_ms: int
+def control_record(
+    account_id: str,
+    now_ms: int,
+    order_id: str,
+    symbol: str,
+    control: tuple[str, str, str],
+    rejection_reason: str,
 ) -> ViolationRecord:
-    """The pre-trade violation of an order denied ``restricted_symbol`` (a fresh uuid4 id).
-
-    The restriction stands in for a policy: ``policy_id`` is its KV key (``restricted.<symbol>``
-    or ``restricted.account.<id>.<symbol>``), ``policy_type`` hard, ``metric``
-    ``restricted_symbol`` with value 1 (on the list) against threshold 0 (subjects.md §3.11).
-    """
+    """The pre-trade violation of an order denied by a control that is not a policy (a fresh
+    uuid4 id): ``control`` is (policy_id, policy_name, metric); hard; value 1 against limit 0
+    (subjects.md §3.11)."""
+    policy_id, policy_name, metric = control
     return ViolationRecord(
         id=str(uuid.uuid4()),
         occurred_at=now_ms,
         account_id=account_id,
-        policy_id=key,
-        policy_name=RESTRICTED_POLICY_NAME,
+        policy_id=policy_id,
+        policy_name=policy_name,
         policy_type="hard",
-        metric=RESTRICTED_METRIC,
+        metric=metric,
         metric_value=1.0,
         threshold_value=0.0,
         source="pre_trade",
         action_taken="denied",
         order_id=order_id,
         symbol=symbol,
+        rejection_reason=rejection_reason,
     )
+
+
+def duplicate_order_record(
+    account_id: str, now_ms: int, order_id: str, symbol: str
+) -> ViolationRecord:
+    """The record of a ``duplicate_order_id`` denial: control "Duplicate Order Id", metric
+    ``order_id``, value 1 (the live reservation with that id), limit 0."""
+    control = (DUPLICATE_ORDER_POLICY_ID, "Duplicate Order Id", "order_id")
+    return control_record(account_id, now_ms, order_id, symbol, control, "duplicate_order_id")
+
+
+def restricted_record(
+    account_id: str, order_id: str, symbol: str, key: str, now_ms: int
+) -> ViolationRecord:
+    """The record of a ``restricted_symbol`` denial. The restriction stands in for a policy:
+    ``policy_id`` is its KV key (``restricted.<symbol>`` or
+    ``restricted.account.<id>.<symbol>``), ``metric`` ``restricted_symbol`` with value 1 (on the
+    list) against threshold 0."""
+    control = (key, RESTRICTED_POLICY_NAME, RESTRICTED_METRIC)
+    return control_record(account_id, now_ms, order_id, symbol, control, "restricted_symbol")
 
 
 class RiskEventSink(Protocol):

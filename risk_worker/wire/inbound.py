@@ -140,6 +140,9 @@ class ReservationMsg(msgspec.Struct, frozen=True, gc=False):
     margin_rate: Rate
     expires_ms: Millis
     strategy_id: Identifier | None = None
+    quantity: Annotated[float, msgspec.Meta(ge=0, le=QUANTITY_MAX)] = 0.0
+    limit_price: Price | None = None
+    order_type: OrderType | None = None
 
 
 def reservation_msg(worker_id: str, account_id: str, r: PendingOrder) -> ReservationMsg:
@@ -155,11 +158,14 @@ def reservation_msg(worker_id: str, account_id: str, r: PendingOrder) -> Reserva
         r.margin_rate,
         r.expires_ms,
         r.strategy_id,
+        r.quantity,
+        r.limit_price,
+        r.order_type,
     )
 
 
 def pending_order(m: ReservationMsg) -> PendingOrder:
-    """The reservation another instance announced."""
+    """The reservation another instance announced (its risk level is not announced: HIGH)."""
     return PendingOrder(
         m.order_id,
         m.symbol,
@@ -169,6 +175,9 @@ def pending_order(m: ReservationMsg) -> PendingOrder:
         m.margin_rate,
         m.expires_ms,
         m.strategy_id,
+        m.quantity,
+        m.limit_price,
+        m.order_type,
     )
 
 

@@ -69,7 +69,8 @@ class RiskMetricsMsg(msgspec.Struct, frozen=True, gc=False):
 
 
 class CheckReplyMsg(msgspec.Struct, frozen=True, gc=False):
-    """Reply to ``risk.check.order``; ``rejection_reason`` null when approved."""
+    """Reply to ``risk.check.order``; ``rejection_reason`` null when approved; ``duplicate``
+    true for an idempotent retry of a live order (approved again, nothing reserved again)."""
 
     order_id: str | None
     account_id: str | None
@@ -82,6 +83,7 @@ class CheckReplyMsg(msgspec.Struct, frozen=True, gc=False):
     post_trade_metrics: RiskMetricsMsg | None
     processing_time_us: int
     worker_id: str
+    duplicate: bool = False
 
 
 class AlertMsg(msgspec.Struct, frozen=True, gc=False):
@@ -279,6 +281,7 @@ def reply_msg(
         metrics,
         processing_time_us,
         worker_id,
+        decision.duplicate,
     )
 
 

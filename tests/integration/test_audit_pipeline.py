@@ -27,6 +27,8 @@ from tests.pg_fixtures import temporary_database
 MAX_QTY_POLICY = """
 INSERT INTO risk_policies (name, type, metric, operator, threshold, scope, priority)
 VALUES ('Max Order Quantity', 'hard', 'order_quantity', 'lte', 1, 'account', 1)"""
+NO_THROTTLE = "UPDATE risk_policies SET threshold = 1e9 WHERE name = 'Max Order Rate'"
+"""The seeded throttle (50 checks/s per account) off: this test floods one account."""
 
 
 async def rows(url: str, sql: str, *args: Any) -> Any:
@@ -43,6 +45,7 @@ async def test_10000_denials_when_postgres_down_30s_and_worker_restarted_then_10
     async with temporary_database(own_postgres_server.url) as url:
         await migrate_url(url)
         await rows(url, MAX_QTY_POLICY)
+        await rows(url, NO_THROTTLE)
         settings: dict[str, Any] = {"database_url": url, "kv_bucket": "risk_control"}
         h = await start_harness(own_nats_server.url, **settings)
         account = "AUDIT1"
@@ -62,7 +65,7 @@ async def test_10000_denials_when_postgres_down_30s_and_worker_restarted_then_10
                 )
                 latencies.append((time.perf_counter() - started) / 16)
                 sent += 16
-                assert all(r["rejection_reason"] == "policy_violation" for r in replies), replies
+                assert all(r["rejection_reason"] == "order_too_large" for r in replies), replies
 
         try:
             await h.pnl(account, 1_000_000.0)
@@ -135,7 +138,7 @@ async def test_threshold_when_updated_by_sql_then_decisions_change_within_1s(
             reply = await h.check("HOT1", "BTCUSDT", "BUY", 2.0, 100.0, dry_run=True)
             return reply["rejection_reason"] == expect
 
-        await wait_for(lambda: qty2("policy_violation"), 2.0, 0.02, "new policy not loaded")
+        await wait_for(lambda: qty2("order_too_large"), 2.0, 0.02, "new policy not loaded")
         await rows(
             migrated_url,
             "INSERT INTO risk_policies (name, type, metric, operator, "
@@ -149,10 +152,10 @@ async def test_threshold_when_updated_by_sql_then_decisions_change_within_1s(
         print(f"\nthreshold change seen after {(time.monotonic() - updated) * 1000:.0f} ms")
         # The invalid row was skipped; every valid policy still applies.
         reply = await h.check("HOT1", "BTCUSDT", "BUY", 6.0, 100.0, dry_run=True)
-        assert reply["rejection_reason"] == "policy_violation"
+        assert reply["rejection_reason"] == "order_too_large"
         assert h.worker.engine.policies is not None
         names = {p.name for p in h.worker.engine.policies.policies}
-        assert "Broken" not in names and "Max Account Leverage" in names and len(names) == 6
+        assert "Broken" not in names and "Max Account Leverage" in names and len(names) == 9
     finally:
         await stop_harness(h)
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from risk_worker.adapters import operator
-from risk_worker.domain.policies import Policy, default_policies
+from risk_worker.domain.policies import ORDER_METRICS, Policy, default_policies
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope, TradingState
 from risk_worker.wire.audit import ViolationRecord
 from tests.harness import Harness, ListSink
@@ -70,9 +70,13 @@ async def test_check_when_mark_is_stale_then_market_order_denied_but_limit_order
     assert (await h.check(account, "BTCUSDT", "BUY", 0.1, 50_000.0))["approved"] is True
 
 
-async def test_check_when_margin_short_then_denies_insufficient_margin(harness: Harness) -> None:
+async def test_check_when_margin_short_then_denies_insufficient_margin(
+    harness_factory: HarnessFactory,
+) -> None:
+    # 50 % margin: 250k of notional (2.5 × equity, within Max Order Size) needs 125k of margin
+    harness = await harness_factory(margin_rates={"BTCUSDT": 0.5})
     account = await funded(harness)
-    reply = await harness.check(account, "BTCUSDT", "BUY", 25.0, 50_000.0)  # needs 125k margin
+    reply = await harness.check(account, "BTCUSDT", "BUY", 5.0, 50_000.0)
     assert reply["rejection_reason"] == "insufficient_margin"
     assert reply["risk_level"] == "BREACHED"
 
@@ -81,7 +85,9 @@ async def test_check_when_leverage_would_exceed_limit_then_denies_policy_violati
     harness_factory: HarnessFactory,
 ) -> None:
     sink = ListSink()
-    h = await harness_factory(margin_rates={"BTCUSDT": 0.02}, sink=sink)
+    # the post-trade policies alone: Max Order Size would stop this order first
+    post_trade = [p for p in default_policies() if p.metric not in ORDER_METRICS]
+    h = await harness_factory(margin_rates={"BTCUSDT": 0.02}, sink=sink, policies=post_trade)
     account = await funded(h)
     reply = await h.check(account, "BTCUSDT", "BUY", 30.0, 50_000.0)  # 1.5M notional = 15x
     assert reply["rejection_reason"] == "policy_violation"

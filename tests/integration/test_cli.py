@@ -46,7 +46,7 @@ async def test_cli_check_when_approved_denied_invalid_or_unanswered_then_exit_0_
     assert "APPROVED" in approved.stdout
     denied = await cli(url, *base, "--quantity", "100", "--price", "50000")
     assert denied.returncode == 1
-    assert "insufficient_margin" in denied.stdout
+    assert "order_too_large" in denied.stdout  # 5M of notional on 100k: Max Order Size
     # A symbol only the worker refuses: an invalid request, not a denial at some risk level.
     bad_symbol = ("check", "--account", "CLI1", "--symbol", "BTC USDT", "--side", "buy")
     invalid = await cli(url, *bad_symbol, "--quantity", "1", "--price", "50000")

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from risk_worker.adapters.pg_migrate import MigrationError, migrate, migrations_dir, status
 from risk_worker.cli.db import db
 from risk_worker.devstack.postgres import PostgresServer
+from risk_worker.domain.policies import default_policies
 
 REPO_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 FILES = sorted(p.name for p in REPO_MIGRATIONS.glob("*.sql"))
@@ -43,7 +44,7 @@ async def migrated(conn: asyncpg.Connection) -> asyncpg.Connection:
     return conn
 
 
-async def test_migrate_when_database_empty_then_three_tables_and_five_policies(
+async def test_migrate_when_database_empty_then_three_tables_and_the_eight_built_in_policies(
     conn: asyncpg.Connection,
 ) -> None:
     assert await migrate(conn, REPO_MIGRATIONS) == VERSIONS
@@ -56,13 +57,13 @@ async def test_migrate_when_database_empty_then_three_tables_and_five_policies(
         "schema_migrations",
     }
     rows = await conn.fetch("SELECT name, type FROM risk_policies WHERE enabled")
-    assert len(rows) == 5
+    assert {r["name"] for r in rows} == {p.name for p in default_policies()}  # 0001 and 0002
     assert {r["name"] for r in rows if r["type"] == "emergency"} == {"Emergency Drawdown Stop"}
 
 
 async def test_migrate_when_run_again_then_applies_nothing(migrated: asyncpg.Connection) -> None:
     assert await migrate(migrated, REPO_MIGRATIONS) == []
-    assert await migrated.fetchval("SELECT count(*) FROM risk_policies") == 5
+    assert await migrated.fetchval("SELECT count(*) FROM risk_policies") == 8
 
 
 async def test_migrate_when_two_run_concurrently_then_each_migration_applied_once(
@@ -81,7 +82,7 @@ async def test_migrate_when_two_run_concurrently_then_each_migration_applied_onc
 
     assert sorted(results, key=len) == [[], [*VERSIONS, "9998"]]
     assert [r["version"] for r in recorded] == [*VERSIONS, "9998"]
-    assert policies == 5
+    assert policies == 8
 
 
 async def test_migrate_when_applied_file_changed_then_refuses(

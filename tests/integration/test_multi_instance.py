@@ -20,7 +20,7 @@ from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import auto_key
 from risk_worker.domain.types import TradingState
 from tests.helpers import connect, wait_for
-from tests.procs import Workers, check, fund, running_workers, unique, wait_approved
+from tests.procs import Workers, check, fund, order, running_workers, unique, wait_approved
 
 INTERVAL = 0.2
 
@@ -140,7 +140,8 @@ async def _burst(
         received = {w: after[w] - before.get(w, 0) for w in after}
         assert all(n > 0 for n in received.values()), received  # spread, then forwarded
         denied = {x["rejection_reason"] for x in bodies if not x["approved"]}
-        assert denied <= {"policy_violation", "insufficient_margin"}
+        # past 50 checks in a second the account's owner throttles (Max Order Rate)
+        assert denied <= {"policy_violation", "insufficient_margin", "rate_limited"}
         print(f"\napproved {len(approved)} of 100 (limit 33, +1 allowed): {by_worker}")
         return len(approved), by_worker
     finally:
@@ -160,6 +161,58 @@ async def test_reservations_when_100_concurrent_orders_over_two_workers_then_wit
     # A burst reaches both instances at once; the account's owner decides every one of them.
     approved, by_worker = await _burst(own_nats_server, workers, concurrent=True)
     assert 32 <= approved <= 34, by_worker
+
+
+THROTTLE_POLICY = """
+[[policy]]
+name = "Max Order Rate"
+type = "hard"
+metric = "order_rate"
+operator = "lte"
+threshold = 5
+"""
+
+
+async def test_throttle_when_burst_of_one_account_over_two_workers_then_exactly_the_limit_passes(
+    own_nats_server: NatsServer, workers: Workers, tmp_path: Path
+) -> None:
+    """Issue 12: the message throttle holds across instances. A burst of 20 live orders of one
+    account reaches both instances; each forwards to the account's owner, whose one sliding
+    window counts them all: 5 approved (``order_rate lte 5``), 15 ``rate_limited``."""
+    policy_file = tmp_path / "throttle.toml"
+    policy_file.write_text(THROTTLE_POLICY, encoding="utf-8")
+    bucket = unique("rc_")
+    a = workers.start(own_nats_server.url, bucket, RISK_POLICY_FILE=str(policy_file))
+    b = workers.start(own_nats_server.url, bucket, RISK_POLICY_FILE=str(policy_file))
+    nc = await connect(own_nats_server.url)
+    account = unique("RATE-")
+    try:
+        await a.wait_serving(nc)
+        await b.wait_serving(nc)
+        await fund(nc, account, 100_000.0, 50_000.0)
+
+        async def both_serve() -> bool:  # membership settled: fresh accounts spread over both
+            bodies = [await check(nc, unique("SPREAD-"), timeout=1) for _ in range(16)]
+            return {x["worker_id"] for x in bodies} == {a.worker_id, b.worker_id}
+
+        await wait_for(both_serve, 10.0, 0.1, "the two workers never shared the accounts")
+        await wait_approved(nc, account)  # dry runs: neither counted nor throttled
+        before = await _requests_by_worker(nc)
+        bursts = [order(account, quantity=0.01, dry_run=False) for _ in range(20)]
+        replies = await asyncio.gather(
+            *(nc.request("risk.check.order", body, timeout=5) for body in bursts)
+        )
+        bodies = [msgspec.json.decode(r.data) for r in replies]
+        after = await _requests_by_worker(nc)
+        received = {w: after[w] - before.get(w, 0) for w in after}
+        assert all(n > 0 for n in received.values()), received  # both instances got some
+        assert len({x["worker_id"] for x in bodies}) == 1  # the owner decided every one
+        assert sum(1 for x in bodies if x["approved"]) == 5
+        denied = [x for x in bodies if not x["approved"]]
+        assert {x["rejection_reason"] for x in denied} == {"rate_limited"}
+        assert sorted(x["violations"][0]["value"] for x in denied) == list(range(6, 21))
+    finally:
+        await nc.close()
 
 
 async def test_lease_when_holder_dies_before_writing_a_trip_then_new_holder_trips_in_first_pass(

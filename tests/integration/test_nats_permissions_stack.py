@@ -90,7 +90,7 @@ async def test_worker_runs_end_to_end_with_only_its_permissions(
             return bool((await check(0.5))["approved"])
 
         await wait_for(approved, 5.0, interval=0.1, message="no check was approved")
-        assert (await check(2.0))["rejection_reason"] == "policy_violation"
+        assert (await check(2.0))["rejection_reason"] == "order_too_large"
 
         op_kv = await open_bucket(operator.nc.jetstream(), BUCKET)
         await write_state(op_kv, GLOBAL_KEY, halted("operator"))

@@ -56,8 +56,10 @@ async def test_metrics_when_scripted_scenario_then_counters_match_what_happened(
     replies: list[dict[str, Any]] = []
     for qty in (0.1, 0.2):
         replies.append(await h.check(account, "BTCUSDT", "BUY", qty, 50_000.0, dry_run=True))
-    replies.append(await h.check(account, "BTCUSDT", "BUY", 30.0, 50_000.0))  # 15x: policy
-    replies.append(await h.check(account, "BTCUSDT", "BUY", 200.0, 50_000.0))  # margin
+    # 1M notional (10 × equity: within Max Order Size) on top of 30k of ETH: leverage 10.3
+    replies.append(await h.check(account, "BTCUSDT", "BUY", 20.0, 50_000.0))  # policy
+    # 990k of ETH at 10 % margin: 99k + 3k > 100k, and 9.9 × equity (within the size limit)
+    replies.append(await h.check(account, "ETHUSDT", "BUY", 330.0, 3_000.0))  # margin
     replies.append(await h.check("NOBODY", "BTCUSDT", "BUY", 1.0, 50_000.0))
     await h.request(b"{")
     assert [r["rejection_reason"] for r in replies] == [

@@ -65,7 +65,7 @@ enabled = false
 
 @pytest.fixture
 async def url(database_url: str) -> str:
-    """A fresh database with the schema (and its five default policies)."""
+    """A fresh database with the schema (and its eight default policies)."""
     conn = await asyncpg.connect(database_url)
     try:
         await migrate(conn, migrations_dir())
@@ -99,7 +99,7 @@ async def listener_pid(conn: asyncpg.Connection) -> int | None:
     return pid
 
 
-async def test_load_when_schema_fresh_then_the_five_built_in_policies_with_their_ids(
+async def test_load_when_schema_fresh_then_the_eight_built_in_policies_with_their_ids(
     url: str,
 ) -> None:
     expected = sorted(default_policies(), key=lambda p: p.name)
@@ -126,7 +126,7 @@ async def test_load_when_a_row_is_unusable_then_it_is_skipped_and_logged_the_res
 
     with caplog.at_level(logging.ERROR, logger="risk_worker.policies"):
         loaded = await PgPolicySource(url).load()
-    assert len(loaded) == 5
+    assert len(loaded) == len(default_policies())
     logged = [r.getMessage() for r in caplog.records if r.name == "risk_worker.policies"]
     assert sorted(logged) == sorted(f"skipping policy row: {e}" for e in errors)
 
@@ -212,7 +212,11 @@ async def test_apply_when_file_applied_twice_then_table_equals_file_and_second_i
 ) -> None:
     specs = parse_policy_file(policy_file)
     first = diff(await read_stored(conn), specs)
-    assert (len(first.added), len(first.changed), len(first.untouched)) == (2, 1, 4)
+    assert (len(first.added), len(first.changed), len(first.untouched)) == (
+        2,
+        1,
+        7,
+    )  # 8 seeded, 1 changed
     assert await apply(conn, first) == 3
 
     stored = {p.name: p for p in await read_stored(conn)}
@@ -255,7 +259,7 @@ async def test_apply_when_added_policy_created_since_read_then_conflict(
     )
     with pytest.raises(PolicyConflictError, match="'Daily Loss'"):
         await apply(conn, d)
-    assert await conn.fetchval("SELECT count(*) FROM risk_policies") == 6
+    assert await conn.fetchval("SELECT count(*) FROM risk_policies") == 9
 
 
 async def test_disable_when_enabled_disabled_or_missing_then_true_true_false(
@@ -282,14 +286,16 @@ async def test_cli_policies_list_apply_disable_and_their_exit_codes(
     listed = await asyncio.to_thread(run_cli, url, "list")
     assert listed.exit_code == 0, listed.output
     assert "Max Account Leverage" in listed.stdout and "drawdown_max" in listed.stdout
-    assert "5 policies" in listed.stdout
+    assert "8 policies" in listed.stdout
 
     dry = await asyncio.to_thread(run_cli, url, "apply", str(policy_file))
     assert dry.exit_code == 0, dry.output
     assert "+ add BTC Position Cap" in dry.stdout
     assert "~ change Max Account Leverage: threshold 10 → 8" in dry.stdout
     assert "dry run: nothing written, pass --yes" in dry.stdout
-    assert await conn.fetchval("SELECT count(*) FROM risk_policies") == 5
+    assert (
+        await conn.fetchval("SELECT count(*) FROM risk_policies") == 8
+    )  # the seeds of 0001 and 0002
 
     wet = await asyncio.to_thread(run_cli, url, "apply", str(policy_file), "--yes")
     assert wet.exit_code == 0, wet.output

@@ -94,7 +94,8 @@ async def scenario(url: str, batch: list[tuple[str, bytes]]) -> None:
         small = await h.check(OK_ACCOUNT, OK_SYMBOL, "BUY", 1.0, OK_MARK, dry_run=True)
         assert small["approved"] is True, small
         large = await h.check(OK_ACCOUNT, OK_SYMBOL, "BUY", 400.0, OK_MARK)
-        assert large["approved"] is False and large["rejection_reason"] == "insufficient_margin"
+        # far over 10 × equity: Max Order Size, the first control that denies it
+        assert large["approved"] is False and large["rejection_reason"] == "order_too_large"
     finally:
         await stop_harness(h)
 

@@ -8,7 +8,7 @@ from risk_worker.domain.book import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.decision import Order, level_from_utilization
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.metrics import RiskConfig
-from risk_worker.domain.policies import Policy, default_policies
+from risk_worker.domain.policies import ORDER_METRICS, Policy, default_policies
 from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key
 from risk_worker.domain.types import (
     DenyReason,
@@ -29,6 +29,11 @@ CONFIG = RiskConfig()  # margin 10 %, mark max age 30 s, pending TTL 60 s
 ORDER_NOTIONAL_CAP = Policy(
     "id-cap", "Order Cap", PolicyType.HARD, Metric.ORDER_NOTIONAL, Operator.LTE, 1.0
 )
+GROSS_CAP = Policy(
+    "id-gross", "Gross Cap", PolicyType.HARD, Metric.GROSS_EXPOSURE, Operator.LTE, 1.0
+)
+POST_TRADE = [p for p in default_policies() if p.metric not in ORDER_METRICS]
+"""The built-in set without its order-level controls (tests of the post-trade simulation)."""
 
 
 def make_engine(
@@ -163,7 +168,8 @@ def test_check_when_account_only_has_fills_then_unknown_account():
 def test_check_when_account_only_has_position_update_then_known():
     engine = make_engine(balance=None, position=(0.0, 0.0))
     decision = engine.check(order(Side.BUY, 1.0), NOW, True)
-    assert decision.reason is DenyReason.INSUFFICIENT_MARGIN  # got past the account check
+    # got past the account check: equity 0 makes any order too large for Max Order Size
+    assert decision.reason is DenyReason.ORDER_TOO_LARGE
 
 
 @pytest.mark.parametrize(
@@ -239,7 +245,9 @@ def test_check_when_flip_then_margin_only_for_flipped_remainder():
 
 def test_check_when_hard_policy_violated_post_trade_then_policy_violation():
     # margin 5 %: 11 BTC @ 1000 on 1000 equity needs 550 margin but leverage 11 > 10
-    engine = make_engine(balance=1_000.0, config=RiskConfig(default_margin_rate=0.05))
+    engine = make_engine(
+        balance=1_000.0, config=RiskConfig(default_margin_rate=0.05), policies=POST_TRADE
+    )
     decision = engine.check(order(Side.BUY, 11.0), NOW, True)
     assert (decision.approved, decision.reason) == (False, DenyReason.POLICY_VIOLATION)
     assert decision.risk_level is RiskLevel.BREACHED
@@ -287,8 +295,12 @@ SCENARIOS = {
         DenyReason.REDUCE_ONLY_WOULD_INCREASE,
     ),
     "no_mark_and_no_margin": ({"market": True, "poor": True}, DenyReason.NO_MARKET_PRICE),
-    "no_margin_and_policy": ({"poor": True, "capped": True}, DenyReason.INSUFFICIENT_MARGIN),
-    "policy_only": ({"capped": True}, DenyReason.POLICY_VIOLATION),
+    "no_margin_and_order_cap": ({"poor": True, "capped": True}, DenyReason.ORDER_TOO_LARGE),
+    "no_margin_and_policy": (
+        {"poor": True, "gross_capped": True},
+        DenyReason.INSUFFICIENT_MARGIN,
+    ),
+    "policy_only": ({"gross_capped": True}, DenyReason.POLICY_VIOLATION),
 }
 
 
@@ -296,7 +308,11 @@ SCENARIOS = {
 def test_check_when_several_denials_apply_then_first_in_order_wins(flags, expected):
     engine = make_engine(
         balance=None if flags.get("unknown") else (10.0 if flags.get("poor") else 10_000.0),
-        policies=[*default_policies(), ORDER_NOTIONAL_CAP] if flags.get("capped") else None,
+        policies=[*default_policies(), ORDER_NOTIONAL_CAP]
+        if flags.get("capped")
+        else [*POST_TRADE, GROSS_CAP]  # without Max Order Size, which stops a poor account
+        if flags.get("gross_capped")
+        else None,
     )
     if flags.get("halted"):
         set_state(engine, GLOBAL_KEY, TradingState.HALTED)
@@ -426,8 +442,11 @@ def test_check_when_same_order_id_rechecked_then_own_reservation_not_double_coun
 
 
 def drawdown_engine(equity_now: float) -> RiskEngine:
-    """Peak 100000 observed; now long 10 BTC @ 1000 (mark 1000) and equity ``equity_now``."""
-    engine = make_engine(balance=100_000.0, mark=1_000.0)
+    """Peak 100000 observed; now long 10 BTC @ 1000 (mark 1000) and equity ``equity_now``.
+
+    Post-trade policies only: the sells far below the mark would be stopped by the collar.
+    """
+    engine = make_engine(balance=100_000.0, mark=1_000.0, policies=POST_TRADE)
     engine.check(order(Side.BUY, 1.0, dry_run=True), NOW, True)  # observes the peak
     engine.apply_pnl(PnlSnapshot(ACCT, equity_now, None, None, 2))
     engine.apply_position(PositionSnapshot(ACCT, BTC, 10.0, 1_000.0, 2))

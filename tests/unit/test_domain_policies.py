@@ -168,14 +168,14 @@ def test_metric_value_when_order_metric_without_order_then_none(metric):
 def test_evaluate_order_when_scoped_then_applies_only_to_matching_scope(
     scope, scope_id, account_id, symbol, strategy_id, applies
 ):
-    p = policy(metric=Metric.ORDER_NOTIONAL, threshold=100.0, scope=scope, scope_id=scope_id)
+    p = policy(metric=Metric.OPEN_POSITIONS, threshold=1.0, scope=scope, scope_id=scope_id)
     evaluations = PolicySet([p]).evaluate_order(
         account_id, symbol, strategy_id, metrics(), 250.0, 0.5
     )
     assert len(evaluations) == (1 if applies else 0)
     if applies:
         assert evaluations[0].violated is True
-        assert evaluations[0].value == 250.0
+        assert evaluations[0].value == 2.0
 
 
 def test_evaluate_order_when_symbol_scoped_then_uses_the_order_symbol_value():
@@ -277,11 +277,11 @@ def test_default_policies_when_listed_then_match_the_specification(
     assert p.enabled is True
 
 
-def test_default_policies_when_counted_then_five_with_unique_ids():
+def test_default_policies_when_counted_then_eight_with_unique_ids():
     policies = default_policies()
-    assert len(policies) == 5
-    assert len({p.id for p in policies}) == 5
-    assert len(PolicySet(policies)) == 5
+    assert len(policies) == 8
+    assert len({p.id for p in policies}) == 8
+    assert len(PolicySet(policies)) == 8
 
 
 def test_evaluation_message_when_violated_then_names_policy_metric_and_limit():

@@ -8,7 +8,7 @@ from risk_worker.domain.book import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.decision import Decision, Order
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.metrics import RiskConfig
-from risk_worker.domain.policies import Policy, default_policies
+from risk_worker.domain.policies import ORDER_METRICS, Policy, default_policies
 from risk_worker.domain.trading_state import StateValue, account_key
 from risk_worker.domain.types import (
     DenyReason,
@@ -66,8 +66,13 @@ def cap(metric: Metric, operator: Operator, threshold: float, scope: Scope) -> P
 
 
 def drawn_down_engine() -> RiskEngine:
-    """Long 1 BTC @ 50,000, balance 100,000, peak 100,000 seen; mark now 28,000 (22 % down)."""
-    engine = engine_with(100_000.0, default_policies(), (1.0, 50_000.0), {BTC: 50_000.0})
+    """Long 1 BTC @ 50,000, balance 100,000, peak 100,000 seen; mark now 28,000 (22 % down).
+
+    The post-trade policies of the built-in set: these limits far from the mark test the
+    simulation, which the price collar would stop first (tests/unit/test_domain_controls.py).
+    """
+    post_trade = [p for p in default_policies() if p.metric not in ORDER_METRICS]
+    engine = engine_with(100_000.0, post_trade, (1.0, 50_000.0), {BTC: 50_000.0})
     engine.monitor(NOW)  # the peak: equity 100,000
     for price in (40_000.0, 32_000.0, 28_000.0):  # steps within RISK_TICK_MAX_JUMP (25 %)
         engine.set_mark(BTC, price, NOW, NOW)
@@ -123,7 +128,7 @@ def test_check_when_sell_limit_below_the_mark_then_order_notional_valued_at_the_
     order_cap = cap(Metric.ORDER_NOTIONAL, Operator.LTE, 30_000.0, Scope.ACCOUNT)
     engine = engine_with(100_000.0, [order_cap], marks={BTC: 35_000.0})
     decision = check(engine, Side.SELL, 1.0, 25_000.0)  # marketable: it fills near 35,000
-    assert decision.reason is DenyReason.POLICY_VIOLATION
+    assert decision.reason is DenyReason.ORDER_TOO_LARGE
     assert decision.violations[0].value == pytest.approx(35_000.0)
 
 

@@ -188,3 +188,23 @@ def test_render_diff_when_every_kind_present_then_one_line_each() -> None:
 def test_render_diff_when_nothing_changes_then_counts_unchanged() -> None:
     d = PolicyDiff(added=(), changed=(), unchanged=(stored(spec()),), untouched=())
     assert render_diff(d) == ["= unchanged 1"]
+
+
+def test_parse_when_order_level_control_metrics_then_accepted(tmp_path: Path) -> None:
+    text = "".join(
+        f'[[policy]]\nname = "{metric}"\ntype = "hard"\nmetric = "{metric}"\n'
+        f'operator = "lte"\nthreshold = 5\nscope = "{scope}"\n\n'
+        for metric, scope in (
+            ("price_deviation", "symbol"),
+            ("order_rate", "strategy"),
+            ("order_equity_fraction", "account"),
+            ("open_orders", "account"),
+        )
+    )
+    specs = parse_policy_file(write(tmp_path, text))
+    assert [s.metric for s in specs] == [
+        Metric.PRICE_DEVIATION,
+        Metric.ORDER_RATE,
+        Metric.ORDER_EQUITY_FRACTION,
+        Metric.OPEN_ORDERS,
+    ]

@@ -101,4 +101,4 @@ def test_check_after_hostile_requests_then_well_formed_orders_still_decided_righ
     assert small["approved"] is True, small
     large = answer(handler, encode({**body, "order_id": "big", "quantity": 30.0}))
     assert large["approved"] is False
-    assert large["rejection_reason"] == "insufficient_margin"
+    assert large["rejection_reason"] == "order_too_large"  # over 10 × equity: Max Order Size
