@@ -12,6 +12,11 @@ A revision is seen once per instance (the copy ignores revisions it already hold
 rebuilt after a bucket reset delivers the current values again, so the holder may repeat the
 instruction of a HALT still in force then (cancelling twice is harmless; the OMS keys on
 ``revision``).
+
+A HALT written while the lease changes hands (the holder died, or is frozen, before it
+published) is not lost: every instance listens on ``risk.commands.cancel_all`` and keeps the
+HALTs it saw and nobody announced; the instance that takes the lease announces those still in
+force and written within :data:`CATCH_UP_WINDOW_MS` (by the writer's clock) in its first pass.
 """
 
 from __future__ import annotations
@@ -20,6 +25,10 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import msgspec
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
 from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine
@@ -27,6 +36,18 @@ from risk_worker.domain.trading_state import StateValue
 from risk_worker.wire.outbound import CANCEL_ALL_SUBJECT, CancelAllMsg, cancel_all_msg
 
 log = logging.getLogger("risk_worker.kill_switch")
+
+CATCH_UP_WINDOW_MS = 60_000
+"""How old a HALT (its ``updated_at``, the writer's clock) a new lease holder still announces
+when it saw nobody announce it: a lease handover takes ``RISK_LEASE_TTL`` plus a monitor
+interval (seconds); the rest is room for clock skew. Older unannounced HALTs are dropped (a
+holder long since in office would have announced them)."""
+
+
+class _Announced(msgspec.Struct):
+    """The part of a ``CancelAllMsg`` seen on the subject that matters here."""
+
+    revision: int
 
 
 class KillSwitch:
@@ -52,15 +73,52 @@ class KillSwitch:
         self._spawn = spawn
         self.published = 0
         """Cancel instructions this instance published (one per HALTED revision it saw while
-        holding the lease)."""
+        holding the lease, or caught up when it took the lease)."""
+        self._unannounced: dict[int, tuple[str, CancelAllMsg]] = {}
+        self._decoder = msgspec.json.Decoder(_Announced)
+
+    async def start(self, nc: Client) -> None:
+        """Listen on ``risk.commands.cancel_all``: what any instance announced needs no
+        catching up."""
+        await nc.subscribe(CANCEL_ALL_SUBJECT, cb=self._on_announced)
+
+    async def _on_announced(self, msg: Msg) -> None:
+        try:
+            revision = self._decoder.decode(msg.data).revision
+        except (msgspec.MsgspecError, RecursionError):
+            log.debug("ignored an undecodable %s message", CANCEL_ALL_SUBJECT)
+            return
+        self._unannounced.pop(revision, None)
+
+    def catch_up(self, now_ms: int) -> None:
+        """This instance has just taken the lease (its copy confirmed): announce each HALT it
+        saw that nobody announced, still in force at that revision and written within
+        :data:`CATCH_UP_WINDOW_MS` of ``now_ms``."""
+        pending, self._unannounced = self._unannounced, {}
+        service = self._service()
+        if service is None:
+            return
+        states = self._engine.states
+        for revision, (key, cancel) in sorted(pending.items()):
+            if states.revision(key) != revision or cancel.timestamp < now_ms - CATCH_UP_WINDOW_MS:
+                continue  # changed since (cleared or tripped again), or long past
+            self.published += 1
+            log.warning(
+                "%s HALTED (revision %d) was not announced before this instance took the lease:"
+                " %s published",
+                key,
+                revision,
+                CANCEL_ALL_SUBJECT,
+            )
+            self._spawn(service.publish(CANCEL_ALL_SUBJECT, cancel))
 
     def on_change(self, key: str, value: StateValue | None, revision: int) -> None:
         """One applied trading-state change (key, value or None for ACTIVE, KV revision)."""
         cancel = cancel_all_msg(key, value, revision, now_ms())
         if cancel is not None:
-            self._on_halt(cancel)
+            self._on_halt(key, cancel)
 
-    def _on_halt(self, cancel: CancelAllMsg) -> None:
+    def _on_halt(self, key: str, cancel: CancelAllMsg) -> None:
         scope_id = cancel.account_id or cancel.strategy_id or cancel.symbol
         released = self._engine.release_reservations(cancel.scope, scope_id)
         lease, service = self._lease(), self._service()
@@ -77,3 +135,5 @@ class KillSwitch:
             assert service is not None
             self.published += 1
             self._spawn(service.publish(CANCEL_ALL_SUBJECT, cancel))
+        else:  # the holder announces it; if it dies first, the next holder does (catch_up)
+            self._unannounced[cancel.revision] = (key, cancel)

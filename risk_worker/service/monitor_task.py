@@ -57,6 +57,8 @@ class MonitorTask:
         lease: when given, only the lease holder publishes, trips and snapshots.
         state_confirmed: whether the trading-state copy is confirmed now (a catch-up pass waits
             for it); None counts as always confirmed.
+        on_takeover: called with the time (ms) of the catch-up pass of each new term as holder
+            (the kill switch announces the HALTs the previous holder did not).
     """
 
     def __init__(
@@ -73,7 +75,9 @@ class MonitorTask:
         on_pass: Callable[[dict[str, RiskMetricsMsg], int], None] | None = None,
         lease: Lease | None = None,
         state_confirmed: Callable[[], bool] | None = None,
+        on_takeover: Callable[[int], None] | None = None,
     ) -> None:
+        self._on_takeover = on_takeover
         self._lease = lease
         self._state_confirmed = state_confirmed
         self._was_held = False
@@ -107,6 +111,8 @@ class MonitorTask:
         held = True if self._lease is None else await self._lease.renew()
         catch_up = self._catch_up(held)
         now = now_ms()
+        if catch_up and self._on_takeover is not None:
+            self._on_takeover(now)
         engine = self._engine
         engine.begin_monitor_pass(now)
         reports: list[AccountReport] = []

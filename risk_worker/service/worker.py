@@ -202,7 +202,9 @@ class Worker:
             self.snapshots.submit if self.snapshots is not None else None,
             self.lease,
             self.watcher.confirmed,
+            self.kill_switch.catch_up,
         )
+        await self.kill_switch.start(nc)
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")
         self.policies.start()
         if self.pool is not None:

@@ -4,6 +4,8 @@ switch that acts (``risk.commands.cancel_all`` once per HALTED revision, reserva
 
 from __future__ import annotations
 
+import asyncio
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,7 +115,8 @@ async def test_restricted_symbol_when_listed_then_denied_recorded_counted_reduci
             "denied",
             "RST1",
         )
-        assert msgspec.json.decode(found["context"]) == {"symbol": ETH}
+        context = msgspec.json.decode(found["context"])
+        assert context == {"symbol": ETH, "rejection_reason": "restricted_symbol"}
 
         listed = {k: v for k, v, _ in await rl.restrictions(h.nc, bucket)}
         assert set(listed) == {"restricted.ETHUSDT", "restricted.account.RST2.BTCUSDT"}
@@ -302,6 +305,49 @@ async def test_cancel_all_when_two_instances_then_one_instruction_per_revision_a
         await operator.clear(nc, bucket, "resolved", "bob", None, symbol="Z")
         await wait_approved(nc, account, quantity=1.0)  # both copies of ks-big were released
     finally:
+        await nc.close()
+
+
+async def test_cancel_all_when_holder_frozen_before_announcing_then_new_holder_announces_it(
+    own_nats_server: NatsServer, workers: Workers
+) -> None:
+    """A HALT written while the lease holder is frozen (SIGSTOP: it holds the lease and
+    publishes nothing) is announced by the instance that takes the lease over, once."""
+    env = {"RISK_MONITOR_INTERVAL": "0.2", "RISK_LEASE_TTL": "1.0"}
+    bucket = unique("rc_")
+    a = workers.start(own_nats_server.url, bucket, **env)
+    b = workers.start(own_nats_server.url, bucket, **env)
+    nc = await connect(own_nats_server.url)
+    seen: list[dict[str, Any]] = []
+    metrics: list[str] = []
+
+    async def keep(msg: Msg) -> None:
+        seen.append(msgspec.json.decode(msg.data))
+
+    async def publisher(msg: Msg) -> None:
+        metrics.append(msgspec.json.decode(msg.data)["worker_id"])
+
+    holder = None
+    try:
+        await a.wait_serving(nc)
+        await b.wait_serving(nc)
+        await nc.subscribe(CANCEL_ALL_SUBJECT, cb=keep)
+        await nc.subscribe("risk.metrics", cb=publisher)
+        account = unique("KS3-")
+        await fund(nc, account, balance=10_000.0)
+        await wait_for(lambda: len(metrics) >= 3, 10.0, message="no lease holder publishes")
+        holder, standby = (a, b) if metrics[-1] == a.worker_id else (b, a)
+        holder.send_signal(signal.SIGSTOP)
+        frozen_at = len(metrics)
+        rev = await operator.trip(nc, bucket, TradingState.HALTED, "desk stop", "alice", account)
+        await wait_for(lambda: rev in revisions(seen), 10.0, message=f"never announced: {seen}")
+        assert revisions(seen) == [rev]
+        assert standby.worker_id in metrics[frozen_at:]  # the standby holds the lease now
+        await asyncio.sleep(1.0)  # a second announcement would come within a few passes
+        assert revisions(seen) == [rev], seen
+    finally:
+        if holder is not None:
+            holder.send_signal(signal.SIGKILL)
         await nc.close()
 
 
