@@ -215,6 +215,49 @@ async def test_throttle_when_burst_of_one_account_over_two_workers_then_exactly_
         await nc.close()
 
 
+async def test_duplicate_when_retries_reach_two_workers_then_one_reservation_and_changes_denied(
+    own_nats_server: NatsServer, workers: Workers
+) -> None:
+    """Issue 12: duplicate detection holds across instances. Retries of one live order reach
+    both instances; the account's owner decides them all: the first reserves, the others are
+    idempotent retries (``duplicate: true``, nothing reserved again), other content under the
+    same order id is denied ``duplicate_order_id``."""
+    bucket = unique("rc_")
+    a = workers.start(own_nats_server.url, bucket)
+    b = workers.start(own_nats_server.url, bucket)
+    nc = await connect(own_nats_server.url)
+    account = unique("DUP-")
+    try:
+        await a.wait_serving(nc)
+        await b.wait_serving(nc)
+        await fund(nc, account, 100_000.0, 50_000.0)
+
+        async def both_serve() -> bool:  # membership settled: fresh accounts spread over both
+            bodies = [await check(nc, unique("SPREAD-"), timeout=1) for _ in range(16)]
+            return {x["worker_id"] for x in bodies} == {a.worker_id, b.worker_id}
+
+        await wait_for(both_serve, 10.0, 0.1, "the two workers never shared the accounts")
+        await wait_approved(nc, account)
+        before = await _requests_by_worker(nc)
+        live = order(account, quantity=0.1, dry_run=False, order_id="dup-1")
+        replies = await asyncio.gather(
+            *(nc.request("risk.check.order", live, timeout=5) for _ in range(12))
+        )
+        bodies = [msgspec.json.decode(r.data) for r in replies]
+        after = await _requests_by_worker(nc)
+        received = {w: after[w] - before.get(w, 0) for w in after}
+        assert all(n > 0 for n in received.values()), received  # both instances got some
+        assert len({x["worker_id"] for x in bodies}) == 1  # the owner decided every one
+        assert all(x["approved"] for x in bodies), bodies
+        assert sorted(bool(x.get("duplicate")) for x in bodies) == [False] + [True] * 11
+        changed = await check(nc, account, quantity=0.2, dry_run=False, order_id="dup-1")
+        assert changed["rejection_reason"] == "duplicate_order_id", changed
+        other = await check(nc, account, quantity=0.1, dry_run=True)
+        assert other["post_trade_metrics"]["pending_orders"] == 1, other  # one reservation
+    finally:
+        await nc.close()
+
+
 async def test_lease_when_holder_dies_before_writing_a_trip_then_new_holder_trips_in_first_pass(
     own_nats_server: NatsServer, workers: Workers
 ) -> None:
