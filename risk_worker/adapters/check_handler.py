@@ -15,8 +15,8 @@ from collections.abc import Callable
 import msgspec
 
 from risk_worker.adapters.ratelog import RateLimitedLog
-from risk_worker.domain.decision import Decision, Order, deny
 from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.order import Decision, Order, deny
 from risk_worker.domain.types import DenyReason
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound

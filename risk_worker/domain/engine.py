@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.controls import OrderRates
-from risk_worker.domain.decision import Decision, Order, check_order
+from risk_worker.domain.decision import check_order
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
 from risk_worker.domain.marks import MarkTable, TickResult
 from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics
@@ -21,6 +21,7 @@ from risk_worker.domain.monitor import (
     assess_account,
     evaluate_account,
 )
+from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet

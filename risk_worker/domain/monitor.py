@@ -27,9 +27,9 @@ from enum import StrEnum
 import msgspec
 
 from risk_worker.domain.book import Account, AccountBook
-from risk_worker.domain.decision import level_from_utilization
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
 from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics, observe_equity
+from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.trading_state import TradingStates

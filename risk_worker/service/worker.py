@@ -33,8 +33,8 @@ from risk_worker.adapters.nats_service import WorkerService
 from risk_worker.adapters.pg_policies import PgPolicySource
 from risk_worker.adapters.pg_sink import PgEventSink
 from risk_worker.adapters.state_watcher import StateWatcher
-from risk_worker.domain.decision import Decision
 from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.order import Decision
 from risk_worker.domain.trading_state import StateValue
 from risk_worker.domain.types import DenyReason, PolicyType
 from risk_worker.errors import ServerUnavailableError

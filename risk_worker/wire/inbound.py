@@ -26,7 +26,7 @@ from risk_worker.domain.bounds import (
     QUANTITY_MAX,
     is_identifier,
 )
-from risk_worker.domain.decision import Order
+from risk_worker.domain.order import Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import IDENTIFIER_PATTERN, OrderType, Side
 from risk_worker.errors import InvalidMessageError

@@ -6,8 +6,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from risk_worker.domain.decision import Order
 from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.order import Order
 from risk_worker.domain.restricted import (
     RestrictedList,
     Restriction,

@@ -7,8 +7,8 @@ import math
 import msgspec
 import pytest
 
-from risk_worker.domain.decision import Decision
 from risk_worker.domain.metrics import AccountMetrics
+from risk_worker.domain.order import Decision
 from risk_worker.domain.policies import Evaluation, Policy
 from risk_worker.domain.types import (
     DenyReason,
