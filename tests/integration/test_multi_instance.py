@@ -20,7 +20,16 @@ from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import auto_key
 from risk_worker.domain.types import TradingState
 from tests.helpers import connect, wait_for
-from tests.procs import Workers, check, fund, order, running_workers, unique, wait_approved
+from tests.procs import (
+    WorkerProcess,
+    Workers,
+    check,
+    fund,
+    order,
+    running_workers,
+    unique,
+    wait_approved,
+)
 
 INTERVAL = 0.2
 
@@ -29,6 +38,16 @@ INTERVAL = 0.2
 def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
     """Worker subprocesses for one test, all stopped afterwards."""
     yield from running_workers(tmp_path, request)
+
+
+async def wait_both_serve(nc: Client, a: WorkerProcess, b: WorkerProcess) -> None:
+    """Wait until membership settled: checks of fresh accounts are decided by both workers."""
+
+    async def both_serve() -> bool:
+        bodies = [await check(nc, unique("SPREAD-"), timeout=1) for _ in range(16)]
+        return {x["worker_id"] for x in bodies} == {a.worker_id, b.worker_id}
+
+    await wait_for(both_serve, 10.0, 0.1, "the two workers never shared the accounts")
 
 
 async def test_lease_when_publisher_killed_then_other_takes_over_within_5s_never_two_at_once(
@@ -104,11 +123,7 @@ async def _burst(
         await b.wait_serving(nc)
         await fund(nc, account, 100_000.0, 50_000.0)
 
-        async def both_serve() -> bool:  # membership settled: fresh accounts spread over both
-            bodies = [await check(nc, unique("SPREAD-"), timeout=1) for _ in range(16)]
-            return {x["worker_id"] for x in bodies} == {a.worker_id, b.worker_id}
-
-        await wait_for(both_serve, 10.0, 0.1, "the two workers never shared the accounts")
+        await wait_both_serve(nc, a, b)
         await wait_approved(nc, account, price=50_000.0)
         orders = [
             msgspec.json.encode(
@@ -191,11 +206,7 @@ async def test_throttle_when_burst_of_one_account_over_two_workers_then_exactly_
         await b.wait_serving(nc)
         await fund(nc, account, 100_000.0, 50_000.0)
 
-        async def both_serve() -> bool:  # membership settled: fresh accounts spread over both
-            bodies = [await check(nc, unique("SPREAD-"), timeout=1) for _ in range(16)]
-            return {x["worker_id"] for x in bodies} == {a.worker_id, b.worker_id}
-
-        await wait_for(both_serve, 10.0, 0.1, "the two workers never shared the accounts")
+        await wait_both_serve(nc, a, b)
         await wait_approved(nc, account)  # dry runs: neither counted nor throttled
         before = await _requests_by_worker(nc)
         bursts = [order(account, quantity=0.01, dry_run=False) for _ in range(20)]
@@ -232,11 +243,7 @@ async def test_duplicate_when_retries_reach_two_workers_then_one_reservation_and
         await b.wait_serving(nc)
         await fund(nc, account, 100_000.0, 50_000.0)
 
-        async def both_serve() -> bool:  # membership settled: fresh accounts spread over both
-            bodies = [await check(nc, unique("SPREAD-"), timeout=1) for _ in range(16)]
-            return {x["worker_id"] for x in bodies} == {a.worker_id, b.worker_id}
-
-        await wait_for(both_serve, 10.0, 0.1, "the two workers never shared the accounts")
+        await wait_both_serve(nc, a, b)
         await wait_approved(nc, account)
         before = await _requests_by_worker(nc)
         live = order(account, quantity=0.1, dry_run=False, order_id="dup-1")
