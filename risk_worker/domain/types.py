@@ -83,6 +83,7 @@ class Metric(StrEnum):
     MARGIN_RATIO = "margin_ratio"
     DRAWDOWN_DAILY = "drawdown_daily"
     DRAWDOWN_MAX = "drawdown_max"
+    DRAWDOWN_WINDOW = "drawdown_window"
     DAILY_PNL = "daily_pnl"
     GROSS_EXPOSURE = "gross_exposure"
     NET_EXPOSURE = "net_exposure"
