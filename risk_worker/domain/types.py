@@ -128,6 +128,7 @@ class DenyReason(StrEnum):
     TOO_MANY_OPEN_ORDERS = "too_many_open_orders"
     INSUFFICIENT_MARGIN = "insufficient_margin"
     POLICY_VIOLATION = "policy_violation"
+    BATCH_DENIED = "batch_denied"
     INTERNAL_ERROR = "internal_error"
 
 
