@@ -75,7 +75,7 @@ def check(
     """Send one pre-trade check, or with --file a batch (risk.check.batch). Exit 0 approved,
     1 denied, 2 not checked (invalid, no reply)."""
     if file is not None:
-        check_file(file, all_or_none, timeout, json_out)
+        check_file(file, all_or_none, timeout, json_out, print_reply)
     if account is None or symbol is None or side is None or quantity is None:
         raise typer.BadParameter("--account, --symbol, --side and --quantity (or --file)")
     settings = settings_or_exit()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,10 +45,15 @@ def read_orders(path: Path) -> list[dict[str, Any]]:
     ]
 
 
-def check_file(path: Path, all_or_none: bool, timeout: float, json_out: bool) -> None:
-    """Send the orders of ``path`` as one batch, print each decision, exit with the verdict."""
-    from risk_worker.cli.check import print_reply  # noqa: PLC0415  # check imports this module
-
+def check_file(
+    path: Path,
+    all_or_none: bool,
+    timeout: float,
+    json_out: bool,
+    print_reply: Callable[[dict[str, Any]], None],
+) -> None:
+    """Send the orders of ``path`` as one batch, print each decision (``print_reply``, the
+    single check's printer), exit with the verdict."""
     settings = settings_or_exit()
     orders = read_orders(path)
     reply = ask(settings, BATCH_SUBJECT, {"orders": orders, "all_or_none": all_or_none}, timeout)
