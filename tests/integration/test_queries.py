@@ -221,3 +221,16 @@ async def test_batch_when_two_workers_then_the_accounts_owner_decides_it(
         if ep["name"] == "check_batch"
     }
     assert sum(received.values()) == 20 and all(received.values()), received
+
+
+async def test_queries_when_services_protocol_off_then_answered_on_plain_queue_subscriptions(
+    harness_factory: HarnessFactory,
+) -> None:
+    h, account = await funded(harness_factory, services_protocol=False)
+    metrics = await ask(h, "risk.query.metrics", {"account_id": account})
+    assert msgspec.json.decode(metrics.data)["equity"] == 100_000.0
+    batch = await ask(h, "risk.check.batch", {"orders": basket(account), "all_or_none": True})
+    assert msgspec.json.decode(batch.data)["approved"] is False
+    assert len(h.worker.engine.book.accounts[account].pending) == 0
+    states = await ask(h, "risk.query.states", b"")
+    assert msgspec.json.decode(states.data)["confirmed"] is True
