@@ -110,8 +110,9 @@ def parse_batch(data: bytes, max_bytes: int, max_batch: int) -> tuple[list[Order
 
     Raises:
         InvalidMessageError: too large, not JSON, ``orders`` empty, longer than ``max_batch``
-            or naming several accounts (field ``orders``), or an order invalid as a single
-            check request would be (field ``orders[i].<field>``).
+            or naming several accounts (field ``orders``), an order id repeated (field
+            ``orders[i].order_id``), or an order invalid as a single check request would be
+            (field ``orders[i].<field>``).
     """
     _too_large(data, max_bytes)
     request = _decode(_BATCH, data)
@@ -127,6 +128,13 @@ def parse_batch(data: bytes, max_bytes: int, max_batch: int) -> tuple[list[Order
         except InvalidMessageError as exc:
             field = f"orders[{i}]" if exc.field == "$" else f"orders[{i}].{exc.field}"
             raise InvalidMessageError(field, exc.reason, exc.detail) from exc
+    seen: set[str] = set()
+    for i, o in enumerate(orders):
+        if o.order_id in seen:
+            raise InvalidMessageError(
+                f"orders[{i}].order_id", "out_of_range", f"order id {o.order_id!r} is repeated"
+            )
+        seen.add(o.order_id)
     account_id = orders[0].account_id
     if any(o.account_id != account_id for o in orders):
         raise InvalidMessageError(

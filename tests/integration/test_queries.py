@@ -103,6 +103,7 @@ async def test_batch_when_all_or_none_and_one_denied_then_wholly_denied_and_noth
             "orders[1].side",
         ),
         ({"orders": [order("A1", 1.0, str(i)) for i in range(4)]}, "orders"),
+        ({"orders": [order("A1", 1.0, "x"), order("A1", 2.0, "x")]}, "orders[1].order_id"),
     ],
 )
 async def test_batch_when_invalid_then_400_naming_the_field(
