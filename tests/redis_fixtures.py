@@ -94,6 +94,8 @@ def metrics(account_id: str = "acct-1", *, margin_ratio: float | None = None) ->
         drawdown_max=0.125,
         peak_equity=12_000.0,
         day_start_equity=11_000.0,
+        drawdown_window=0.0,
+        window_peak_equity=10_500.0,
         position_concentration={"BTCUSDT": 1.0, "ETHUSDT": None},
         limit_utilization={"max_leverage": 0.39},
         open_positions=1,

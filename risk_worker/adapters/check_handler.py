@@ -108,25 +108,13 @@ class CheckHandler:
             self._ratelog.warning("invalid", "invalid check request: %s", exc)
         else:
             order_id, account_id = order.order_id, order.account_id
-            if may_forward and self._owner_of is not None:
-                owner = self._owner_of(account_id)
-                if owner != self._worker_id:
+            if may_forward:
+                owner = self.forward_target(account_id)
+                if owner is not None:
                     return CheckAnswer(b"", None, None, None, forward_to=owner)
             decision = self._decide(order, now)
-            reason = decision.reason
-            if reason is not None:
-                for violation in decision.violations:
-                    self._sink.record(
-                        violation_record(
-                            violation, account_id, now, "pre_trade", "denied", order_id, reason
-                        )
-                    )
-                if reason is DenyReason.RESTRICTED_SYMBOL:
-                    self._record_restricted(order, now)
-                elif reason is DenyReason.DUPLICATE_ORDER_ID:
-                    self._sink.record(
-                        duplicate_order_record(account_id, now, order_id, order.symbol)
-                    )
+            if decision.reason is not None:
+                self.record_denial(order, decision, now)
         try:
             elapsed_us = (time.perf_counter_ns() - started) // 1000
             reply = reply_msg(order_id, account_id, decision, now, elapsed_us, self._worker_id)
@@ -160,6 +148,46 @@ class CheckHandler:
         if self._on_checked is not None:
             self._on_checked(decision, (time.perf_counter_ns() - started) / 1e9)
         return CheckAnswer(payload, headers, decision, error, reservation)
+
+    @property
+    def worker_id(self) -> str:
+        """This instance's id (echoed in replies)."""
+        return self._worker_id
+
+    @property
+    def max_request_bytes(self) -> int:
+        """``RISK_MAX_REQUEST_BYTES``: larger requests are invalid."""
+        return self._max_bytes
+
+    def forward_target(self, account_id: str) -> str | None:
+        """The instance that decides ``account_id`` when it is another one, else None."""
+        if self._owner_of is None:
+            return None
+        owner = self._owner_of(account_id)
+        return None if owner == self._worker_id else owner
+
+    def checked(self, decision: Decision, seconds: float) -> None:
+        """Count one decided order (its reason, the time spent) like a single check."""
+        if self._on_checked is not None:
+            self._on_checked(decision, seconds)
+
+    def record_denial(self, order: Order, decision: Decision, now: int) -> None:
+        """Record what denied ``order`` to the audit sink (queued, never awaited): each
+        violation, a restricted symbol or a duplicate order id; nothing for other reasons."""
+        reason = decision.reason
+        if reason is None:
+            return
+        order_id, account_id = order.order_id, order.account_id
+        for violation in decision.violations:
+            self._sink.record(
+                violation_record(
+                    violation, account_id, now, "pre_trade", "denied", order_id, reason
+                )
+            )
+        if reason is DenyReason.RESTRICTED_SYMBOL:
+            self._record_restricted(order, now)
+        elif reason is DenyReason.DUPLICATE_ORDER_ID:
+            self._sink.record(duplicate_order_record(account_id, now, order_id, order.symbol))
 
     def _record_restricted(self, order: Order, now: int) -> None:
         """Record a ``restricted_symbol`` denial as a pre-trade violation (off the hot path:

@@ -25,6 +25,13 @@ from risk_worker.adapters.micro_service import (
     drain_endpoints,
     start_service,
 )
+from risk_worker.adapters.query_endpoints import (
+    BATCH_HEADER,
+    add_query_endpoints,
+    answer_forwarded_batch,
+    subscribe_queries,
+)
+from risk_worker.adapters.query_handler import QueryHandler
 from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.adapters.reply_guard import ReplyGuard
 from risk_worker.adapters.state_watcher import StateWatcher
@@ -82,6 +89,7 @@ class WorkerService:
             plain queue subscription.
         reply_prefixes: inbox prefixes answered besides ``_INBOX.`` (``RISK_REPLY_PREFIXES``);
             a request with any other reply subject is dropped (see ``reply_guard``).
+        max_batch: ``RISK_MAX_BATCH``, the most orders of a ``risk.check.batch``.
 
     """
 
@@ -95,6 +103,7 @@ class WorkerService:
         metrics: EventCounters,
         services_protocol: bool = True,
         reply_prefixes: tuple[str, ...] = (),
+        max_batch: int = 100,
     ) -> None:
         self._metrics = metrics
         self._nc = nc
@@ -108,6 +117,7 @@ class WorkerService:
         self._subs: list[Subscription] = []
         self._ratelog = RateLimitedLog(log)
         self.replies = ReplyGuard(reply_prefixes, metrics.request_dropped)
+        self.queries = QueryHandler(engine, watcher.confirmed, checks, max_batch)
 
     async def start(self) -> None:
         """Subscribe to every input, then flush so an immediate request finds a responder."""
@@ -133,10 +143,12 @@ class WorkerService:
             self.micro = await start_service(
                 self._nc, self.checks, CHECK_SUBJECT, CHECK_QUEUE, self._worker_id, self.replies
             )
+            await add_query_endpoints(self.micro, self._nc, self.queries, CHECK_QUEUE, self.replies)
         else:
             self._subs.append(
                 await self._nc.subscribe(CHECK_SUBJECT, queue=CHECK_QUEUE, cb=self._on_check)
             )
+            self._subs += await subscribe_queries(self._nc, self.queries, CHECK_QUEUE, self.replies)
         await self._nc.flush()
 
     # -- events -------------------------------------------------------------------------------
@@ -230,7 +242,10 @@ class WorkerService:
         await self._answer(msg, may_forward=True)
 
     async def _on_owned_check(self, msg: Msg) -> None:
-        """A check forwarded here because this instance owns the account."""
+        """A check (or a batch) forwarded here because this instance owns the account."""
+        if msg.headers and msg.headers.get(BATCH_HEADER):
+            await answer_forwarded_batch(self._nc, self.queries, msg, self.replies)
+            return
         await self._answer(msg, may_forward=False)
 
     async def _answer(self, msg: Msg, may_forward: bool) -> None:

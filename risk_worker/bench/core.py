@@ -1,6 +1,6 @@
 """Microbenchmark of the in-process check path: decode → decide → encode, no NATS.
 
-Builds a realistic book (by default 1,000 accounts × 20 positions, 13 policies, marks for every
+Builds a realistic book (by default 1,000 accounts × 20 positions, 14 policies, marks for every
 symbol) through the engine's own event calls, pre-encodes ``dry_run`` check requests and times
 :meth:`~risk_worker.adapters.check_handler.CheckHandler.answer` per call, then each stage on its
 own: decoding (``inbound.parse_check``), the decision (``RiskEngine.check``) and encoding the reply
@@ -86,7 +86,7 @@ def _policy(
 
 
 def bench_policies() -> list[Policy]:
-    """The eight built-in policies and five realistic extra ones, all enabled (13 in all)."""
+    """The nine built-in policies and five realistic extra ones, all enabled (14 in all)."""
     return [
         *default_policies(),
         _policy("Max Symbol Concentration", Metric.CONCENTRATION, Operator.LTE, 0.5, Scope.SYMBOL),
@@ -110,7 +110,7 @@ def refresh_marks(engine: RiskEngine, positions: int, now_ms: int | None = None)
 
 
 def build_engine(
-    accounts: int = 1000, positions: int = 20, policies: int = 13, now_ms: int | None = None
+    accounts: int = 1000, positions: int = 20, policies: int = 14, now_ms: int | None = None
 ) -> RiskEngine:
     """An engine holding a realistic book, loaded through the engine's event calls.
 
@@ -118,7 +118,7 @@ def build_engine(
         accounts: accounts ``ACC00000``…, each with a balance of :data:`BALANCE`.
         positions: positions per account on ``SYM000``…, alternately long and short, each
             :data:`POSITION_NOTIONAL` at its mark; every symbol gets a fresh mark.
-        policies: how many of :func:`bench_policies` to load (at most 13).
+        policies: how many of :func:`bench_policies` to load (at most 14).
         now_ms: event and mark time (ms since epoch); the wall clock when None.
 
     Raises:

@@ -30,7 +30,7 @@ from risk_worker.wire import inbound
 
 SUBJECT = "risk.check.order"
 QUEUE = "risk-workers"
-WORKER_POLICIES = 13
+WORKER_POLICIES = 14
 """Policies the bench's worker serves (its policy file): the reply carries their utilization."""
 
 

@@ -44,7 +44,7 @@ class BenchError(RuntimeError):
 
 
 def write_policy_file(path: Path) -> Path:
-    """Write the bench's 13 policies (:func:`~risk_worker.bench.core.bench_policies`) as TOML.
+    """Write the bench's 14 policies (:func:`~risk_worker.bench.core.bench_policies`) as TOML.
 
     The worker reads it through ``RISK_POLICY_FILE``, so it runs the same set as the in-process
     microbenchmark without a database.

@@ -65,7 +65,7 @@ def _cpu(result: dict[str, Any]) -> Table:
 
 
 def _inprocess(figures: dict[str, float]) -> Table:
-    table = Table(title="in-process check path (same book, 13 policies, GC off while timing)")
+    table = Table(title="in-process check path (same book, 14 policies, GC off while timing)")
     table.add_column("stage")
     table.add_column("p50", justify="right")
     table.add_column("p99", justify="right")

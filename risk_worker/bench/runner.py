@@ -4,7 +4,7 @@ Round A runs the floor (:mod:`risk_worker.bench.floor`) alone, round B a ``risk-
 process alone, so exactly one responder is in the queue group while a round is measured. In
 both, the tick generator publishes ``market.tick.*`` at ``tick_rate`` while the sequential and
 in-flight phases run, then stops for an idle sequential phase. Each worker round starts a fresh
-worker on the bench's 13 policies (``RISK_POLICY_FILE``), loads its book through real events,
+worker on the bench's 14 policies (``RISK_POLICY_FILE``), loads its book through real events,
 times its start and checks that it applied every tick. Figures are medians over rounds.
 """
 

@@ -38,8 +38,8 @@ def cpu_keys(inflight: tuple[int, ...]) -> list[str]:
 
 
 def inprocess_figures(accounts: int, positions: int) -> dict[str, float]:
-    """p50/p99 (µs) of each in-process stage on the bench's book and 13 policies (2 passes)."""
-    engine = build_engine(accounts, positions, policies=13)
+    """p50/p99 (µs) of each in-process stage on the bench's book and 14 policies (2 passes)."""
+    engine = build_engine(accounts, positions, policies=14)
     figures = measure(engine, request_bodies(INPROCESS_REQUESTS, accounts, positions), repeat=2)
     return {
         f"{stage}_{q}_us": figures[f"{stage}_{q}_us"]
@@ -133,7 +133,7 @@ def summarize(
         "reply_bytes": {"floor": floor[0]["reply_bytes"], "worker": worker[0]["reply_bytes"]},
         "checks_verified": verified,
         "verified": verified > 0,
-        "policies": "13 (the bench's policy file, RISK_POLICY_FILE)",
+        "policies": "14 (the bench's policy file, RISK_POLICY_FILE)",
         "rounds": {"floor": floor, "worker": worker},
     }
     result["targets"] = targets(result)

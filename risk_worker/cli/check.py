@@ -9,6 +9,7 @@ no reply (treat the order as denied).
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import nats.errors
@@ -16,6 +17,7 @@ import typer
 from rich.markup import escape
 
 from risk_worker.adapters import operator
+from risk_worker.cli.check_file import check_file
 from risk_worker.cli.common import console, err, nats_unreachable, run_async, settings_or_exit
 from risk_worker.domain.bounds import QUANTITY_MAX, is_price
 from risk_worker.domain.types import DenyReason, Side
@@ -24,9 +26,9 @@ INVALID_PREFIX = "invalid request: "
 """How the worker's reason of an ``invalid_request`` denial begins (then ``field: detail``)."""
 
 
-def _quantity(value: float) -> float:
+def _quantity(value: float | None) -> float | None:
     """A base quantity in (0, ``QUANTITY_MAX``], as ``subjects.md`` §3.5 requires."""
-    if not 0 < value <= QUANTITY_MAX:  # NaN fails every comparison
+    if value is not None and not 0 < value <= QUANTITY_MAX:  # NaN fails every comparison
         raise typer.BadParameter(
             f"must be > 0 and at most {QUANTITY_MAX:,.0f} base units, got {value!r}"
         )
@@ -46,12 +48,12 @@ def _price(value: float | None) -> float | None:
 
 
 def check(
-    account: Annotated[str, typer.Option(help="Account id.")],
-    symbol: Annotated[str, typer.Option(help="Symbol, e.g. BTCUSDT.")],
-    side: Annotated[Side, typer.Option(case_sensitive=False, help="buy or sell.")],
+    account: Annotated[str | None, typer.Option(help="Account id.")] = None,
+    symbol: Annotated[str | None, typer.Option(help="Symbol, e.g. BTCUSDT.")] = None,
+    side: Annotated[Side | None, typer.Option(case_sensitive=False, help="buy or sell.")] = None,
     quantity: Annotated[
-        float, typer.Option(callback=_quantity, help="Base quantity, > 0 and finite.")
-    ],
+        float | None, typer.Option(callback=_quantity, help="Base quantity, > 0 and finite.")
+    ] = None,
     price: Annotated[
         float | None,
         typer.Option(callback=_price, help="Limit price; omit for a market order."),
@@ -62,8 +64,20 @@ def check(
     order_id: Annotated[str | None, typer.Option(help="Order id (default: random).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 2.0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the raw reply.")] = False,
+    file: Annotated[
+        Path | None,
+        typer.Option(help="A JSON array of orders of one account, checked as one batch."),
+    ] = None,
+    all_or_none: Annotated[
+        bool, typer.Option("--all-or-none", help="With --file: one denial denies all.")
+    ] = False,
 ) -> None:
-    """Send one pre-trade check. Exit 0 approved, 1 denied, 2 not checked (invalid, no reply)."""
+    """Send one pre-trade check, or with --file a batch (risk.check.batch). Exit 0 approved,
+    1 denied, 2 not checked (invalid, no reply)."""
+    if file is not None:
+        check_file(file, all_or_none, timeout, json_out, print_reply)
+    if account is None or symbol is None or side is None or quantity is None:
+        raise typer.BadParameter("--account, --symbol, --side and --quantity (or --file)")
     settings = settings_or_exit()
     request: dict[str, Any] = {
         "order_id": order_id or f"cli-{uuid.uuid4().hex[:12]}",
@@ -97,7 +111,7 @@ def check(
     elif invalid:
         _print_invalid(reply)
     else:
-        _print_reply(reply)
+        print_reply(reply)
     if invalid:
         raise typer.Exit(2)
     raise typer.Exit(0 if reply.get("approved") else 1)
@@ -117,7 +131,7 @@ def _print_invalid(reply: dict[str, Any]) -> None:
     )
 
 
-def _print_reply(reply: dict[str, Any]) -> None:
+def print_reply(reply: dict[str, Any]) -> None:
     """APPROVED or DENIED with the risk level, then the reason, violations and warnings."""
     verdict = "[green]APPROVED[/green]" if reply.get("approved") else "[red]DENIED[/red]"
     console.print(

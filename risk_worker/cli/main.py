@@ -16,6 +16,7 @@ from risk_worker.cli.bench import bench_command
 from risk_worker.cli.check import check
 from risk_worker.cli.common import configure_logs, console, err, run_async, settings_or_exit
 from risk_worker.cli.db import db
+from risk_worker.cli.metrics_query import metrics
 from risk_worker.cli.policies import policies
 from risk_worker.cli.restrict import one_scope, restrict, scope_label
 from risk_worker.cli.status_view import states_table
@@ -68,6 +69,7 @@ def dev(
 
 
 app.command()(check)
+app.command()(metrics)
 
 
 def _state_op(coro_fn: Any) -> Any:

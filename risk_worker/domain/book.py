@@ -13,6 +13,7 @@ import msgspec
 from risk_worker.domain.pending import PendingBook
 from risk_worker.domain.positions import Position, fill_effect
 from risk_worker.domain.types import ApplyResult, Side
+from risk_worker.domain.window_max import EquityWindow
 
 FILL_IDS_KEPT = 100_000
 """Fill ids remembered per account for de-duplication (oldest forgotten first)."""
@@ -80,6 +81,8 @@ class Account:
         day_start_equity: equity at the first observation of the trading day (quote), or None.
         trading_day: the trading day (day number, see ``RiskConfig.trading_day``) that
             ``day_start_equity`` belongs to.
+        equity_window: recent equity observations behind ``drawdown_window``
+            (:mod:`~risk_worker.domain.window_max`), None until first observed.
         pnl_ms: timestamp of the last applied ``pnl.update`` (ms since epoch).
         emergency_breached: whether the last monitor evaluation found an emergency violation
             (trips happen on the onset of a breach, so an operator's clear is not undone).
@@ -98,6 +101,7 @@ class Account:
         "day_start_equity",
         "emergency_breached",
         "emergency_onset_ms",
+        "equity_window",
         "known",
         "peak_equity",
         "pending",
@@ -118,6 +122,7 @@ class Account:
         self.peak_equity: float | None = None
         self.day_start_equity: float | None = None
         self.trading_day: int | None = None
+        self.equity_window: EquityWindow | None = None
         self.pnl_ms = 0
         self.emergency_breached = False
         self.emergency_onset_ms = 0

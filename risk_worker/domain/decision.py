@@ -33,7 +33,8 @@ from __future__ import annotations
 
 from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.controls import ControlStop, OrderRates, check_controls
-from risk_worker.domain.metrics import AccountMetrics, RiskConfig, observe_equity, simulate_fill
+from risk_worker.domain.equity_window import observe_equity
+from risk_worker.domain.metrics import AccountMetrics, RiskConfig, simulate_fill
 from risk_worker.domain.metrics import compute_metrics as _compute
 from risk_worker.domain.order import Decision, Order, deny, level_from_utilization
 from risk_worker.domain.pending import PendingOrder
@@ -195,7 +196,7 @@ def _check_limits(
     if policies is None:
         return deny(DenyReason.POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
     pre = _compute(account, book.marks, config, now_ms, exclude_order=order.order_id)
-    observe_equity(account, pre.equity, now_ms, config.trading_day)
+    observe_equity(account, pre.equity, now_ms, config.trading_day, config.drawdown_window_ms)
     utilization: dict[str, float] = {}
     warnings: list[Evaluation] = []
     stop = check_controls(

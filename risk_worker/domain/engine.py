@@ -6,8 +6,9 @@ await, so a check and its reservation are atomic with respect to other checks an
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
+from risk_worker.domain.batch import BatchOutcome, check_batch
 from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.controls import OrderRates
 from risk_worker.domain.decision import check_order
@@ -110,6 +111,20 @@ class RiskEngine:
             self.config,
             now_ms,
             self.rates,
+        )
+
+    def check_batch(
+        self, orders: Sequence[Order], now_ms: int, state_confirmed: bool, all_or_none: bool
+    ) -> BatchOutcome:
+        """Check one account's orders in order, each with the earlier ones reserved; with
+        ``all_or_none`` one denial denies all and reserves nothing
+        (:func:`~risk_worker.domain.batch.check_batch`; ValueError for an empty batch or
+        several accounts)."""
+        return check_batch(
+            orders,
+            self.book,
+            lambda order: self.check(order, now_ms, state_confirmed),
+            all_or_none,
         )
 
     def apply_position(self, event: PositionSnapshot) -> ApplyResult:

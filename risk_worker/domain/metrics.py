@@ -24,6 +24,8 @@ Over the account:
 - concentration[symbol] = position notional / equity
 - open positions = symbols held or with live reservations
 - drawdown_max = (peak − equity) / peak; drawdown_daily = max(0, (day start − equity) / day start)
+- drawdown_window = max(0, (window peak − equity) / window peak), the window peak the highest
+  equity of the last ``RISK_DRAWDOWN_WINDOW`` s (:mod:`~risk_worker.domain.equity_window`)
 - daily PnL = equity − day-start equity
 
 A symbol with no mark yet is valued as above and flags ``stale_marks``, as does a mark older
@@ -38,7 +40,7 @@ from collections.abc import Callable
 import msgspec
 
 from risk_worker.domain.book import Account, Mark
-from risk_worker.domain.bounds import is_equity
+from risk_worker.domain.equity_window import window_peak
 from risk_worker.domain.pending import NO_SIDES, SymbolPending
 from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.types import utc_day
@@ -58,6 +60,7 @@ class RiskConfig(msgspec.Struct, frozen=True):
         trading_day: the trading day of a timestamp (ms since epoch → day number), the day
             changing at the configured reset (``RISK_DAY_RESET``); by default at 00:00 UTC
             (:func:`~risk_worker.domain.types.utc_day`). Pure: it reads no clock or file.
+        drawdown_window_ms: the window of ``drawdown_window`` (ms; ``RISK_DRAWDOWN_WINDOW``).
     """
 
     default_margin_rate: float = 0.10
@@ -65,6 +68,7 @@ class RiskConfig(msgspec.Struct, frozen=True):
     mark_max_age_ms: int = 30_000
     pending_ttl_ms: int = 60_000
     trading_day: Callable[[int], int] = utc_day
+    drawdown_window_ms: int = 300_000
 
     def margin_rate(self, symbol: str) -> float:
         """Initial margin rate of ``symbol`` (fraction)."""
@@ -100,6 +104,8 @@ class AccountMetrics(msgspec.Struct, gc=False):
     stale_symbols: tuple[str, ...]
     peak_equity: float
     day_start_equity: float
+    window_peak_equity: float = 0.0
+    """Highest equity of the drawdown window (quote; 0, no window, only where built by hand)."""
 
     @property
     def stale_marks(self) -> bool:
@@ -151,6 +157,12 @@ class AccountMetrics(msgspec.Struct, gc=False):
         return drawdown if drawdown > 0.0 else 0.0  # max(0, drawdown), without a call
 
     @property
+    def drawdown_window(self) -> float:
+        """(window peak − equity) / window peak, fraction ≥ 0; 0 while it is not positive."""
+        peak = self.window_peak_equity
+        return max(0.0, (peak - self.equity) / peak) if peak > 0.0 else 0.0
+
+    @property
     def daily_pnl(self) -> float:
         """equity − day-start equity (quote)."""
         return self.equity - self.day_start_equity
@@ -174,27 +186,6 @@ class AccountMetrics(msgspec.Struct, gc=False):
         if 0.0 < equity < INF:  # notional / equity, which is also 0 for a zero notional
             return {s: notional / equity for s, notional in self.position_notional.items()}
         return {s: self.concentration(s) for s in self.position_notional}
-
-
-def observe_equity(
-    account: Account, equity: float, now_ms: int, trading_day: Callable[[int], int] = utc_day
-) -> None:
-    """Track the high-water mark and the day-start equity, once the balance is known.
-
-    Nothing is observed while the account's balance is unknown (no ``pnl.update`` yet): its
-    equity would be the unrealized PnL alone. Then the first observation sets both; the first
-    observation of a new trading day (``trading_day(now_ms)``, see :class:`RiskConfig`) sets
-    the day start. A non-finite (or beyond ``EQUITY_MAX``) equity is not recorded: an infinite
-    peak would turn ``drawdown_max`` off for good.
-    """
-    if not account.balance_known or not is_equity(equity):
-        return
-    if account.peak_equity is None or equity > account.peak_equity:
-        account.peak_equity = equity
-    day = trading_day(now_ms)
-    if account.trading_day != day or account.day_start_equity is None:
-        account.trading_day = day
-        account.day_start_equity = equity
 
 
 def _reserved_worst_cases(
@@ -245,8 +236,9 @@ def compute_metrics(
 ) -> AccountMetrics:
     """Current metrics of an account, over its own positions and live reservations.
 
-    Peak and day start come from the account (see :func:`observe_equity`); when not yet observed
-    or observed on an earlier trading day, the current equity stands in. ``exclude_order``
+    Peak, day start and window peak come from the account (see
+    :func:`~risk_worker.domain.equity_window.observe_equity`); when not yet observed (the day
+    start: or observed on an earlier trading day), the current equity stands in. ``exclude_order``
     leaves that order's own reservation out (used when the order is being checked again).
     """
     unrealized = gross = net = margin = 0.0
@@ -295,6 +287,9 @@ def compute_metrics(
     day_start = account.day_start_equity
     if day_start is None or account.trading_day != config.trading_day(now_ms):
         day_start = equity
+    recent = window_peak(account, now_ms)
+    if recent is None or equity > recent:
+        recent = equity
     return AccountMetrics(
         equity,
         account.balance,
@@ -311,6 +306,7 @@ def compute_metrics(
         tuple(stale),
         peak,
         day_start,
+        recent,
     )
 
 
@@ -391,4 +387,5 @@ def simulate_fill(
         stale,
         equity if equity > peak else peak,
         pre.day_start_equity,
+        max(equity, pre.window_peak_equity),
     )

@@ -27,8 +27,9 @@ from enum import StrEnum
 import msgspec
 
 from risk_worker.domain.book import Account, AccountBook
+from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
-from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics, observe_equity
+from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics
 from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
@@ -148,7 +149,7 @@ def evaluate_account(
             holder may have left untripped (see the module's docstring).
     """
     a = assess_account(account, book, policies, states, config, now_ms)
-    observe_equity(account, a.metrics.equity, now_ms, config.trading_day)
+    observe_equity(account, a.metrics.equity, now_ms, config.trading_day, config.drawdown_window_ms)
     account_id = account.account_id
     alerts: list[AlertDraft] = []
     deduplicated = 0

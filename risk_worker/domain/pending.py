@@ -163,6 +163,10 @@ class PendingBook:
         """Add or replace (same order id, e.g. a re-check) a reservation."""
         self._orders[order.order_id] = order
 
+    def discard(self, order_id: str) -> None:
+        """Drop the reservation of ``order_id`` when there is one (a batch rolled back)."""
+        self._orders.pop(order_id, None)
+
     def expire(self, now_ms: int) -> int:
         """Drop reservations whose TTL has passed; returns how many were dropped."""
         if not self._orders:

@@ -143,6 +143,7 @@ READERS: dict[Metric, Reader] = {
     Metric.MARGIN_RATIO: (READS_ACCOUNT, _getter("margin_ratio")),
     Metric.DRAWDOWN_DAILY: (READS_ACCOUNT, _getter("drawdown_daily")),
     Metric.DRAWDOWN_MAX: (READS_ACCOUNT, _getter("drawdown_max")),
+    Metric.DRAWDOWN_WINDOW: (READS_ACCOUNT, _getter("drawdown_window")),
     Metric.DAILY_PNL: (READS_ACCOUNT, _getter("daily_pnl")),
     Metric.GROSS_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("gross_exposure")),
     Metric.NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure")),
@@ -196,12 +197,14 @@ def metric_value(
 
 
 def default_policies() -> list[Policy]:
-    """The eight built-in policies (used until a policy source provides others; a source
+    """The nine built-in policies (used until a policy source provides others; a source
     replaces them all).
 
     The last three are order-level controls (issue 12; ESMA RTS 6 art. 15, SEC 15c3-5
     (c)(1)(ii), CME price banding and messaging limits): a 5 % price collar, 50 checks per
-    second per account, and an order notional of at most 10 × the account's equity.
+    second per account, and an order notional of at most 10 × the account's equity. The
+    rapid-drawdown warning (issue 13; trade2026's breaker configuration, 5 % in 300 s) warns
+    when equity falls 5 % below its highest of the last ``RISK_DRAWDOWN_WINDOW`` seconds.
 
     Ids are uuid5(NAMESPACE_URL, "risk-worker/policy/<name>"), stable across processes.
     """
@@ -277,5 +280,14 @@ def default_policies() -> list[Policy]:
             Operator.LTE,
             10.0,
             priority=70,
+        ),
+        Policy(
+            "8e0dc537-4ee0-59d6-b0bf-c43b6b3a7310",
+            "Rapid Drawdown Warning",
+            PolicyType.SOFT,
+            Metric.DRAWDOWN_WINDOW,
+            Operator.LTE,
+            0.05,
+            priority=35,
         ),
     ]

@@ -116,6 +116,10 @@ class RestrictedList:
             return (restricted_key(symbol, account_id), found)
         return None
 
+    def revision(self, key: str) -> int:
+        """The KV revision held for ``key`` (0 when none)."""
+        return self._revisions.get(key, 0)
+
     def entries(self) -> list[tuple[str, Restriction]]:
         """Every (key, restriction), sorted by key."""
         out = [(restricted_key(s), r) for s, r in self._global.items()]

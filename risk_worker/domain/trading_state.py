@@ -258,6 +258,17 @@ class TradingStates:
             assert auto is not None
             self._accounts[account_id] = Effective(auto.state, _SCOPE_TEXT[AUTO], auto)
 
+    def entries(self) -> list[tuple[str, StateValue | None, int]]:
+        """Every trading-state key held: (key, restrictive value or None when ACTIVE, KV
+        revision; 0 for a value this worker set and the bucket has not echoed yet), by key."""
+        held: dict[str, StateValue | None] = dict.fromkeys(self._revisions)
+        held.update(self._globals)
+        held.update({account_key(a): v for a, v in self._operator.items()})
+        held.update({auto_key(a): v for a, v in self._auto.items()})
+        held.update({strategy_key(s): e.value for s, e in self._strategies.items()})
+        held.update({symbol_key(s): e.value for s, e in self._symbols.items()})
+        return [(k, held[k], self._revisions.get(k, 0)) for k in sorted(held)]
+
     def revision(self, key: str) -> int:
         """The KV revision held for ``key`` (0 when none)."""
         return self._revisions.get(key, 0)

@@ -83,6 +83,7 @@ class Metric(StrEnum):
     MARGIN_RATIO = "margin_ratio"
     DRAWDOWN_DAILY = "drawdown_daily"
     DRAWDOWN_MAX = "drawdown_max"
+    DRAWDOWN_WINDOW = "drawdown_window"
     DAILY_PNL = "daily_pnl"
     GROSS_EXPOSURE = "gross_exposure"
     NET_EXPOSURE = "net_exposure"
@@ -127,6 +128,7 @@ class DenyReason(StrEnum):
     TOO_MANY_OPEN_ORDERS = "too_many_open_orders"
     INSUFFICIENT_MARGIN = "insufficient_margin"
     POLICY_VIOLATION = "policy_violation"
+    BATCH_DENIED = "batch_denied"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -22,6 +22,10 @@ from risk_worker.service.trading_day import DEFAULT_DAY_RESET, parse_day_reset, 
 
 T = TypeVar("T")
 
+MAX_BATCH_LIMIT = 1_000
+"""Most orders ``RISK_MAX_BATCH`` may allow in one ``risk.check.batch`` (each batch is decided
+in one go on the event loop, so its size bounds how long other checks wait)."""
+
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Every setting of the worker (variable = ``RISK_`` + the upper-cased name).
@@ -65,6 +69,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_symbols: int = 10_000
     auto_trip_state: TradingState = TradingState.REDUCING
     day_reset: str = DEFAULT_DAY_RESET
+    drawdown_window: float = 300.0
+    max_batch: int = 100
     nats_auth: NatsAuth = msgspec.field(default_factory=NatsAuth)
 
     def risk_config(self) -> RiskConfig:
@@ -79,6 +85,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             mark_max_age_ms=int(self.mark_max_age * 1000),
             pending_ttl_ms=int(self.pending_ttl * 1000),
             trading_day=trading_day_function(self.day_reset),
+            drawdown_window_ms=max(1, int(self.drawdown_window * 1000)),
         )
 
 
@@ -195,6 +202,13 @@ def _day_reset(text: str) -> str:
     return f"{reset:%H:%M} {name}"
 
 
+def _batch_size(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= MAX_BATCH_LIMIT:
+        raise ValueError(f"must be an integer in [1, {MAX_BATCH_LIMIT}]")
+    return value
+
+
 def _nonempty(text: str) -> str:
     if not text.strip():
         raise ValueError("must not be empty")
@@ -237,6 +251,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_symbols": _positive_int,
     "auto_trip_state": _trip_state,
     "day_reset": _day_reset,
+    "drawdown_window": _positive_float,
+    "max_batch": _batch_size,
 }
 
 

@@ -186,6 +186,7 @@ class Worker:
             self.metrics,
             s.services_protocol,
             s.reply_prefixes,
+            s.max_batch,
         )
         await self.service.start()
         members.start()

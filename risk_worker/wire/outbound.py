@@ -58,6 +58,8 @@ class RiskMetricsMsg(msgspec.Struct, frozen=True, gc=False):
     drawdown_max: float
     peak_equity: float
     day_start_equity: float
+    drawdown_window: float
+    window_peak_equity: float
     position_concentration: dict[str, float | None]
     limit_utilization: dict[str, float | None]
     open_positions: int
@@ -220,6 +222,8 @@ def metrics_msg(
         m.drawdown_max,
         m.peak_equity,
         m.day_start_equity,
+        m.drawdown_window,
+        m.window_peak_equity,
         finite_values(m.concentrations()),
         finite_values(utilization),
         m.open_positions,

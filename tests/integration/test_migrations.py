@@ -44,7 +44,7 @@ async def migrated(conn: asyncpg.Connection) -> asyncpg.Connection:
     return conn
 
 
-async def test_migrate_when_database_empty_then_three_tables_and_the_eight_built_in_policies(
+async def test_migrate_when_database_empty_then_three_tables_and_the_nine_built_in_policies(
     conn: asyncpg.Connection,
 ) -> None:
     assert await migrate(conn, REPO_MIGRATIONS) == VERSIONS
@@ -57,13 +57,13 @@ async def test_migrate_when_database_empty_then_three_tables_and_the_eight_built
         "schema_migrations",
     }
     rows = await conn.fetch("SELECT name, type FROM risk_policies WHERE enabled")
-    assert {r["name"] for r in rows} == {p.name for p in default_policies()}  # 0001 and 0002
+    assert {r["name"] for r in rows} == {p.name for p in default_policies()}  # 0001, 0002 and 0004
     assert {r["name"] for r in rows if r["type"] == "emergency"} == {"Emergency Drawdown Stop"}
 
 
 async def test_migrate_when_run_again_then_applies_nothing(migrated: asyncpg.Connection) -> None:
     assert await migrate(migrated, REPO_MIGRATIONS) == []
-    assert await migrated.fetchval("SELECT count(*) FROM risk_policies") == 8
+    assert await migrated.fetchval("SELECT count(*) FROM risk_policies") == 9
 
 
 async def test_migrate_when_two_run_concurrently_then_each_migration_applied_once(
@@ -82,7 +82,7 @@ async def test_migrate_when_two_run_concurrently_then_each_migration_applied_onc
 
     assert sorted(results, key=len) == [[], [*VERSIONS, "9998"]]
     assert [r["version"] for r in recorded] == [*VERSIONS, "9998"]
-    assert policies == 8
+    assert policies == 9
 
 
 async def test_migrate_when_applied_file_changed_then_refuses(

@@ -37,14 +37,17 @@ async def test_services_when_two_workers_run_then_info_and_stats_valid_and_cli_l
         assert info["type"] == "io.nats.micro.v1.info_response"
         assert info["name"] == "risk-worker" and info["version"]
         assert info["description"]  # without one, natscli drops the service
-        [endpoint] = info["endpoints"]
+        endpoint, *queries = info["endpoints"]  # the check first, then the queries
         assert (endpoint["name"], endpoint["subject"], endpoint["queue_group"]) == (
             "check_order",
             "risk.check.order",
             "risk-workers",
         )
+        assert [q["name"] for q in queries] == ["check_batch", "query_metrics", "query_states"]
         assert info["metadata"]["worker_id"] in {a.settings.worker_id, b.settings.worker_id}
-    stats = [ep for info in found for ep in info["stats"]["endpoints"]]
+    stats = [
+        ep for info in found for ep in info["stats"]["endpoints"] if ep["name"] == "check_order"
+    ]
     assert sum(ep["num_requests"] for ep in stats) == 9  # spread over the queue group
     assert sum(ep["num_errors"] for ep in stats) == 3  # the invalid requests
     assert any(ep.get("last_error") for ep in stats)  # the last invalid request's message

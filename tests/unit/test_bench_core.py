@@ -26,7 +26,7 @@ def test_book_and_requests_are_realistic() -> None:
     assert len(engine.known_accounts()) == 10
     assert all(len(a.positions) == 5 for a in engine.book.accounts.values())
     assert len(engine.book.marks) == 5
-    assert engine.policies is not None and len(engine.policies) == 13
+    assert engine.policies is not None and len(engine.policies) == 14
     orders = [inbound.parse_check(b, MAX_REQUEST_BYTES) for b in request_bodies(50, 10, 5)]
     assert all(o.dry_run for o in orders)
     assert {o.order_type for o in orders} == {OrderType.LIMIT, OrderType.MARKET}
@@ -42,7 +42,7 @@ def test_measure_reports_every_stage_and_verifies_approvals() -> None:
         for figure in FIGURES:
             assert f"{stage}_{figure}" in figures
     assert figures["calls"] == 600.0
-    assert figures["policies"] == 13.0
+    assert figures["policies"] == 14.0
     assert figures["gc_disabled"] == 1.0
     assert figures["verified"] == 1.0
     handler = CheckHandler(engine, lambda: True, "t", MAX_REQUEST_BYTES, NullSink())

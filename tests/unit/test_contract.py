@@ -21,7 +21,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from risk_worker.adapters import event_stream, micro_service, nats_service, operator
+from risk_worker.adapters import (
+    event_stream,
+    micro_service,
+    nats_service,
+    operator,
+    query_endpoints,
+)
 from risk_worker.adapters.kv_bucket import decode_restriction, decode_state
 from risk_worker.adapters.nats_auth import NatsAuth
 from risk_worker.domain.monitor import AlertLevel
@@ -31,7 +37,7 @@ from risk_worker.domain.trading_state import ACCOUNT_KEY_PREFIX, GLOBAL_KEY, Sta
 from risk_worker.domain.types import DenyReason, Metric, RiskLevel, Scope
 from risk_worker.service import monitor_task
 from risk_worker.service.settings import Settings
-from risk_worker.wire import inbound
+from risk_worker.wire import inbound, queries
 from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 from risk_worker.wire.outbound import (
     CANCEL_ALL_SUBJECT,
@@ -52,6 +58,8 @@ INBOUND: dict[str, type[msgspec.Struct]] = {
     "TickMsg": inbound.TickMsg,
     "PnlUpdateMsg": inbound.PnlUpdateMsg,
     "CheckRequestMsg": inbound.CheckRequestMsg,
+    "MetricsQueryMsg": queries.MetricsQueryMsg,
+    "BatchRequestMsg": queries.BatchRequestMsg,
 }
 OUTBOUND: dict[str, type[msgspec.Struct]] = {
     "CheckReplyMsg": CheckReplyMsg,
@@ -63,6 +71,11 @@ OUTBOUND: dict[str, type[msgspec.Struct]] = {
     "ReservationMsg": inbound.ReservationMsg,
     "StateChangeRecord": StateChangeRecord,
     "CancelAllMsg": CancelAllMsg,
+    "BatchReplyMsg": queries.BatchReplyMsg,
+    "StatesReplyMsg": queries.StatesReplyMsg,
+    "StateRowMsg": queries.StateRowMsg,
+    "RestrictionRowMsg": queries.RestrictionRowMsg,
+    "QueryErrorMsg": queries.QueryErrorMsg,
 }
 STORED: dict[str, type[msgspec.Struct]] = {
     "StateValue": StateValue,
@@ -77,6 +90,8 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     "TickMsg": lambda data: inbound.parse_tick(data, "market.tick.BTCUSDT"),
     "PnlUpdateMsg": inbound.parse_pnl,
     "CheckRequestMsg": lambda data: inbound.parse_check(data, Settings().max_request_bytes),
+    "MetricsQueryMsg": lambda data: queries.parse_metrics_query(data, 65_536),
+    "BatchRequestMsg": lambda data: queries.parse_batch(data, 65_536, Settings().max_batch),
     "StateValue": decode_state,
     "Restriction": decode_restriction,
     "Policy": lambda data: validate_policy(msgspec.json.decode(data, type=Policy)),
@@ -245,6 +260,8 @@ def test_subject_table_matches_code() -> None:
         nats_service.TICKS_SUBJECT.replace("*", "<symbol>"),
         nats_service.PNL_SUBJECT,
     }
+    requests = {nats_service.CHECK_SUBJECT} | {s for _, s, _ in query_endpoints.ENDPOINTS}
+    inbound |= requests
     outbound = {
         monitor_task.METRICS_SUBJECT,
         operator.EMERGENCY_SUBJECT,
@@ -257,7 +274,7 @@ def test_subject_table_matches_code() -> None:
     for subject, row in subjects.items():
         assert row[1] == ("in" if subject in inbound else "out"), row
         queue = f"`{nats_service.CHECK_QUEUE}`"
-        assert (queue in row[3]) == (subject == nats_service.CHECK_SUBJECT), row
+        assert (queue in row[3]) == (subject in requests), row
         messages = _codes(row[4])
         assert messages, row
         assert set(messages) <= set(STRUCTS), row

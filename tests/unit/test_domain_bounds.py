@@ -7,7 +7,7 @@ import math
 import pytest
 
 from risk_worker.domain.book import Account
-from risk_worker.domain.metrics import observe_equity
+from risk_worker.domain.equity_window import observe_equity
 
 T0 = 1_700_000_000_000
 

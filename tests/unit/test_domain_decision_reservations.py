@@ -194,7 +194,10 @@ def test_check_when_soft_policy_violated_then_approved_with_warning():
     engine.apply_pnl(PnlSnapshot(ACCT, 88_000.0, None, None, 2))  # daily drawdown 0.12
     decision = engine.check(order(Side.BUY, 1.0), NOW + 1, True)
     assert decision.approved is True
-    assert [w.policy.name for w in decision.warnings] == ["Daily Drawdown Warning"]
+    assert [w.policy.name for w in decision.warnings] == [  # 12 % within 1 ms: rapid too
+        "Daily Drawdown Warning",
+        "Rapid Drawdown Warning",
+    ]
     assert decision.message.startswith("approved with warning: Daily Drawdown Warning")
     assert decision.risk_level is RiskLevel.HIGH  # utilization 1.2 of the soft limit
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.metrics import (
     RiskConfig,
-    observe_equity,
 )
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import MS_PER_DAY

@@ -165,7 +165,12 @@ def test_monitor_when_only_soft_violation_then_warning_and_no_breaker_hit():
     engine.monitor(T0)  # day start 100000
     engine.apply_pnl(PnlSnapshot(ACCT, 88_000.0, None, None, 2))  # daily dd 0.12
     reports = [engine.monitor(T0 + i * SECOND)[0] for i in range(1, 7)]
-    assert [a.level for a in reports[0].alerts] == [AlertLevel.WARNING]
+    alerts = reports[0].alerts  # a 12 % fall within a second is a rapid drawdown too
+    assert [a.level for a in alerts] == [AlertLevel.WARNING, AlertLevel.WARNING]
+    assert {a.evaluation.policy.name for a in alerts} == {
+        "Daily Drawdown Warning",
+        "Rapid Drawdown Warning",
+    }
     assert all(r.trip is None for r in reports)
     assert engine.breaker.count(ACCT, T0 + 7 * SECOND) == 0
     assert reports[0].risk_level is RiskLevel.HIGH  # utilization 1.2, not breached
@@ -207,7 +212,7 @@ def test_monitor_when_drawdown_below_emergency_then_no_trip():
     [report] = engine.monitor(T0 + SECOND)
     assert report.trip is None
     names = {v.policy.name for v in report.violations}
-    assert names == {"Max Drawdown", "Daily Drawdown Warning"}
+    assert names == {"Max Drawdown", "Daily Drawdown Warning", "Rapid Drawdown Warning"}
 
 
 @pytest.mark.parametrize("equity_after", [70_000.0, 76_000.0])

@@ -8,7 +8,7 @@ import msgspec
 import pytest
 
 from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
-from risk_worker.domain.metrics import observe_equity
+from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.persistence import (
     AccountState,
     MarkState,

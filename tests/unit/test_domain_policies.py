@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 
 import pytest
 
@@ -277,11 +278,15 @@ def test_default_policies_when_listed_then_match_the_specification(
     assert p.enabled is True
 
 
-def test_default_policies_when_counted_then_eight_with_unique_ids():
+def test_default_policies_when_counted_then_nine_with_unique_ids():
     policies = default_policies()
-    assert len(policies) == 8
-    assert len({p.id for p in policies}) == 8
-    assert len(PolicySet(policies)) == 8
+    assert len(policies) == 9
+    assert len({p.id for p in policies}) == 9
+    assert len(PolicySet(policies)) == 9
+    assert all(
+        p.id == str(uuid.uuid5(uuid.NAMESPACE_URL, f"risk-worker/policy/{p.name}"))
+        for p in policies[-4:]
+    )
 
 
 def test_evaluation_message_when_violated_then_names_policy_metric_and_limit():

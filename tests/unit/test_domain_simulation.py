@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from risk_worker.domain.book import Fill
+from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.metrics import (
     compute_metrics,
-    observe_equity,
     simulate_fill,
 )
 from risk_worker.domain.pending import PendingOrder
