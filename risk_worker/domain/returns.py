@@ -1,0 +1,138 @@
+"""Per-symbol price samples at fixed interval boundaries, and their aligned returns.
+
+The rules of historical VaR's input (issue 13), which :mod:`risk_worker.domain.var` uses:
+
+- a sample is the last mark at or before an interval boundary (a multiple of the sample
+  interval, ms since epoch); for seeded bars, each bar's close at its timestamp;
+- a return r = ln(sample / previous sample) exists only between consecutive boundaries: a gap
+  (a boundary without a sample) breaks the series, there is no return across it;
+- at most ``window`` samples are kept per symbol (the latest);
+- the scenarios of a set of symbols are the boundaries at which *every* one of them has a
+  return, the latest ``window`` of them.
+
+The aligned vectors of e^r − 1 of a set of symbols are computed once per change of the history
+(a sample recorded or a reload) and cached, so a check reads them without building anything.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable
+
+Aligned = tuple[tuple[str, ...], tuple[list[float], ...], int]
+"""The aligned growth of a set of symbols: (the symbols, sorted; for each of them the list of
+e^r − 1 at the common scenario boundaries, oldest first; the number n of scenarios)."""
+
+
+class ReturnHistory:
+    """Samples per symbol at multiples of ``interval_ms``, the latest ``window`` of each.
+
+    Args:
+        interval_ms: the sample interval (ms, ``RISK_VAR_SAMPLE_INTERVAL`` × 1000), > 0.
+        window: the most samples kept per symbol and the most scenarios (count, > 1).
+
+    Raises:
+        ValueError: ``interval_ms`` ≤ 0 or ``window`` < 2.
+    """
+
+    __slots__ = ("_aligned", "_prices", "_slots", "interval_ms", "version", "window")
+
+    def __init__(self, interval_ms: int = 60_000, window: int = 1_440) -> None:
+        if interval_ms <= 0 or window < 2:
+            raise ValueError("interval_ms must be > 0 and window ≥ 2")
+        self.interval_ms = interval_ms
+        self.window = window
+        self._slots: dict[str, list[int]] = {}  # boundary index (boundary_ms // interval_ms)
+        self._prices: dict[str, list[float]] = {}
+        self._aligned: dict[tuple[str, ...], Aligned] = {}
+        self.version = 0
+
+    def symbols(self) -> list[str]:
+        """Symbols with at least one sample."""
+        return list(self._slots)
+
+    def samples(self, symbol: str) -> list[tuple[int, float]]:
+        """``symbol``'s samples as (boundary ms since epoch, price), oldest first."""
+        step = self.interval_ms
+        slots, prices = self._slots.get(symbol, []), self._prices.get(symbol, [])
+        return [(i * step, p) for i, p in zip(slots, prices, strict=True)]
+
+    def record(self, symbol: str, boundary_ms: int, price: float) -> bool:
+        """Record ``price`` as ``symbol``'s sample at ``boundary_ms`` (replacing one there).
+
+        Returns False, changing nothing, when ``boundary_ms`` is not a multiple of the
+        interval, ``price`` is not a positive finite number, or the sample would be older than
+        the ``window`` kept.
+        """
+        if boundary_ms % self.interval_ms or not (0.0 < price < math.inf):
+            return False
+        index = boundary_ms // self.interval_ms
+        slots = self._slots.get(symbol)
+        if slots is None:
+            slots = self._slots[symbol] = []
+            self._prices[symbol] = []
+        prices = self._prices[symbol]
+        if not slots or index > slots[-1]:
+            slots.append(index)
+            prices.append(price)
+        else:
+            at = bisect_left(slots, index)
+            if at < len(slots) and slots[at] == index:
+                prices[at] = price
+            elif at == 0 and len(slots) >= self.window:
+                return False
+            else:
+                slots.insert(at, index)
+                prices.insert(at, price)
+        if len(slots) > self.window:
+            del slots[: len(slots) - self.window]
+            del prices[: len(prices) - self.window]
+        self._changed()
+        return True
+
+    def replace(self, samples: dict[str, Iterable[tuple[int, float]]]) -> None:
+        """Replace the whole history by ``samples`` (symbol → (boundary ms, price)); invalid
+        samples are skipped as by :meth:`record`."""
+        self._slots.clear()
+        self._prices.clear()
+        for symbol, rows in samples.items():
+            for boundary_ms, price in sorted(rows):
+                self.record(symbol, boundary_ms, price)
+        self._changed()
+
+    def _changed(self) -> None:
+        self.version += 1
+        if self._aligned:
+            self._aligned = {}
+
+    def growth(self, symbol: str) -> dict[int, float]:
+        """``symbol``'s returns as boundary index → e^r − 1, r = ln(sample / previous sample),
+        where the previous boundary has a sample too."""
+        slots = self._slots.get(symbol, [])
+        prices = self._prices.get(symbol, [])
+        return {
+            slots[k]: math.exp(math.log(prices[k] / prices[k - 1])) - 1.0
+            for k in range(1, len(slots))
+            if slots[k] - slots[k - 1] == 1
+        }
+
+    def return_count(self, symbol: str) -> int:
+        """How many returns ``symbol`` has (consecutive pairs of samples)."""
+        slots = self._slots.get(symbol, [])
+        return sum(1 for k in range(1, len(slots)) if slots[k] - slots[k - 1] == 1)
+
+    def aligned(self, symbols: tuple[str, ...]) -> Aligned:
+        """The aligned e^r − 1 vectors of ``symbols`` (sorted, distinct), cached until the
+        history changes: O(1) after the first call for the same symbols."""
+        found = self._aligned.get(symbols)
+        if found is not None:
+            return found
+        growths = [self.growth(s) for s in symbols]
+        common = set(growths[0]) if growths else set()
+        for g in growths[1:]:
+            common &= g.keys()
+        boundaries = sorted(common)[-self.window :]
+        vectors = tuple([g[b] for b in boundaries] for g in growths)
+        found = self._aligned[symbols] = (symbols, vectors, len(boundaries))
+        return found
