@@ -25,6 +25,7 @@ from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
+from risk_worker.domain.returns import ReturnHistory
 from risk_worker.domain.trading_state import (
     ACCOUNT,
     STRATEGY,
@@ -75,7 +76,7 @@ class RiskEngine:
         self.auto_trip_state = auto_trip_state
         self.config = config
         self.worker_id = worker_id
-        self.book = AccountBook()
+        self.book = AccountBook(ReturnHistory(config.var.sample_interval_ms, config.var.window))
         self.marks = MarkTable(
             self.book.marks,
             max_jump=tick_max_jump,

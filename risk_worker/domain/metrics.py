@@ -42,6 +42,7 @@ from risk_worker.domain.bounds import is_equity
 from risk_worker.domain.pending import NO_SIDES, SymbolPending
 from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.types import utc_day
+from risk_worker.domain.var import VarConfig, VarResult
 
 INF = math.inf
 
@@ -58,6 +59,7 @@ class RiskConfig(msgspec.Struct, frozen=True):
         trading_day: the trading day of a timestamp (ms since epoch → day number), the day
             changing at the configured reset (``RISK_DAY_RESET``); by default at 00:00 UTC
             (:func:`~risk_worker.domain.types.utc_day`). Pure: it reads no clock or file.
+        var: the historical VaR's parameters (:class:`~risk_worker.domain.var.VarConfig`).
     """
 
     default_margin_rate: float = 0.10
@@ -65,6 +67,7 @@ class RiskConfig(msgspec.Struct, frozen=True):
     mark_max_age_ms: int = 30_000
     pending_ttl_ms: int = 60_000
     trading_day: Callable[[int], int] = utc_day
+    var: VarConfig = msgspec.field(default_factory=VarConfig)
 
     def margin_rate(self, symbol: str) -> float:
         """Initial margin rate of ``symbol`` (fraction)."""
@@ -82,7 +85,7 @@ class AccountMetrics(msgspec.Struct, gc=False):
     reservations' own risk-increasing notional and margin, for information: they are already
     in the exposures and margin, not added again. ``position_notional`` maps each symbol held
     or reserved to its worst-case notional; ``stale_symbols`` names those valued without a
-    fresh mark.
+    fresh mark; ``var`` the historical VaR when computed (monitor; checks with VaR policies).
     """
 
     equity: float
@@ -100,6 +103,7 @@ class AccountMetrics(msgspec.Struct, gc=False):
     stale_symbols: tuple[str, ...]
     peak_equity: float
     day_start_equity: float
+    var: VarResult | None = None
 
     @property
     def stale_marks(self) -> bool:

@@ -35,6 +35,22 @@ from risk_worker.domain.returns import ReturnHistory
 INF = math.inf
 
 
+class VarConfig(msgspec.Struct, frozen=True):
+    """Parameters of the historical VaR (from settings).
+
+    Attributes:
+        sample_interval_ms: interval of the mark samples (ms; ``RISK_VAR_SAMPLE_INTERVAL``).
+        window: most samples kept per symbol and most scenarios (``RISK_VAR_WINDOW``).
+        min_samples: fewest aligned returns a held symbol needs (``RISK_VAR_MIN_SAMPLES``).
+        horizon_s: the horizon VaR and ES are scaled to (seconds; ``RISK_VAR_HORIZON``).
+    """
+
+    sample_interval_ms: int = 60_000
+    window: int = 1_440
+    min_samples: int = 120
+    horizon_s: float = 86_400.0
+
+
 class VarResult(msgspec.Struct, frozen=True, gc=False):
     """VaR and ES of an account (quote currency, losses positive, at the horizon).
 
