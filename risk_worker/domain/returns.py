@@ -10,19 +10,29 @@ The rules of historical VaR's input (issue 13), which :mod:`risk_worker.domain.v
 - the scenarios of a set of symbols are the boundaries at which *every* one of them has a
   return, the latest ``window`` of them.
 
-The aligned vectors of e^r − 1 of a set of symbols are computed once per change of the history
-(a sample recorded or a reload) and cached, so a check reads them without building anything.
+Sampling (:meth:`ReturnHistory.carry`): when a symbol's mark is replaced, and at every boundary
+for the symbols that had no tick since (:meth:`ReturnHistory.sample_marks`), the mark in force
+is recorded at each boundary from its receive time up to the present (worker clock).
+
+The aligned vectors of e^r − 1 of a set of symbols are cached per set and rebuilt at sampling
+time (:meth:`ReturnHistory.refresh`), so a check reads them without building anything; a set
+first seen, or one of whose symbols changed since, is built on demand.
 """
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
-Aligned = tuple[tuple[str, ...], tuple[list[float], ...], int]
+Aligned = tuple[tuple[str, ...], tuple[list[float], ...], int, tuple[int, ...], list[float]]
 """The aligned growth of a set of symbols: (the symbols, sorted; for each of them the list of
-e^r − 1 at the common scenario boundaries, oldest first; the number n of scenarios)."""
+e^r − 1 at the common scenario boundaries, oldest first; the number n of scenarios; the
+symbols' versions it was built from; for a single symbol its vector sorted ascending, else
+empty)."""
+
+MAX_CACHED_SETS = 4_096
+"""Most symbol sets whose aligned vectors are kept (the cache is emptied beyond)."""
 
 
 class ReturnHistory:
@@ -36,7 +46,7 @@ class ReturnHistory:
         ValueError: ``interval_ms`` ≤ 0 or ``window`` < 2.
     """
 
-    __slots__ = ("_aligned", "_prices", "_slots", "interval_ms", "version", "window")
+    __slots__ = ("_aligned", "_prices", "_slots", "_versions", "interval_ms", "version", "window")
 
     def __init__(self, interval_ms: int = 60_000, window: int = 1_440) -> None:
         if interval_ms <= 0 or window < 2:
@@ -46,6 +56,7 @@ class ReturnHistory:
         self._slots: dict[str, list[int]] = {}  # boundary index (boundary_ms // interval_ms)
         self._prices: dict[str, list[float]] = {}
         self._aligned: dict[tuple[str, ...], Aligned] = {}
+        self._versions: dict[str, int] = {}
         self.version = 0
 
     def symbols(self) -> list[str]:
@@ -88,23 +99,51 @@ class ReturnHistory:
         if len(slots) > self.window:
             del slots[: len(slots) - self.window]
             del prices[: len(prices) - self.window]
-        self._changed()
+        self.version += 1
+        self._versions[symbol] = self.version
         return True
+
+    def carry(self, symbol: str, price: float, received: int, until_ms: int) -> int:
+        """Record a mark's ``price`` at every boundary from its receive time ``received``
+        (ms, included) to ``until_ms`` (excluded) after the symbol's last sample: the mark was
+        the last at or before each of them. At most ``window`` boundaries; returns how many."""
+        step = self.interval_ms
+        first = -(-received // step)  # the first boundary at or after the receive time
+        last = (until_ms - 1) // step
+        if last < first:
+            return 0
+        slots = self._slots.get(symbol)
+        if slots and slots[-1] >= first:
+            first = slots[-1] + 1 if received < slots[-1] * step else slots[-1]
+        first = max(first, last - self.window + 1)
+        return sum(self.record(symbol, b * step, price) for b in range(first, last + 1))
+
+    def sample_marks(self, marks: Mapping[str, tuple[float, int, int]], now_ms: int) -> int:
+        """Record every symbol's mark (price, received ms, source timestamp: a
+        :class:`~risk_worker.domain.book.Mark`) in force at each boundary up to ``now_ms``
+        (included) not yet sampled, then :meth:`refresh`; returns how many were recorded."""
+        recorded = sum(
+            self.carry(symbol, price, received, now_ms + 1)
+            for symbol, (price, received, _) in marks.items()
+        )
+        self.refresh()
+        return recorded
 
     def replace(self, samples: dict[str, Iterable[tuple[int, float]]]) -> None:
         """Replace the whole history by ``samples`` (symbol → (boundary ms, price)); invalid
         samples are skipped as by :meth:`record`."""
         self._slots.clear()
         self._prices.clear()
+        self._aligned.clear()
         for symbol, rows in samples.items():
             for boundary_ms, price in sorted(rows):
                 self.record(symbol, boundary_ms, price)
-        self._changed()
-
-    def _changed(self) -> None:
         self.version += 1
-        if self._aligned:
-            self._aligned = {}
+
+    def refresh(self) -> None:
+        """Rebuild the cached aligned vectors of every set one of whose symbols changed."""
+        for symbols in list(self._aligned):
+            self.aligned(symbols)
 
     def growth(self, symbol: str) -> dict[int, float]:
         """``symbol``'s returns as boundary index → e^r − 1, r = ln(sample / previous sample),
@@ -123,16 +162,29 @@ class ReturnHistory:
         return sum(1 for k in range(1, len(slots)) if slots[k] - slots[k - 1] == 1)
 
     def aligned(self, symbols: tuple[str, ...]) -> Aligned:
-        """The aligned e^r − 1 vectors of ``symbols`` (sorted, distinct), cached until the
-        history changes: O(1) after the first call for the same symbols."""
+        """The aligned e^r − 1 vectors of ``symbols`` (sorted, distinct), cached until one of
+        them changes: O(len(symbols)) when cached and current."""
+        versions = self._versions
         found = self._aligned.get(symbols)
         if found is not None:
-            return found
+            built = found[3]
+            if all(versions.get(s, 0) == v for s, v in zip(symbols, built, strict=True)):
+                return found
         growths = [self.growth(s) for s in symbols]
         common = set(growths[0]) if growths else set()
         for g in growths[1:]:
             common &= g.keys()
         boundaries = sorted(common)[-self.window :]
         vectors = tuple([g[b] for b in boundaries] for g in growths)
-        found = self._aligned[symbols] = (symbols, vectors, len(boundaries))
+        ascending = sorted(vectors[0]) if len(vectors) == 1 else []
+        if len(self._aligned) >= MAX_CACHED_SETS:
+            self._aligned.clear()
+        found = (
+            symbols,
+            vectors,
+            len(boundaries),
+            tuple(versions.get(s, 0) for s in symbols),
+            ascending,
+        )
+        self._aligned[symbols] = found
         return found

@@ -18,7 +18,10 @@ With fewer than ``min_samples`` returns for a held symbol (or fewer aligned scen
 that) the metrics are unknown (None): :attr:`VarResult.lacking` names the symbols short of
 history. Nothing held: every metric is 0.
 
-Cost: one pass over n scenarios × held symbols, one sort of n floats.
+Cost: the aligned vectors are built at sampling time (:mod:`risk_worker.domain.returns`); a
+computation is then one pass over n scenarios × held symbols and one sort of n floats, or for a
+single held symbol only the pick of three ranks from its presorted vector and the mean of the
+⌈0.025·n⌉ worst.
 """
 
 from __future__ import annotations
@@ -154,23 +157,26 @@ def historical_var(
     held = tuple(sorted(s for s, v in exposure.items() if v != 0.0))
     if not held:
         return NOTHING_HELD
-    _, vectors, n = history.aligned(held)
+    _, vectors, n, _, ascending = history.aligned(held)
     if n < min_samples:
         lacking = tuple(s for s in held if history.return_count(s) < min_samples) or held
         return VarResult(None, None, None, n, lacking)
-    first = vectors[0]
-    value = exposure[held[0]]
-    pnl = [value * g for g in first]
-    for symbol, vector in zip(held[1:], vectors[1:], strict=True):
-        value = exposure[symbol]
-        pnl = [p + value * g for p, g in zip(pnl, vector, strict=True)]
-    pnl.sort()
-    scale = math.sqrt(horizon_s * 1000.0 / history.interval_ms)
     tail = math.ceil(0.025 * n)
-    es = -math.fsum(pnl[:tail]) / tail
-    return VarResult(
-        max(0.0, -pnl[math.floor(0.05 * n)]) * scale,
-        max(0.0, -pnl[math.floor(0.01 * n)]) * scale,
-        max(0.0, es) * scale,
-        n,
-    )
+    i95, i99 = math.floor(0.05 * n), math.floor(0.01 * n)
+    if ascending:  # one symbol: its P&Ls in order are its sorted growth × exposure
+        value = exposure[held[0]]
+        if value < 0.0:
+            ascending = ascending[::-1]
+        worst = [value * g for g in ascending[:tail]]
+        p95, p99 = value * ascending[i95], value * ascending[i99]
+    else:
+        value = exposure[held[0]]
+        pnl = [value * g for g in vectors[0]]
+        for symbol, vector in zip(held[1:], vectors[1:], strict=True):
+            value = exposure[symbol]
+            pnl = [p + value * g for p, g in zip(pnl, vector, strict=True)]
+        pnl.sort()
+        worst, p95, p99 = pnl[:tail], pnl[i95], pnl[i99]
+    scale = math.sqrt(horizon_s * 1000.0 / history.interval_ms)
+    es = -math.fsum(worst) / tail
+    return VarResult(max(0.0, -p95) * scale, max(0.0, -p99) * scale, max(0.0, es) * scale, n)

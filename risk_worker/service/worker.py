@@ -45,6 +45,7 @@ from risk_worker.service.policy_source import FilePolicySource, PolicySource, St
 from risk_worker.service.policy_task import PolicyReloader
 from risk_worker.service.settings import Settings, redact
 from risk_worker.service.snapshot_task import SnapshotKeeper
+from risk_worker.service.var_task import VarSampler
 from risk_worker.wire.audit import RiskEventSink
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ class Worker:
         )
         await self.kill_switch.start(nc)
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")
+        self._spawn(VarSampler(self.engine).run())
         self.policies.start()
         if self.pool is not None:
             self.pg_sink = PgEventSink(js, self.pool, on_failure=self.metrics.persist_failure)

@@ -50,7 +50,7 @@ def test_scenarios_when_symbols_have_different_gaps_then_only_common_boundaries(
         {"A": [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0)], "B": [(1, 1.0), (2, 1.0), (4, 3.0)]}
     )
 
-    symbols, vectors, n = history.aligned(("A", "B"))
+    symbols, vectors, n, _, _ = history.aligned(("A", "B"))
 
     assert (symbols, n) == (("A", "B"), 1)  # A has returns at 1, 2, 3; B only at 2
     assert vectors == ([pytest.approx(1.0)], [pytest.approx(0.0)])
@@ -133,6 +133,7 @@ def _numpy_var(
     [
         ({"BTCUSD": 9_500.0, "ETHUSD": -3_200.0}, 1_440),
         ({"BTCUSD": -20_000.0}, 1_440),
+        ({"ETHUSD": 12_000.0}, 1_440),
         ({"BTCUSD": 5_000.0, "ETHUSD": 7_000.0}, 5_000),
     ],
 )
@@ -153,3 +154,34 @@ def test_var_on_recorded_bars_then_matches_numpy_to_1e_9(
     assert math.isclose(result.var_99, var99, rel_tol=1e-9)
     assert math.isclose(result.es_97_5, es, rel_tol=1e-9)
     assert result.var_99 > result.var_95 > 0.0
+
+
+def test_carry_when_ticks_cross_boundaries_then_last_mark_at_or_before_each_is_sampled() -> None:
+    history = ReturnHistory(MIN, 100)
+    history.carry("X", 100.0, 30_000, 125_000)  # in force at 60 s and 120 s
+
+    history.carry("X", 101.0, 125_000, 180_000)  # replaced before 180 s: nothing
+    history.carry("X", 102.0, 180_000, 180_001)  # applied exactly at 180 s
+    history.carry("X", 103.0, 180_000, 180_001)  # a later mark at the same ms wins
+    history.carry("X", 103.0, 180_000, 300_001)  # and holds at 240 s and 300 s
+
+    assert history.samples("X") == [
+        (60_000, 100.0),
+        (120_000, 100.0),
+        (180_000, 103.0),
+        (240_000, 103.0),
+        (300_000, 103.0),
+    ]
+
+
+def test_aligned_when_a_symbol_gets_a_sample_then_rebuilt_and_others_kept() -> None:
+    history = history_of({"A": [(m, 1.0 + m) for m in range(5)], "B": [(0, 1.0), (1, 2.0)]})
+    a_only = history.aligned(("A",))
+    b_only = history.aligned(("B",))
+
+    history.record("A", 5 * MIN, 7.0)
+    history.refresh()
+
+    assert history.aligned(("B",)) is b_only
+    assert history.aligned(("A",)) is not a_only
+    assert history.aligned(("A",))[2] == 5

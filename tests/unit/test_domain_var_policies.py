@@ -15,6 +15,7 @@ from risk_worker.domain.order import Order
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.types import DenyReason, Metric, Operator, OrderType, PolicyType, Side
 from risk_worker.domain.var import historical_var
+from risk_worker.service.var_task import VarSampler
 from risk_worker.wire.outbound import metrics_msg
 from tests.decision_kit import ACCT, BTC, NOW, make_engine
 
@@ -139,3 +140,31 @@ def test_check_when_reservations_pending_then_var_counts_their_worst_case() -> N
 
     expected = historical_var({BTC: 2_500.0}, engine.book.returns, 120, 86_400)
     assert decision.metrics is not None and decision.metrics.var == expected
+
+
+def test_engine_when_ticks_flow_across_minutes_then_var_history_fills() -> None:
+    engine = make_engine(policies=[VAR_CAP])
+    start = (NOW // MIN) * MIN
+    for k in range(130):
+        engine.set_mark(ETH, 100.0 + k % 7, start + k * MIN - 5_000, start + k * MIN - 5_000)
+    engine.sample_marks(start + 130 * MIN)
+
+    samples = engine.book.returns.samples(ETH)
+    assert len(samples) == 131  # each boundary takes the mark set 5 s before it
+    assert samples[0] == (start, 100.0) and samples[1] == (start + MIN, 101.0)
+    assert engine.book.returns.return_count(ETH) == 130
+
+
+def test_sampler_when_no_tick_since_then_the_held_mark_is_sampled_at_each_boundary() -> None:
+    engine = make_engine(policies=[VAR_CAP])
+    start = (NOW // MIN) * MIN
+    engine.set_mark(ETH, 100.0, start - 1, start - 1)
+    clock = [start + 3 * MIN + 10]
+    seen: list[int] = []
+    sampler = VarSampler(engine, seen.append, lambda: clock[0])
+
+    assert sampler.sample() == 4  # start, +1, +2, +3 min
+    clock[0] += MIN
+    assert sampler.sample() == 1
+    assert seen == [start + 3 * MIN + 10, start + 4 * MIN + 10]
+    assert engine.book.returns.return_count(ETH) == 4
