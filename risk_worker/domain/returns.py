@@ -25,6 +25,8 @@ import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 
+from risk_worker.domain.bounds import is_identifier, is_millis, is_price
+
 Aligned = tuple[tuple[str, ...], tuple[list[float], ...], int, tuple[int, ...], list[float]]
 """The aligned growth of a set of symbols: (the symbols, sorted; for each of them the list of
 e^r − 1 at the common scenario boundaries, oldest first; the number n of scenarios; the
@@ -73,10 +75,13 @@ class ReturnHistory:
         """Record ``price`` as ``symbol``'s sample at ``boundary_ms`` (replacing one there).
 
         Returns False, changing nothing, when ``boundary_ms`` is not a multiple of the
-        interval, ``price`` is not a positive finite number, or the sample would be older than
-        the ``window`` kept.
+        interval or not a valid time (:func:`~risk_worker.domain.bounds.is_millis`), ``price``
+        is not a valid price (:func:`~risk_worker.domain.bounds.is_price`), ``symbol`` not an
+        identifier, or the sample would be older than the ``window`` kept.
         """
-        if boundary_ms % self.interval_ms or not (0.0 < price < math.inf):
+        if boundary_ms % self.interval_ms or not (is_millis(boundary_ms) and is_price(price)):
+            return False
+        if symbol not in self._slots and not is_identifier(symbol):
             return False
         index = boundary_ms // self.interval_ms
         slots = self._slots.get(symbol)
