@@ -247,10 +247,6 @@ def _check_limits(
             config.var.min_samples,
             config.var.horizon_s,
         )
-        if strictly_reduces(effective_qty, signed):  # for _held_before
-            pre.var = historical_var(
-                pre_exposure, book.returns, config.var.min_samples, config.var.horizon_s
-            )
     notional = order.quantity * price
     utilization, breaches = policies.assess_order(
         order.account_id,
@@ -270,6 +266,13 @@ def _check_limits(
                 if unknown_var is None and ev.policy.type is not PolicyType.SOFT:
                     unknown_var = ev
                 continue
+            if reducing and pre.var is None and ev.policy.metric in VAR_METRICS:
+                pre.var = historical_var(  # for _held_before, only when it is asked
+                    exposures(account, book.marks, order.order_id),
+                    book.returns,
+                    config.var.min_samples,
+                    config.var.horizon_s,
+                )
             if ev.policy.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
                 warnings.append(ev)
             else:

@@ -166,3 +166,15 @@ def test_sampler_when_no_tick_since_then_the_held_mark_is_sampled_at_each_bounda
     clock[0] += MIN
     assert sampler.sample() == 1
     assert engine.book.returns.return_count(ETH) == 4
+
+
+def test_check_when_reducing_order_leaves_a_var_breach_that_held_before_then_approved() -> None:
+    engine = engine_with(btc_minutes=300, btc_held=5.0)
+
+    decision = engine.check(order(Side.SELL, 1.0), NOW, True)
+
+    assert decision.approved, decision.message
+    assert [w.policy.id for w in decision.warnings] == ["id-var"]  # still over: a warning
+    buy = Order("o2", ACCT, BTC, Side.BUY, 0.01, 1_000.0, OrderType.LIMIT, timestamp=NOW)
+    increasing = engine.check(buy, NOW, True)
+    assert increasing.reason is DenyReason.POLICY_VIOLATION
