@@ -246,6 +246,7 @@ def _check_limits(
             book.returns,
             config.var.min_samples,
             config.var.horizon_s,
+            order.account_id,
         )
     notional = order.quantity * price
     utilization, breaches = policies.assess_order(
@@ -272,6 +273,7 @@ def _check_limits(
                     book.returns,
                     config.var.min_samples,
                     config.var.horizon_s,
+                    order.account_id,
                 )
             if ev.policy.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
                 warnings.append(ev)

@@ -123,6 +123,7 @@ def assess_account(
         book.returns,
         config.var.min_samples,
         config.var.horizon_s,
+        account.account_id,
     )
     utilization: dict[str, float] = {}
     violations: list[Evaluation] = []

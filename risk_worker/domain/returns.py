@@ -48,7 +48,16 @@ class ReturnHistory:
         ValueError: ``interval_ms`` ≤ 0 or ``window`` < 2.
     """
 
-    __slots__ = ("_aligned", "_prices", "_slots", "_versions", "interval_ms", "version", "window")
+    __slots__ = (
+        "_aligned",
+        "_prices",
+        "_slots",
+        "_versions",
+        "interval_ms",
+        "scenario_cache",
+        "version",
+        "window",
+    )
 
     def __init__(self, interval_ms: int = 60_000, window: int = 1_440) -> None:
         if interval_ms <= 0 or window < 2:
@@ -60,6 +69,10 @@ class ReturnHistory:
         self._aligned: dict[tuple[str, ...], Aligned] = {}
         self._versions: dict[str, int] = {}
         self.version = 0
+        self.scenario_cache: dict[str, tuple[Aligned, list[float], list[float], float]] = {}
+        """account id → (the aligned vectors, the weights, the scenario P&Ls, the largest
+        weight since the last full computation), kept by
+        :func:`~risk_worker.domain.var.scenario_pnl`; emptied at every :meth:`refresh`."""
 
     def symbols(self) -> list[str]:
         """Symbols with at least one sample."""
@@ -140,6 +153,7 @@ class ReturnHistory:
         self._slots.clear()
         self._prices.clear()
         self._aligned.clear()
+        self.scenario_cache.clear()
         for symbol, rows in samples.items():
             for boundary_ms, price in sorted(rows):
                 self.record(symbol, boundary_ms, price)
@@ -147,6 +161,7 @@ class ReturnHistory:
 
     def refresh(self) -> None:
         """Rebuild the cached aligned vectors of every set one of whose symbols changed."""
+        self.scenario_cache.clear()
         for symbols in list(self._aligned):
             self.aligned(symbols)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
+import random
 from datetime import datetime
 from pathlib import Path
 
@@ -185,3 +186,25 @@ def test_aligned_when_a_symbol_gets_a_sample_then_rebuilt_and_others_kept() -> N
     assert history.aligned(("B",)) is b_only
     assert history.aligned(("A",)) is not a_only
     assert history.aligned(("A",))[2] == 5
+
+
+def test_var_when_an_account_repeats_with_changed_exposures_then_same_as_a_full_computation() -> (
+    None
+):
+    rng = random.Random(3)
+    rows = {s: [(m, 100.0 * math.exp(rng.gauss(0, 0.01) * m)) for m in range(300)] for s in "ABC"}
+    history = history_of(rows)
+    exposure = {"A": 5_000.0, "B": -2_000.0, "C": 700.0}
+    for step in range(40):
+        symbol = "ABC"[step % 3]
+        exposure[symbol] *= rng.choice([0.5, 1.3, -1.0, 3.0])
+        cached = historical_var(exposure, history, 120, 86_400, "acct")
+        full = historical_var(exposure, history, 120, 86_400)
+        for got, want in zip(
+            (cached.var_95, cached.var_99, cached.es_97_5),
+            (full.var_95, full.var_99, full.es_97_5),
+            strict=True,
+        ):
+            assert got is not None and want is not None
+            assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-9)
+    assert "acct" in history.scenario_cache
