@@ -40,7 +40,7 @@ from risk_worker.domain.types import (
     StateSource,
     TradingState,
 )
-from risk_worker.domain.var import exposures, historical_var
+from risk_worker.domain.var import exposures, historical_var, informational_var
 
 
 class AlertLevel(StrEnum):
@@ -114,16 +114,28 @@ def assess_account(
 ) -> Assessment:
     """Metrics, limit utilization and violations of an account (pure: changes nothing).
 
-    The historical VaR (:mod:`risk_worker.domain.var`) is computed here; a VaR policy whose
-    value is not computable (NaN) is neither held nor violated, and has no utilization.
+    The historical VaR (:mod:`risk_worker.domain.var`) is computed here (without a VaR policy
+    only once per new sample: :func:`~risk_worker.domain.var.informational_var`); a VaR
+    policy whose value is not computable (NaN) is neither held nor violated, and has no
+    utilization.
     """
     metrics = compute_metrics(account, book.marks, config, now_ms)
-    metrics.var = historical_var(
-        exposures(account, book.marks),
-        book.returns,
-        config.var.min_samples,
-        config.var.horizon_s,
-        account.account_id,
+    metrics.var = (
+        historical_var(
+            exposures(account, book.marks),
+            book.returns,
+            config.var.min_samples,
+            config.var.horizon_s,
+            account.account_id,
+        )
+        if policies.uses_var
+        else informational_var(
+            account.account_id,
+            exposures(account, book.marks),
+            book.returns,
+            config.var.min_samples,
+            config.var.horizon_s,
+        )
     )
     utilization: dict[str, float] = {}
     violations: list[Evaluation] = []

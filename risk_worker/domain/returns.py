@@ -54,6 +54,7 @@ class ReturnHistory:
         "_slots",
         "_versions",
         "interval_ms",
+        "kept",
         "scenario_cache",
         "version",
         "window",
@@ -73,6 +74,9 @@ class ReturnHistory:
         """account id → (the aligned vectors, the weights, the scenario P&Ls, the largest
         weight since the last full computation), kept by
         :func:`~risk_worker.domain.var.scenario_pnl`; emptied at every :meth:`refresh`."""
+        self.kept: dict[str, tuple[int, object]] = {}
+        """account id → (:attr:`version`, its VaR result then), kept by
+        :func:`~risk_worker.domain.var.informational_var`."""
 
     def symbols(self) -> list[str]:
         """Symbols with at least one sample."""

@@ -221,3 +221,21 @@ def scenario_pnl(
     if account_id is not None:
         history.scenario_cache[account_id] = (aligned, weights, pnl, seen)
     return pnl
+
+
+def informational_var(
+    account_id: str,
+    exposure: Mapping[str, float],
+    history: ReturnHistory,
+    min_samples: int,
+    horizon_s: float,
+) -> VarResult:
+    """The account's VaR for ``risk.metrics`` when no policy limits it: recomputed only when
+    the history has a new sample (about once per sample interval), otherwise the last result
+    (the positions and marks of then). The monitor evaluates VaR policies on a fresh one."""
+    kept = history.kept.get(account_id)
+    if kept is not None and kept[0] == history.version and isinstance(kept[1], VarResult):
+        return kept[1]
+    result = historical_var(exposure, history, min_samples, horizon_s, account_id)
+    history.kept[account_id] = (history.version, result)
+    return result

@@ -178,3 +178,21 @@ def test_check_when_reducing_order_leaves_a_var_breach_that_held_before_then_app
     buy = Order("o2", ACCT, BTC, Side.BUY, 0.01, 1_000.0, OrderType.LIMIT, timestamp=NOW)
     increasing = engine.check(buy, NOW, True)
     assert increasing.reason is DenyReason.POLICY_VIOLATION
+
+
+def test_monitor_without_var_policy_then_var_published_and_recomputed_at_new_samples() -> None:
+    engine = engine_with(btc_minutes=300, btc_held=5.0)
+    engine.load_policies([])
+    expected = historical_var({BTC: 5_000.0}, engine.book.returns, 120, 86_400)
+
+    (first,) = engine.monitor(NOW)
+    engine.apply_position(PositionSnapshot(ACCT, BTC, 1.0, 1_000.0, 2))
+    (same,) = engine.monitor(NOW)
+    engine.sample_marks(NOW + MIN)
+    (fresh,) = engine.monitor(NOW + MIN)
+
+    assert first.metrics.var == expected
+    assert same.metrics.var is first.metrics.var  # no new sample: the last result
+    assert fresh.metrics.var is not None and fresh.metrics.var.var_99 is not None
+    assert expected.var_99 is not None
+    assert fresh.metrics.var.var_99 < expected.var_99  # 1 BTC now
