@@ -17,7 +17,9 @@ from tests.procs import risk_env, run_cli
 from tests.redis_fixtures import redis_client
 
 SYMBOL = "BTCUSDT"
-VAR_CAP = Policy("id-var", "Max VaR 99", PolicyType.HARD, Metric.VAR_99_FRACTION, Operator.LTE, 5.0)
+VAR_CAP = Policy(
+    "id-var", "Max VaR 99", PolicyType.HARD, Metric.VAR_99_FRACTION, Operator.LTE, 0.01
+)
 
 
 def write_bars(path: Path, minutes: int) -> Path:
@@ -60,7 +62,11 @@ async def test_seed_when_workers_run_then_reloaded_and_kept_across_a_restart(
     after = await first.check("acct-v", SYMBOL, "BUY", 0.1, 40_000.0, dry_run=True)
     assert after["approved"], after
     metrics = after["post_trade_metrics"]
-    assert metrics["var_99"] > 0.0 and metrics["var_99_fraction"] < 5.0
+    assert metrics["var_99"] > 0.0 and metrics["var_99_fraction"] < 0.01
+    big = await first.check("acct-v", SYMBOL, "BUY", 5.0, 40_000.0, dry_run=True)
+    assert big["rejection_reason"] == "policy_violation", big
+    assert big["reason"].startswith("Max VaR 99: var_99_fraction")
+    assert big["violations"][0]["metric"] == "var_99_fraction"
 
     async with redis_client(own_redis_server.url) as client:
         stored = await load_samples(client)
@@ -71,3 +77,18 @@ async def test_seed_when_workers_run_then_reloaded_and_kept_across_a_restart(
     await describe(second)
     again = await second.check("acct-v", SYMBOL, "BUY", 0.1, 40_000.0, dry_run=True)
     assert again["approved"], again
+
+
+async def test_worker_when_ticks_flow_then_marks_sampled_every_interval(
+    harness_factory: HarnessFactory,
+) -> None:
+    h = await harness_factory(policies=[VAR_CAP], var_sample_interval=1, var_min_samples=2)
+    returns = h.worker.engine.book.returns
+
+    async def ticked() -> bool:
+        await h.tick("ETHUSDT", 2_000.0)
+        return returns.return_count("ETHUSDT") >= 3
+
+    await wait_for(ticked, 10.0, interval=0.2, message="no returns sampled from the ticks")
+    boundaries = [b for b, _ in returns.samples("ETHUSDT")]
+    assert all(b % 1_000 == 0 for b in boundaries)
