@@ -168,9 +168,9 @@ class RiskEngine:
         return result
 
     def sample_marks(self, now_ms: int) -> int:
-        """Sample every mark at the VaR boundaries up to ``now_ms`` and rebuild the aligned
-        return vectors (the sampling task calls it just after each boundary); returns how
-        many samples were recorded."""
+        """Sample every mark at the VaR boundaries up to ``now_ms`` (the sampling task calls it
+        just after each boundary, then rebuilds the stale aligned vectors); returns how many
+        samples were recorded."""
         return self.book.returns.sample_marks(self.book.marks, now_ms)
 
     def known_accounts(self) -> list[str]:

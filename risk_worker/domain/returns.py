@@ -14,9 +14,11 @@ Sampling (:meth:`ReturnHistory.carry`): when a symbol's mark is replaced, and at
 for the symbols that had no tick since (:meth:`ReturnHistory.sample_marks`), the mark in force
 is recorded at each boundary from its receive time up to the present (worker clock).
 
-The aligned vectors of e^r − 1 of a set of symbols are cached per set and rebuilt at sampling
-time (:meth:`ReturnHistory.refresh`), so a check reads them without building anything; a set
-first seen, or one of whose symbols changed since, is built on demand.
+Each symbol's e^r − 1 by boundary is computed once per new sample of it; the aligned vectors
+of a set of symbols are cached per set and rebuilt at sampling time
+(:meth:`ReturnHistory.stale_sets`, :meth:`ReturnHistory.refresh`), so a check reads them
+without building anything; a set first seen, or one of whose symbols changed since and not yet
+rebuilt, is built on demand.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class ReturnHistory:
 
     __slots__ = (
         "_aligned",
+        "_growth",
         "_prices",
         "_slots",
         "_versions",
@@ -69,6 +72,7 @@ class ReturnHistory:
         self._prices: dict[str, list[float]] = {}
         self._aligned: dict[tuple[str, ...], Aligned] = {}
         self._versions: dict[str, int] = {}
+        self._growth: dict[str, tuple[int, dict[int, float]]] = {}
         self.version = 0
         self.scenario_cache: dict[str, tuple[Aligned, list[float], list[float], float]] = {}
         """account id → (the aligned vectors, the weights, the scenario P&Ls, the largest
@@ -143,13 +147,12 @@ class ReturnHistory:
     def sample_marks(self, marks: Mapping[str, tuple[float, int, int]], now_ms: int) -> int:
         """Record every symbol's mark (price, received ms, source timestamp: a
         :class:`~risk_worker.domain.book.Mark`) in force at each boundary up to ``now_ms``
-        (included) not yet sampled, then :meth:`refresh`; returns how many were recorded."""
-        recorded = sum(
+        (included) not yet sampled; returns how many were recorded. The caller then rebuilds
+        the :meth:`stale_sets` (or :meth:`refresh`)."""
+        return sum(
             self.carry(symbol, price, received, now_ms + 1)
             for symbol, (price, received, _) in marks.items()
         )
-        self.refresh()
-        return recorded
 
     def replace(self, samples: dict[str, Iterable[tuple[int, float]]]) -> None:
         """Replace the whole history by ``samples`` (symbol → (boundary ms, price)); invalid
@@ -157,6 +160,7 @@ class ReturnHistory:
         self._slots.clear()
         self._prices.clear()
         self._aligned.clear()
+        self._growth.clear()
         self.scenario_cache.clear()
         for symbol, rows in samples.items():
             for boundary_ms, price in sorted(rows):
@@ -166,19 +170,36 @@ class ReturnHistory:
     def refresh(self) -> None:
         """Rebuild the cached aligned vectors of every set one of whose symbols changed."""
         self.scenario_cache.clear()
-        for symbols in list(self._aligned):
+        for symbols in self.stale_sets():
             self.aligned(symbols)
+
+    def stale_sets(self) -> list[tuple[str, ...]]:
+        """The cached symbol sets one of whose symbols has a sample the set's vectors lack
+        (rebuild each with :meth:`aligned`; the sampling task does, one at a time)."""
+        versions = self._versions
+        return [
+            symbols
+            for symbols, found in self._aligned.items()
+            if any(versions.get(s, 0) != v for s, v in zip(symbols, found[3], strict=True))
+        ]
 
     def growth(self, symbol: str) -> dict[int, float]:
         """``symbol``'s returns as boundary index → e^r − 1, r = ln(sample / previous sample),
-        where the previous boundary has a sample too."""
+        where the previous boundary has a sample too. Cached until the symbol changes: do not
+        modify the dict returned."""
+        version = self._versions.get(symbol, 0)
+        cached = self._growth.get(symbol)
+        if cached is not None and cached[0] == version:
+            return cached[1]
         slots = self._slots.get(symbol, [])
         prices = self._prices.get(symbol, [])
-        return {
+        growth = {
             slots[k]: math.exp(math.log(prices[k] / prices[k - 1])) - 1.0
             for k in range(1, len(slots))
             if slots[k] - slots[k - 1] == 1
         }
+        self._growth[symbol] = (version, growth)
+        return growth
 
     def return_count(self, symbol: str) -> int:
         """How many returns ``symbol`` has (consecutive pairs of samples)."""

@@ -64,6 +64,17 @@ class VarSampler:
         """Sample now (the boundaries up to the present); returns how many samples."""
         return self._engine.sample_marks(self._clock())
 
+    async def rebuild(self) -> int:
+        """Rebuild the stale aligned return vectors one symbol set at a time, yielding to the
+        event loop in between (a check that needs one first builds it itself); returns how
+        many."""
+        returns = self._engine.book.returns
+        stale = returns.stale_sets()
+        for symbols in stale:
+            returns.aligned(symbols)
+            await asyncio.sleep(0)
+        return len(stale)
+
     async def restore(self) -> int:
         """Merge the stored samples into the history; returns how many (0 without Redis or
         when Redis fails: logged)."""
@@ -106,6 +117,7 @@ class VarSampler:
             await asyncio.sleep(((now // step + 1) * step - now) / 1000.0)
             try:
                 self.sample()
+                await self.rebuild()
                 await self.save()
             except Exception:
                 log.exception("VaR sampling failed")

@@ -196,3 +196,17 @@ def test_monitor_without_var_policy_then_var_published_and_recomputed_at_new_sam
     assert fresh.metrics.var is not None and fresh.metrics.var.var_99 is not None
     assert expected.var_99 is not None
     assert fresh.metrics.var.var_99 < expected.var_99  # 1 BTC now
+
+
+async def test_sampler_when_a_boundary_passes_then_stale_symbol_sets_rebuilt() -> None:
+    engine = engine_with(btc_minutes=300, btc_held=5.0)
+    returns = engine.book.returns
+    built = returns.aligned((BTC,))
+    sampler = VarSampler(engine, None, lambda: NOW + MIN)
+
+    sampler.sample()
+    assert returns.stale_sets() == [(BTC,)]
+    assert await sampler.rebuild() == 1
+
+    assert returns.stale_sets() == []
+    assert returns.aligned((BTC,)) is not built
