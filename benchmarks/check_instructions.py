@@ -11,15 +11,30 @@ difference of N is the instructions per check (setup cancels out):
 To compare two trees, run each with ``PYTHONPATH=<tree>`` from that tree. ``--live`` makes
 the orders non-dry-run, 1 ms apart: each approval reserves, and each is counted by the
 throttle (100 accounts: about 10 checks per second each, under the built-in limit).
+``--var`` also loads a hard ``var_99_fraction`` policy (never violated here) and seeds every
+symbol with ``RISK_VAR_WINDOW`` (1,440) one-minute samples, so each check computes the
+historical VaR of its post-trade positions (issue 13).
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import math
+import random
 import time
 
-from risk_worker.bench.core import MAX_REQUEST_BYTES, build_engine, request_bodies
+from risk_worker.bench.core import (
+    MAX_REQUEST_BYTES,
+    bench_policies,
+    build_engine,
+    mark_price,
+    request_bodies,
+    symbol,
+)
+from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.policies import Policy
+from risk_worker.domain.types import Metric, Operator, PolicyType
 from risk_worker.wire import inbound
 
 
@@ -30,8 +45,11 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=100)
     parser.add_argument("--positions", type=int, default=20)
     parser.add_argument("--live", action="store_true", help="non-dry-run orders, 1 ms apart")
+    parser.add_argument("--var", action="store_true", help="a VaR policy and seeded history")
     args = parser.parse_args()
     engine = build_engine(accounts=args.accounts, positions=args.positions)
+    if args.var:
+        seed_var(engine, args.positions)
     bodies = request_bodies(4000, args.accounts, args.positions)
     if args.live:
         bodies = [b.replace(b'"dry_run":true', b'"dry_run":false') for b in bodies]
@@ -43,6 +61,24 @@ def main() -> None:
         decision = engine.check(order, now + k * step, True)
         if not decision.approved:
             raise SystemExit(f"order {order.order_id} denied: {decision.message}")
+
+
+def seed_var(engine: RiskEngine, positions: int) -> None:
+    """Load a VaR policy beside the bench's and give every symbol a full sample window."""
+    cap = Policy(
+        "bench-var", "Max VaR 99", PolicyType.HARD, Metric.VAR_99_FRACTION, Operator.LTE, 100.0
+    )
+    engine.load_policies([*bench_policies(), cap])
+    history = engine.book.returns
+    step = history.interval_ms
+    last = time.time_ns() // 1_000_000 // step
+    rng = random.Random(13)
+    for j in range(positions):
+        price = mark_price(j)
+        for k in range(last - history.window + 1, last + 1):
+            history.record(symbol(j), k * step, price)
+            price *= math.exp(rng.gauss(0.0, 0.001))
+    history.refresh()
 
 
 if __name__ == "__main__":

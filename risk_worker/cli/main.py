@@ -21,6 +21,7 @@ from risk_worker.cli.policies import policies
 from risk_worker.cli.restrict import one_scope, restrict, scope_label
 from risk_worker.cli.status_view import states_table
 from risk_worker.cli.tail import tail
+from risk_worker.cli.var import var
 from risk_worker.errors import RiskWorkerError, StaleRevisionError
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(emergency, name="emergency")
 app.add_typer(db, name="db")
 app.add_typer(policies, name="policies")
 app.add_typer(restrict, name="restrict")
+app.add_typer(var, name="var")
 
 
 @app.command()

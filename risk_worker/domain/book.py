@@ -12,6 +12,7 @@ import msgspec
 
 from risk_worker.domain.pending import PendingBook
 from risk_worker.domain.positions import Position, fill_effect
+from risk_worker.domain.returns import ReturnHistory
 from risk_worker.domain.types import ApplyResult, Side
 from risk_worker.domain.window_max import EquityWindow
 
@@ -146,13 +147,15 @@ def valuation_price(position: Position, marks: dict[str, Mark]) -> float:
 
 
 class AccountBook:
-    """All accounts and all marks held by this worker instance."""
+    """All accounts and all marks held by this worker instance, and the marks' sampled
+    returns for historical VaR (:class:`~risk_worker.domain.returns.ReturnHistory`)."""
 
-    __slots__ = ("accounts", "marks")
+    __slots__ = ("accounts", "marks", "returns")
 
-    def __init__(self) -> None:
+    def __init__(self, returns: ReturnHistory | None = None) -> None:
         self.accounts: dict[str, Account] = {}
         self.marks: dict[str, Mark] = {}
+        self.returns = ReturnHistory() if returns is None else returns
 
     def account(self, account_id: str) -> Account:
         """The account, created (not yet known) when first referenced."""

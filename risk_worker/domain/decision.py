@@ -18,6 +18,9 @@ Steps, stopping at the first denial (reason codes from :class:`DenyReason`):
 6. margin for the risk-increasing part > available margin → ``insufficient_margin``
 7. a hard or emergency policy violated post-trade → ``policy_violation`` (soft ones warn).
    A strictly reducing order is not denied for a violation that already held before it.
+   A hard or emergency VaR policy (:data:`~risk_worker.domain.policies.VAR_METRICS`) whose
+   value is not computable (a held symbol has too little history) denies a risk-increasing
+   order on a symbol short of history → ``insufficient_history``; other orders pass it.
 8. (engine) any exception → ``internal_error``. Nothing approves by default.
 
 Worst cases (issue 10): an order is valued (order notional, margin, reservation) at the higher
@@ -38,7 +41,7 @@ from risk_worker.domain.metrics import AccountMetrics, RiskConfig, simulate_fill
 from risk_worker.domain.metrics import compute_metrics as _compute
 from risk_worker.domain.order import Decision, Order, deny, level_from_utilization
 from risk_worker.domain.pending import PendingOrder
-from risk_worker.domain.policies import ORDER_METRICS, Evaluation, metric_value
+from risk_worker.domain.policies import ORDER_METRICS, VAR_METRICS, Evaluation, metric_value
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
 from risk_worker.domain.restricted import RESTRICTED_ACCOUNT_PREFIX, RestrictedList
@@ -49,6 +52,7 @@ from risk_worker.domain.types import (
     RiskLevel,
     TradingState,
 )
+from risk_worker.domain.var import exposures, historical_var, post_trade_exposures
 
 
 def check_order(
@@ -234,6 +238,17 @@ def _check_limits(
         now_ms,
         order.order_id,
     )
+    if policies.uses_var:
+        pre_exposure = exposures(account, book.marks, order.order_id)
+        post.var = historical_var(
+            post_trade_exposures(
+                pre_exposure, account, book.marks, order.symbol, signed, fill_price, order.order_id
+            ),
+            book.returns,
+            config.var.min_samples,
+            config.var.horizon_s,
+            order.account_id,
+        )
     notional = order.quantity * price
     utilization, breaches = policies.assess_order(
         order.account_id,
@@ -245,9 +260,22 @@ def _check_limits(
         utilization,
     )
     violations: list[Evaluation] = []
+    unknown_var: Evaluation | None = None
     if breaches:
         reducing = strictly_reduces(effective_qty, signed)
         for ev in breaches:
+            if ev.value != ev.value:  # NaN: a VaR metric that is not computable
+                if unknown_var is None and ev.policy.type is not PolicyType.SOFT:
+                    unknown_var = ev
+                continue
+            if reducing and pre.var is None and ev.policy.metric in VAR_METRICS:
+                pre.var = historical_var(  # for _held_before, only when it is asked
+                    exposures(account, book.marks, order.order_id),
+                    book.returns,
+                    config.var.min_samples,
+                    config.var.horizon_s,
+                    order.account_id,
+                )
             if ev.policy.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
                 warnings.append(ev)
             else:
@@ -264,6 +292,17 @@ def _check_limits(
             post,
             utilization,
         )
+    if unknown_var is not None and increasing > 0.0:
+        lacking = () if post.var is None else post.var.lacking
+        if order.symbol in lacking:
+            return deny(
+                DenyReason.INSUFFICIENT_HISTORY,
+                f"{unknown_var.policy.name}: {unknown_var.policy.metric} not computable, "
+                f"{order.symbol} has fewer than {config.var.min_samples} aligned returns; "
+                f"only orders that reduce {order.symbol}",
+                RiskLevel.BREACHED,
+                state,
+            )
     reservation = None
     level = level_from_utilization(utilization)
     if not order.dry_run:
@@ -333,6 +372,8 @@ def _stopped(
 def _held_before(ev: Evaluation, pre: AccountMetrics) -> bool:
     """Whether a violated policy was already violated before the order (not for order metrics)."""
     if ev.policy.metric in ORDER_METRICS:
+        return False
+    if ev.policy.metric in VAR_METRICS and pre.var is None:
         return False
     value = metric_value(ev.policy.metric, pre, ev.symbol, op=ev.policy.operator)
     return value is not None and not ev.policy.holds(value)

@@ -26,6 +26,7 @@ from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
+from risk_worker.domain.returns import ReturnHistory
 from risk_worker.domain.trading_state import (
     ACCOUNT,
     STRATEGY,
@@ -76,7 +77,7 @@ class RiskEngine:
         self.auto_trip_state = auto_trip_state
         self.config = config
         self.worker_id = worker_id
-        self.book = AccountBook()
+        self.book = AccountBook(ReturnHistory(config.var.sample_interval_ms, config.var.window))
         self.marks = MarkTable(
             self.book.marks,
             max_jump=tick_max_jump,
@@ -163,8 +164,29 @@ class RiskEngine:
 
     def set_mark(self, symbol: str, price: float, timestamp: int, now_ms: int) -> TickResult:
         """Apply ``market.tick.<symbol>`` (price already chosen: last, else mid) through the
-        suspect-tick filter and the symbol limit; what was done is returned."""
-        return self.marks.offer(symbol, price, timestamp, now_ms)
+        suspect-tick filter and the symbol limit; what was done is returned.
+
+        The mark in force before the tick is sampled at the VaR boundaries it covered
+        (:meth:`~risk_worker.domain.returns.ReturnHistory.carry`); a mark applied exactly at a
+        boundary is that boundary's sample.
+        """
+        marks = self.book.marks
+        before = marks.get(symbol)
+        returns = self.book.returns
+        if before is not None:
+            returns.carry(symbol, before.price, before.received_ms, now_ms)
+        result = self.marks.offer(symbol, price, timestamp, now_ms)
+        if now_ms % returns.interval_ms == 0:
+            after = marks.get(symbol)
+            if after is not None and after is not before:
+                returns.carry(symbol, after.price, now_ms, now_ms + 1)
+        return result
+
+    def sample_marks(self, now_ms: int) -> int:
+        """Sample every mark at the VaR boundaries up to ``now_ms`` (the sampling task calls it
+        just after each boundary, then rebuilds the stale aligned vectors); returns how many
+        samples were recorded."""
+        return self.book.returns.sample_marks(self.book.marks, now_ms)
 
     def known_accounts(self) -> list[str]:
         """Accounts seen through ``pnl.update`` or ``positions.update``."""

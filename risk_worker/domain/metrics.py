@@ -44,6 +44,7 @@ from risk_worker.domain.equity_window import window_peak
 from risk_worker.domain.pending import NO_SIDES, SymbolPending
 from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.types import utc_day
+from risk_worker.domain.var import VarConfig, VarResult
 
 INF = math.inf
 
@@ -61,6 +62,7 @@ class RiskConfig(msgspec.Struct, frozen=True):
             changing at the configured reset (``RISK_DAY_RESET``); by default at 00:00 UTC
             (:func:`~risk_worker.domain.types.utc_day`). Pure: it reads no clock or file.
         drawdown_window_ms: the window of ``drawdown_window`` (ms; ``RISK_DRAWDOWN_WINDOW``).
+        var: the historical VaR's parameters (:class:`~risk_worker.domain.var.VarConfig`).
     """
 
     default_margin_rate: float = 0.10
@@ -69,6 +71,7 @@ class RiskConfig(msgspec.Struct, frozen=True):
     pending_ttl_ms: int = 60_000
     trading_day: Callable[[int], int] = utc_day
     drawdown_window_ms: int = 300_000
+    var: VarConfig = msgspec.field(default_factory=VarConfig)
 
     def margin_rate(self, symbol: str) -> float:
         """Initial margin rate of ``symbol`` (fraction)."""
@@ -86,7 +89,7 @@ class AccountMetrics(msgspec.Struct, gc=False):
     reservations' own risk-increasing notional and margin, for information: they are already
     in the exposures and margin, not added again. ``position_notional`` maps each symbol held
     or reserved to its worst-case notional; ``stale_symbols`` names those valued without a
-    fresh mark.
+    fresh mark; ``var`` the historical VaR when computed (monitor; checks with VaR policies).
     """
 
     equity: float
@@ -106,6 +109,7 @@ class AccountMetrics(msgspec.Struct, gc=False):
     day_start_equity: float
     window_peak_equity: float = 0.0
     """Highest equity of the drawdown window (quote; 0, no window, only where built by hand)."""
+    var: VarResult | None = None
 
     @property
     def stale_marks(self) -> bool:

@@ -41,6 +41,7 @@ from risk_worker.domain.types import (
     StateSource,
     TradingState,
 )
+from risk_worker.domain.var import exposures, historical_var, informational_var
 
 
 class AlertLevel(StrEnum):
@@ -112,11 +113,36 @@ def assess_account(
     config: RiskConfig,
     now_ms: int,
 ) -> Assessment:
-    """Metrics, limit utilization and violations of an account (pure: changes nothing)."""
+    """Metrics, limit utilization and violations of an account (pure: changes nothing).
+
+    The historical VaR (:mod:`risk_worker.domain.var`) is computed here (without a VaR policy
+    only once per new sample: :func:`~risk_worker.domain.var.informational_var`); a VaR
+    policy whose value is not computable (NaN) is neither held nor violated, and has no
+    utilization.
+    """
     metrics = compute_metrics(account, book.marks, config, now_ms)
+    metrics.var = (
+        historical_var(
+            exposures(account, book.marks),
+            book.returns,
+            config.var.min_samples,
+            config.var.horizon_s,
+            account.account_id,
+        )
+        if policies.uses_var
+        else informational_var(
+            account.account_id,
+            exposures(account, book.marks),
+            book.returns,
+            config.var.min_samples,
+            config.var.horizon_s,
+        )
+    )
     utilization: dict[str, float] = {}
     violations: list[Evaluation] = []
     for ev in policies.evaluate_account(account.account_id, metrics):
+        if ev.value != ev.value:  # NaN: a VaR metric that is not computable
+            continue
         p = ev.policy
         utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
         if ev.violated:

@@ -138,6 +138,31 @@ def _position_notional(m: AccountMetrics, symbol: str | None) -> float:
     return m.position_notional.get(symbol, 0.0)
 
 
+def _var_95(m: AccountMetrics) -> float:
+    v = None if m.var is None else m.var.var_95
+    return math.nan if v is None else v
+
+
+def _var_99(m: AccountMetrics) -> float:
+    v = None if m.var is None else m.var.var_99
+    return math.nan if v is None else v
+
+
+def _es_97_5(m: AccountMetrics) -> float:
+    v = None if m.var is None else m.var.es_97_5
+    return math.nan if v is None else v
+
+
+def _var_99_fraction(m: AccountMetrics) -> float:
+    v = None if m.var is None else m.var.var_99_fraction(m.equity)
+    return math.nan if v is None else v
+
+
+VAR_METRICS = frozenset({Metric.VAR_95, Metric.VAR_99, Metric.ES_97_5, Metric.VAR_99_FRACTION})
+"""Historical VaR metrics (:mod:`risk_worker.domain.var`). Their readers give NaN when the
+value is not computable (too little history, or not computed): the check and the monitor
+treat NaN as unknown, never as a value (see :mod:`risk_worker.domain.decision`)."""
+
 READERS: dict[Metric, Reader] = {
     Metric.LEVERAGE: (READS_ACCOUNT, _getter("leverage")),
     Metric.MARGIN_RATIO: (READS_ACCOUNT, _getter("margin_ratio")),
@@ -152,6 +177,10 @@ READERS: dict[Metric, Reader] = {
     Metric.POSITION_NOTIONAL: (READS_SYMBOL, _position_notional),
     Metric.ORDER_NOTIONAL: (READS_ORDER, operator.itemgetter(0)),
     Metric.ORDER_QUANTITY: (READS_ORDER, operator.itemgetter(1)),
+    Metric.VAR_95: (READS_ACCOUNT, _var_95),
+    Metric.VAR_99: (READS_ACCOUNT, _var_99),
+    Metric.ES_97_5: (READS_ACCOUNT, _es_97_5),
+    Metric.VAR_99_FRACTION: (READS_ACCOUNT, _var_99_fraction),
 }
 """Every metric's reader, resolved once per policy when a policy set is prepared.
 

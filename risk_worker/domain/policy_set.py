@@ -21,6 +21,7 @@ from risk_worker.domain.policies import (
     READS_ACCOUNT,
     READS_SYMBOL,
     UPPER_BOUNDS,
+    VAR_METRICS,
     Evaluation,
     Policy,
     reader_of,
@@ -116,7 +117,7 @@ class PolicySet:
     post-trade evaluation (:meth:`assess_order`, :meth:`evaluate_order`) covers the others.
     """
 
-    __slots__ = ("_all", "_without_strategy", "controls", "policies")
+    __slots__ = ("_all", "_without_strategy", "controls", "policies", "uses_var")
 
     def __init__(self, policies: Iterable[Policy]) -> None:
         ordered = sorted((validate_policy(p) for p in policies), key=lambda p: (p.priority, p.name))
@@ -129,6 +130,8 @@ class PolicySet:
         rules.sort(key=lambda r: r[3])  # by scope; stable, so (priority, name) within one
         self._all: tuple[Rule, ...] = tuple(rules)
         self._without_strategy = tuple(r for r in rules if r[3] != STRATEGY_SCOPE)
+        self.uses_var = any(p.metric in VAR_METRICS for p in post_trade)
+        """Whether an enabled policy limits a VaR metric: a check then computes the VaR."""
 
     def __len__(self) -> int:
         return len(self.policies)

@@ -97,6 +97,11 @@ class Metric(StrEnum):
     PRICE_DEVIATION = "price_deviation"
     ORDER_RATE = "order_rate"
     OPEN_ORDERS = "open_orders"
+    # historical VaR and expected shortfall (:mod:`risk_worker.domain.var`)
+    VAR_95 = "var_95"
+    VAR_99 = "var_99"
+    ES_97_5 = "es_97_5"
+    VAR_99_FRACTION = "var_99_fraction"
 
 
 class RiskLevel(StrEnum):
@@ -127,6 +132,7 @@ class DenyReason(StrEnum):
     ORDER_TOO_LARGE = "order_too_large"
     TOO_MANY_OPEN_ORDERS = "too_many_open_orders"
     INSUFFICIENT_MARGIN = "insufficient_margin"
+    INSUFFICIENT_HISTORY = "insufficient_history"
     POLICY_VIOLATION = "policy_violation"
     BATCH_DENIED = "batch_denied"
     INTERNAL_ERROR = "internal_error"

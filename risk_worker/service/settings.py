@@ -17,6 +17,7 @@ import msgspec
 from risk_worker.adapters.nats_auth import NatsAuth, load_nats_auth
 from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.types import TradingState
+from risk_worker.domain.var import VarConfig
 from risk_worker.errors import ConfigError
 from risk_worker.service.trading_day import DEFAULT_DAY_RESET, parse_day_reset, trading_day_function
 
@@ -71,6 +72,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     day_reset: str = DEFAULT_DAY_RESET
     drawdown_window: float = 300.0
     max_batch: int = 100
+    var_sample_interval: int = 60
+    var_window: int = 1_440
+    var_min_samples: int = 120
+    var_horizon: float = 86_400.0
     nats_auth: NatsAuth = msgspec.field(default_factory=NatsAuth)
 
     def risk_config(self) -> RiskConfig:
@@ -86,6 +91,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             pending_ttl_ms=int(self.pending_ttl * 1000),
             trading_day=trading_day_function(self.day_reset),
             drawdown_window_ms=max(1, int(self.drawdown_window * 1000)),
+            var=VarConfig(
+                self.var_sample_interval * 1000,
+                self.var_window,
+                self.var_min_samples,
+                self.var_horizon,
+            ),
         )
 
 
@@ -253,6 +264,10 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "day_reset": _day_reset,
     "drawdown_window": _positive_float,
     "max_batch": _batch_size,
+    "var_sample_interval": _positive_int,
+    "var_window": _positive_int,
+    "var_min_samples": _positive_int,
+    "var_horizon": _positive_float,
 }
 
 
@@ -321,6 +336,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 "RISK_REPLY_PREFIXES",
                 f"{prefix!r} would answer into this worker's own inbox (RISK_NATS_INBOX_PREFIX)",
             )
+    if settings.var_min_samples >= settings.var_window:
+        raise ConfigError(
+            "RISK_VAR_MIN_SAMPLES",
+            f"must be less than RISK_VAR_WINDOW ({settings.var_window}): a window of n samples "
+            "holds at most n - 1 returns",
+        )
     if settings.state_confirm_interval >= settings.state_max_age:
         raise ConfigError(
             "RISK_STATE_CONFIRM_INTERVAL",

@@ -32,6 +32,7 @@ from risk_worker.adapters.nats_auth import describe_connect_error, open_connecti
 from risk_worker.adapters.nats_service import WorkerService
 from risk_worker.adapters.pg_policies import PgPolicySource
 from risk_worker.adapters.pg_sink import PgEventSink
+from risk_worker.adapters.redis_store import connect_redis
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Decision
@@ -45,6 +46,7 @@ from risk_worker.service.policy_source import FilePolicySource, PolicySource, St
 from risk_worker.service.policy_task import PolicyReloader
 from risk_worker.service.settings import Settings, redact
 from risk_worker.service.snapshot_task import SnapshotKeeper
+from risk_worker.service.var_task import VarSampler
 from risk_worker.wire.audit import RiskEventSink
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,7 @@ class Worker:
         self.policies: PolicyReloader | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._monitor: asyncio.Task[None] | None = None
+        self.var: VarSampler | None = None
         self._stopping = False
         self.kill_switch = KillSwitch(
             self.engine, lambda: self.lease, lambda: self.service, self._spawn
@@ -207,6 +210,10 @@ class Worker:
         )
         await self.kill_switch.start(nc)
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")
+        self.var = VarSampler(self.engine, connect_redis(s.redis_url) if s.redis_url else None)
+        await self.var.restore()
+        await self.var.listen(nc)
+        self._spawn(self.var.run())
         self.policies.start()
         if self.pool is not None:
             self.pg_sink = PgEventSink(js, self.pool, on_failure=self.metrics.persist_failure)
@@ -253,6 +260,8 @@ class Worker:
             await _bounded("Redis snapshots", self.snapshots.stop(), 5.0)
         for task in list(self._tasks):
             task.cancel()
+        if self.var is not None:
+            await _bounded("VaR samples", self.var.close(), 3.0)
         if self.pool is not None:
             await _bounded("PostgreSQL pool", self.pool.close(), 5.0)
         if self.http is not None:

@@ -68,6 +68,10 @@ class RiskMetricsMsg(msgspec.Struct, frozen=True, gc=False):
     trading_state: TradingState
     stale_marks: bool
     worker_id: str = ""
+    var_95: float | None = None
+    var_99: float | None = None
+    es_97_5: float | None = None
+    var_99_fraction: float | None = None
 
 
 class CheckReplyMsg(msgspec.Struct, frozen=True, gc=False):
@@ -204,7 +208,17 @@ def metrics_msg(
     trading_state: TradingState,
     worker_id: str = "",
 ) -> RiskMetricsMsg:
-    """Build a RiskMetrics message from the core's metrics (it shares ``utilization``)."""
+    """Build a RiskMetrics message from the core's metrics (it shares ``utilization``).
+
+    The VaR fields are null when the VaR was not computed or is not computable.
+    """
+    var = m.var
+    if var is None:
+        var_95 = var_99 = es_97_5 = fraction = None
+    else:
+        var_95, var_99, es_97_5 = var.var_95, var.var_99, var.es_97_5
+        fraction = var.var_99_fraction(m.equity)
+        fraction = None if fraction is None else finite(fraction)
     return RiskMetricsMsg(
         account_id,
         timestamp,
@@ -232,6 +246,10 @@ def metrics_msg(
         trading_state,
         m.stale_marks,
         worker_id,
+        var_95,
+        var_99,
+        es_97_5,
+        fraction,
     )
 
 

@@ -19,6 +19,7 @@ from risk_worker.domain.policy_set import (
     rule_value,
 )
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
+from risk_worker.domain.var import VarResult
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 
@@ -105,6 +106,7 @@ def test_assess_order_when_random_policies_then_matches_evaluating_each_one(seed
 @pytest.mark.parametrize("symbol", [None, "ETHUSDT", "XRPUSDT"])
 def test_prepare_when_any_metric_then_reads_what_metric_value_reads(metric, symbol, op):
     m = metrics(800.0, {"BTCUSDT": 3_000.0, "ETHUSDT": 1_000.0})
+    m.var = VarResult(100.0, 200.0, 180.0, 300)  # the VaR readers' NaN (unknown) ≠ itself
     rule = prepare(Policy("i", "n", PolicyType.HARD, metric, op, 1.0))
     value = rule_value(rule, m, symbol, (250.0, 0.5))
     assert value == metric_value(metric, m, symbol, 250.0, 0.5, op)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from risk_worker.domain.types import TradingState
+from risk_worker.domain.var import VarConfig
 from risk_worker.errors import ConfigError
 from risk_worker.service.settings import Settings, load_settings
 
@@ -128,4 +129,42 @@ def test_load_settings_when_tick_filter_value_bad_then_config_error_names_variab
 ) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({variable: value})
+    assert caught.value.variable == variable
+
+
+def test_load_settings_when_var_settings_given_then_parsed_into_the_risk_config() -> None:
+    s = load_settings(
+        {
+            "RISK_VAR_SAMPLE_INTERVAL": "30",
+            "RISK_VAR_WINDOW": "500",
+            "RISK_VAR_MIN_SAMPLES": "60",
+            "RISK_VAR_HORIZON": "3600",
+        }
+    )
+    var = s.risk_config().var
+    assert (var.sample_interval_ms, var.window, var.min_samples, var.horizon_s) == (
+        30_000,
+        500,
+        60,
+        3_600.0,
+    )
+    assert Settings().risk_config().var == VarConfig()
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"RISK_VAR_SAMPLE_INTERVAL": "0"}, "RISK_VAR_SAMPLE_INTERVAL"),
+        ({"RISK_VAR_SAMPLE_INTERVAL": "1.5"}, "RISK_VAR_SAMPLE_INTERVAL"),
+        ({"RISK_VAR_WINDOW": "-3"}, "RISK_VAR_WINDOW"),
+        ({"RISK_VAR_HORIZON": "inf"}, "RISK_VAR_HORIZON"),
+        ({"RISK_VAR_MIN_SAMPLES": "0"}, "RISK_VAR_MIN_SAMPLES"),
+        ({"RISK_VAR_WINDOW": "100"}, "RISK_VAR_MIN_SAMPLES"),  # 120 returns never fit
+    ],
+)
+def test_load_settings_when_var_setting_bad_then_config_error_names_variable(
+    env: dict[str, str], variable: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env)
     assert caught.value.variable == variable
