@@ -155,7 +155,7 @@ async def test_threshold_when_updated_by_sql_then_decisions_change_within_1s(
         assert reply["rejection_reason"] == "order_too_large"
         assert h.worker.engine.policies is not None
         names = {p.name for p in h.worker.engine.policies.policies}
-        assert "Broken" not in names and "Max Account Leverage" in names and len(names) == 9
+        assert "Broken" not in names and "Max Account Leverage" in names and len(names) == 10
     finally:
         await stop_harness(h)
 

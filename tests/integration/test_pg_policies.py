@@ -215,8 +215,8 @@ async def test_apply_when_file_applied_twice_then_table_equals_file_and_second_i
     assert (len(first.added), len(first.changed), len(first.untouched)) == (
         2,
         1,
-        7,
-    )  # 8 seeded, 1 changed
+        8,
+    )  # 9 seeded, 1 changed
     assert await apply(conn, first) == 3
 
     stored = {p.name: p for p in await read_stored(conn)}
@@ -259,7 +259,7 @@ async def test_apply_when_added_policy_created_since_read_then_conflict(
     )
     with pytest.raises(PolicyConflictError, match="'Daily Loss'"):
         await apply(conn, d)
-    assert await conn.fetchval("SELECT count(*) FROM risk_policies") == 9
+    assert await conn.fetchval("SELECT count(*) FROM risk_policies") == 10
 
 
 async def test_disable_when_enabled_disabled_or_missing_then_true_true_false(
@@ -286,7 +286,7 @@ async def test_cli_policies_list_apply_disable_and_their_exit_codes(
     listed = await asyncio.to_thread(run_cli, url, "list")
     assert listed.exit_code == 0, listed.output
     assert "Max Account Leverage" in listed.stdout and "drawdown_max" in listed.stdout
-    assert "8 policies" in listed.stdout
+    assert "9 policies" in listed.stdout
 
     dry = await asyncio.to_thread(run_cli, url, "apply", str(policy_file))
     assert dry.exit_code == 0, dry.output
@@ -294,8 +294,8 @@ async def test_cli_policies_list_apply_disable_and_their_exit_codes(
     assert "~ change Max Account Leverage: threshold 10 → 8" in dry.stdout
     assert "dry run: nothing written, pass --yes" in dry.stdout
     assert (
-        await conn.fetchval("SELECT count(*) FROM risk_policies") == 8
-    )  # the seeds of 0001 and 0002
+        await conn.fetchval("SELECT count(*) FROM risk_policies") == 9
+    )  # the seeds of 0001, 0002 and 0004
 
     wet = await asyncio.to_thread(run_cli, url, "apply", str(policy_file), "--yes")
     assert wet.exit_code == 0, wet.output
