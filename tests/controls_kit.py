@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from risk_worker.domain.book import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.policies import Policy, default_policies
+from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import (
     Metric,
     Operator,

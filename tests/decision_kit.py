@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from risk_worker.domain.book import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import ORDER_METRICS, Policy, default_policies
+from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.trading_state import StateValue
 from risk_worker.domain.types import (
     Metric,

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from risk_worker.domain.book import AccountBook, PnlSnapshot, PositionSnapshot
-from risk_worker.domain.metrics import (
-    AccountMetrics,
-    RiskConfig,
-    compute_metrics,
-)
+from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.pending import PendingOrder
+from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
 from risk_worker.domain.types import MS_PER_DAY
 
 ACCT = "acct-1"

@@ -23,9 +23,9 @@ import msgspec
 from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.domain.book import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.policies import Policy, default_policies
+from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import DenyReason, Metric, Operator, PolicyType, Scope
 from risk_worker.wire import inbound
 from risk_worker.wire.audit import StateChangeRecord, ViolationRecord

@@ -35,9 +35,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from risk_worker.domain.book import Account, Mark
-from risk_worker.domain.metrics import INF
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import COMPARE, UPPER_BOUNDS, Evaluation, Policy
+from risk_worker.domain.risk_metrics import INF
 from risk_worker.domain.types import DenyReason, Metric, OrderType, PolicyType, Scope, Side
 
 

@@ -37,14 +37,15 @@ from __future__ import annotations
 from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.controls import ControlStop, OrderRates, check_controls
 from risk_worker.domain.equity_window import observe_equity
-from risk_worker.domain.metrics import AccountMetrics, RiskConfig, simulate_fill
 from risk_worker.domain.metrics import compute_metrics as _compute
+from risk_worker.domain.metrics import simulate_fill
 from risk_worker.domain.order import Decision, Order, deny, level_from_utilization
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import ORDER_METRICS, VAR_METRICS, Evaluation, metric_value
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
 from risk_worker.domain.restricted import RESTRICTED_ACCOUNT_PREFIX, RestrictedList
+from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
     DenyReason,

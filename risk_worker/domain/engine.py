@@ -14,7 +14,7 @@ from risk_worker.domain.controls import OrderRates
 from risk_worker.domain.decision import check_order
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
 from risk_worker.domain.marks import MarkTable, TickResult
-from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics
+from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.monitor import (
     AccountReport,
     Assessment,
@@ -27,6 +27,7 @@ from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.returns import ReturnHistory
+from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
 from risk_worker.domain.trading_state import (
     ACCOUNT,
     STRATEGY,

@@ -29,10 +29,11 @@ import msgspec
 from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
-from risk_worker.domain.metrics import AccountMetrics, RiskConfig, compute_metrics
+from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
+from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
     STATE_SEVERITY,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import msgspec
 
-from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Evaluation
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.types import DenyReason, OrderType, RiskLevel, Side, TradingState
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from risk_worker.domain.metrics import AccountMetrics
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
 COMPARE: dict[Operator, Callable[[float, float], bool]] = {

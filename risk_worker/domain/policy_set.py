@@ -14,7 +14,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 
 from risk_worker.domain.controls import ControlRules
-from risk_worker.domain.metrics import INF, AccountMetrics
 from risk_worker.domain.policies import (
     COMPARE,
     ORDER_METRICS,
@@ -27,6 +26,7 @@ from risk_worker.domain.policies import (
     reader_of,
     validate_policy,
 )
+from risk_worker.domain.risk_metrics import INF, AccountMetrics
 from risk_worker.domain.types import Scope
 
 ACCOUNT_SCOPE, SYMBOL_SCOPE, STRATEGY_SCOPE = 0, 1, 2

@@ -12,10 +12,10 @@ import math
 
 import msgspec
 
-from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.monitor import AlertDraft
 from risk_worker.domain.order import Decision
 from risk_worker.domain.policies import Evaluation
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.trading_state import WIRE_SCOPE, StateValue, scope_of_key
 from risk_worker.domain.types import RiskLevel, TradingState
 

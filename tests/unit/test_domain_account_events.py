@@ -8,9 +8,10 @@ import pytest
 from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.equity_window import observe_equity
-from risk_worker.domain.metrics import RiskConfig, compute_metrics
+from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.persistence import AccountState, export_account, restore_account
 from risk_worker.domain.policies import default_policies
+from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import MS_PER_DAY, ApplyResult, Side
 from risk_worker.service.trading_day import trading_day_function
 

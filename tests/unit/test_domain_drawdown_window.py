@@ -8,7 +8,8 @@ import pytest
 
 from risk_worker.domain.book import Account, PnlSnapshot
 from risk_worker.domain.equity_window import observe_equity, window_peak
-from risk_worker.domain.metrics import RiskConfig, compute_metrics
+from risk_worker.domain.metrics import compute_metrics
+from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import Side
 from risk_worker.domain.window_max import EquityWindow
 from tests.decision_kit import ACCT, NOW, make_engine, order

@@ -7,7 +7,6 @@ import uuid
 
 import pytest
 
-from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.policies import (
     Policy,
     PolicyError,
@@ -16,6 +15,7 @@ from risk_worker.domain.policies import (
     validate_policy,
 )
 from risk_worker.domain.policy_set import PolicySet
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
 

@@ -8,7 +8,6 @@ import random
 
 import pytest
 
-from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.policies import READERS, Policy, metric_value
 from risk_worker.domain.policy_set import (
     LOWER_OVER_ZERO,
@@ -18,6 +17,7 @@ from risk_worker.domain.policy_set import (
     prepare,
     rule_value,
 )
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 from risk_worker.domain.var import VarResult
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from risk_worker.domain.book import PnlSnapshot
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.order import Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import default_policies
+from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import OrderType, Side
 
 NOW = 1_700_000_000_000

@@ -7,10 +7,7 @@ import pytest
 
 from risk_worker.domain.book import Fill
 from risk_worker.domain.equity_window import observe_equity
-from risk_worker.domain.metrics import (
-    compute_metrics,
-    simulate_fill,
-)
+from risk_worker.domain.metrics import compute_metrics, simulate_fill
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import Side
 from tests.metrics_kit import (

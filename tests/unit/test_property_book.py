@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from risk_worker.domain.bounds import MONEY_MAX, PRICE_MAX, PRICE_MIN, QUANTITY_MAX
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.metrics import AccountMetrics, RiskConfig
 from risk_worker.domain.policies import default_policies
+from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
 from risk_worker.wire import inbound
 from tests.junk import encode
 

@@ -19,8 +19,8 @@ from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.bench.core import NullSink
 from risk_worker.domain.book import PnlSnapshot
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.metrics import RiskConfig
 from risk_worker.domain.policies import default_policies
+from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.wire import inbound
 from tests.junk import ACCOUNT, BALANCE, MARK, SYMBOL, deeply_nested, encode, payloads, templates
 

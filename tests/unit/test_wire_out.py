@@ -7,9 +7,9 @@ import math
 import msgspec
 import pytest
 
-from risk_worker.domain.metrics import AccountMetrics
 from risk_worker.domain.order import Decision
 from risk_worker.domain.policies import Evaluation, Policy
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.types import (
     DenyReason,
     Metric,

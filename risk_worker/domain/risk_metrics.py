@@ -1,0 +1,188 @@
+"""Account risk metrics: the parameters of the risk math and the metrics of one account.
+
+Money is in quote currency, quantities in base units, ratios are fractions (0.25 = 25 %).
+Formulas (standard margin-account definitions, as in the issue that specified this service;
+the worst case of the reservations from issue 10):
+
+Per symbol, with q the held signed quantity, B / S the base quantity of the live pending BUYs /
+SELLs (unsigned) and v the valuation price (the mark; without one the position's entry price,
+or for a symbol held only through reservations their highest price):
+
+- worst-case values: high = (q + B) × v (every pending BUY fills, no SELL) and
+  low = (q − S) × v (every pending SELL fills, no BUY); any partial filling lies between
+- position notional = max(|high|, |low|), the larger of the two worst cases
+
+Over the account:
+
+- unrealized PnL = Σ q × (mark − entry) (held positions only)
+- equity = balance + unrealized PnL
+- gross exposure = Σ position notional; net exposure: high = Σ high, low = Σ low
+- margin used = Σ position notional × initial margin rate (reservations included once, here)
+- available margin = equity − margin used
+- margin ratio = equity / margin used (infinite, ``null`` on the wire, when margin used is 0)
+- leverage = gross exposure / equity (infinite when equity ≤ 0 with exposure)
+- concentration[symbol] = position notional / equity
+- open positions = symbols held or with live reservations
+- drawdown_max = (peak − equity) / peak; drawdown_daily = max(0, (day start − equity) / day start)
+- drawdown_window = max(0, (window peak − equity) / window peak), the window peak the highest
+  equity of the last ``RISK_DRAWDOWN_WINDOW`` s (:mod:`~risk_worker.domain.equity_window`)
+- daily PnL = equity − day-start equity
+
+A symbol with no mark yet is valued as above and flags ``stale_marks``, as does a mark older
+than the configured maximum age.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import msgspec
+
+from risk_worker.domain.types import utc_day
+from risk_worker.domain.var import VarConfig, VarResult
+
+INF = math.inf
+
+
+class RiskConfig(msgspec.Struct, frozen=True):
+    """Parameters of the risk math (built from settings).
+
+    Attributes:
+        default_margin_rate: initial margin rate (fraction of notional) for symbols without an
+            override; 0.10 means 10x maximum leverage per position.
+        margin_rates: per-symbol initial margin rate overrides.
+        mark_max_age_ms: a mark older than this (by receive time) is stale.
+        pending_ttl_ms: how long an approved order's reservation lasts without fills.
+        trading_day: the trading day of a timestamp (ms since epoch → day number), the day
+            changing at the configured reset (``RISK_DAY_RESET``); by default at 00:00 UTC
+            (:func:`~risk_worker.domain.types.utc_day`). Pure: it reads no clock or file.
+        drawdown_window_ms: the window of ``drawdown_window`` (ms; ``RISK_DRAWDOWN_WINDOW``).
+        var: the historical VaR's parameters (:class:`~risk_worker.domain.var.VarConfig`).
+    """
+
+    default_margin_rate: float = 0.10
+    margin_rates: dict[str, float] = msgspec.field(default_factory=dict)
+    mark_max_age_ms: int = 30_000
+    pending_ttl_ms: int = 60_000
+    trading_day: Callable[[int], int] = utc_day
+    drawdown_window_ms: int = 300_000
+    var: VarConfig = msgspec.field(default_factory=VarConfig)
+
+    def margin_rate(self, symbol: str) -> float:
+        """Initial margin rate of ``symbol`` (fraction)."""
+        return self.margin_rates.get(symbol, self.default_margin_rate)
+
+
+class AccountMetrics(msgspec.Struct, gc=False):
+    """Risk metrics of one account at one moment (pre- or post-trade).
+
+    Stored sums are in quote currency; the ratios are properties derived from them. Exposures
+    count the live reservations as the worst case of them filling (module docstring):
+    ``net_exposure`` is the high case (every pending BUY fills), ``net_exposure_low`` the low
+    one (every pending SELL fills); ``position_margin`` is the margin of the worst-case
+    positions, reservations included. ``pending_notional`` and ``pending_margin`` are the
+    reservations' own risk-increasing notional and margin, for information: they are already
+    in the exposures and margin, not added again. ``position_notional`` maps each symbol held
+    or reserved to its worst-case notional; ``stale_symbols`` names those valued without a
+    fresh mark; ``var`` the historical VaR when computed (monitor; checks with VaR policies).
+    """
+
+    equity: float
+    balance: float
+    unrealized_pnl: float
+    gross_exposure: float
+    net_exposure: float
+    net_exposure_low: float
+    position_margin: float
+    pending_notional: float
+    pending_margin: float
+    pending_orders: int
+    open_positions: int
+    position_notional: dict[str, float]
+    stale_symbols: tuple[str, ...]
+    peak_equity: float
+    day_start_equity: float
+    window_peak_equity: float = 0.0
+    """Highest equity of the drawdown window (quote; 0, no window, only where built by hand)."""
+    var: VarResult | None = None
+
+    @property
+    def stale_marks(self) -> bool:
+        """True when an open position has no mark or only one older than the maximum age."""
+        return bool(self.stale_symbols)
+
+    @property
+    def margin_used(self) -> float:
+        """Margin of the worst-case positions, reservations included (quote)."""
+        return self.position_margin
+
+    @property
+    def net_exposure_extreme(self) -> float:
+        """The net exposure case farther from 0 (quote): high when |high| ≥ |low|, else low."""
+        high, low = self.net_exposure, self.net_exposure_low
+        return high if abs(high) >= abs(low) else low
+
+    @property
+    def available_margin(self) -> float:
+        """equity − margin used (quote); negative when under-margined."""
+        return self.equity - self.margin_used
+
+    @property
+    def margin_ratio(self) -> float:
+        """equity / margin used; ``inf`` when no margin is used."""
+        used = self.position_margin
+        return INF if used <= 0.0 else self.equity / used
+
+    @property
+    def leverage(self) -> float:
+        """gross exposure / equity; ``inf`` when equity ≤ 0 with exposure."""
+        exposure = self.gross_exposure
+        if exposure == 0.0:
+            return 0.0
+        return INF if self.equity <= 0.0 else exposure / self.equity
+
+    @property
+    def drawdown_max(self) -> float:
+        """(peak − equity) / peak, fraction ≥ 0; 0 while the peak is not positive."""
+        peak = self.peak_equity
+        drawdown = (peak - self.equity) / peak if peak > 0.0 else 0.0
+        return drawdown if drawdown > 0.0 else 0.0  # max(0, drawdown), without a call
+
+    @property
+    def drawdown_daily(self) -> float:
+        """max(0, (day start − equity) / day start), fraction; 0 while day start ≤ 0."""
+        start = self.day_start_equity
+        drawdown = (start - self.equity) / start if start > 0.0 else 0.0
+        return drawdown if drawdown > 0.0 else 0.0  # max(0, drawdown), without a call
+
+    @property
+    def drawdown_window(self) -> float:
+        """(window peak − equity) / window peak, fraction ≥ 0; 0 while it is not positive."""
+        peak = self.window_peak_equity
+        return max(0.0, (peak - self.equity) / peak) if peak > 0.0 else 0.0
+
+    @property
+    def daily_pnl(self) -> float:
+        """equity − day-start equity (quote)."""
+        return self.equity - self.day_start_equity
+
+    def concentration(self, symbol: str | None = None) -> float:
+        """Position notional / equity of ``symbol``, or the largest when ``symbol`` is None.
+
+        0 without exposure; ``inf`` when equity ≤ 0 with exposure.
+        """
+        if symbol is None:
+            notional = max(self.position_notional.values(), default=0.0)
+        else:
+            notional = self.position_notional.get(symbol, 0.0)
+        if notional == 0.0:
+            return 0.0
+        return INF if self.equity <= 0.0 else notional / self.equity
+
+    def concentrations(self) -> dict[str, float]:
+        """symbol → concentration for every open position (see :meth:`concentration`)."""
+        equity = self.equity
+        if 0.0 < equity < INF:  # notional / equity, which is also 0 for a zero notional
+            return {s: notional / equity for s, notional in self.position_notional.items()}
+        return {s: self.concentration(s) for s in self.position_notional}
