@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,27 @@ async def cli(url: str, *args: str, **env: str) -> subprocess.CompletedProcess[s
         timeout=30,
         check=False,
     )
+
+
+@contextlib.asynccontextmanager
+async def serving_run(
+    env: dict[str, str], log_path: Path, what: str = "the worker did not start"
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``risk-worker run`` with ``env``, logging to ``log_path``, once it serves checks; killed
+    on the way out if the test left it running (never a stray worker in the queue group)."""
+    with log_path.open("wb") as log_file:
+        proc = await asyncio.create_subprocess_exec(
+            CLI, "run", env=env, stdout=log_file, stderr=log_file
+        )
+        try:
+            await wait_for(
+                lambda: b"serving risk.check.order" in log_path.read_bytes(), 15.0, 0.1, what
+            )
+            yield proc
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
 
 
 async def test_cli_check_when_approved_denied_invalid_or_unanswered_then_exit_0_1_2_2(
@@ -127,26 +150,10 @@ async def test_cli_run_when_policy_table_unreadable_then_refuses_unless_fallback
         "RISK_KV_BUCKET": "cli_fallback",
     }
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            CLI, "run", env=env, stdout=log_file, stderr=log_file
-        )
-        try:
-            await wait_for(
-                lambda: b"serving risk.check.order" in log_path.read_bytes(),
-                15.0,
-                0.1,
-                "the worker did not start on the defaults",
-            )
-            assert b"BUILT-IN DEFAULTS" in log_path.read_bytes()
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                code = await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()  # never leave a stray worker in the session's queue group
-                await proc.wait()
-                raise
+    async with serving_run(env, log_path, "the worker did not start on the defaults") as proc:
+        assert b"BUILT-IN DEFAULTS" in log_path.read_bytes()
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 15)
     assert code == 0
 
 
@@ -162,23 +169,9 @@ async def test_run_when_terminal_closes_then_sighup_drains_and_exits_0(
         "RISK_KV_BUCKET": "sighup_drains",
     }
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            CLI, "run", env=env, stdout=log_file, stderr=log_file
-        )
-        try:
-            await wait_for(
-                lambda: b"serving risk.check.order" in log_path.read_bytes(),
-                15.0,
-                0.1,
-                "the worker did not start",
-            )
-            proc.send_signal(signal.SIGHUP)
-            code = await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+    async with serving_run(env, log_path) as proc:
+        proc.send_signal(signal.SIGHUP)
+        code = await asyncio.wait_for(proc.wait(), 30)
     log = log_path.read_text()
     assert code == 0, log[-2000:]
     assert "signal received: draining" in log and "stopped" in log, log[-2000:]
@@ -195,25 +188,11 @@ async def test_run_when_nats_gone_then_sigterm_still_exits_0(
         "RISK_KV_BUCKET": "sigterm_no_nats",
     }
     log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log_file:
-        proc = await asyncio.create_subprocess_exec(
-            CLI, "run", env=env, stdout=log_file, stderr=log_file
-        )
-        try:
-            await wait_for(
-                lambda: b"serving risk.check.order" in log_path.read_bytes(),
-                15.0,
-                0.1,
-                "the worker did not start",
-            )
-            own_nats_server.kill()
-            await asyncio.sleep(0.5)  # the worker notices the server is gone: time is the point
-            proc.send_signal(signal.SIGTERM)
-            code = await asyncio.wait_for(proc.wait(), 30)
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+    async with serving_run(env, log_path) as proc:
+        own_nats_server.kill()
+        await asyncio.sleep(0.5)  # the worker notices the server is gone: time is the point
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 30)
     assert code == 0, log_path.read_text()[-2000:]
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import msgspec
 import pytest
+from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from risk_worker.adapters import operator
@@ -24,6 +26,7 @@ from risk_worker.wire.outbound import CANCEL_ALL_SUBJECT
 from tests.harness import Harness, start_harness, stop_harness
 from tests.helpers import connect, wait_for
 from tests.procs import (
+    WorkerProcess,
     Workers,
     check,
     fund,
@@ -261,28 +264,50 @@ def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]
     yield from running_workers(tmp_path, request)
 
 
+@dataclass
+class Pair:
+    """Two workers on one bucket, a client, and what it heard: cancel instructions (``seen``)
+    and the worker id of each ``risk.metrics`` (the lease holder publishes them)."""
+
+    a: WorkerProcess
+    b: WorkerProcess
+    nc: Client
+    bucket: str
+    seen: list[dict[str, Any]] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+
+
+async def start_pair(workers: Workers, url: str) -> Pair:
+    """Start two workers (fast monitor, 1 s lease) and listen once both serve."""
+    env = {"RISK_MONITOR_INTERVAL": "0.2", "RISK_LEASE_TTL": "1.0"}
+    bucket = unique("rc_")
+    a = workers.start(url, bucket, **env)
+    b = workers.start(url, bucket, **env)
+    pair = Pair(a, b, await connect(url), bucket)
+
+    async def keep(msg: Msg) -> None:
+        pair.seen.append(msgspec.json.decode(msg.data))
+
+    async def publisher(msg: Msg) -> None:
+        pair.metrics.append(msgspec.json.decode(msg.data)["worker_id"])
+
+    try:
+        await a.wait_serving(pair.nc)
+        await b.wait_serving(pair.nc)
+        await pair.nc.subscribe(CANCEL_ALL_SUBJECT, cb=keep)
+        await pair.nc.subscribe("risk.metrics", cb=publisher)
+    except BaseException:
+        await pair.nc.close()
+        raise
+    return pair
+
+
 async def test_cancel_all_when_two_instances_then_one_instruction_per_revision_and_headroom_freed(
     own_nats_server: NatsServer, workers: Workers
 ) -> None:
-    env = {"RISK_MONITOR_INTERVAL": "0.2", "RISK_LEASE_TTL": "1.0"}
-    bucket = unique("rc_")
-    a = workers.start(own_nats_server.url, bucket, **env)
-    b = workers.start(own_nats_server.url, bucket, **env)
-    nc = await connect(own_nats_server.url)
-    seen: list[dict[str, Any]] = []
-    metrics: list[str] = []
-
-    async def keep(msg: Msg) -> None:
-        seen.append(msgspec.json.decode(msg.data))
-
-    async def publisher(msg: Msg) -> None:
-        metrics.append(msgspec.json.decode(msg.data)["worker_id"])
-
+    pair = await start_pair(workers, own_nats_server.url)
+    nc, bucket, seen, metrics = pair.nc, pair.bucket, pair.seen, pair.metrics
     try:
-        await a.wait_serving(nc)
-        await b.wait_serving(nc)
-        await nc.subscribe(CANCEL_ALL_SUBJECT, cb=keep)
-        await nc.subscribe("risk.metrics", cb=publisher)
         account = unique("KS2-")
         await fund(nc, account, balance=10_000.0)
         await wait_for(lambda: len(metrics) >= 3, 10.0, message="no lease holder publishes")
@@ -313,26 +338,10 @@ async def test_cancel_all_when_holder_frozen_before_announcing_then_new_holder_a
 ) -> None:
     """A HALT written while the lease holder is frozen (SIGSTOP: it holds the lease and
     publishes nothing) is announced by the instance that takes the lease over, once."""
-    env = {"RISK_MONITOR_INTERVAL": "0.2", "RISK_LEASE_TTL": "1.0"}
-    bucket = unique("rc_")
-    a = workers.start(own_nats_server.url, bucket, **env)
-    b = workers.start(own_nats_server.url, bucket, **env)
-    nc = await connect(own_nats_server.url)
-    seen: list[dict[str, Any]] = []
-    metrics: list[str] = []
-
-    async def keep(msg: Msg) -> None:
-        seen.append(msgspec.json.decode(msg.data))
-
-    async def publisher(msg: Msg) -> None:
-        metrics.append(msgspec.json.decode(msg.data)["worker_id"])
-
+    pair = await start_pair(workers, own_nats_server.url)
+    a, b, nc, bucket, seen, metrics = pair.a, pair.b, pair.nc, pair.bucket, pair.seen, pair.metrics
     holder = None
     try:
-        await a.wait_serving(nc)
-        await b.wait_serving(nc)
-        await nc.subscribe(CANCEL_ALL_SUBJECT, cb=keep)
-        await nc.subscribe("risk.metrics", cb=publisher)
         account = unique("KS3-")
         await fund(nc, account, balance=10_000.0)
         await wait_for(lambda: len(metrics) >= 3, 10.0, message="no lease holder publishes")
