@@ -181,7 +181,14 @@ class CheckHandler:
         for violation in decision.violations:
             self._sink.record(
                 violation_record(
-                    violation, account_id, now, "pre_trade", "denied", order_id, reason
+                    violation,
+                    account_id,
+                    now,
+                    "pre_trade",
+                    "denied",
+                    order_id,
+                    reason,
+                    order.strategy_id,
                 )
             )
         if reason is DenyReason.RESTRICTED_SYMBOL:

@@ -37,6 +37,7 @@ from risk_worker.adapters.reply_guard import ReplyGuard
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.marks import TickResult
+from risk_worker.domain.strategy_book import STRATEGIES_MAX
 from risk_worker.domain.types import ApplyResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
@@ -159,6 +160,14 @@ class WorkerService:
 
     def _applied(self, kind: str, result: ApplyResult) -> None:
         self._metrics.event(kind, result.value)
+        if result is ApplyResult.STRATEGY_LIMIT:
+            self._ratelog.warning(
+                f"{kind}:strategy_limit",
+                "%s for a new strategy beyond %d strategy books of its account: its strategy "
+                "part refused (a fill's account part applied)",
+                kind,
+                STRATEGIES_MAX,
+            )
 
     async def _on_position(self, msg: Msg) -> None:
         try:

@@ -82,11 +82,13 @@ def _when(ms: int) -> dt.datetime:
 
 
 def violation_args(r: ViolationRecord) -> tuple[Any, ...]:
-    """Row values of a violation record (``symbol`` and ``rejection_reason`` go into
-    ``context``)."""
+    """Row values of a violation record (``symbol``, ``rejection_reason`` and ``strategy_id``
+    go into ``context``)."""
     ctx: dict[str, str] = {}
     if r.symbol:
         ctx["symbol"] = r.symbol
+    if r.strategy_id:
+        ctx["strategy_id"] = r.strategy_id
     if r.rejection_reason:
         ctx["rejection_reason"] = r.rejection_reason
     context = _ENC.encode(ctx).decode()

@@ -27,6 +27,7 @@ import asyncpg
 import msgspec
 
 from risk_worker.adapters.pg_policies import SELECT_POLICIES, Conn
+from risk_worker.domain.policies import Policy, PolicyError, validate_policy
 from risk_worker.domain.types import IDENTIFIER_PATTERN, Metric, Operator, PolicyType, Scope
 from risk_worker.errors import RiskWorkerError
 
@@ -121,7 +122,9 @@ def parse_policy_file(path: Path) -> list[PolicySpec]:
     Raises:
         PolicyFileError: unreadable file or invalid TOML; no ``[[policy]]`` table; a policy with
             an unknown or missing key, a bad type/metric/operator/scope, a non-finite or
-            non-numeric threshold, a bad scope_id; two policies with the same name.
+            non-numeric threshold, a bad scope_id, a strategy scope on a metric a strategy has
+            not (:func:`~risk_worker.domain.policies.validate_policy`); two policies with the
+            same name.
     """
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -144,6 +147,10 @@ def parse_policy_file(path: Path) -> list[PolicySpec]:
             raise PolicyFileError(path, label, str(exc)) from None
         if not math.isfinite(spec.threshold):
             raise PolicyFileError(path, label, f"threshold must be finite, not {spec.threshold}")
+        try:
+            validate_policy(Policy("", *msgspec.structs.astuple(spec)))
+        except PolicyError as exc:
+            raise PolicyFileError(path, label, str(exc)) from None
         if any(s.name == spec.name for s in specs):
             raise PolicyFileError(path, label, "duplicate name (names must be unique)")
         specs.append(spec)

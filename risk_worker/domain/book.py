@@ -13,6 +13,12 @@ import msgspec
 from risk_worker.domain.pending import PendingBook
 from risk_worker.domain.positions import Position, fill_effect
 from risk_worker.domain.returns import ReturnHistory
+from risk_worker.domain.strategy_book import (
+    StrategyBook,
+    fill_strategy,
+    set_strategy_position,
+    strategy_book,
+)
 from risk_worker.domain.types import ApplyResult, Side
 from risk_worker.domain.window_max import EquityWindow
 
@@ -24,6 +30,8 @@ class PositionSnapshot(msgspec.Struct, frozen=True, gc=False):
     """``positions.update``: full state of one position (replaces it).
 
     quantity is signed base units; entry_price quote per base unit; timestamp ms since epoch.
+    With ``strategy_id`` it is that strategy's position within the account
+    (:mod:`~risk_worker.domain.strategy_book`), not the account's.
     """
 
     account_id: str
@@ -31,10 +39,14 @@ class PositionSnapshot(msgspec.Struct, frozen=True, gc=False):
     quantity: float
     entry_price: float
     timestamp: int
+    strategy_id: str | None = None
 
 
 class Fill(msgspec.Struct, frozen=True, gc=False):
-    """``fills.confirmed``: one execution. quantity > 0 base units; fee quote, debited."""
+    """``fills.confirmed``: one execution. quantity > 0 base units; fee quote, debited.
+
+    With ``strategy_id`` it also moves that strategy's book within the account.
+    """
 
     fill_id: str
     order_id: str
@@ -45,6 +57,7 @@ class Fill(msgspec.Struct, frozen=True, gc=False):
     price: float
     fee: float
     timestamp: int
+    strategy_id: str | None = None
 
 
 class PnlSnapshot(msgspec.Struct, frozen=True, gc=False):
@@ -91,6 +104,8 @@ class Account:
             monitor's clock; 0 while not breached).
         breaker_fired_ms: when the circuit breaker last reached its threshold for the account
             (ms since epoch; 0 never), on any instance, holder of the monitor lease or not.
+        strategies: strategy id → its book within the account
+            (:mod:`~risk_worker.domain.strategy_book`).
     """
 
     __slots__ = (
@@ -109,6 +124,7 @@ class Account:
         "pnl_ms",
         "positions",
         "realized_pnl",
+        "strategies",
         "trading_day",
     )
 
@@ -128,6 +144,7 @@ class Account:
         self.emergency_breached = False
         self.emergency_onset_ms = 0
         self.breaker_fired_ms = 0
+        self.strategies: dict[str, StrategyBook] = {}
         self._fill_ids: dict[str, None] = {}
 
     def remember_fill(self, fill_id: str) -> bool:
@@ -169,8 +186,20 @@ class AccountBook:
         self.marks[symbol] = Mark(price, now_ms, timestamp)
 
     def apply_position(self, event: PositionSnapshot) -> ApplyResult:
-        """Replace one position with a snapshot; an older snapshot than the held one is STALE."""
+        """Replace one position with a snapshot; an older snapshot than the held one is STALE.
+
+        A snapshot naming a strategy replaces that strategy's position only, and does not make
+        the account known; STRATEGY_LIMIT when the account has no room for a new strategy.
+        """
         acct = self.account(event.account_id)
+        if event.strategy_id is not None:
+            strategy = strategy_book(acct.strategies, event.strategy_id)
+            if strategy is None:
+                return ApplyResult.STRATEGY_LIMIT
+            applied = set_strategy_position(
+                strategy, event.symbol, event.quantity, event.entry_price, event.timestamp
+            )
+            return ApplyResult.APPLIED if applied else ApplyResult.STALE
         acct.known = True  # seen through positions.update, even when this one is stale
         pos = acct.positions.get(event.symbol)
         if pos is not None and event.timestamp < pos.updated_ms:
@@ -190,24 +219,37 @@ class AccountBook:
         moves the position only. A repeated ``fill_id`` is DUPLICATE (and changes nothing);
         a fill not newer than the position's last snapshot is STALE (the snapshot already
         contains it) but still consumes the order's reservation, since the venue did fill it.
+
+        A fill naming a strategy also moves that strategy's book, judged stale or not against
+        the strategy's own snapshots; STRATEGY_LIMIT when the account has no room for a new
+        strategy (the account's part is applied all the same).
         """
         acct = self.account(event.account_id)
         if not acct.remember_fill(event.fill_id):
             return ApplyResult.DUPLICATE
         acct.pending.consume(event.order_id, event.quantity)
+        signed = event.quantity if event.side is Side.BUY else -event.quantity
+        result = ApplyResult.APPLIED
+        if event.strategy_id is not None:
+            strategy = strategy_book(acct.strategies, event.strategy_id)
+            if strategy is None:
+                result = ApplyResult.STRATEGY_LIMIT
+            else:
+                fill_strategy(
+                    strategy, event.symbol, signed, event.price, event.fee, event.timestamp
+                )
         pos = acct.positions.get(event.symbol)
         if pos is not None and event.timestamp <= pos.snapshot_ms:
-            return ApplyResult.STALE
+            return ApplyResult.STALE if result is ApplyResult.APPLIED else result
         if pos is None:
             pos = acct.positions[event.symbol] = Position(event.symbol)
-        signed = event.quantity if event.side is Side.BUY else -event.quantity
         effect = fill_effect(pos.quantity, pos.entry_price, signed, event.price)
         pos.quantity, pos.entry_price = effect.quantity, effect.entry_price
         pos.updated_ms = max(pos.updated_ms, event.timestamp)
         if event.timestamp > acct.pnl_ms:
             acct.balance += effect.realized_pnl - event.fee
             acct.realized_pnl += effect.realized_pnl
-        return ApplyResult.APPLIED
+        return result
 
     def apply_pnl(self, event: PnlSnapshot) -> ApplyResult:
         """Set the balance from ``pnl.update``; an update older than the last one is STALE.

@@ -16,8 +16,10 @@ Steps, stopping at the first denial (reason codes from :class:`DenyReason`):
    ``duplicate_order_id`` (or an idempotent retry, approved again with ``duplicate``),
    ``price_out_of_collar``, ``order_too_large``, ``too_many_open_orders``
 6. margin for the risk-increasing part > available margin → ``insufficient_margin``
-7. a hard or emergency policy violated post-trade → ``policy_violation`` (soft ones warn).
-   A strictly reducing order is not denied for a violation that already held before it.
+7. a hard or emergency policy violated post-trade → ``policy_violation`` (soft ones warn);
+   strategy-scoped policies read the order's strategy's post-trade metrics
+   (:mod:`~risk_worker.domain.strategy_check`). A strictly reducing order is not denied for a
+   violation that already held before it.
    A hard or emergency VaR policy (:data:`~risk_worker.domain.policies.VAR_METRICS`) whose
    value is not computable (a held symbol has too little history) denies a risk-increasing
    order on a symbol short of history → ``insufficient_history``; other orders pass it.
@@ -46,13 +48,10 @@ from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
 from risk_worker.domain.restricted import RESTRICTED_ACCOUNT_PREFIX, RestrictedList
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.strategy_check import strategy_views, violated_before
+from risk_worker.domain.strategy_metrics import StrategyMetrics
 from risk_worker.domain.trading_state import TradingStates
-from risk_worker.domain.types import (
-    DenyReason,
-    PolicyType,
-    RiskLevel,
-    TradingState,
-)
+from risk_worker.domain.types import DenyReason, PolicyType, RiskLevel, Scope, TradingState
 from risk_worker.domain.var import exposures, historical_var, post_trade_exposures
 
 
@@ -251,6 +250,12 @@ def _check_limits(
             order.account_id,
         )
     notional = order.quantity * price
+    strategy_pre = strategy_post = None
+    if policies.strategy_scoped and order.strategy_id is not None:
+        strategy_pre, strategy_post = strategy_views(
+            order, order.strategy_id, account, book.marks, config, now_ms, pre.equity,
+            post.equity, signed, fill_price,
+        )  # fmt: skip
     utilization, breaches = policies.assess_order(
         order.account_id,
         order.symbol,
@@ -259,6 +264,7 @@ def _check_limits(
         notional,
         order.quantity,
         utilization,
+        strategy_post,
     )
     violations: list[Evaluation] = []
     unknown_var: Evaluation | None = None
@@ -277,7 +283,9 @@ def _check_limits(
                     config.var.horizon_s,
                     order.account_id,
                 )
-            if ev.policy.type is PolicyType.SOFT or (reducing and _held_before(ev, pre)):
+            if ev.policy.type is PolicyType.SOFT or (
+                reducing and _held_before(ev, pre, strategy_pre)
+            ):
                 warnings.append(ev)
             else:
                 violations.append(ev)
@@ -370,10 +378,13 @@ def _stopped(
     )
 
 
-def _held_before(ev: Evaluation, pre: AccountMetrics) -> bool:
-    """Whether a violated policy was already violated before the order (not for order metrics)."""
+def _held_before(ev: Evaluation, pre: AccountMetrics, strategy: StrategyMetrics | None) -> bool:
+    """Whether a violated policy was already violated before the order (not for order metrics;
+    a strategy-scoped one on the strategy's pre-trade metrics)."""
     if ev.policy.metric in ORDER_METRICS:
         return False
+    if ev.policy.scope is Scope.STRATEGY:
+        return strategy is not None and violated_before(ev, strategy)
     if ev.policy.metric in VAR_METRICS and pre.var is None:
         return False
     value = metric_value(ev.policy.metric, pre, ev.symbol, op=ev.policy.operator)

@@ -35,6 +35,7 @@ from risk_worker.domain.trading_state import (
     StateValue,
     TradingStates,
     auto_key,
+    auto_strategy_key,
 )
 from risk_worker.domain.types import ApplyResult, TradingState
 
@@ -259,13 +260,21 @@ class RiskEngine:
             self.auto_trip_state,
             catch_up and apply_trips,
         )
-        if report.trip is not None and apply_trips:
-            self.states.set_local(
-                auto_key(account_id), trip_value(report.trip, self.worker_id, now_ms)
-            )
+        if apply_trips:
+            if report.trip is not None:
+                self.states.set_local(
+                    auto_key(account_id), trip_value(report.trip, self.worker_id, now_ms)
+                )
+            for trip in report.strategy_trips:
+                assert trip.strategy_id is not None
+                self.states.set_local(
+                    auto_strategy_key(account_id, trip.strategy_id),
+                    trip_value(trip, self.worker_id, now_ms),
+                )
         return report
 
 
 def trip_value(trip: Trip, worker_id: str, now_ms: int) -> StateValue:
-    """The KV value of an automatic trip (written under ``trading_state.auto.<account_id>``)."""
+    """The KV value of an automatic trip (written under ``trading_state.auto.<account_id>``,
+    or ``trading_state.auto.<account_id>.strategy.<strategy_id>`` for a strategy's)."""
     return StateValue(trip.state, trip.reason, worker_id, now_ms, trip.source)

@@ -1,6 +1,7 @@
 """The monitor's evaluation of one account: metrics, alerts, breaker hits and trips.
 
-Run every monitor interval for each known account. Soft violations raise warnings, hard ones
+Run every monitor interval for each known account (and its strategies:
+:mod:`~risk_worker.domain.strategy_monitor`). Soft violations raise warnings, hard ones
 critical alerts and a circuit-breaker hit (one per evaluation), emergency ones a trip of the
 account on the onset of the breach: an operator who clears an account still in breach is not
 overruled a second later (its orders that add risk stay denied by the emergency policy, so it
@@ -34,6 +35,7 @@ from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.strategy_monitor import StrategyReport, evaluate_strategies
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
     STATE_SEVERITY,
@@ -61,20 +63,24 @@ LEVEL_OF_TYPE = {
 
 
 class AlertDraft(msgspec.Struct, frozen=True, gc=False):
-    """An alert to publish (the adapter gives it an id)."""
+    """An alert to publish (the adapter gives it an id); ``strategy_id`` set for a violation
+    of one of the account's strategies."""
 
     level: AlertLevel
     account_id: str
     evaluation: Evaluation
+    strategy_id: str | None = None
 
 
 class Trip(msgspec.Struct, frozen=True, gc=False):
-    """An automatic trip of one account to ``state`` (the worker never clears)."""
+    """An automatic trip to ``state`` of one account, or with ``strategy_id`` of one strategy
+    of the account (the worker never clears)."""
 
     account_id: str
     reason: str
     source: StateSource
     state: TradingState = TradingState.HALTED
+    strategy_id: str | None = None
 
 
 class AccountReport(msgspec.Struct, gc=False):
@@ -90,6 +96,11 @@ class AccountReport(msgspec.Struct, gc=False):
     trip: Trip | None
     deduplicated: int = 0
     """Violations not alerted because the same (account, policy) alert went out recently."""
+    strategies: dict[str, StrategyReport] = msgspec.field(default_factory=dict)
+    """The account's strategies' evaluations, by strategy id
+    (:mod:`~risk_worker.domain.strategy_monitor`)."""
+    strategy_trips: list[Trip] = msgspec.field(default_factory=list)
+    """Automatic trips of the account's strategies (each with ``strategy_id``)."""
 
 
 class Assessment(msgspec.Struct, gc=False):
@@ -209,6 +220,24 @@ def evaluate_account(
         trip = _breaker_trip(account_id, breaker, auto_trip_state)
     if catch_up and trip is None and not tripped:
         trip = _catch_up_trip(account, emergency, states, breaker, now_ms, auto_trip_state)
+    found = evaluate_strategies(
+        account,
+        a.metrics.equity,
+        book.marks,
+        policies,
+        states,
+        deduper,
+        config,
+        now_ms,
+        auto_trip_state,
+        catch_up,
+    )
+    for strategy_id, ev in found.alerts:
+        alerts.append(AlertDraft(LEVEL_OF_TYPE[ev.policy.type], account_id, ev, strategy_id))
+    strategy_trips = [
+        Trip(account_id, reason, StateSource.POLICY, auto_trip_state, strategy_id)
+        for strategy_id, reason in found.trips
+    ]
     state, level = a.trading_state, a.risk_level
     if trip is not None:
         if STATE_SEVERITY[trip.state] > STATE_SEVERITY[state]:
@@ -223,7 +252,9 @@ def evaluate_account(
         a.violations,
         alerts,
         trip,
-        deduplicated,
+        deduplicated + found.deduplicated,
+        found.reports,
+        strategy_trips,
     )
 
 

@@ -225,6 +225,29 @@ class PendingBook:
             return NO_SIDES
         return _sides(SymbolPending, (buy, sell, price))
 
+    def of_strategy(
+        self, strategy_id: str, exclude: str | None = None
+    ) -> tuple[int, dict[str, SymbolPending]]:
+        """The live reservations of one strategy: their count and :meth:`sides` of each of
+        their symbols (without order ``exclude``)."""
+        by_symbol: dict[str, SymbolPending] = {}
+        count = 0
+        for o in self._orders.values():
+            if o.strategy_id != strategy_id or o.order_id == exclude:
+                continue
+            count += 1
+            buy, sell, price = by_symbol.get(o.symbol, NO_SIDES)
+            qty = o.signed_qty
+            by_symbol[o.symbol] = _sides(
+                SymbolPending,
+                (
+                    buy + qty if qty > 0.0 else buy,
+                    sell - qty if qty < 0.0 else sell,
+                    max(price, o.price),
+                ),
+            )
+        return count, by_symbol
+
     def exposure(
         self, exclude: str | None = None
     ) -> tuple[PendingTotals, dict[str, SymbolPending]]:

@@ -28,9 +28,15 @@ from risk_worker.domain.bounds import (
     is_millis,
     is_money,
     is_price,
-    is_quantity,
 )
 from risk_worker.domain.positions import Position
+from risk_worker.domain.strategy_persistence import (
+    StrategyState,
+    export_strategies,
+    position_problem,
+    restore_strategies,
+    strategies_problem,
+)
 from risk_worker.domain.types import MS_PER_DAY
 
 
@@ -67,6 +73,9 @@ class AccountState(msgspec.Struct, frozen=True, gc=False):
     trading_day: int | None
     saved_ms: int
     balance_known: bool = False
+    strategies: list[StrategyState] = msgspec.field(default_factory=list)
+    """The account's strategy books (:mod:`~risk_worker.domain.strategy_persistence`;
+    absent in older snapshots)."""
 
 
 class MarkState(msgspec.Struct, frozen=True, gc=False):
@@ -95,6 +104,7 @@ def export_account(account: Account, now_ms: int) -> AccountState:
         trading_day=account.trading_day,
         saved_ms=now_ms,
         balance_known=account.balance_known,
+        strategies=export_strategies(account),
     )
 
 
@@ -108,7 +118,8 @@ def account_problem(state: AccountState) -> str | None:
 
     Checks: identifiers; balance and realized PnL money (|x| ≤ 1e15 quote); peak and day start
     None or finite (|x| ≤ 1e30 quote); positions' quantities and entry prices within bounds
-    (entry 0 only when flat); timestamps and the trading day within 0..2100-01-01.
+    (entry 0 only when flat); timestamps and the trading day within 0..2100-01-01; the
+    strategy books likewise (:func:`~risk_worker.domain.strategy_persistence.strategies_problem`).
     """
     if not is_identifier(state.account_id):
         return "account_id is not an identifier"
@@ -127,15 +138,10 @@ def account_problem(state: AccountState) -> str | None:
     if not (is_millis(state.pnl_ms) and is_millis(state.saved_ms)):
         return "a timestamp out of bounds"
     for p in state.positions:
-        if not is_identifier(p.symbol):
-            return "a position's symbol is not an identifier"
-        if not is_quantity(p.quantity):
-            return f"position {p.symbol} quantity {p.quantity!r} out of bounds"
-        if not (is_price(p.entry_price) or (p.entry_price == 0.0 and p.quantity == 0.0)):
-            return f"position {p.symbol} entry_price {p.entry_price!r} out of bounds"
-        if not (is_millis(p.snapshot_ms) and is_millis(p.updated_ms)):
-            return f"position {p.symbol} timestamp out of bounds"
-    return None
+        problem = position_problem(p.symbol, p.quantity, p.entry_price, p.snapshot_ms, p.updated_ms)
+        if problem is not None:
+            return problem
+    return strategies_problem(state.strategies)
 
 
 def mark_problem(mark: MarkState) -> str | None:
@@ -210,6 +216,7 @@ def restore_account(book: AccountBook, state: AccountState, now_ms: int, max_age
     existing = book.accounts.get(state.account_id)
     if existing is not None:
         _merge_peak_and_day_start(existing, state)
+        restore_strategies(existing, state.strategies)
         return existing.known
     acct = book.account(state.account_id)
     acct.balance = state.balance
@@ -224,6 +231,7 @@ def restore_account(book: AccountBook, state: AccountState, now_ms: int, max_age
     acct.peak_equity = state.peak_equity
     acct.day_start_equity = state.day_start_equity
     acct.trading_day = state.trading_day
+    restore_strategies(acct, state.strategies)
     return fresh
 
 

@@ -6,8 +6,10 @@ monitor halt the account.
 
 Scopes: ``account`` (scope_id an account id, or None for all accounts); ``symbol`` (scope_id a
 symbol, or None for every symbol: pre-trade the order's symbol, in the monitor every open one);
-``strategy`` (pre-trade only: orders whose ``strategy_id`` equals scope_id, or every order that
-names a strategy when scope_id is None).
+``strategy`` (scope_id a strategy id, or None for every strategy): read on the *strategy's*
+metrics (:mod:`~risk_worker.domain.strategy_metrics`) — pre-trade for orders naming the
+strategy, in the monitor for every strategy book of every account; order-level metrics of a
+strategy-scoped policy are the order-level controls' (its orders' rate and open orders).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 import msgspec
 
 from risk_worker.domain.risk_metrics import AccountMetrics
+from risk_worker.domain.strategy_metrics import STRATEGY_LOWER_BOUND_READERS, STRATEGY_READERS
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
 COMPARE: dict[Operator, Callable[[float, float], bool]] = {
@@ -87,12 +90,25 @@ def validate_policy(policy: Policy) -> Policy:
     """Check what the type system cannot; returns the policy.
 
     Raises:
-        PolicyError: the threshold is NaN or infinite, or scope_id is an empty string.
+        PolicyError: the threshold is NaN or infinite; scope_id is an empty string; a
+            strategy-scoped policy limits a metric a strategy has no value of (margin ratio,
+            the windowed drawdown, VaR: see
+            :data:`~risk_worker.domain.strategy_metrics.STRATEGY_READERS`).
     """
     if not math.isfinite(policy.threshold):
         raise PolicyError(f"policy {policy.name!r}: threshold must be finite")
     if policy.scope_id is not None and not policy.scope_id:
         raise PolicyError(f"policy {policy.name!r}: scope_id must be null or non-empty")
+    if (
+        policy.scope is Scope.STRATEGY
+        and policy.metric not in ORDER_METRICS
+        and policy.metric not in STRATEGY_READERS
+    ):
+        allowed = ", ".join(sorted(m.value for m in (*STRATEGY_READERS, *ORDER_METRICS)))
+        raise PolicyError(
+            f"policy {policy.name!r}: a strategy has no {policy.metric} of its own "
+            f"(strategy scope allows {allowed}); scope it to the account"
+        )
     return policy
 
 
@@ -203,6 +219,17 @@ def reader_of(metric: Metric, op: Operator) -> Reader:
         if lower is not None:
             return lower
     return READERS[metric]
+
+
+def strategy_reader_of(metric: Metric, op: Operator) -> Reader:
+    """How a strategy-scoped policy reads its metric on
+    :class:`~risk_worker.domain.strategy_metrics.StrategyMetrics` (worst case as
+    :func:`reader_of`); KeyError for a metric a strategy has no value of."""
+    if op not in UPPER_BOUNDS:
+        lower = STRATEGY_LOWER_BOUND_READERS.get(metric)
+        if lower is not None:
+            return lower
+    return STRATEGY_READERS[metric]
 
 
 def metric_value(

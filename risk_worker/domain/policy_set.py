@@ -24,9 +24,11 @@ from risk_worker.domain.policies import (
     Evaluation,
     Policy,
     reader_of,
+    strategy_reader_of,
     validate_policy,
 )
 from risk_worker.domain.risk_metrics import INF, AccountMetrics
+from risk_worker.domain.strategy_metrics import StrategyMetrics
 from risk_worker.domain.types import Scope
 
 ACCOUNT_SCOPE, SYMBOL_SCOPE, STRATEGY_SCOPE = 0, 1, 2
@@ -57,8 +59,9 @@ Rule = tuple[
 Fields: the policy; its name (the key of its limit utilization); whether another enabled
 policy has the same name (their utilization is the highest); its scope as an index into
 ``(account_id, symbol, strategy_id)`` and its scope id (None for all); how its metric is read
-and the reader (:func:`~risk_worker.domain.policies.reader_of`; symbol-scoped rules read at the
-order's symbol, the others at None: the largest position); its operator as
+and the reader (:func:`~risk_worker.domain.policies.reader_of`, on the strategy's metrics for
+strategy-scoped rules: :func:`~risk_worker.domain.policies.strategy_reader_of`; symbol-scoped
+rules read at the order's symbol, the others at None: the largest position); its operator as
 ``holds(value, threshold)``; the threshold (the metric's unit); and the form of its
 utilization: ``UPPER_OVER_ZERO`` (lt/lte, threshold > 0: ``max(0, value) / threshold``),
 ``LOWER_OVER_ZERO`` (gt/gte, threshold > 0: ``threshold / value``, ∞ when value ≤ 0) or
@@ -68,7 +71,10 @@ utilization: ``UPPER_OVER_ZERO`` (lt/lte, threshold > 0: ``max(0, value) / thres
 
 def prepare(policy: Policy, shared_name: bool = False) -> Rule:
     """The :data:`Rule` of a (validated) policy; ``shared_name``: another one has its name."""
-    reads, read = reader_of(policy.metric, policy.operator)
+    if policy.scope is Scope.STRATEGY:
+        reads, read = strategy_reader_of(policy.metric, policy.operator)
+    else:
+        reads, read = reader_of(policy.metric, policy.operator)
     t = policy.threshold
     return (
         policy,
@@ -89,18 +95,43 @@ def prepare(policy: Policy, shared_name: bool = False) -> Rule:
 
 
 def rule_value(
-    rule: Rule, m: AccountMetrics, symbol: str | None, order: tuple[float, float]
+    rule: Rule,
+    m: AccountMetrics | StrategyMetrics,
+    symbol: str | None,
+    order: tuple[float, float],
 ) -> float:
-    """The rule's metric on ``m`` (at ``symbol`` if symbol-dependent; ``order`` is
-    (notional, quantity))."""
+    """The rule's metric on ``m`` (the strategy's metrics for a strategy-scoped rule; at
+    ``symbol`` if symbol-dependent; ``order`` is (notional, quantity))."""
     reads, read = rule[5], rule[6]
     if reads == READS_ACCOUNT:
         return read(m)
     return read(m, symbol) if reads == READS_SYMBOL else read(order)
 
 
+def empty_strategy(strategy_id: str, account_equity: float) -> StrategyMetrics:
+    """The metrics of a strategy that holds and reserves nothing (PnL 0, no drawdown)."""
+    return StrategyMetrics(
+        strategy_id,
+        0.0,
+        0.0,
+        0.0,
+        {},
+        0,
+        0.0,
+        0.0,
+        0.0,
+        account_equity,
+        0.0,
+        account_equity,
+        account_equity,
+    )
+
+
 def _evaluation(
-    rule: Rule, m: AccountMetrics, symbol: str | None, order: tuple[float, float]
+    rule: Rule,
+    m: AccountMetrics | StrategyMetrics,
+    symbol: str | None,
+    order: tuple[float, float],
 ) -> Evaluation:
     value = rule_value(rule, m, symbol, order)
     return Evaluation(rule[0], value, symbol, not rule[7](value, rule[8]))
@@ -111,13 +142,22 @@ class PolicySet:
 
     Policies are kept in (priority, name) order: lower priority numbers are evaluated and
     reported first; for an order the account-scoped ones come first, then the symbol-scoped,
-    then the strategy-scoped (only when the order names a strategy). Policies on order-level
+    then the strategy-scoped (only when the order names a strategy; read on the strategy's
+    metrics, :mod:`~risk_worker.domain.strategy_metrics`). Policies on order-level
     metrics (:data:`~risk_worker.domain.policies.ORDER_METRICS`) are the order-level controls
     (``controls``, :mod:`risk_worker.domain.controls`), checked before the margin; the
     post-trade evaluation (:meth:`assess_order`, :meth:`evaluate_order`) covers the others.
     """
 
-    __slots__ = ("_all", "_without_strategy", "controls", "policies", "uses_var")
+    __slots__ = (
+        "_all",
+        "_strategy",
+        "_without_strategy",
+        "controls",
+        "policies",
+        "strategy_scoped",
+        "uses_var",
+    )
 
     def __init__(self, policies: Iterable[Policy]) -> None:
         ordered = sorted((validate_policy(p) for p in policies), key=lambda p: (p.priority, p.name))
@@ -130,6 +170,10 @@ class PolicySet:
         rules.sort(key=lambda r: r[3])  # by scope; stable, so (priority, name) within one
         self._all: tuple[Rule, ...] = tuple(rules)
         self._without_strategy = tuple(r for r in rules if r[3] != STRATEGY_SCOPE)
+        self._strategy = tuple(r for r in rules if r[3] == STRATEGY_SCOPE)
+        self.strategy_scoped = bool(self._strategy)
+        """Whether a post-trade policy is strategy-scoped: a check of an order naming a
+        strategy then computes the strategy's metrics, and the monitor each strategy's."""
         self.uses_var = any(p.metric in VAR_METRICS for p in post_trade)
         """Whether an enabled policy limits a VaR metric: a check then computes the VaR."""
 
@@ -145,6 +189,7 @@ class PolicySet:
         order_notional: float,
         order_quantity: float,
         utilization: dict[str, float] | None = None,
+        strategy: StrategyMetrics | None = None,
     ) -> tuple[dict[str, float], list[Evaluation]]:
         """Utilization and violations of every policy that applies to an order.
 
@@ -161,6 +206,8 @@ class PolicySet:
             order_quantity: the order's quantity (base units).
             utilization: the dict to fill (it may hold the order-level controls' already);
                 a new one when None.
+            strategy: the strategy's post-trade metrics, read by strategy-scoped policies
+                (None: the strategy holds nothing, :func:`empty_strategy`).
 
         Returns:
             (policy name → fraction of its limit used, the highest of the policies sharing a
@@ -172,13 +219,16 @@ class PolicySet:
         order = (order_notional, order_quantity)
         keys = (account_id, symbol, strategy_id)
         rules = self._without_strategy if strategy_id is None else self._all
+        if strategy is None and strategy_id is not None and self.strategy_scoped:
+            strategy = empty_strategy(strategy_id, m.equity)
         for policy, name, shared, scope, scope_id, reads, read, holds, threshold, form in rules:
             if scope_id is not None and scope_id != keys[scope]:
                 continue
+            source = strategy if scope == STRATEGY_SCOPE else m
             if reads == READS_ACCOUNT:
-                value = read(m)
+                value = read(source)
             elif reads == READS_SYMBOL:
-                value = read(m, symbol if scope == SYMBOL_SCOPE else None)
+                value = read(source, symbol if scope == SYMBOL_SCOPE else None)
             else:
                 value = read(order)
             # Policy.utilization's formulas, without a call for the two common forms
@@ -206,15 +256,35 @@ class PolicySet:
         m: AccountMetrics,
         order_notional: float,
         order_quantity: float,
+        strategy: StrategyMetrics | None = None,
     ) -> list[Evaluation]:
-        """Evaluate every policy that applies to an order on its post-trade metrics."""
+        """Evaluate every policy that applies to an order on its post-trade metrics (the
+        strategy's for strategy-scoped ones; None: the strategy holds nothing)."""
         order = (order_notional, order_quantity)
         keys = (account_id, symbol, strategy_id)
         rules = self._without_strategy if strategy_id is None else self._all
+        if strategy is None and strategy_id is not None:
+            strategy = empty_strategy(strategy_id, m.equity)
         return [
-            _evaluation(rule, m, symbol if rule[3] == SYMBOL_SCOPE else None, order)
+            _evaluation(
+                rule,
+                strategy if rule[3] == STRATEGY_SCOPE and strategy is not None else m,
+                symbol if rule[3] == SYMBOL_SCOPE else None,
+                order,
+            )
             for rule in rules
             if rule[4] is None or rule[4] == keys[rule[3]]
+        ]
+
+    def evaluate_strategy(self, m: StrategyMetrics) -> list[Evaluation]:
+        """Evaluate the strategy-scoped policies that apply to one strategy on its metrics
+        (the monitor: every strategy book of every account)."""
+        no_order = (0.0, 0.0)
+        sid = m.strategy_id
+        return [
+            _evaluation(rule, m, None, no_order)
+            for rule in self._strategy
+            if rule[4] is None or rule[4] == sid
         ]
 
     def evaluate_account(self, account_id: str, m: AccountMetrics) -> Iterator[Evaluation]:

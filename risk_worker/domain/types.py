@@ -144,6 +144,9 @@ class ApplyResult(StrEnum):
     APPLIED = "applied"
     STALE = "stale"
     DUPLICATE = "duplicate"
+    STRATEGY_LIMIT = "strategy_limit"
+    """The account already holds ``STRATEGIES_MAX`` strategy books: the event's strategy part
+    was refused (a fill's account part is applied)."""
 
 
 def utc_day(timestamp_ms: int) -> int:

@@ -27,12 +27,20 @@ from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine, trip_value
 from risk_worker.domain.monitor import AccountReport, Trip
-from risk_worker.domain.trading_state import WIRE_SCOPE, StateValue, auto_key, scope_of_key
+from risk_worker.domain.trading_state import (
+    WIRE_SCOPE,
+    StateValue,
+    auto_key,
+    auto_strategy_key,
+    scope_of_key,
+)
 from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError
 from risk_worker.service.observability import Metrics
 from risk_worker.wire.audit import RiskEventSink, StateChangeRecord, violation_record
-from risk_worker.wire.outbound import RiskMetricsMsg, StateChangeMsg, alert_msg, finite, metrics_msg
+from risk_worker.wire.numbers import finite
+from risk_worker.wire.outbound import RiskMetricsMsg, StateChangeMsg, alert_msg, metrics_msg
+from risk_worker.wire.strategies import strategies_msg
 
 log = logging.getLogger("risk_worker.monitor")
 
@@ -150,6 +158,7 @@ class MonitorTask:
             r.risk_level,
             r.trading_state,
             self._worker_id,
+            strategies_msg(r.strategies),
         )
         await self._service.publish(METRICS_SUBJECT, metrics)
         if r.deduplicated:
@@ -160,7 +169,13 @@ class MonitorTask:
             )
             self._metrics.alert(draft.level.value)
             self._metrics.violation(draft.evaluation.policy.type.value, "monitor")
-            caused = _caused(r.trip, draft.evaluation.policy.type)
+            policy_type = draft.evaluation.policy.type
+            if draft.strategy_id is None:
+                caused = _caused(r.trip, policy_type)
+            else:
+                caused = policy_type is PolicyType.EMERGENCY and any(
+                    t.strategy_id == draft.strategy_id for t in r.strategy_trips
+                )
             self._sink.record(
                 violation_record(
                     draft.evaluation,
@@ -168,13 +183,16 @@ class MonitorTask:
                     now,
                     "monitor",
                     "halted" if caused else "alerted",
+                    strategy_id=draft.strategy_id,
                 )
             )
-        if r.trip is not None:
-            if r.trip.source is StateSource.CIRCUIT_BREAKER:
+        for trip in (r.trip, *r.strategy_trips):
+            if trip is None:
+                continue
+            if trip.source is StateSource.CIRCUIT_BREAKER:
                 self._metrics.breaker_trip()
-            await self._announce_trip(r.trip, now)
-            self._spawn(self._write_trip(r.trip, now))
+            await self._announce_trip(trip, now)
+            self._spawn(self._write_trip(trip, now))
         return metrics
 
     def _set_gauges(self, reports: list[AccountReport]) -> None:
@@ -191,8 +209,9 @@ class MonitorTask:
     async def _announce_trip(self, trip: Trip, now: int) -> None:
         """Publish the trip at once: it is in force on this instance from this moment."""
         log.error(
-            "tripping account %s to %s (%s): %s",
+            "tripping account %s%s to %s (%s): %s",
             trip.account_id,
+            "" if trip.strategy_id is None else f" strategy {trip.strategy_id}",
             trip.state,
             trip.source,
             trip.reason,
@@ -202,8 +221,9 @@ class MonitorTask:
             StateChangeMsg(
                 level="emergency",
                 type="emergency_stop" if trip.state is TradingState.HALTED else "state_change",
-                scope="account",
+                scope="account" if trip.strategy_id is None else "strategy",
                 account_id=trip.account_id,
+                strategy_id=trip.strategy_id,
                 state=trip.state,
                 reason=trip.reason,
                 triggered_by=self._worker_id,
@@ -222,15 +242,20 @@ class MonitorTask:
             stop=tenacity.stop_after_delay(300),
             reraise=True,
         )
+        key = (
+            auto_key(trip.account_id)
+            if trip.strategy_id is None
+            else auto_strategy_key(trip.account_id, trip.strategy_id)
+        )
         try:
             async for attempt in retrying:
                 with attempt:
-                    await write_state(self._kv, auto_key(trip.account_id), value)
+                    await write_state(self._kv, key, value)
         except TradingStateError as exc:
             log.error(
-                "could not record the trip of %s in the bucket for 300 s; it is in force "
+                "could not record the trip %s in the bucket for 300 s; it is in force "
                 "on this instance only: %s",
-                trip.account_id,
+                key,
                 exc,
             )
 

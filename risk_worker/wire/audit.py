@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol
 import msgspec
 
 from risk_worker.domain.policies import Evaluation
-from risk_worker.wire.outbound import finite
+from risk_worker.wire.numbers import finite
 
 log = logging.getLogger("risk_worker.audit")
 
@@ -43,6 +43,9 @@ class ViolationRecord(msgspec.Struct, frozen=True, gc=False):
     rejection_reason: str | None = None
     """The check's ``rejection_reason`` (pre-trade denials): ``policy_violation`` or the
     order-level control's code, e.g. ``price_out_of_collar``."""
+    strategy_id: str | None = None
+    """The strategy: the order's (pre-trade), or the one a strategy-scoped policy was
+    evaluated on (monitor)."""
 
 
 class StateChangeRecord(msgspec.Struct, frozen=True, gc=False):
@@ -71,6 +74,7 @@ def violation_record(
     action: Literal["denied", "alerted", "halted"],
     order_id: str | None = None,
     rejection_reason: str | None = None,
+    strategy_id: str | None = None,
 ) -> ViolationRecord:
     """Build a violation record from an evaluation (a fresh uuid4 id)."""
     p = ev.policy
@@ -89,6 +93,7 @@ def violation_record(
         order_id=order_id,
         symbol=ev.symbol,
         rejection_reason=rejection_reason,
+        strategy_id=strategy_id,
     )
 
 

@@ -64,6 +64,7 @@ class PositionUpdateMsg(msgspec.Struct, frozen=True):
     entry_price: PriceOrZero | None = None
     average_price: PriceOrZero | None = None
     avg_price: PriceOrZero | None = None
+    strategy_id: Identifier | None = None
 
 
 class FillMsg(msgspec.Struct, frozen=True):
@@ -79,6 +80,7 @@ class FillMsg(msgspec.Struct, frozen=True):
     account_id: Identifier | None = None
     account: Identifier | None = None
     fee: Money = 0.0
+    strategy_id: Identifier | None = None
 
 
 class TickMsg(msgspec.Struct, frozen=True):
@@ -270,7 +272,9 @@ def parse_position(data: bytes) -> PositionSnapshot:
         raise InvalidMessageError("entry_price", "missing_field", "entry_price > 0 is required")
     if msg.quantity != 0.0:
         entry = _price_or_none(entry, "entry_price")
-    return PositionSnapshot(_account(msg), msg.symbol, msg.quantity, entry or 0.0, msg.timestamp)
+    return PositionSnapshot(
+        _account(msg), msg.symbol, msg.quantity, entry or 0.0, msg.timestamp, msg.strategy_id
+    )
 
 
 def parse_fill(data: bytes) -> Fill:
@@ -286,6 +290,7 @@ def parse_fill(data: bytes) -> Fill:
         m.price,
         m.fee,
         m.timestamp,
+        m.strategy_id,
     )
 
 

@@ -8,8 +8,6 @@ timestamps in ms since the Unix epoch.
 
 from __future__ import annotations
 
-import math
-
 import msgspec
 
 from risk_worker.domain.monitor import AlertDraft
@@ -18,11 +16,8 @@ from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.trading_state import WIRE_SCOPE, StateValue, scope_of_key
 from risk_worker.domain.types import RiskLevel, TradingState
-
-
-def finite(x: float) -> float | None:
-    """``x`` when finite, else None (JSON null)."""
-    return x if math.isfinite(x) else None
+from risk_worker.wire.numbers import finite, finite_values
+from risk_worker.wire.strategies import StrategyMetricsMsg
 
 
 class ViolationMsg(msgspec.Struct, frozen=True, gc=False):
@@ -72,6 +67,9 @@ class RiskMetricsMsg(msgspec.Struct, frozen=True, gc=False):
     var_99: float | None = None
     es_97_5: float | None = None
     var_99_fraction: float | None = None
+    strategies: dict[str, StrategyMetricsMsg] | None = None
+    """The account's strategies by strategy id (``risk.metrics``; null without strategy books
+    and in check replies)."""
 
 
 class CheckReplyMsg(msgspec.Struct, frozen=True, gc=False):
@@ -118,6 +116,8 @@ class AlertMsg(msgspec.Struct, frozen=True, gc=False):
     type: str = "policy_violation"
     mark_price: float | None = None
     tick_price: float | None = None
+    strategy_id: str | None = None
+    """The strategy of the account whose policy is violated (a strategy-scoped policy)."""
 
 
 class StateChangeMsg(msgspec.Struct, frozen=True, gc=False):
@@ -188,17 +188,6 @@ def cancel_all_msg(
     )
 
 
-def finite_values(values: dict[str, float]) -> dict[str, float | None]:
-    """``values`` with every infinite (or NaN) value as None (JSON null).
-
-    The dict itself when all are finite (their sum is then finite too; a sum that overflows
-    only takes the slow path), so the caller must not change either afterwards.
-    """
-    if math.isfinite(sum(values.values())):
-        return values  # type: ignore[return-value]  # dict is invariant; float ⊂ float | None
-    return {key: finite(value) for key, value in values.items()}
-
-
 def metrics_msg(
     account_id: str,
     timestamp: int,
@@ -207,6 +196,7 @@ def metrics_msg(
     risk_level: RiskLevel,
     trading_state: TradingState,
     worker_id: str = "",
+    strategies: dict[str, StrategyMetricsMsg] | None = None,
 ) -> RiskMetricsMsg:
     """Build a RiskMetrics message from the core's metrics (it shares ``utilization``).
 
@@ -250,6 +240,7 @@ def metrics_msg(
         var_99,
         es_97_5,
         fraction,
+        strategies,
     )
 
 
@@ -324,6 +315,7 @@ def alert_msg(draft: AlertDraft, alert_id: str, now_ms: int) -> AlertMsg:
         ev.message,
         now_ms,
         ev.symbol,
+        strategy_id=draft.strategy_id,
     )
 
 

@@ -16,6 +16,7 @@ from risk_worker.domain.policies import (
 )
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.risk_metrics import AccountMetrics
+from risk_worker.domain.strategy_metrics import StrategyMetrics
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
 
@@ -170,8 +171,14 @@ def test_evaluate_order_when_scoped_then_applies_only_to_matching_scope(
     scope, scope_id, account_id, symbol, strategy_id, applies
 ):
     p = policy(metric=Metric.OPEN_POSITIONS, threshold=1.0, scope=scope, scope_id=scope_id)
+    strategy = None
+    if strategy_id is not None:  # strategy-scoped policies read the strategy's metrics
+        held = {"BTCUSDT": 10.0, "ETHUSDT": 5.0}
+        strategy = StrategyMetrics(
+            strategy_id, 15.0, 15.0, 15.0, held, 0, 0.0, 0.0, 0.0, 1.0, 0.0, 1.0, 1.0
+        )
     evaluations = PolicySet([p]).evaluate_order(
-        account_id, symbol, strategy_id, metrics(), 250.0, 0.5
+        account_id, symbol, strategy_id, metrics(), 250.0, 0.5, strategy
     )
     assert len(evaluations) == (1 if applies else 0)
     if applies:

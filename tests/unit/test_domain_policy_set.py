@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from risk_worker.domain.policies import READERS, Policy, metric_value
+from risk_worker.domain.policies import ORDER_METRICS, READERS, Policy, metric_value
 from risk_worker.domain.policy_set import (
     LOWER_OVER_ZERO,
     OTHER_BOUND,
@@ -18,6 +18,7 @@ from risk_worker.domain.policy_set import (
     rule_value,
 )
 from risk_worker.domain.risk_metrics import AccountMetrics
+from risk_worker.domain.strategy_metrics import STRATEGY_READERS, StrategyMetrics
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 from risk_worker.domain.var import VarResult
 
@@ -50,12 +51,15 @@ def random_policies(rng: random.Random, n: int) -> list[Policy]:
     for k in range(n):
         scope = rng.choice(list(Scope))
         scope_id = rng.choice([None, None, "a1", "a2", "BTCUSDT", "ETHUSDT", "s1", "s2"])
+        metric = rng.choice(list(Metric))
+        if metric not in STRATEGY_READERS and metric not in ORDER_METRICS:
+            scope = rng.choice([Scope.ACCOUNT, Scope.SYMBOL])  # a strategy has none of its own
         policies.append(
             Policy(
                 f"id-{k}",
                 f"p{k % 5}",  # some names repeat: their utilization is the highest
                 rng.choice(list(PolicyType)),
-                rng.choice(list(Metric)),
+                metric,
                 rng.choice(list(Operator)),
                 rng.choice([0.0, 1.0, 0.5, -100.0, 2_000.0, rng.uniform(-5.0, 5.0)]),
                 scope,
@@ -67,11 +71,20 @@ def random_policies(rng: random.Random, n: int) -> list[Policy]:
     return policies
 
 
-def expected(ps: PolicySet, *args: object) -> tuple[dict[str, float], list[tuple[str, float]]]:
+def strategy_metrics(strategy_id: str, equity: float) -> StrategyMetrics:
+    return StrategyMetrics(
+        strategy_id, 900.0, 400.0, -300.0, {"BTCUSDT": 600.0, "ETHUSDT": 300.0}, 2,
+        -40.0, 15.0, 80.0, 1_200.0, 10.0, 1_100.0, equity,
+    )  # fmt: skip
+
+
+def expected(
+    ps: PolicySet, *args: object, strategy: StrategyMetrics | None = None
+) -> tuple[dict[str, float], list[tuple[str, float]]]:
     """What the decision computed before policies were prepared: every Evaluation, then a loop."""
     utilization: dict[str, float] = {}
     breaches = []
-    for ev in ps.evaluate_order(*args):  # type: ignore[arg-type]
+    for ev in ps.evaluate_order(*args, strategy=strategy):  # type: ignore[arg-type]
         p = ev.policy
         utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
         if ev.violated:
@@ -93,8 +106,9 @@ def test_assess_order_when_random_policies_then_matches_evaluating_each_one(seed
         books, ("a1", "a2"), SYMBOLS, (None, "s1", "s2")
     ):
         args = (account, symbol, strategy, m, rng.uniform(0.0, 3_000.0), rng.uniform(0.0, 3.0))
-        got_utilization, got_breaches = ps.assess_order(*args)
-        utilization, breaches = expected(ps, *args)
+        sm = None if strategy is None else strategy_metrics(strategy, m.equity)
+        got_utilization, got_breaches = ps.assess_order(*args, strategy=sm)
+        utilization, breaches = expected(ps, *args, strategy=sm)
         assert got_utilization == utilization
         assert list(got_utilization) == list(utilization)  # same order
         assert [(ev.policy.id, ev.value) for ev in got_breaches] == breaches

@@ -18,7 +18,8 @@ from risk_worker.domain.types import (
     RiskLevel,
     TradingState,
 )
-from risk_worker.wire.outbound import finite, finite_values, metrics_msg, reply_msg
+from risk_worker.wire.numbers import finite, finite_values
+from risk_worker.wire.outbound import metrics_msg, reply_msg
 
 NOTIONAL = {"BTCUSDT": 3_000.0, "ETHUSDT": 0.0, "SOLUSDT": 1e308}
 

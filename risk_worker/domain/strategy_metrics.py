@@ -1,0 +1,224 @@
+"""A strategy's risk metrics within its account, and the policy readers on them.
+
+Over the strategy's own positions (:mod:`~risk_worker.domain.strategy_book`) and its own live
+reservations (those approved for orders naming it), with the account's formulas
+(:mod:`~risk_worker.domain.risk_metrics`): per symbol the worst cases high = (q + B) × v and
+low = (q − S) × v, position notional = max(|high|, |low|); gross exposure = Σ position notional;
+net exposure high = Σ high, low = Σ low; unrealized PnL = Σ q × (v − entry).
+
+A strategy has no capital: its PnL = realized PnL − fees + unrealized PnL, and its drawdowns are
+fractions of the account's equity (``drawdown_max`` = (peak PnL − PnL) / the account's equity
+at the peak; ``drawdown_daily`` = max(0, (day-start PnL − PnL) / the account's day-start
+equity); ``daily_pnl`` = PnL − day-start PnL); leverage and concentration divide by the
+account's equity. Margin ratio, the windowed drawdown and VaR have no per-strategy value: a
+strategy-scoped policy may not limit them (:data:`STRATEGY_READERS` lists what it may).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+
+import msgspec
+
+from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.pending import NO_SIDES
+from risk_worker.domain.positions import fill_effect
+from risk_worker.domain.risk_metrics import INF, RiskConfig
+from risk_worker.domain.types import Metric
+
+READS_ACCOUNT, READS_SYMBOL = 0, 1
+"""As in :mod:`~risk_worker.domain.policies`: a reader takes the metrics, or the metrics and
+a symbol (None for the largest position)."""
+
+
+class StrategyMetrics(msgspec.Struct, gc=False):
+    """Risk metrics of one strategy of one account at one moment (quote unless stated).
+
+    ``position_notional`` maps each symbol the strategy holds or has reserved to its worst-case
+    notional; ``stale_symbols`` names those valued without a fresh mark; ``realized_pnl`` is
+    after fees; ``account_equity`` is the account's equity at the same moment.
+    """
+
+    strategy_id: str
+    gross_exposure: float
+    net_exposure: float
+    net_exposure_low: float
+    position_notional: dict[str, float]
+    pending_orders: int
+    realized_pnl: float
+    unrealized_pnl: float
+    peak_pnl: float
+    equity_at_peak: float
+    day_start_pnl: float
+    day_start_equity: float
+    account_equity: float
+    stale_symbols: tuple[str, ...] = ()
+
+    @property
+    def pnl(self) -> float:
+        """Cumulative PnL: realized (after fees) + unrealized."""
+        return self.realized_pnl + self.unrealized_pnl
+
+    @property
+    def open_positions(self) -> int:
+        """Symbols the strategy holds or has reserved (count)."""
+        return len(self.position_notional)
+
+    @property
+    def daily_pnl(self) -> float:
+        """PnL − day-start PnL."""
+        return self.pnl - self.day_start_pnl
+
+    @property
+    def drawdown_max(self) -> float:
+        """(peak PnL − PnL) / the account's equity at the peak, fraction ≥ 0; 0 while that
+        equity is not positive."""
+        base = self.equity_at_peak
+        drawdown = (self.peak_pnl - self.pnl) / base if base > 0.0 else 0.0
+        return drawdown if drawdown > 0.0 else 0.0
+
+    @property
+    def drawdown_daily(self) -> float:
+        """max(0, (day-start PnL − PnL) / day-start equity), fraction; 0 while that equity is
+        not positive."""
+        base = self.day_start_equity
+        drawdown = (self.day_start_pnl - self.pnl) / base if base > 0.0 else 0.0
+        return drawdown if drawdown > 0.0 else 0.0
+
+    @property
+    def leverage(self) -> float:
+        """gross exposure / the account's equity; ``inf`` when that is ≤ 0 with exposure."""
+        if self.gross_exposure == 0.0:
+            return 0.0
+        return INF if self.account_equity <= 0.0 else self.gross_exposure / self.account_equity
+
+    def concentration(self, symbol: str | None = None) -> float:
+        """The strategy's position notional in ``symbol`` (the largest when None) / the
+        account's equity; 0 without exposure, ``inf`` when that equity is ≤ 0 with exposure."""
+        if symbol is None:
+            notional = max(self.position_notional.values(), default=0.0)
+        else:
+            notional = self.position_notional.get(symbol, 0.0)
+        if notional == 0.0:
+            return 0.0
+        return INF if self.account_equity <= 0.0 else notional / self.account_equity
+
+
+def _prop(name: str) -> Callable[[StrategyMetrics], float]:
+    prop = vars(StrategyMetrics)[name]
+    assert isinstance(prop, property) and prop.fget is not None
+    return prop.fget
+
+
+def _notional(m: StrategyMetrics, symbol: str | None) -> float:
+    if symbol is None:
+        return max(m.position_notional.values(), default=0.0)
+    return m.position_notional.get(symbol, 0.0)
+
+
+def _open_positions(m: StrategyMetrics) -> float:
+    return float(len(m.position_notional))
+
+
+STRATEGY_READERS: dict[Metric, tuple[int, Callable[..., float]]] = {
+    Metric.GROSS_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("gross_exposure")),
+    Metric.NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure")),
+    Metric.POSITION_NOTIONAL: (READS_SYMBOL, _notional),
+    Metric.CONCENTRATION: (READS_SYMBOL, StrategyMetrics.concentration),
+    Metric.LEVERAGE: (READS_ACCOUNT, _prop("leverage")),
+    Metric.OPEN_POSITIONS: (READS_ACCOUNT, _open_positions),
+    Metric.DAILY_PNL: (READS_ACCOUNT, _prop("daily_pnl")),
+    Metric.DRAWDOWN_MAX: (READS_ACCOUNT, _prop("drawdown_max")),
+    Metric.DRAWDOWN_DAILY: (READS_ACCOUNT, _prop("drawdown_daily")),
+}
+"""The post-trade metrics a strategy-scoped policy may limit, read on the strategy's metrics
+(a lower bound on net exposure reads its low case, as for accounts)."""
+
+STRATEGY_LOWER_BOUND_READERS: dict[Metric, tuple[int, Callable[..., float]]] = {
+    Metric.NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure_low")),
+}
+
+
+def compute_strategy_metrics(
+    account: Account,
+    strategy_id: str,
+    marks: dict[str, Mark],
+    config: RiskConfig,
+    now_ms: int,
+    account_equity: float,
+    exclude_order: str | None = None,
+    fill: tuple[str, float, float] | None = None,
+) -> StrategyMetrics:
+    """The strategy's metrics; with ``fill`` = (symbol, signed base quantity, price) as if that
+    order had filled (fees ignored: the check's post-trade view).
+
+    A strategy without a book holds nothing (its reservations still count). The peak and the
+    day start come from the book (:func:`~risk_worker.domain.strategy_book.observe_strategy`);
+    not yet observed, or observed on an earlier trading day, the current values stand in, the
+    peak never below 0. ``account_equity`` is the account's equity at the same moment (post-
+    trade for a check). ``exclude_order`` leaves that order's own reservation out.
+    """
+    book = account.strategies.get(strategy_id)
+    held = {} if book is None else book.positions
+    orders, reserved = account.pending.of_strategy(strategy_id, exclude_order)
+    realized = 0.0 if book is None else book.realized_pnl - book.fees
+    symbols = set(reserved)
+    symbols.update(s for s, p in held.items() if p.quantity != 0.0)
+    if fill is not None:
+        symbols.add(fill[0])
+    oldest_fresh = now_ms - config.mark_max_age_ms
+    gross = net = net_low = unrealized = 0.0
+    notional_by_symbol: dict[str, float] = {}
+    stale: list[str] = []
+    for symbol in symbols:
+        pos = held.get(symbol)
+        qty = 0.0 if pos is None else pos.quantity
+        entry = 0.0 if pos is None else pos.entry_price
+        if fill is not None and fill[0] == symbol:
+            qty, entry, gained = fill_effect(qty, entry, fill[1], fill[2])
+            realized += gained
+        buy, sell, reserved_price = reserved.get(symbol, NO_SIDES)
+        if qty == 0.0 and buy == 0.0 and sell == 0.0:
+            continue
+        mark = marks.get(symbol)
+        price = (entry if qty != 0.0 else reserved_price) if mark is None else mark.price
+        if mark is None or mark.received_ms < oldest_fresh:
+            stale.append(symbol)
+        high = (qty + buy) * price
+        low = (qty - sell) * price
+        notional = max(abs(high), abs(low))
+        gross += notional
+        net += high
+        net_low += low
+        unrealized += qty * (price - entry)
+        notional_by_symbol[symbol] = notional
+    pnl = realized + unrealized
+    peak = None if book is None else book.peak_pnl
+    if peak is None:
+        peak, equity_at_peak = max(0.0, pnl), account_equity
+    elif pnl > peak:
+        peak, equity_at_peak = pnl, account_equity
+    else:
+        assert book is not None
+        equity_at_peak = book.equity_at_peak
+    if book is None or book.day_start_pnl is None or book.trading_day != config.trading_day(now_ms):
+        day_pnl, day_equity = pnl, account_equity
+    else:
+        day_pnl, day_equity = book.day_start_pnl, book.day_start_equity
+    return StrategyMetrics(
+        strategy_id,
+        gross,
+        net,
+        net_low,
+        notional_by_symbol,
+        orders,
+        realized,
+        unrealized,
+        peak,
+        equity_at_peak,
+        day_pnl,
+        day_equity,
+        account_equity,
+        tuple(stale),
+    )

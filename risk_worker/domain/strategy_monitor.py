@@ -1,0 +1,128 @@
+"""The monitor's evaluation of an account's strategies (issue 13, item 2).
+
+Each monitor pass, after the account's own evaluation, every strategy book of the account gets
+its metrics (:mod:`~risk_worker.domain.strategy_metrics`, against the account's equity of the
+same pass), observes its peak PnL and day start, and — when strategy-scoped policies are
+loaded — is evaluated against them. A strategy's violations alert like the account's
+(de-duplicated per (account, policy, strategy)); an emergency violation trips *that strategy of
+that account* on its onset (``trading_state.auto.<account>.strategy.<strategy>``, the
+configured automatic state), never the account; hard violations do not feed the account's
+circuit breaker. An operator's clear of such a trip is respected as for accounts: the strategy
+is tripped again only on a new onset, or by a new lease holder's catch-up pass for an onset
+after the clear.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.guards import AlertDeduper
+from risk_worker.domain.order import level_from_utilization
+from risk_worker.domain.policies import Evaluation
+from risk_worker.domain.policy_set import PolicySet
+from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.strategy_book import observe_strategy
+from risk_worker.domain.strategy_metrics import StrategyMetrics, compute_strategy_metrics
+from risk_worker.domain.trading_state import TradingStates
+from risk_worker.domain.types import (
+    STATE_SEVERITY,
+    PolicyType,
+    RiskLevel,
+    TradingState,
+)
+
+
+class StrategyReport(msgspec.Struct, gc=False):
+    """One strategy's evaluation: metrics, limit utilization, violations, level and the
+    effective trading state of its orders (global, account, strategy, automatic)."""
+
+    metrics: StrategyMetrics
+    utilization: dict[str, float]
+    violations: list[Evaluation]
+    risk_level: RiskLevel
+    trading_state: TradingState
+
+
+class StrategyFindings(msgspec.Struct, gc=False):
+    """What the strategies of one account produced in one pass: reports by strategy id,
+    violations to alert as (strategy id, evaluation), those de-duplicated (count), and trips as
+    (strategy id, reason) for the automatic state."""
+
+    reports: dict[str, StrategyReport]
+    alerts: list[tuple[str, Evaluation]]
+    deduplicated: int
+    trips: list[tuple[str, str]]
+
+
+NO_FINDINGS = StrategyFindings({}, [], 0, [])
+"""An account without strategy books (shared, never changed)."""
+
+
+def evaluate_strategies(
+    account: Account,
+    account_equity: float,
+    marks: dict[str, Mark],
+    policies: PolicySet,
+    states: TradingStates,
+    deduper: AlertDeduper,
+    config: RiskConfig,
+    now_ms: int,
+    auto_trip_state: TradingState,
+    catch_up: bool = False,
+) -> StrategyFindings:
+    """Evaluate every strategy book of ``account`` (see the module docstring).
+
+    Args:
+        account_equity: the account's equity of this pass (quote).
+        auto_trip_state: the state an automatic trip sets (REDUCING or HALTED).
+        catch_up: this instance has just taken the monitor lease: trip the strategies still
+            in emergency breach since before any clear (as for accounts).
+    """
+    if not account.strategies:
+        return NO_FINDINGS
+    account_id = account.account_id
+    findings = StrategyFindings({}, [], 0, [])
+    for strategy_id, book in account.strategies.items():
+        m = compute_strategy_metrics(account, strategy_id, marks, config, now_ms, account_equity)
+        if account.balance_known:
+            observe_strategy(book, m.pnl, account_equity, now_ms, config.trading_day)
+        utilization: dict[str, float] = {}
+        violations: list[Evaluation] = []
+        emergency: Evaluation | None = None
+        for ev in policies.evaluate_strategy(m) if policies.strategy_scoped else ():
+            p = ev.policy
+            utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
+            if not ev.violated:
+                continue
+            violations.append(ev)
+            if p.type is PolicyType.EMERGENCY and emergency is None:
+                emergency = ev
+            if deduper.allow(account_id, f"{p.id}/{strategy_id}", now_ms):
+                findings.alerts.append((strategy_id, ev))
+            else:
+                findings.deduplicated += 1
+        onset = emergency is not None and not book.emergency_breached
+        book.emergency_breached = emergency is not None
+        if onset:
+            book.emergency_onset_ms = now_ms
+        elif emergency is None:
+            book.emergency_onset_ms = 0
+        tripped = (
+            states.strategy_severity(account_id, strategy_id) >= STATE_SEVERITY[auto_trip_state]
+        )
+        owed = onset or (
+            catch_up
+            and states.strategy_cleared_at(account_id, strategy_id) < book.emergency_onset_ms
+        )
+        state = states.effective(account_id, strategy_id).state
+        if emergency is not None and owed and not tripped:
+            findings.trips.append((strategy_id, emergency.message))
+            if STATE_SEVERITY[auto_trip_state] > STATE_SEVERITY[state]:
+                state = auto_trip_state
+        breached = state is TradingState.HALTED or any(
+            v.policy.type is not PolicyType.SOFT for v in violations
+        )
+        level = RiskLevel.BREACHED if breached else level_from_utilization(utilization)
+        findings.reports[strategy_id] = StrategyReport(m, utilization, violations, level, state)
+    return findings
