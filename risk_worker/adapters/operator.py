@@ -16,17 +16,18 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.js.kv import KeyValue
 
 from risk_worker.adapters.kv_bucket import clear_state, open_bucket, read_state, write_state
 from risk_worker.adapters.nats_auth import NatsAuth, open_connection
 from risk_worker.domain.trading_state import (
     GLOBAL_KEY,
     STATE_KEY_PREFIX,
-    WIRE_SCOPE,
     StateValue,
     account_key,
     auto_key,
-    scope_of_key,
+    auto_strategy_key,
+    parse_state_key,
     strategy_key,
     symbol_key,
 )
@@ -146,24 +147,32 @@ async def clear(
     symbol: str | None = None,
 ) -> dict[str, int | None]:
     """Set ACTIVE, compare-and-set on the revision read now (or the one given), on the global
-    key, a strategy's or a symbol's, or on both keys of an account: the operators' and the
-    workers' automatic one.
+    key, a strategy's or a symbol's, on both keys of an account (the operators' and the
+    workers' automatic one), or, with an account and a strategy, on the workers' automatic trip
+    of that strategy on that account (``trading_state.auto.<account>.strategy.<strategy>``).
 
     Args:
         revision: clear the operators' key of the scope only if still at this revision.
-        auto_revision: the same for the account's automatic key.
+        auto_revision: the same for the account's automatic key, or the automatic key of the
+            strategy on the account.
 
     Returns:
         key → its new revision, or None when it was already ACTIVE (nothing written).
 
     Raises:
+        ValueError: ``revision`` with an account and a strategy (no operators' key there).
         StaleRevisionError: a key changed after its revision (a newer trip stays); the message
             says which keys were cleared nonetheless.
     """
+    if account_id is not None and strategy_id is not None:
+        if revision is not None:
+            raise ValueError("a strategy of an account has only an automatic key: --auto-revision")
+        wanted = [(auto_strategy_key(account_id, strategy_id), auto_revision)]
+    else:
+        wanted = [(state_key(account_id, strategy_id, symbol), revision)]
+        if account_id is not None:
+            wanted.append((auto_key(account_id), auto_revision))
     kv = await open_bucket(nc.jetstream(), bucket)
-    wanted = [(state_key(account_id, strategy_id, symbol), revision)]
-    if account_id is not None:
-        wanted.append((auto_key(account_id), auto_revision))
     now = time.time_ns() // 1_000_000
     value = StateValue(TradingState.ACTIVE, reason, by, now, StateSource.OPERATOR)
     done: dict[str, int | None] = {}
@@ -190,22 +199,20 @@ async def clear(
 
 
 async def _announce(nc: Client, kind: str, key: str, value: StateValue) -> None:
-    kind_and_id = scope_of_key(key)
-    assert kind_and_id is not None
-    scope = WIRE_SCOPE[kind_and_id[0]]
-    ident = kind_and_id[1]
+    k = parse_state_key(key)
+    assert k is not None
     message = StateChangeMsg(
         level="emergency",
         type=kind,
-        scope=scope,
-        account_id=ident if scope == "account" else None,
+        scope=k.scope,
+        account_id=k.account_id,
         state=value.state,
         reason=value.reason,
         triggered_by=value.updated_by,
         timestamp=value.updated_at,
         source=value.source.value,
-        strategy_id=ident if scope == "strategy" else None,
-        symbol=ident if scope == "symbol" else None,
+        strategy_id=k.strategy_id,
+        symbol=k.symbol,
     )
     await nc.publish(EMERGENCY_SUBJECT, _ENCODER.encode(message))
     await nc.flush()
@@ -219,27 +226,43 @@ async def states(
     symbol: str | None = None,
 ) -> list[tuple[str, StateValue | None, int]]:
     """(key, value or None for ACTIVE, revision) of the global scope and one account (its
-    operators' key ``trading_state.account.<id>`` and the workers' automatic one
-    ``trading_state.auto.<id>``), one strategy or one symbol; with none of them, every
-    trading-state key (accounts, strategies, symbols, and any unknown key: it acts
-    globally)."""
+    operators' key ``trading_state.account.<id>``, the workers' automatic one
+    ``trading_state.auto.<id>`` and the automatic trips of its strategies
+    ``trading_state.auto.<id>.strategy.<strategy>``), one strategy or one symbol; with an
+    account and a strategy, every key that stops the strategy's orders on the account; with
+    none of them, every trading-state key (accounts, strategies, symbols, and any unknown key:
+    it acts globally)."""
     kv = await open_bucket(nc.jetstream(), bucket)
-    if account_id is not None:
-        keys = [GLOBAL_KEY, account_key(account_id), auto_key(account_id)]
+    if account_id is not None and strategy_id is not None:
+        keys = [
+            GLOBAL_KEY,
+            account_key(account_id),
+            auto_key(account_id),
+            strategy_key(strategy_id),
+            auto_strategy_key(account_id, strategy_id),
+        ]
+    elif account_id is not None:
+        trips = auto_strategy_key(account_id, "")
+        found = sorted(k for k in await _keys(kv) if k.startswith(trips) and k != trips)
+        keys = [GLOBAL_KEY, account_key(account_id), auto_key(account_id), *found]
     elif strategy_id is not None or symbol is not None:
         keys = [GLOBAL_KEY, state_key(None, strategy_id, symbol)]
     else:
-        try:
-            found = await kv.keys()
-        except nats.js.errors.NoKeysError:
-            found = []
-        states = sorted(k for k in found if k.startswith(STATE_KEY_PREFIX) and k != GLOBAL_KEY)
-        keys = [GLOBAL_KEY, *states]
+        found = [k for k in await _keys(kv) if k.startswith(STATE_KEY_PREFIX) and k != GLOBAL_KEY]
+        keys = [GLOBAL_KEY, *sorted(found)]
     out = []
     for key in keys:
         value, revision = await read_state(kv, key)
         out.append((key, value, revision))
     return out
+
+
+async def _keys(kv: KeyValue) -> list[str]:
+    """Every key of the bucket that holds a value (none: an empty list)."""
+    try:
+        return list(await kv.keys())
+    except nats.js.errors.NoKeysError:
+        return []
 
 
 async def discover(nc: Client, name: str, wait: float = 0.5) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from risk_worker.cli.restrict import one_scope, restrict, scope_label
 from risk_worker.cli.status_view import states_table
 from risk_worker.cli.tail import tail
 from risk_worker.cli.var import var
+from risk_worker.domain.state_keys import AUTO_STRATEGY, parse_state_key
 from risk_worker.errors import RiskWorkerError, StaleRevisionError
 
 app = typer.Typer(
@@ -108,7 +109,7 @@ def emergency_trip(
     risk.commands.cancel_all (the OMS cancels working orders)."""
     from risk_worker.domain.types import TradingState  # noqa: PLC0415
 
-    one_scope(account, strategy, symbol)
+    one_scope(account, strategy, symbol)  # an account's strategy: the workers' trip only
     state = TradingState.REDUCING if reducing else TradingState.HALTED
     revision = _state_op(
         lambda nc, b: operator.trip(nc, b, state, reason, by, account, strategy, symbol)
@@ -130,14 +131,24 @@ def emergency_clear(
     ] = None,
     auto_revision: Annotated[
         int | None,
-        typer.Option(help="Clear the account's automatic trip only if still at this revision."),
+        typer.Option(
+            help="Clear the account's automatic trip (with --strategy: the automatic trip of "
+            "that strategy on the account) only if still at this revision."
+        ),
     ] = None,
     strategy: Annotated[str | None, typer.Option(help="Strategy scope.")] = None,
     symbol: Annotated[str | None, typer.Option(help="Symbol scope.")] = None,
 ) -> None:
     """Clear a stop (compare-and-set: a newer trip is never undone). With --account, both the
-    operators' stop and the workers' automatic trip of the account are cleared."""
-    one_scope(account, strategy, symbol)
+    operators' stop and the workers' automatic trip of the account are cleared; with --account
+    and --strategy, the workers' automatic trip of that strategy on the account."""
+    one_scope(account, strategy, symbol, account_strategy=True)
+    if account is not None and strategy is not None and revision is not None:
+        err.print(
+            "[red]bad option:[/red] a strategy of an account has only the workers' automatic "
+            "trip: use --auto-revision"
+        )
+        raise typer.Exit(2)
     done = _state_op(
         lambda nc, b: operator.clear(
             nc, b, reason, by, account, revision, auto_revision, strategy, symbol
@@ -152,7 +163,11 @@ def emergency_clear(
 
 
 def _scope_name(key: str) -> str:
-    """``global``, ``account <id>`` or ``auto <id>`` for a trading-state key."""
+    """``global``, ``account <id>``, ``auto <id>``, ``strategy <id>``, ``symbol <symbol>`` or
+    ``strategy <id> of account <id> (automatic)`` for a trading-state key."""
+    k = parse_state_key(key)
+    if k is not None and k.kind == AUTO_STRATEGY:
+        return f"strategy {k.strategy_id} of account {k.account_id} (automatic)"
     scope = key.removeprefix("trading_state.")
     return scope if scope == "global" else scope.replace(".", " ", 1)
 
@@ -164,9 +179,10 @@ def emergency_status(
     symbol: Annotated[str | None, typer.Option(help="One symbol.")] = None,
 ) -> None:
     """Show the trading states with their revisions: global, per account the operators'
-    stop (account) and the workers' automatic trip (auto), strategies and symbols, with who
-    set each."""
-    one_scope(account, strategy, symbol)
+    stop (account), the workers' automatic trip (auto) and their automatic trips of its
+    strategies (auto.<account>.strategy.<id>), strategies and symbols, with who set each. With
+    --account and --strategy: every state that stops that strategy's orders on the account."""
+    one_scope(account, strategy, symbol, account_strategy=True)
     rows = _state_op(lambda nc, b: operator.states(nc, b, account, strategy, symbol))
     console.print(states_table(rows, None))
 

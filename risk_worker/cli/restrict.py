@@ -32,12 +32,25 @@ restrict = typer.Typer(
 )
 
 
-def one_scope(account: str | None, strategy: str | None, symbol: str | None) -> None:
-    """Exit 2 unless at most one of the scope options is given, each a valid identifier."""
+def one_scope(
+    account: str | None,
+    strategy: str | None,
+    symbol: str | None,
+    account_strategy: bool = False,
+) -> None:
+    """Exit 2 unless at most one of the scope options is given, each a valid identifier;
+    with ``account_strategy``, ``--account`` and ``--strategy`` together are one scope too (the
+    workers' automatic trip of a strategy on an account)."""
     given = [name for name, v in (("--account", account), ("--strategy", strategy),
                                   ("--symbol", symbol)) if v is not None]  # fmt: skip
     try:
-        if len(given) > 1:
+        if given == ["--account", "--strategy"] and not account_strategy:
+            raise ValueError(
+                "one scope at a time: --account and --strategy given (a strategy of one "
+                "account is tripped by the workers only; `emergency status` and `emergency "
+                "clear` take both)"
+            )
+        if len(given) > 1 and given != ["--account", "--strategy"]:
             raise ValueError(f"one scope at a time: {' and '.join(given)} given")
         for what, value in (("account", account), ("strategy", strategy), ("symbol", symbol)):
             rl.check_identifier(what, value)
@@ -47,7 +60,7 @@ def one_scope(account: str | None, strategy: str | None, symbol: str | None) -> 
 
 
 def scope_label(account: str | None, strategy: str | None, symbol: str | None) -> str:
-    """``account X``, ``strategy X``, ``symbol X`` or ``global``."""
+    """``account X``, ``strategy X``, ``symbol X`` or ``global`` (the first given)."""
     for name, value in (("account", account), ("strategy", strategy), ("symbol", symbol)):
         if value is not None:
             return f"{name} {value}"

@@ -147,14 +147,19 @@ class RiskEngine:
         headroom (the same order id replaces: a re-check through another instance)."""
         self.book.account(account_id).pending.add(reservation)
 
-    def release_reservations(self, scope: str, scope_id: str | None) -> int:
+    def release_reservations(
+        self, scope: str, scope_id: str | None, account_id: str | None = None
+    ) -> int:
         """Drop the reservations a HALT of ``scope`` cancels: every account's (global), one
-        account's, or every account's of one strategy or symbol. Returns how many.
+        account's, every account's of one strategy or symbol, or one account's of one strategy
+        (an automatic trip of the strategy on the account). Returns how many.
 
         Args:
             scope: ``global``, ``account``, ``strategy`` or ``symbol``
                 (:data:`~risk_worker.domain.trading_state.WIRE_SCOPE`).
             scope_id: the account id, strategy id or symbol; None for ``global``.
+            account_id: with the ``strategy`` (or ``symbol``) scope, only this account's
+                reservations of it; None for every account's.
         """
         accounts = self.book.accounts
         if scope == ACCOUNT:
@@ -162,6 +167,9 @@ class RiskEngine:
             return 0 if acct is None else acct.pending.release()
         symbol = scope_id if scope == SYMBOL else None
         strategy_id = scope_id if scope == STRATEGY else None
+        if account_id is not None:
+            acct = accounts.get(account_id)
+            return 0 if acct is None else acct.pending.release(symbol, strategy_id)
         return sum(a.pending.release(symbol, strategy_id) for a in accounts.values())
 
     def set_mark(self, symbol: str, price: float, timestamp: int, now_ms: int) -> TickResult:

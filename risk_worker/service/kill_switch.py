@@ -1,12 +1,13 @@
 """A kill switch that acts: what a HALT does besides denying orders (issue 12).
 
 Every trading-state entry that sets HALTED (any scope: global, account — the operators' or the
-workers' automatic key —, strategy, symbol; one KV revision) is seen by every instance's
-watcher. Each instance then releases its reservations in that scope (the orders they stood for
-are to be cancelled, so their headroom is free again); the instance that holds the monitor
-lease alone publishes ``CancelAllMsg`` on ``risk.commands.cancel_all``, so the OMS gets one
-cancel instruction per revision, for operator trips and automatic ones alike (FIA's kill
-switch: stop new orders *and* cancel working ones; ESMA RTS 6 art. 12).
+workers' automatic key —, strategy — the operators' key, every account, or the workers'
+automatic trip of the strategy on one account —, symbol; one KV revision) is seen by every
+instance's watcher. Each instance then releases its reservations in that scope (the orders
+they stood for are to be cancelled, so their headroom is free again); the instance that holds
+the monitor lease alone publishes ``CancelAllMsg`` on ``risk.commands.cancel_all``, so the
+OMS gets one cancel instruction per revision, for operator trips and automatic ones alike
+(FIA's kill switch: stop new orders *and* cancel working ones; ESMA RTS 6 art. 12).
 
 A revision is seen once per instance (the copy ignores revisions it already holds); a watcher
 rebuilt after a bucket reset delivers the current values again, so the holder may repeat the
@@ -119,14 +120,17 @@ class KillSwitch:
             self._on_halt(key, cancel)
 
     def _on_halt(self, key: str, cancel: CancelAllMsg) -> None:
-        scope_id = cancel.account_id or cancel.strategy_id or cancel.symbol
-        released = self._engine.release_reservations(cancel.scope, scope_id)
+        # an automatic trip of a strategy of an account: scope strategy, both ids set
+        scope_id = cancel.strategy_id or cancel.symbol or cancel.account_id
+        of_account = cancel.account_id if cancel.scope == "strategy" else None
+        released = self._engine.release_reservations(cancel.scope, scope_id, of_account)
         lease, service = self._lease(), self._service()
         publish = lease is not None and lease.held and service is not None
         log.warning(
-            "%s%s HALTED (revision %d): %d reservation(s) released%s",
+            "%s%s%s HALTED (revision %d): %d reservation(s) released%s",
             cancel.scope,
             f" {scope_id}" if scope_id else "",
+            f" of account {of_account}" if of_account else "",
             cancel.revision,
             released,
             f"; {CANCEL_ALL_SUBJECT} published" if publish else "",

@@ -28,11 +28,10 @@ from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine, trip_value
 from risk_worker.domain.monitor import AccountReport, Trip
 from risk_worker.domain.trading_state import (
-    WIRE_SCOPE,
     StateValue,
     auto_key,
     auto_strategy_key,
-    scope_of_key,
+    parse_state_key,
 )
 from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError
@@ -315,20 +314,20 @@ def state_change_record(
     engine: RiskEngine, bucket: str, key: str, value: StateValue | None, revision: int
 ) -> StateChangeRecord | None:
     """The audit record of a trading-state transition seen by the watcher (None: not a
-    trading-state key), with the account's snapshot (all accounts' for the global, strategy and
-    symbol scopes).
+    trading-state key), with the account's snapshot (an account's key, or an automatic trip of
+    a strategy of an account: ``strategy`` scope with both ids; all accounts' for the global,
+    strategy and symbol scopes).
 
     Every instance records what its watcher sees under an id derived from (bucket, key,
     revision): the stream and the table keep one row per transition.
     """
-    scope = scope_of_key(key)
-    if scope is None:
+    k = parse_state_key(key)
+    if k is None:
         return None
     now = now_ms()
-    # automatic trips are account-scoped; unknown keys act globally
-    wire = WIRE_SCOPE[scope[0]]
-    ident = scope[1] if wire != "global" else None
-    account_id = ident if wire == "account" else None
+    # an automatic trip of an account is account-scoped, of a strategy of an account
+    # strategy-scoped with both ids; unknown keys act globally
+    account_id = k.account_id
     state = TradingState.ACTIVE if value is None else value.state
     snapshot = (
         global_snapshot(engine, now)
@@ -338,10 +337,10 @@ def state_change_record(
     return StateChangeRecord(
         id=str(uuid.uuid5(STATE_RECORD_NAMESPACE, f"{bucket}/{key}/{revision}")),
         occurred_at=value.updated_at if value and value.updated_at else now,
-        scope=wire,  # type: ignore[arg-type]  # WIRE_SCOPE's values are the Literal's
+        scope=k.scope,  # type: ignore[arg-type]  # WIRE_SCOPE's values are the Literal's
         account_id=account_id,
-        strategy_id=ident if wire == "strategy" else None,
-        symbol=ident if wire == "symbol" else None,
+        strategy_id=k.strategy_id,
+        symbol=k.symbol,
         action="clear" if state is TradingState.ACTIVE else "trip",
         state=state.value,
         reason="" if value is None else value.reason,

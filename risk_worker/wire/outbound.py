@@ -14,7 +14,7 @@ from risk_worker.domain.monitor import AlertDraft
 from risk_worker.domain.order import Decision
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.risk_metrics import AccountMetrics
-from risk_worker.domain.trading_state import WIRE_SCOPE, StateValue, scope_of_key
+from risk_worker.domain.trading_state import StateValue, parse_state_key
 from risk_worker.domain.types import RiskLevel, TradingState
 from risk_worker.wire.numbers import finite, finite_values
 from risk_worker.wire.strategies import StrategyMetricsMsg
@@ -170,16 +170,14 @@ def cancel_all_msg(
         revision: its KV revision.
         now_ms: the timestamp when the value carries none (ms since epoch).
     """
-    scope = scope_of_key(key)
-    if scope is None or value is None or value.state is not TradingState.HALTED:
+    k = parse_state_key(key)
+    if k is None or value is None or value.state is not TradingState.HALTED:
         return None
-    wire = WIRE_SCOPE[scope[0]]
-    ident = scope[1] if wire != "global" else None
     return CancelAllMsg(
-        scope=wire,
-        account_id=ident if wire == "account" else None,
-        strategy_id=ident if wire == "strategy" else None,
-        symbol=ident if wire == "symbol" else None,
+        scope=k.scope,
+        account_id=k.account_id,
+        strategy_id=k.strategy_id,
+        symbol=k.symbol,
         state=value.state,
         reason=value.reason,
         triggered_by=value.updated_by,
