@@ -20,6 +20,7 @@ from risk_worker.domain.persistence import (
     restore_account,
     restore_marks,
 )
+from risk_worker.domain.strategy_book import observe_strategy
 from risk_worker.domain.types import MS_PER_DAY, Side
 
 ACCT = "acct-1"
@@ -247,3 +248,66 @@ def test_restore_when_marks_exceed_the_symbol_limit_then_the_rest_refused() -> N
 def test_restore_when_state_valid_then_restored_as_before() -> None:
     report = restore(AccountBook(), [stored()], [], NOW + 1_000, MAX_AGE, 10_000)
     assert (report.accounts, report.known, report.refused_accounts) == (1, 1, [])
+
+
+# -- strategy books (issue 13 §2) -----------------------------------------------------------
+
+
+def strategy_book_state() -> AccountState:
+    """A stored account with one strategy book: a fill, an observed peak and day start."""
+    book = live_book()
+    book.apply_fill(
+        Fill("f9", "o9", ACCT, "BTCUSDT", Side.BUY, 0.1, 40_500.0, 2.0, NOW - 500, "momo")
+    )
+    observe_strategy(
+        book.accounts[ACCT].strategies["momo"], 50.0, 12_000.0, NOW - 400, lambda t: t // MS_PER_DAY
+    )
+    return export_account(book.accounts[ACCT], NOW)
+
+
+def test_restore_when_strategy_books_stored_then_positions_pnl_peak_and_day_start_back() -> None:
+    state = msgspec.json.decode(msgspec.json.encode(strategy_book_state()), type=AccountState)
+    book = AccountBook()
+    report = restore(book, [state], [], NOW + 1_000, MAX_AGE, 10_000)
+    assert report.refused_accounts == []
+    momo = book.accounts[ACCT].strategies["momo"]
+    assert momo.positions["BTCUSDT"].quantity == pytest.approx(0.1)
+    assert (momo.realized_pnl, momo.fees) == (0.0, 2.0)
+    assert (momo.peak_pnl, momo.equity_at_peak) == (50.0, 12_000.0)
+    assert (momo.day_start_pnl, momo.trading_day) == (50.0, (NOW - 400) // MS_PER_DAY)
+
+
+def test_restore_when_older_snapshot_has_no_strategies_then_restored_without() -> None:
+    state = strategy_book_state()
+    raw = msgspec.json.decode(msgspec.json.encode(state))
+    del raw["strategies"]
+    older = msgspec.convert(raw, AccountState)
+    book = AccountBook()
+    restore(book, [older], [], NOW + 1_000, MAX_AGE, 10_000)
+    assert book.accounts[ACCT].strategies == {}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"peak_pnl": math.inf},
+        {"peak_pnl": -1.0},
+        {"equity_at_peak": math.nan},
+        {"day_start_pnl": -math.inf},
+        {"fees": 1e16},
+        {"strategy_id": "bad id"},
+        {"trading_day": 10**9},
+    ],
+    ids=lambda c: "-".join(f"{k}={v!r}" for k, v in c.items()),
+)
+def test_restore_when_a_stored_strategy_is_invalid_then_the_account_is_refused(
+    change: dict[str, object],
+) -> None:
+    state = strategy_book_state()
+    bad = msgspec.structs.replace(
+        state, strategies=[msgspec.structs.replace(state.strategies[0], **change)]
+    )
+    book = AccountBook()
+    report = restore(book, [bad], [], NOW + 1_000, MAX_AGE, 10_000)
+    assert account_problem(bad) is not None
+    assert len(report.refused_accounts) == 1 and book.accounts == {}

@@ -139,12 +139,12 @@ def test_strategy_drawdown_policy_denies_that_strategy_while_another_trades_on()
     engine.monitor(NOW + 1)
     denied = engine.check(buy("loser", 0.1, "o1", 800.0), NOW + 2, True)
     assert denied.approved is False
-    assert denied.rejection_reason is DenyReason.POLICY_VIOLATION
-    assert "Strategy drawdown_max" in denied.reason
+    assert denied.reason is DenyReason.POLICY_VIOLATION
+    assert "Strategy drawdown_max" in denied.message
     approved = engine.check(buy("winner", 0.1, "o2", 800.0), NOW + 2, True)
-    assert approved.approved is True, approved.reason
+    assert approved.approved is True, approved.message
     unnamed = engine.check(buy(None, 0.1, "o3", 800.0), NOW + 2, True)
-    assert unnamed.approved is True, unnamed.reason  # account-level drawdown is 2 % only
+    assert unnamed.approved is True, unnamed.message  # account-level drawdown is 2 % only
 
 
 def test_strategy_drawdown_lets_a_reducing_order_of_that_strategy_through():
@@ -154,7 +154,7 @@ def test_strategy_drawdown_lets_a_reducing_order_of_that_strategy_through():
     engine.set_mark(BTC, 800.0, NOW + 1, NOW + 1)
     sell = Order("o9", ACCT, BTC, Side.SELL, 5.0, 800.0, OrderType.LIMIT, strategy_id="loser")
     decision = engine.check(sell, NOW + 2, True)
-    assert decision.approved is True, decision.reason
+    assert decision.approved is True, decision.message
     assert decision.warnings  # the violation that held before it is a warning
 
 
