@@ -34,6 +34,7 @@ from risk_worker.wire.queries import (
     parse_batch,
     parse_metrics_query,
 )
+from risk_worker.wire.strategies import strategies_msg
 
 log = logging.getLogger("risk_worker.queries")
 
@@ -106,6 +107,7 @@ class QueryHandler:
                 a.risk_level,
                 a.trading_state,
                 self._checks.worker_id,
+                strategies_msg(a.strategies),
             )
             return QueryAnswer(self._encoder.encode(msg))
         except Exception:

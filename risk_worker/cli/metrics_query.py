@@ -81,3 +81,28 @@ def metrics(
     if body.get("stale_marks"):
         table.add_row("stale marks", "yes")
     console.print(table)
+    if body.get("strategies"):
+        console.print(strategies_table(body["strategies"]))
+
+
+def strategies_table(strategies: dict[str, Any]) -> Table:
+    """One row per strategy of the account (the ``strategies`` section of the reply)."""
+    table = Table(title="strategies")
+    for column in ("strategy", "pnl", "daily pnl", "drawdown max", "drawdown daily", "gross"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    table.add_column("positions", justify="right")
+    table.add_column("risk")
+    table.add_column("state")
+    for strategy_id, s in sorted(strategies.items()):
+        table.add_row(
+            escape(strategy_id),
+            _fmt(s.get("pnl"), ",.2f"),
+            _fmt(s.get("daily_pnl"), ",.2f"),
+            _fmt(s.get("drawdown_max"), ".2%"),
+            _fmt(s.get("drawdown_daily"), ".2%"),
+            _fmt(s.get("gross_exposure"), ",.2f"),
+            _fmt(s.get("open_positions"), "d"),
+            str(s.get("risk_level")),
+            str(s.get("trading_state")),
+        )
+    return table

@@ -28,6 +28,7 @@ from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.returns import ReturnHistory
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.strategy_monitor import assess_strategies
 from risk_worker.domain.trading_state import (
     ACCOUNT,
     STRATEGY,
@@ -210,14 +211,21 @@ class RiskEngine:
         return compute_metrics(acct, self.book.marks, self.config, now_ms)
 
     def assess(self, account_id: str, now_ms: int) -> Assessment | None:
-        """A known account's metrics, utilization, violations and level; None otherwise.
+        """A known account's metrics, utilization, violations and level, and its strategies';
+        None otherwise.
 
         Changes nothing (no breaker hit, no alert de-duplication): for snapshots and status.
         """
         acct = self.book.accounts.get(account_id)
-        if acct is None or not acct.known or self.policies is None:
+        policies = self.policies
+        if acct is None or not acct.known or policies is None:
             return None
-        return assess_account(acct, self.book, self.policies, self.states, self.config, now_ms)
+        a = assess_account(acct, self.book, policies, self.states, self.config, now_ms)
+        if acct.strategies:
+            a.strategies = assess_strategies(
+                acct, a.metrics.equity, self.book.marks, policies, self.states, self.config, now_ms
+            )
+        return a
 
     def monitor(
         self, now_ms: int, apply_trips: bool = True, catch_up: bool = False

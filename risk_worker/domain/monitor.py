@@ -115,6 +115,9 @@ class Assessment(msgspec.Struct, gc=False):
     violations: list[Evaluation]
     risk_level: RiskLevel
     trading_state: TradingState
+    strategies: dict[str, StrategyReport] = msgspec.field(default_factory=dict)
+    """The account's strategies (:meth:`~risk_worker.domain.engine.RiskEngine.assess` fills
+    it; the monitor's evaluation has its own)."""
 
 
 def assess_account(

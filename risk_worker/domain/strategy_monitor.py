@@ -84,18 +84,14 @@ def evaluate_strategies(
     account_id = account.account_id
     findings = StrategyFindings({}, [], 0, [])
     for strategy_id, book in account.strategies.items():
-        m = compute_strategy_metrics(account, strategy_id, marks, config, now_ms, account_equity)
+        report = assess_strategy(
+            account, strategy_id, account_equity, marks, policies, states, config, now_ms
+        )
         if account.balance_known:
-            observe_strategy(book, m.pnl, account_equity, now_ms, config.trading_day)
-        utilization: dict[str, float] = {}
-        violations: list[Evaluation] = []
+            observe_strategy(book, report.metrics.pnl, account_equity, now_ms, config.trading_day)
         emergency: Evaluation | None = None
-        for ev in policies.evaluate_strategy(m) if policies.strategy_scoped else ():
+        for ev in report.violations:
             p = ev.policy
-            utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
-            if not ev.violated:
-                continue
-            violations.append(ev)
             if p.type is PolicyType.EMERGENCY and emergency is None:
                 emergency = ev
             if deduper.allow(account_id, f"{p.id}/{strategy_id}", now_ms):
@@ -108,21 +104,58 @@ def evaluate_strategies(
             book.emergency_onset_ms = now_ms
         elif emergency is None:
             book.emergency_onset_ms = 0
-        tripped = (
-            states.strategy_severity(account_id, strategy_id) >= STATE_SEVERITY[auto_trip_state]
-        )
-        owed = onset or (
-            catch_up
-            and states.strategy_cleared_at(account_id, strategy_id) < book.emergency_onset_ms
-        )
-        state = states.effective(account_id, strategy_id).state
+        severity = states.strategy_severity(account_id, strategy_id)
+        tripped = severity >= STATE_SEVERITY[auto_trip_state]
+        cleared = states.strategy_cleared_at(account_id, strategy_id)
+        owed = onset or (catch_up and cleared < book.emergency_onset_ms)
         if emergency is not None and owed and not tripped:
             findings.trips.append((strategy_id, emergency.message))
-            if STATE_SEVERITY[auto_trip_state] > STATE_SEVERITY[state]:
-                state = auto_trip_state
-        breached = state is TradingState.HALTED or any(
-            v.policy.type is not PolicyType.SOFT for v in violations
-        )
-        level = RiskLevel.BREACHED if breached else level_from_utilization(utilization)
-        findings.reports[strategy_id] = StrategyReport(m, utilization, violations, level, state)
+            if STATE_SEVERITY[auto_trip_state] > STATE_SEVERITY[report.trading_state]:
+                report.trading_state = auto_trip_state
+            report.risk_level = RiskLevel.BREACHED
+        findings.reports[strategy_id] = report
     return findings
+
+
+def assess_strategy(
+    account: Account,
+    strategy_id: str,
+    account_equity: float,
+    marks: dict[str, Mark],
+    policies: PolicySet,
+    states: TradingStates,
+    config: RiskConfig,
+    now_ms: int,
+) -> StrategyReport:
+    """One strategy's metrics, utilization, violations, level and state (pure: changes
+    nothing; for the monitor, status and ``risk.query.metrics``)."""
+    m = compute_strategy_metrics(account, strategy_id, marks, config, now_ms, account_equity)
+    utilization: dict[str, float] = {}
+    violations: list[Evaluation] = []
+    for ev in policies.evaluate_strategy(m) if policies.strategy_scoped else ():
+        p = ev.policy
+        utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
+        if ev.violated:
+            violations.append(ev)
+    state = states.effective(account.account_id, strategy_id).state
+    breached = state is TradingState.HALTED or any(
+        v.policy.type is not PolicyType.SOFT for v in violations
+    )
+    level = RiskLevel.BREACHED if breached else level_from_utilization(utilization)
+    return StrategyReport(m, utilization, violations, level, state)
+
+
+def assess_strategies(
+    account: Account,
+    account_equity: float,
+    marks: dict[str, Mark],
+    policies: PolicySet,
+    states: TradingStates,
+    config: RiskConfig,
+    now_ms: int,
+) -> dict[str, StrategyReport]:
+    """:func:`assess_strategy` of every strategy book of the account, by strategy id."""
+    return {
+        sid: assess_strategy(account, sid, account_equity, marks, policies, states, config, now_ms)
+        for sid in account.strategies
+    }

@@ -284,7 +284,15 @@ def account_snapshot(engine: RiskEngine, account_id: str, now: int) -> dict[str,
     a = engine.assess(account_id, now)
     if a is not None:
         body["metrics"] = msgspec.to_builtins(
-            metrics_msg(account_id, now, a.metrics, a.utilization, a.risk_level, a.trading_state)
+            metrics_msg(
+                account_id,
+                now,
+                a.metrics,
+                a.utilization,
+                a.risk_level,
+                a.trading_state,
+                strategies=strategies_msg(a.strategies),
+            )
         )
     return body
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
+
 from risk_worker.adapters import operator
 from risk_worker.domain.policies import Policy, default_policies
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope, TradingState
@@ -152,3 +154,22 @@ async def test_strategy_emergency_trips_that_strategy_of_that_account_only(
     )
     again = await h.check(account, "BTCUSDT", "SELL", 1.0, 800.0, strategy_id="loser")
     assert again["approved"] is True, again["reason"]  # reducing: the stop's onset has passed
+
+
+async def test_metrics_query_and_cli_show_the_strategies(harness_factory: HarnessFactory) -> None:
+    from tests.integration.test_cli import cli  # noqa: PLC0415
+
+    h = await harness_factory(policies=[*default_policies(), LOSER_DD])
+    account = "STRAT3"
+    await two_strategies(h, account)
+    await h.tick("BTCUSDT", 800.0)
+    await h.settle()
+    reply = await h.nc.request("risk.query.metrics", b'{"account_id": "STRAT3"}', timeout=2.0)
+    body = msgspec.json.decode(reply.data)
+    loser = body["strategies"]["loser"]
+    assert (loser["pnl"], loser["risk_level"]) == (-2_000.0, "BREACHED")
+    assert body["strategies"]["winner"]["risk_level"] != "BREACHED"
+    shown = await cli(h.settings.nats_url, "metrics", account)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert "strategies" in shown.stdout and "loser" in shown.stdout
+    assert "-2,000.00" in shown.stdout
