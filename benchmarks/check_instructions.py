@@ -13,7 +13,11 @@ the orders non-dry-run, 1 ms apart: each approval reserves, and each is counted 
 throttle (100 accounts: about 10 checks per second each, under the built-in limit).
 ``--var`` also loads a hard ``var_99_fraction`` policy (never violated here) and seeds every
 symbol with ``RISK_VAR_WINDOW`` (1,440) one-minute samples, so each check computes the
-historical VaR of its post-trade positions (issue 13).
+historical VaR of its post-trade positions (issue 13). ``--strategies`` attributes each
+account's positions to four strategies (strategy snapshots: 5 per strategy at 20 positions),
+loads three strategy-scoped policies (``drawdown_max``, ``gross_exposure``, ``daily_pnl``; never
+violated here) and has every order name one of the four, so each check computes its strategy's
+metrics before and after the order (issue 13, per-strategy books).
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ from risk_worker.bench.core import (
     request_bodies,
     symbol,
 )
+from risk_worker.domain.book import PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import Policy
-from risk_worker.domain.types import Metric, Operator, PolicyType
+from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 from risk_worker.wire import inbound
 
 
@@ -46,11 +51,18 @@ def main() -> None:
     parser.add_argument("--positions", type=int, default=20)
     parser.add_argument("--live", action="store_true", help="non-dry-run orders, 1 ms apart")
     parser.add_argument("--var", action="store_true", help="a VaR policy and seeded history")
+    parser.add_argument("--strategies", action="store_true", help="strategy books and policies")
     args = parser.parse_args()
     engine = build_engine(accounts=args.accounts, positions=args.positions)
     if args.var:
         seed_var(engine, args.positions)
     bodies = request_bodies(4000, args.accounts, args.positions)
+    if args.strategies:
+        seed_strategies(engine, args.accounts, args.positions)
+        bodies = [
+            b.replace(b'"strategy_id":"momentum"', b'"strategy_id":"strat-%d"' % (k % STRATEGIES))
+            for k, b in enumerate(bodies)
+        ]
     if args.live:
         bodies = [b.replace(b'"dry_run":true', b'"dry_run":false') for b in bodies]
     orders = [inbound.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
@@ -79,6 +91,42 @@ def seed_var(engine: RiskEngine, positions: int) -> None:
             history.record(symbol(j), k * step, price)
             price *= math.exp(rng.gauss(0.0, 0.001))
     history.refresh()
+
+
+STRATEGIES = 4
+"""Strategies per account with ``--strategies``."""
+
+
+def seed_strategies(engine: RiskEngine, accounts: int, positions: int) -> None:
+    """Attribute each account's positions to :data:`STRATEGIES` strategies and load three
+    strategy-scoped policies beside the bench's (never violated here)."""
+    now = time.time_ns() // 1_000_000
+    for account_id, acct in list(engine.book.accounts.items())[:accounts]:
+        for j, pos in enumerate(list(acct.positions.values())[:positions]):
+            engine.apply_position(
+                PositionSnapshot(
+                    account_id,
+                    pos.symbol,
+                    pos.quantity,
+                    pos.entry_price,
+                    now,
+                    f"strat-{j % STRATEGIES}",
+                )
+            )
+    limits = [
+        (Metric.DRAWDOWN_MAX, Operator.LTE, 0.9),
+        (Metric.GROSS_EXPOSURE, Operator.LTE, 1e15),
+        (Metric.DAILY_PNL, Operator.GTE, -1e15),
+    ]
+    engine.load_policies(
+        [
+            *(engine.policies.policies if engine.policies else bench_policies()),
+            *(
+                Policy(f"strat-{m}", f"Strategy {m}", PolicyType.HARD, m, op, t, Scope.STRATEGY)
+                for m, op, t in limits
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -46,9 +46,13 @@ from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import ORDER_METRICS, VAR_METRICS, Evaluation, metric_value
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
-from risk_worker.domain.restricted import RESTRICTED_ACCOUNT_PREFIX, RestrictedList
+from risk_worker.domain.restricted import restricted_denial
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
-from risk_worker.domain.strategy_check import strategy_views, violated_before
+from risk_worker.domain.strategy_check import (
+    strategy_before,
+    strategy_views,
+    violated_before,
+)
 from risk_worker.domain.strategy_metrics import StrategyMetrics
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import DenyReason, PolicyType, RiskLevel, Scope, TradingState
@@ -163,26 +167,6 @@ def check_order(
     )
 
 
-def restricted_denial(
-    order: Order, restricted: RestrictedList, state: TradingState
-) -> Decision | None:
-    """The ``restricted_symbol`` denial of an order on a restricted symbol; None when its
-    symbol is not restricted for its account. The caller lets strictly reducing orders pass
-    (:mod:`risk_worker.domain.restricted`)."""
-    found = restricted.find(order.account_id, order.symbol)
-    if found is None:
-        return None
-    key, r = found
-    whom = "account " + order.account_id if key.startswith(RESTRICTED_ACCOUNT_PREFIX) else "all"
-    return deny(
-        DenyReason.RESTRICTED_SYMBOL,
-        f"{order.symbol} is restricted ({whom}) by {r.by or 'an operator'}: {r.reason}; "
-        "only orders that reduce a position",
-        RiskLevel.BREACHED,
-        state,
-    )
-
-
 def _check_limits(
     order: Order,
     account: Account,
@@ -282,6 +266,11 @@ def _check_limits(
                     config.var.min_samples,
                     config.var.horizon_s,
                     order.account_id,
+                )
+            sid = order.strategy_id
+            if reducing and strategy_pre is None and sid and ev.policy.scope is Scope.STRATEGY:
+                strategy_pre = strategy_before(  # for _held_before, only when it is asked
+                    order, sid, account, book.marks, config, now_ms, pre.equity
                 )
             if ev.policy.type is PolicyType.SOFT or (
                 reducing and _held_before(ev, pre, strategy_pre)

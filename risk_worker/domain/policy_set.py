@@ -218,34 +218,39 @@ class PolicySet:
         breaches: list[Evaluation] = []
         order = (order_notional, order_quantity)
         keys = (account_id, symbol, strategy_id)
-        rules = self._without_strategy if strategy_id is None else self._all
-        if strategy is None and strategy_id is not None and self.strategy_scoped:
-            strategy = empty_strategy(strategy_id, m.equity)
-        for policy, name, shared, scope, scope_id, reads, read, holds, threshold, form in rules:
-            if scope_id is not None and scope_id != keys[scope]:
-                continue
-            source = strategy if scope == STRATEGY_SCOPE else m
-            if reads == READS_ACCOUNT:
-                value = read(source)
-            elif reads == READS_SYMBOL:
-                value = read(source, symbol if scope == SYMBOL_SCOPE else None)
-            else:
-                value = read(order)
-            # Policy.utilization's formulas, without a call for the two common forms
-            if form == UPPER_OVER_ZERO:
-                used = (value if value > 0.0 else 0.0) / threshold
-            elif form == LOWER_OVER_ZERO:
-                used = threshold / value if value > 0.0 else INF
-            else:
-                used = policy.utilization(value)
-            if shared:
-                before = utilization.get(name)
-                if before is not None:
-                    used = max(before, used)
-            utilization[name] = used
-            if not holds(value, threshold):
-                where = symbol if scope == SYMBOL_SCOPE else None
-                breaches.append(Evaluation(policy, value, where, True))
+        source: AccountMetrics | StrategyMetrics = m
+        groups: tuple[tuple[tuple[Rule, ...], AccountMetrics | StrategyMetrics], ...]
+        if strategy_id is None or not self._strategy:
+            groups = ((self._without_strategy, m),)
+        else:  # the strategy-scoped rules come last (by scope), read on the strategy's metrics
+            if strategy is None:
+                strategy = empty_strategy(strategy_id, m.equity)
+            groups = ((self._without_strategy, m), (self._strategy, strategy))
+        for rules, source in groups:
+            for policy, name, shared, scope, scope_id, reads, read, holds, threshold, form in rules:
+                if scope_id is not None and scope_id != keys[scope]:
+                    continue
+                if reads == READS_ACCOUNT:
+                    value = read(source)
+                elif reads == READS_SYMBOL:
+                    value = read(source, symbol if scope == SYMBOL_SCOPE else None)
+                else:
+                    value = read(order)
+                # Policy.utilization's formulas, without a call for the two common forms
+                if form == UPPER_OVER_ZERO:
+                    used = (value if value > 0.0 else 0.0) / threshold
+                elif form == LOWER_OVER_ZERO:
+                    used = threshold / value if value > 0.0 else INF
+                else:
+                    used = policy.utilization(value)
+                if shared:
+                    before = utilization.get(name)
+                    if before is not None:
+                        used = max(before, used)
+                utilization[name] = used
+                if not holds(value, threshold):
+                    where = symbol if scope == SYMBOL_SCOPE else None
+                    breaches.append(Evaluation(policy, value, where, True))
         return utilization, breaches
 
     def evaluate_order(

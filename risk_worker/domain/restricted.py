@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import msgspec
 
+from risk_worker.domain.order import Decision, Order, deny
+from risk_worker.domain.types import DenyReason, RiskLevel, TradingState
+
 RESTRICTED_PREFIX = "restricted."
 RESTRICTED_ACCOUNT_PREFIX = "restricted.account."
 
@@ -125,3 +128,23 @@ class RestrictedList:
         out = [(restricted_key(s), r) for s, r in self._global.items()]
         out += [(restricted_key(s, a), r) for (a, s), r in self._accounts.items()]
         return sorted(out, key=lambda e: e[0])
+
+
+def restricted_denial(
+    order: Order, restricted: RestrictedList, state: TradingState
+) -> Decision | None:
+    """The ``restricted_symbol`` denial of an order on a restricted symbol; None when its
+    symbol is not restricted for its account. The caller lets strictly reducing orders pass
+    (:mod:`risk_worker.domain.restricted`)."""
+    found = restricted.find(order.account_id, order.symbol)
+    if found is None:
+        return None
+    key, r = found
+    whom = "account " + order.account_id if key.startswith(RESTRICTED_ACCOUNT_PREFIX) else "all"
+    return deny(
+        DenyReason.RESTRICTED_SYMBOL,
+        f"{order.symbol} is restricted ({whom}) by {r.by or 'an operator'}: {r.reason}; "
+        "only orders that reduce a position",
+        RiskLevel.BREACHED,
+        state,
+    )

@@ -18,6 +18,22 @@ from risk_worker.domain.strategy_book import observe_strategy
 from risk_worker.domain.strategy_metrics import StrategyMetrics, compute_strategy_metrics
 
 
+def strategy_before(
+    order: Order,
+    strategy_id: str,
+    account: Account,
+    marks: dict[str, Mark],
+    config: RiskConfig,
+    now_ms: int,
+    equity: float,
+) -> StrategyMetrics:
+    """The strategy's metrics before the order (its own earlier reservation left out), the
+    account's equity then being ``equity`` (quote)."""
+    return compute_strategy_metrics(
+        account, strategy_id, marks, config, now_ms, equity, order.order_id
+    )
+
+
 def strategy_views(
     order: Order,
     strategy_id: str,
@@ -29,8 +45,10 @@ def strategy_views(
     post_equity: float,
     signed_qty: float,
     fill_price: float,
-) -> tuple[StrategyMetrics, StrategyMetrics]:
-    """The strategy's metrics before the order and as if it had filled.
+) -> tuple[StrategyMetrics | None, StrategyMetrics]:
+    """The strategy's metrics before the order (None when the strategy has no book: nothing to
+    observe; :func:`strategy_before` computes them when a reducing order needs them) and as if
+    the order had filled.
 
     Args:
         order: the order (its own earlier reservation is left out of both).
@@ -41,12 +59,12 @@ def strategy_views(
             (quote).
         signed_qty: the order's signed base quantity; fill_price: the check's fill price.
     """
-    pre = compute_strategy_metrics(
-        account, strategy_id, marks, config, now_ms, pre_equity, order.order_id
-    )
+    pre = None
     book = account.strategies.get(strategy_id)
-    if book is not None and account.balance_known:
-        observe_strategy(book, pre.pnl, pre_equity, now_ms, config.trading_day)
+    if book is not None:
+        pre = strategy_before(order, strategy_id, account, marks, config, now_ms, pre_equity)
+        if account.balance_known:
+            observe_strategy(book, pre.pnl, pre_equity, now_ms, config.trading_day)
     post = compute_strategy_metrics(
         account,
         strategy_id,
