@@ -338,8 +338,10 @@ def _alert_line(b: dict[str, Any]) -> str:
     if b.get("type") == "suspect_tick":
         return f"[{b.get('level')}] {b.get('symbol')} {b.get('message')}"
     if b.get("type", "policy_violation") != "policy_violation":
-        ident = b.get("account_id") or b.get("strategy_id") or b.get("symbol")
+        ident = b.get("strategy_id") or b.get("account_id") or b.get("symbol")
         who = f"{b.get('scope')} {ident}" if ident else "global"
+        if b.get("strategy_id") and b.get("account_id"):  # a strategy's trip on one account
+            who += f" of account {b.get('account_id')}"
         return (
             f"[{b.get('type')}] {who} → {b.get('state')} by {b.get('triggered_by')}"
             f" ({b.get('source')}): {b.get('reason')}"

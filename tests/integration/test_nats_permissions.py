@@ -27,7 +27,13 @@ from nats.js import api
 from risk_worker.adapters import operator as ops
 from risk_worker.adapters.kv_bucket import open_bucket, read_state, write_state
 from risk_worker.devstack.nats_server import NatsServer
-from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key, auto_key
+from risk_worker.domain.trading_state import (
+    GLOBAL_KEY,
+    StateValue,
+    account_key,
+    auto_key,
+    auto_strategy_key,
+)
 from risk_worker.domain.types import StateSource, TradingState
 from tests.harness import now_ms
 from tests.helpers import connect, wait_for
@@ -146,6 +152,30 @@ async def test_operator_clear_of_an_account_clears_its_stop_and_its_automatic_tr
     for key, revision in done.items():
         value, current = await read_state(op_kv, key)
         assert value is not None and value.state is TradingState.ACTIVE and current == revision
+    assert worker.violations() == []
+    assert operator.violations() == []
+
+
+async def test_worker_trips_a_strategy_of_an_account_and_the_operator_clears_it(
+    peers: dict[str, Peer],
+) -> None:
+    """Issue 13 §2: ``trading_state.auto.>`` covers the automatic trip of a strategy of an
+    account; the operator credential reads and clears it (compare-and-set)."""
+    operator, worker = peers["operator"], peers["worker"]
+    account = "acct-" + uuid.uuid4().hex[:8]
+    key = auto_strategy_key(account, "momo-1")
+    op_kv = await open_bucket(operator.nc.jetstream(timeout=5.0), BUCKET)
+    trip = StateValue(TradingState.HALTED, "strategy loss", "w1", now_ms(), StateSource.POLICY)
+    revision = await write_state(await worker.kv(), key, trip)
+
+    rows = {k: (v, r) for k, v, r in await ops.states(operator.nc, BUCKET, account)}
+    assert rows[key] == (trip, revision)
+    done = await ops.clear(
+        operator.nc, BUCKET, "resolved", "bob", account, None, revision, "momo-1"
+    )
+    assert list(done) == [key]
+    value, current = await read_state(op_kv, key)
+    assert value is not None and value.state is TradingState.ACTIVE and current == done[key]
     assert worker.violations() == []
     assert operator.violations() == []
 

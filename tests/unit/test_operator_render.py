@@ -68,3 +68,25 @@ def test_render_when_not_json_then_raw_bytes_shown() -> None:
 def test_with_timestamp_when_absent_then_added_and_kept_when_present() -> None:
     assert msgspec.json.decode(with_timestamp('{"a": 1}'))["timestamp"] > 1_700_000_000_000
     assert msgspec.json.decode(with_timestamp('{"timestamp": 5}'))["timestamp"] == 5
+
+
+def test_render_when_strategy_of_account_tripped_then_names_both() -> None:
+    line = render(
+        msg(
+            "risk.alerts.emergency",
+            {
+                "type": "state_change",
+                "scope": "strategy",
+                "account_id": "A1",
+                "strategy_id": "momo-1",
+                "state": "REDUCING",
+                "triggered_by": "w0",
+                "source": "policy",
+                "reason": "loss",
+            },
+        )
+    )
+    assert line == (
+        "risk.alerts.emergency [state_change] strategy momo-1 of account A1 → REDUCING by w0"
+        " (policy): loss"
+    )
