@@ -346,7 +346,8 @@ def _alert_line(b: dict[str, Any]) -> str:
             f"[{b.get('type')}] {who} → {b.get('state')} by {b.get('triggered_by')}"
             f" ({b.get('source')}): {b.get('reason')}"
         )
-    return f"[{b.get('level')}] {b.get('account_id')} {b.get('message')}"
+    strategy = f" strategy {b['strategy_id']}" if b.get("strategy_id") else ""
+    return f"[{b.get('level')}] {b.get('account_id')}{strategy} {b.get('message')}"
 
 
 _RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {

@@ -167,14 +167,17 @@ async def test_replay_2017_09_04_when_database_configured_then_violations_and_st
         )
         assert (stop["action"], stop["state"], stop["source"]) == ("trip", "HALTED", "policy")
         snapshot = msgspec.json.decode(stop["account_snapshot"])
-        assert snapshot["metrics"]["drawdown_max"] > 0.25
+        # the snapshot is taken when the watcher sees the trip, the replay running on: the
+        # drawdown may have bounced a little; the violation that caused it has the value
+        assert snapshot["metrics"]["drawdown_max"] > 0.2
         assert snapshot["positions"][0]["symbol"] == "ETHUSDT"
         halted = await conn.fetch(
-            "SELECT policy_name FROM risk_violations WHERE account_id = $1 AND "
+            "SELECT policy_name, metric_value FROM risk_violations WHERE account_id = $1 AND "
             "action_taken = 'halted'",
             crash.long_acct,
         )
         assert [r["policy_name"] for r in halted] == ["Emergency Drawdown Stop"]
+        assert halted[0]["metric_value"] > 0.25
         alerted = await conn.fetchval(
             "SELECT count(*) FROM risk_violations WHERE account_id = $1 AND source = 'monitor'",
             crash.long_acct,
