@@ -124,7 +124,8 @@ async def run_phase(nc: Client, plan: Plan, inflight: int, prefix: str) -> dict[
         ``<prefix>_requests`` (answered) and ``<prefix>_verified`` (replies checked).
 
     Raises:
-        BenchError: a reply was not approved or named another order.
+        BenchError: a reply was not approved or named another order (the message names the
+            phase and how many replies came before).
     """
     samples: list[int] = []
     clock = time.perf_counter_ns
@@ -149,7 +150,11 @@ async def run_phase(nc: Client, plan: Plan, inflight: int, prefix: str) -> dict[
             samples.append(clock() - t0)
             _check(plan, k, msg.data)
 
-    await asyncio.gather(*(requester() for _ in range(inflight)))
+    try:
+        await asyncio.gather(*(requester() for _ in range(inflight)))
+    except BenchError as exc:
+        what = "sequential" if inflight == 1 else f"{inflight} in flight"
+        raise BenchError(f"{what} ({prefix}, {len(samples)} answered): {exc}") from None
     figures = summarize(samples, clock() - start, prefix)
     figures[f"{prefix}_requests"] = float(len(samples))
     figures[f"{prefix}_verified"] = float(len(samples) if plan.verify else 0)
