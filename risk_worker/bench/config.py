@@ -10,7 +10,8 @@ TICK_RATES = (10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_00
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """Book size, load and rounds of one bench run (``requests`` set: a count per phase)."""
+    """Book size, load and rounds of one bench run (``requests`` set: a count per phase;
+    ``var``: a VaR policy and a seeded history, see :mod:`risk_worker.bench.varseed`)."""
 
     accounts: int = 1000
     positions: int = 20
@@ -22,3 +23,4 @@ class BenchConfig:
     tick_rates: tuple[float, ...] = tuple(float(r) for r in TICK_RATES)
     tick_seconds: float = 3.0
     inprocess: bool = True
+    var: bool = False

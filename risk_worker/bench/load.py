@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import msgspec
@@ -25,6 +26,7 @@ from risk_worker.bench.core import (
     symbol,
     wall_ms,
 )
+from risk_worker.domain.policies import Policy
 
 CHECK_SUBJECT = "risk.check.order"
 NO_REPLY = (nats.errors.TimeoutError, nats.errors.NoRespondersError, TimeoutError)
@@ -43,14 +45,15 @@ class BenchError(RuntimeError):
     """The bench could not run, or a check returned a wrong answer."""
 
 
-def write_policy_file(path: Path) -> Path:
-    """Write the bench's 14 policies (:func:`~risk_worker.bench.core.bench_policies`) as TOML.
+def write_policy_file(path: Path, extra: Sequence[Policy] = ()) -> Path:
+    """Write the bench's 14 policies (:func:`~risk_worker.bench.core.bench_policies`) and
+    ``extra`` ones as TOML.
 
     The worker reads it through ``RISK_POLICY_FILE``, so it runs the same set as the in-process
     microbenchmark without a database.
     """
     lines: list[str] = []
-    for p in bench_policies():
+    for p in [*bench_policies(), *extra]:
         lines += [
             "[[policy]]",
             f"name = {_ENC.encode(p.name).decode()}",
@@ -182,8 +185,22 @@ async def wait_answering(nc: Client, timeout: float, positions: int = 1) -> None
     raise BenchError(f"no responder answered within {timeout} s")
 
 
-async def wait_approved(nc: Client, accounts: int, positions: int, timeout: float) -> None:  # noqa: ASYNC109
-    """Wait until a ``dry_run`` check on the last loaded account is approved.
+def _approved(reply: object, var: bool) -> bool:
+    if not isinstance(reply, dict) or reply.get("approved") is not True:
+        return False
+    metrics = reply.get("post_trade_metrics")
+    return not var or (isinstance(metrics, dict) and metrics.get("var_99") is not None)
+
+
+async def wait_approved(
+    nc: Client,
+    accounts: int,
+    positions: int,
+    timeout: float,  # noqa: ASYNC109
+    var: bool = False,
+) -> None:
+    """Wait until a ``dry_run`` check on the last loaded account is approved (with ``var``:
+    and its post-trade metrics carry a 99 % VaR, the worker's history is restored).
 
     Raises:
         BenchError: not approved within ``timeout`` seconds (the last reply is in the message).
@@ -195,9 +212,10 @@ async def wait_approved(nc: Client, accounts: int, positions: int, timeout: floa
         try:
             msg = await nc.request(CHECK_SUBJECT, body, timeout=0.5)
             last = msgspec.json.decode(msg.data)
-            if isinstance(last, dict) and last.get("approved") is True:
+            if _approved(last, var):
                 return
         except NO_REPLY as exc:
             last = repr(exc)
         await asyncio.sleep(0.01)
-    raise BenchError(f"the worker did not approve the loaded book; last reply {last}")
+    what = "approve the loaded book" + (" with a VaR" if var else "")
+    raise BenchError(f"the worker did not {what}; last reply {last}")

@@ -2,7 +2,8 @@
 
 Every worker reply is decoded and must name the order that was sent and carry the decision
 the bench expects of it (approved, or denied for the expected policy), so the figures are those
-of correct decisions; the floor's replies are counted, not checked.
+of correct decisions; with ``--var`` every approved reply must also carry its post-trade 99 %
+VaR (the VaR was computed). The floor's replies are counted, not checked.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ class _Reply(msgspec.Struct):
     violations: list[_Violation] = []
 
 
+class _Metrics(msgspec.Struct):
+    var_99: float | None = None
+
+
+class _VarReply(_Reply):
+    post_trade_metrics: _Metrics | None = None
+
+
 _REPLY = msgspec.json.Decoder(_Reply)
+_VAR_REPLY = msgspec.json.Decoder(_VarReply)
 
 
 class Plan(msgspec.Struct, frozen=True):
@@ -42,7 +52,7 @@ class Plan(msgspec.Struct, frozen=True):
 
     ``expected[k]`` is None when body ``k`` must be approved, else the name of the policy whose
     violation must deny it (``order_too_large``: an order-size control); empty means every body
-    must be approved.
+    must be approved. ``var``: an approved reply must carry a post-trade ``var_99``.
     """
 
     bodies: Sequence[bytes]
@@ -51,12 +61,13 @@ class Plan(msgspec.Struct, frozen=True):
     duration: float | None = None
     verify: bool = True
     expected: Sequence[str | None] = ()
+    var: bool = False
 
 
 def _check(plan: Plan, index: int, data: bytes) -> None:
     if not plan.verify:
         return
-    reply = _REPLY.decode(data)
+    reply = _VAR_REPLY.decode(data) if plan.var else _REPLY.decode(data)
     k = index % len(plan.order_ids)
     order_id = plan.order_ids[k]
     if reply.order_id != order_id:
@@ -65,6 +76,10 @@ def _check(plan: Plan, index: int, data: bytes) -> None:
     if policy is None:
         if reply.approved is not True:
             raise BenchError(f"order {order_id} not approved: {reply.reason}")
+        if isinstance(reply, _VarReply) and (
+            reply.post_trade_metrics is None or reply.post_trade_metrics.var_99 is None
+        ):
+            raise BenchError(f"order {order_id} approved without a post-trade VaR")
         return
     if (
         reply.approved is not False
@@ -109,7 +124,8 @@ async def run_phase(nc: Client, plan: Plan, inflight: int, prefix: str) -> dict[
         ``<prefix>_requests`` (answered) and ``<prefix>_verified`` (replies checked).
 
     Raises:
-        BenchError: a reply was not approved or named another order.
+        BenchError: a reply was not approved or named another order (the message names the
+            phase and how many replies came before).
     """
     samples: list[int] = []
     clock = time.perf_counter_ns
@@ -134,7 +150,11 @@ async def run_phase(nc: Client, plan: Plan, inflight: int, prefix: str) -> dict[
             samples.append(clock() - t0)
             _check(plan, k, msg.data)
 
-    await asyncio.gather(*(requester() for _ in range(inflight)))
+    try:
+        await asyncio.gather(*(requester() for _ in range(inflight)))
+    except BenchError as exc:
+        what = "sequential" if inflight == 1 else f"{inflight} in flight"
+        raise BenchError(f"{what} ({prefix}, {len(samples)} answered): {exc}") from None
     figures = summarize(samples, clock() - start, prefix)
     figures[f"{prefix}_requests"] = float(len(samples))
     figures[f"{prefix}_verified"] = float(len(samples) if plan.verify else 0)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from risk_worker.bench.load import BenchError
+from risk_worker.bench.varseed import var_env
 
 TICKS_MODULE = "risk_worker.bench.ticks"
 
@@ -91,6 +94,40 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
         return int(head.split(b" ", 2)[1]), body
     except (IndexError, ValueError):
         raise OSError(f"not an HTTP response from port {port}") from None
+
+
+def worker_env(url: str, policy_file: Path, http_port: int, redis_url: str = "") -> dict[str, str]:
+    """The bench worker's environment: no database, the bench policies, its own HTTP port;
+    with ``redis_url`` (``--var``) that Redis and the bench's ``RISK_VAR_*``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISK_")}
+    if redis_url:
+        env |= {"RISK_REDIS_URL": redis_url, **var_env()}
+    return env | {
+        "RISK_NATS_URL": url,
+        "RISK_KV_BUCKET": "bench",
+        "RISK_HTTP_HOST": "127.0.0.1",
+        "RISK_HTTP_PORT": str(http_port),
+        "RISK_LOG_LEVEL": "WARNING",
+        "RISK_WORKER_ID": "bench-worker",
+        "RISK_POLICY_FILE": str(policy_file),
+    }
+
+
+async def wait_ready(port: int, timeout: float) -> None:  # noqa: ASYNC109
+    """Poll ``/ready`` until it answers 200.
+
+    Raises:
+        BenchError: not ready within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if (await http_get(port, "/ready"))[0] == 200:
+                return
+        except (OSError, TimeoutError):
+            pass
+        await asyncio.sleep(0.005)
+    raise BenchError(f"the worker's /ready did not answer 200 within {timeout} s")
 
 
 class TickStream:

@@ -64,8 +64,9 @@ def _cpu(result: dict[str, Any]) -> Table:
     return table
 
 
-def _inprocess(figures: dict[str, float]) -> Table:
-    table = Table(title="in-process check path (same book, 14 policies, GC off while timing)")
+def _inprocess(figures: dict[str, float], var: bool) -> Table:
+    policies = "15 policies with VaR" if var else "14 policies"
+    table = Table(title=f"in-process check path (same book, {policies}, GC off while timing)")
     table.add_column("stage")
     table.add_column("p50", justify="right")
     table.add_column("p99", justify="right")
@@ -118,6 +119,17 @@ def _targets(targets: list[dict[str, Any]]) -> Table:
     return table
 
 
+def var_line(var: dict[str, Any] | None) -> str:
+    """The report's line saying whether VaR was on, and how."""
+    if var is None:
+        return "VaR off (--var: a hard VaR policy and a seeded return history)"
+    return (
+        f"[green]VaR on[/green]: {var['policy']}; {var['symbols']} symbols × "
+        f"{var['samples_per_symbol']:,} samples every {var['sample_interval_s']} s "
+        f"(min {var['min_samples']}), {var['history']}; in-process phase seeded the same"
+    )
+
+
 def render(result: dict[str, Any], console: Console) -> None:
     """Print every table and the notes.
 
@@ -126,9 +138,10 @@ def render(result: dict[str, Any], console: Console) -> None:
         console: where to print.
     """
     console.print(_figures(result))
+    console.print(var_line(result["var"]))
     console.print(_cpu(result))
     if result["inprocess"]:
-        console.print(_inprocess(result["inprocess"]))
+        console.print(_inprocess(result["inprocess"], result["var"] is not None))
     ingestion = result["ingestion"]
     console.print(_ingestion(ingestion))
     saturation = ingestion["saturation_rate"]
@@ -155,8 +168,9 @@ def render(result: dict[str, Any], console: Console) -> None:
         f"{rb['worker']:.0f}"
     )
     mark = "[green]verified[/green]" if result["verified"] else "[red]NOT verified[/red]"
+    with_var = ", every approval with its post-trade 99 % VaR" if result["var"] else ""
     console.print(
         f"{mark}: {result['checks_verified']:,} worker replies carried the expected decision "
-        "(approved, or every 50th denied by 'Max Order Notional')"
+        f"(approved{with_var}, or every 50th denied by 'Max Order Notional')"
     )
     console.print(_targets(result["targets"]))

@@ -6,6 +6,10 @@ both, the tick generator publishes ``market.tick.*`` at ``tick_rate`` while the 
 in-flight phases run, then stops for an idle sequential phase. Each worker round starts a fresh
 worker on the bench's 14 policies (``RISK_POLICY_FILE``), loads its book through real events,
 times its start and checks that it applied every tick. Figures are medians over rounds.
+
+With ``var`` (``--var``) the policy file also holds a hard VaR policy and every worker gets
+an embedded Redis, seeded with a full VaR history just before it starts
+(:mod:`risk_worker.bench.varseed`); the in-process phase runs with the same.
 """
 
 from __future__ import annotations
@@ -35,44 +39,22 @@ from risk_worker.bench.load import (
     write_policy_file,
 )
 from risk_worker.bench.measure import Plan, measure_all, timed_phase
-from risk_worker.bench.procs import TickStream, alive, http_get, peak_rss_mb, spawn, stop
+from risk_worker.bench.procs import (
+    TickStream,
+    alive,
+    peak_rss_mb,
+    spawn,
+    stop,
+    wait_ready,
+    worker_env,
+)
 from risk_worker.bench.summary import inprocess_figures, summarize
+from risk_worker.bench.varseed import seed_redis, var_policy, var_redis
 from risk_worker.devstack.nats_server import NatsServer, free_port
 
 RISK_WORKER = Path(sys.executable).parent / "risk-worker"
 START_TIMEOUT_S = 30.0
 DISTINCT_BODIES = 5_000
-
-
-def worker_env(url: str, policy_file: Path, http_port: int) -> dict[str, str]:
-    """The bench worker's environment: no database, the bench policies, its own HTTP port."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RISK_")}
-    return env | {
-        "RISK_NATS_URL": url,
-        "RISK_KV_BUCKET": "bench",
-        "RISK_HTTP_HOST": "127.0.0.1",
-        "RISK_HTTP_PORT": str(http_port),
-        "RISK_LOG_LEVEL": "WARNING",
-        "RISK_WORKER_ID": "bench-worker",
-        "RISK_POLICY_FILE": str(policy_file),
-    }
-
-
-async def wait_ready(port: int, timeout: float) -> None:  # noqa: ASYNC109
-    """Poll ``/ready`` until it answers 200.
-
-    Raises:
-        BenchError: not ready within ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if (await http_get(port, "/ready"))[0] == 200:
-                return
-        except (OSError, TimeoutError):
-            pass
-        await asyncio.sleep(0.005)
-    raise BenchError(f"the worker's /ready did not answer 200 within {timeout} s")
 
 
 async def _phases(
@@ -113,20 +95,28 @@ async def floor_round(
 
 
 async def start_worker(
-    nc: Client, url: str, cfg: BenchConfig, tmp: Path
+    nc: Client, url: str, cfg: BenchConfig, tmp: Path, redis_url: str = ""
 ) -> tuple[asyncio.subprocess.Process, int, dict[str, float]]:
-    """Spawn a worker, wait until ready and its book is loaded: (process, HTTP port, times)."""
+    """Spawn a worker, wait until ready and its book is loaded: (process, HTTP port, times).
+
+    With ``redis_url`` (``--var``) its Redis is first emptied and seeded with the VaR history,
+    and the loaded book must be approved with a VaR (the worker restored the history).
+    """
     log = tmp / "worker.log"
     port = free_port()
+    if redis_url:
+        await seed_redis(redis_url, cfg.positions)
+    env = worker_env(url, tmp / "policies.toml", port, redis_url)
     started = time.monotonic()
-    proc = await spawn([str(RISK_WORKER), "run"], worker_env(url, tmp / "policies.toml", port), log)
+    proc = await spawn([str(RISK_WORKER), "run"], env, log)
     try:
         await alive(proc, log, wait_ready(port, START_TIMEOUT_S))
         ready = time.monotonic() - started
         await alive(proc, log, wait_answering(nc, START_TIMEOUT_S, cfg.positions))
         serving = time.monotonic() - started
         await load_book(nc, cfg.accounts, cfg.positions)
-        await alive(proc, log, wait_approved(nc, cfg.accounts, cfg.positions, START_TIMEOUT_S))
+        approved = wait_approved(nc, cfg.accounts, cfg.positions, START_TIMEOUT_S, cfg.var)
+        await alive(proc, log, approved)
     except BaseException:
         await stop(proc)
         raise
@@ -139,14 +129,14 @@ async def start_worker(
 
 
 async def worker_round(
-    nc: Client, server: NatsServer, cfg: BenchConfig, plan: Plan, tmp: Path
+    nc: Client, server: NatsServer, cfg: BenchConfig, plan: Plan, tmp: Path, redis_url: str = ""
 ) -> dict[str, float]:
     """One round B: start a worker, load its book, measure it (every reply checked), stop it.
 
     Raises:
         BenchError: the worker did not start, answered wrongly or lost ticks.
     """
-    proc, port, figures = await start_worker(nc, server.url, cfg, tmp)
+    proc, port, figures = await start_worker(nc, server.url, cfg, tmp, redis_url)
     try:
         base = await applied_ticks(port)
         measured, published = await _phases(nc, server, cfg, plan, proc.pid)
@@ -167,10 +157,15 @@ async def worker_round(
 
 
 async def ingestion_round(
-    nc: Client, url: str, cfg: BenchConfig, tmp: Path, on_step: Callable[[str], None] | None
+    nc: Client,
+    url: str,
+    cfg: BenchConfig,
+    tmp: Path,
+    on_step: Callable[[str], None] | None,
+    redis_url: str = "",
 ) -> dict[str, Any]:
     """A fresh worker with the loaded book, under the tick ladder (see :mod:`.ingest`)."""
-    proc, port, _ = await start_worker(nc, url, cfg, tmp)
+    proc, port, _ = await start_worker(nc, url, cfg, tmp, redis_url)
     try:
         ladder = await tick_ladder(
             url, port, cfg.positions, cfg.tick_rates, cfg.tick_seconds, on_step
@@ -210,25 +205,25 @@ async def run_bench(
     inprocess: dict[str, float] = {}
     if cfg.inprocess:
         step("in-process check path")
-        inprocess = inprocess_figures(cfg.accounts, cfg.positions)
+        inprocess = inprocess_figures(cfg.accounts, cfg.positions, cfg.var)
     n = min(DISTINCT_BODIES, cfg.requests or DISTINCT_BODIES)
     bodies, order_ids, expected = bench_requests(n, cfg.accounts, cfg.positions)
     count, seconds = (cfg.requests, None) if cfg.requests else (0, cfg.duration)
-    plan = Plan(bodies, order_ids, count, seconds, expected=expected)
+    plan = Plan(bodies, order_ids, count, seconds, expected=expected, var=cfg.var)
     floor: list[dict[str, float]] = []
     worker: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="risk-bench-") as tmp_dir:
         tmp = Path(tmp_dir)
-        write_policy_file(tmp / "policies.toml")
-        with NatsServer(tmp / "nats") as server:
+        write_policy_file(tmp / "policies.toml", [var_policy()] if cfg.var else ())
+        with NatsServer(tmp / "nats") as server, var_redis(cfg.var, tmp) as redis_url:
             nc = await nats.connect(server.url)
             try:
                 for r in range(cfg.rounds):
                     step(f"round {r + 1}/{cfg.rounds} A: floor")
                     floor.append(await floor_round(nc, server, cfg, plan, tmp))
                     step(f"round {r + 1}/{cfg.rounds} B: worker")
-                    worker.append(await worker_round(nc, server, cfg, plan, tmp))
-                ingestion = await ingestion_round(nc, server.url, cfg, tmp, on_step)
+                    worker.append(await worker_round(nc, server, cfg, plan, tmp, redis_url))
+                ingestion = await ingestion_round(nc, server.url, cfg, tmp, on_step, redis_url)
             finally:
                 await nc.close()
     return summarize(cfg, floor, worker, ingestion, inprocess)

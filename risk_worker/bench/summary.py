@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from risk_worker.bench.core import build_engine, measure, request_bodies
+from risk_worker.bench.varseed import seed_engine, var_summary
 
 if TYPE_CHECKING:
     from risk_worker.bench.config import BenchConfig
@@ -37,9 +38,12 @@ def cpu_keys(inflight: tuple[int, ...]) -> list[str]:
     return [f"{phase}_cpu_{name}_us" for phase in phases for name in CPU_PROCESSES]
 
 
-def inprocess_figures(accounts: int, positions: int) -> dict[str, float]:
-    """p50/p99 (µs) of each in-process stage on the bench's book and 14 policies (2 passes)."""
+def inprocess_figures(accounts: int, positions: int, var: bool = False) -> dict[str, float]:
+    """p50/p99 (µs) of each in-process stage on the bench's book and 14 policies (2 passes);
+    with ``var`` also the VaR policy and a seeded history (:func:`.varseed.seed_engine`)."""
     engine = build_engine(accounts, positions, policies=14)
+    if var:
+        seed_engine(engine, positions)
     figures = measure(engine, request_bodies(INPROCESS_REQUESTS, accounts, positions), repeat=2)
     return {
         f"{stage}_{q}_us": figures[f"{stage}_{q}_us"]
@@ -133,7 +137,12 @@ def summarize(
         "reply_bytes": {"floor": floor[0]["reply_bytes"], "worker": worker[0]["reply_bytes"]},
         "checks_verified": verified,
         "verified": verified > 0,
-        "policies": "14 (the bench's policy file, RISK_POLICY_FILE)",
+        "policies": (
+            "15 (the bench's policy file with a VaR policy, RISK_POLICY_FILE)"
+            if cfg.var
+            else "14 (the bench's policy file, RISK_POLICY_FILE)"
+        ),
+        "var": var_summary(cfg.positions) if cfg.var else None,
         "rounds": {"floor": floor, "worker": worker},
     }
     result["targets"] = targets(result)

