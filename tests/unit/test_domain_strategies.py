@@ -215,3 +215,25 @@ def test_hard_strategy_violations_do_not_feed_the_accounts_circuit_breaker():
         assert report.strategies["s1"].violations
         assert report.trip is None
         assert report.strategy_trips == []  # hard, not emergency: alerts only
+
+
+def test_new_lease_holder_trips_a_strategy_in_breach_unless_cleared_after_its_onset():
+    from risk_worker.domain.trading_state import StateValue, auto_strategy_key  # noqa: PLC0415
+    from risk_worker.domain.types import TradingState  # noqa: PLC0415
+
+    stop = strategy_policy(Metric.DRAWDOWN_MAX, 0.01, type=PolicyType.EMERGENCY)
+    for cleared_after_onset in (False, True):
+        engine = engine_with([stop])
+        engine.apply_fill(fill("f1", Side.BUY, 10.0, 1_000.0, "loser"))
+        engine.monitor(NOW, apply_trips=False)
+        engine.set_mark(BTC, 800.0, NOW + 1, NOW + 1)
+        [standby] = engine.monitor(NOW + 1, apply_trips=False)  # the onset, seen as a standby
+        assert standby.strategy_trips  # decided, but a standby writes nothing
+        assert engine.states.strategy_severity(ACCT, "loser") == 0
+        if cleared_after_onset:
+            key = auto_strategy_key(ACCT, "loser")
+            engine.states.apply(key, StateValue(TradingState.ACTIVE, "ok", "op", NOW + 2), 1)
+        [holder] = engine.monitor(NOW + 3, apply_trips=True, catch_up=True)
+        assert bool(holder.strategy_trips) is not cleared_after_onset
+        [later] = engine.monitor(NOW + 4)
+        assert later.strategy_trips == []
