@@ -13,6 +13,7 @@ waits for a confirmed trading-state copy, so that what is already tripped or cle
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import uuid
 from collections.abc import Callable, Coroutine
@@ -190,6 +191,9 @@ class MonitorTask:
                 continue
             if trip.source is StateSource.CIRCUIT_BREAKER:
                 self._metrics.breaker_trip()
+            self._metrics.trip(
+                trip.source.value, "account" if trip.strategy_id is None else "strategy"
+            )
             await self._announce_trip(trip, now)
             self._spawn(self._write_trip(trip, now))
         return metrics
@@ -203,6 +207,8 @@ class MonitorTask:
             stale_marks=sum(1 for r in reports if r.metrics.stale_marks),
             global_state=TradingState.ACTIVE if global_value is None else global_value.state,
             persist_queue_depth=self._queue_depth(),
+            state_confirmed=self._state_confirmed is None or self._state_confirmed(),
+            risk_levels=collections.Counter(r.risk_level.value for r in reports),
         )
 
     async def _announce_trip(self, trip: Trip, now: int) -> None:

@@ -11,10 +11,19 @@ children are bound once here, in dicts.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from risk_worker.domain.monitor import AlertLevel
-from risk_worker.domain.types import STATE_SEVERITY, DenyReason, PolicyType, TradingState
+from risk_worker.domain.types import (
+    STATE_SEVERITY,
+    DenyReason,
+    PolicyType,
+    RiskLevel,
+    StateSource,
+    TradingState,
+)
 
 OTHER = "other"
 """Label value of anything outside a closed set."""
@@ -56,6 +65,9 @@ SNAPSHOT_KINDS = ("account", "mark")
 
 VIOLATION_SOURCES = ("pre_trade", "monitor")
 """``source`` of ``risk_violations_total``: found by an order check or by the monitor."""
+
+TRIP_SCOPES = ("account", "strategy")
+"""``scope`` of ``risk_trips_total``: an account's trip or one strategy's of an account."""
 
 
 class Metrics:
@@ -154,6 +166,30 @@ class Metrics:
         self._stale_marks = Gauge(
             "risk_stale_marks", "Symbols held whose mark price is stale.", registry=r
         )
+        self._confirmed = Gauge(
+            "risk_trading_state_confirmed",
+            "1 while this instance's copy of the trading state is confirmed, else 0 (it denies).",
+            registry=r,
+        )
+        by_level = Gauge(
+            "risk_accounts_by_risk_level",
+            "Accounts in the book by risk level (LOW|MEDIUM|HIGH|BREACHED).",
+            ("level",),
+            registry=r,
+        )
+        self._by_level = {level.value: by_level.labels(level.value) for level in RiskLevel}
+        trips = Counter(
+            "risk_trips_total",
+            "Automatic trips written by the lease holder, by source and scope (account|strategy).",
+            ("source", "scope"),
+            registry=r,
+        )
+        self._trips = {
+            (src.value, scope): trips.labels(src.value, scope)
+            for src in StateSource
+            for scope in TRIP_SCOPES
+        }
+        self._trips_family = trips
 
         self._checks: dict[str | None, Counter] = {
             reason: checks.labels("denied", reason.value) for reason in DenyReason
@@ -236,6 +272,10 @@ class Metrics:
         """Count one account halted by the circuit breaker."""
         self._breaker_trips.inc()
 
+    def trip(self, source: str, scope: str) -> None:
+        """Count one automatic trip (``source``: a StateSource; ``scope``: account|strategy)."""
+        self._child(self._trips, self._trips_family, source, scope).inc()
+
     def reconnect(self) -> None:
         """Count one reconnection to NATS."""
         self._reconnects.inc()
@@ -252,6 +292,8 @@ class Metrics:
         stale_marks: int,
         global_state: TradingState,
         persist_queue_depth: int,
+        state_confirmed: bool,
+        risk_levels: Mapping[str, int],
     ) -> None:
         """Set the gauges the monitor reads once per interval.
 
@@ -261,12 +303,17 @@ class Metrics:
             stale_marks: symbols held whose mark is older than the maximum age.
             global_state: the global trading state (exported as 0, 1, 2 by severity).
             persist_queue_depth: audit records queued, not yet persisted.
+            state_confirmed: whether the trading-state copy is confirmed now.
+            risk_levels: accounts per :class:`RiskLevel` value; a level absent counts 0.
         """
         self._accounts.set(accounts)
         self._halted.set(halted)
         self._stale_marks.set(stale_marks)
         self._global_state.set(STATE_SEVERITY[global_state])
         self._queue_depth.set(persist_queue_depth)
+        self._confirmed.set(1 if state_confirmed else 0)
+        for level, gauge in self._by_level.items():
+            gauge.set(risk_levels.get(level, 0))
 
     @staticmethod
     def _child(

@@ -9,7 +9,7 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from risk_worker.domain.monitor import AlertLevel
-from risk_worker.domain.types import DenyReason, PolicyType, TradingState
+from risk_worker.domain.types import DenyReason, PolicyType, StateSource, TradingState
 from risk_worker.service.observability import EVENT_KINDS, INVALID_REASONS, Metrics
 
 
@@ -45,6 +45,9 @@ def test_metrics_when_created_then_every_named_metric_is_exposed() -> None:
         "risk_nats_reconnects_total",
         "risk_accounts",
         "risk_stale_marks",
+        "risk_trading_state_confirmed",
+        "risk_accounts_by_risk_level",
+        "risk_trips_total",
     }
     assert expected <= names
     assert all(name.startswith("risk_") for name in names)
@@ -123,7 +126,7 @@ def test_monitor_counters_and_gauges_when_set_then_exposed() -> None:
     m.persist_failure(2)
     m.set_gauges(
         accounts=7, halted=1, stale_marks=2, global_state=TradingState.REDUCING,
-        persist_queue_depth=42,
+        persist_queue_depth=42, state_confirmed=True, risk_levels={"LOW": 5, "BREACHED": 2},
     )  # fmt: skip
     labels = {"policy_type": "emergency", "source": "monitor"}
     assert value(m, "risk_violations_total", **labels) == 1
@@ -137,11 +140,32 @@ def test_monitor_counters_and_gauges_when_set_then_exposed() -> None:
     assert value(m, "risk_stale_marks") == 2
     assert value(m, "risk_trading_state_global") == 1
     assert value(m, "risk_persist_queue_depth") == 42
+    assert value(m, "risk_trading_state_confirmed") == 1
+    assert value(m, "risk_accounts_by_risk_level", level="LOW") == 5
+    assert value(m, "risk_accounts_by_risk_level", level="MEDIUM") == 0
+    assert value(m, "risk_accounts_by_risk_level", level="BREACHED") == 2
     m.set_gauges(
         accounts=7, halted=1, stale_marks=0, global_state=TradingState.HALTED,
-        persist_queue_depth=0,
+        persist_queue_depth=0, state_confirmed=False, risk_levels={"HIGH": 7},
     )  # fmt: skip
     assert value(m, "risk_trading_state_global") == 2
+    assert value(m, "risk_trading_state_confirmed") == 0
+    assert value(m, "risk_accounts_by_risk_level", level="LOW") == 0
+    assert value(m, "risk_accounts_by_risk_level", level="HIGH") == 7
+
+
+def test_trips_when_counted_then_by_source_and_scope_in_closed_sets() -> None:
+    m = Metrics()
+    for source in StateSource:
+        for scope in ("account", "strategy"):
+            assert value(m, "risk_trips_total", source=source.value, scope=scope) == 0
+    assert value(m, "risk_trading_state_confirmed") == 0  # unconfirmed until the first pass
+    m.trip("policy", "strategy")
+    m.trip("circuit_breaker", "account")
+    m.trip("something_new", "account")
+    assert value(m, "risk_trips_total", source="policy", scope="strategy") == 1
+    assert value(m, "risk_trips_total", source="circuit_breaker", scope="account") == 1
+    assert value(m, "risk_trips_total", source="other", scope="account") == 1
 
 
 def test_check_path_cost_is_printed_as_a_benchmark(capsys: pytest.CaptureFixture[str]) -> None:
