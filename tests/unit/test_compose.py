@@ -188,13 +188,18 @@ def test_prometheus_is_optional_and_scrapes_the_workers(
 ) -> None:
     prometheus = services["prometheus"]
     assert prometheus["profiles"] == ["monitoring"]
-    assert "./docker/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in prometheus["volumes"]
-    scrape = yaml.safe_load((ROOT / "docker" / "prometheus.yml").read_text(encoding="utf-8"))
+    assert (
+        "./docker/prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro"
+        in prometheus["volumes"]
+    )
+    scrape = yaml.safe_load(
+        (ROOT / "docker" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8")
+    )
     jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
     sd = jobs["risk-worker"]["dns_sd_configs"][0]
     assert sd["names"] == ["risk-worker"] and sd["port"] == 9103
     for name, service in services.items():
-        if name not in {"prometheus", "cli"}:
+        if name not in {"prometheus", "grafana", "cli"}:
             assert "profiles" not in service, f"{name} must start by default"
 
 
@@ -241,7 +246,9 @@ def test_example_placeholders_appear_nowhere_in_the_deployment_files() -> None:
         COMPOSE,
         DOCKERFILE,
         ROOT / "docker" / "nats-server.conf",
-        ROOT / "docker" / "prometheus.yml",
+        ROOT / "docker" / "prometheus" / "prometheus.yml",
+        ROOT / "docker" / "prometheus" / "alerts.yml",
+        ROOT / "docker" / "grafana" / "provisioning" / "datasources" / "prometheus.yml",
     ):
         text = path.read_text(encoding="utf-8")
         for value in placeholders:
