@@ -11,6 +11,7 @@ protocol's error headers on ``invalid_request`` check replies and on query error
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from risk_worker.wire.contract_channels import (
@@ -32,6 +33,7 @@ DESCRIPTION = (
     'DENIED; an order is approved only by a reply with "approved": true.'
 )
 _CODE, _TEXT = ERROR_HEADERS
+_TITLES = {STATES_QUERY: "Trading states query", VAR_RELOAD: "VaR reload"}
 _NO_PAYLOAD = {
     STATES_QUERY: "Any body (e.g. {}); it is ignored.",
     VAR_RELOAD: "An empty body.",
@@ -76,8 +78,16 @@ def _example_headers(name: str, payload: Any) -> dict[str, str] | None:
     return None
 
 
+def _title(name: str, example: tuple[str, Any] | None) -> str:
+    """``Fill`` of the heading ``3.2 Fill (FillMsg)``; the name without a section."""
+    if example is None:
+        return _TITLES.get(name, name)
+    return re.sub(r"^[0-9.]+\s+", "", example[0]).removesuffix(f" ({name})")
+
+
 def _message(name: str, example: tuple[str, Any] | None, has_schema: bool) -> dict[str, Any]:
-    message: dict[str, Any] = {"name": name, "title": name, "contentType": "application/json"}
+    title = _title(name, example)
+    message: dict[str, Any] = {"name": name, "title": title, "contentType": "application/json"}
     if name in _HEADERS:
         message["headers"] = _HEADERS[name]
     if has_schema:
@@ -86,7 +96,11 @@ def _message(name: str, example: tuple[str, Any] | None, has_schema: bool) -> di
         message["summary"] = _NO_PAYLOAD[name]
     if example is not None:
         heading, payload = example
-        entry: dict[str, Any] = {"name": "subjects_md", "summary": f"subjects.md {heading}"}
+        section = heading.split(" ", 1)[0]
+        entry: dict[str, Any] = {
+            "name": "subjects_md",
+            "summary": f"subjects.md §{section} {title}",
+        }
         headers = _example_headers(name, payload)
         if headers is not None:
             entry["headers"] = headers
