@@ -15,6 +15,7 @@ from risk_worker.cli import ops as cli_ops
 from risk_worker.cli.bench import bench_command
 from risk_worker.cli.check import check
 from risk_worker.cli.common import configure_logs, console, err, run_async, settings_or_exit
+from risk_worker.cli.contract import contract
 from risk_worker.cli.db import db
 from risk_worker.cli.metrics_query import metrics
 from risk_worker.cli.policies import policies
@@ -217,6 +218,7 @@ app.command()(cli_ops.status)
 app.command()(cli_ops.publish)
 app.command()(tail)
 app.command(name="bench")(bench_command)
+app.command()(contract)
 
 
 def main() -> None:
