@@ -3,7 +3,7 @@
 Exit codes: 0 approved; 1 denied (by a rule, a stop, or for lack of data); 2 not checked: a
 usage error caught before anything is sent (side, quantity, price), a request the worker refused
 as ``invalid_request`` (printed ``INVALID REQUEST`` with the field), a configuration error, or
-no reply (treat the order as denied).
+no reply or a reply the client cannot read (``risk_worker.client``: treat the order as denied).
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def check(
         raise nats_unreachable(settings.nats_url, exc) from None
     if decision.client_side:  # no reply, no responders, timeout, bad reply: not checked
         err.print(
-            f"[red]no reply ({decision.rejection_reason}): {escape(decision.reason)}; "
+            f"[red]not checked ({decision.rejection_reason}): {escape(decision.reason)}; "
             "treat the order as DENIED[/red]"
         )
         raise typer.Exit(2)

@@ -80,7 +80,10 @@ def check_file(
     except (OSError, nats.errors.Error) as exc:
         raise nats_unreachable(settings.nats_url, exc) from None
     if batch.client_side:
-        err.print(f"[red]no reply on risk.check.batch ({batch.rejection_reason})[/red]")
+        err.print(
+            f"[red]not checked ({batch.rejection_reason}): {escape(batch.reason)}; "
+            "treat every order as DENIED[/red]"
+        )
         raise typer.Exit(2)
     body: dict[str, Any] = msgspec.to_builtins(batch)
     if json_out:

@@ -88,10 +88,10 @@ def _prepare(order: Order) -> tuple[bytes, str | None, str | None]:
 def _unanswered(exc: BaseException) -> tuple[str, str]:
     """(client-side reason, sentence) of a request that got no reply."""
     if isinstance(exc, nats.errors.NoRespondersError):
-        return NO_RESPONDERS, "no risk worker is subscribed: treat the order as DENIED"
+        return NO_RESPONDERS, "no risk worker is subscribed to the subject"
     if isinstance(exc, (nats.errors.TimeoutError, TimeoutError)):
-        return TIMEOUT, "no reply within the timeout: treat the order as DENIED"
-    return NO_REPLY, f"no reply ({type(exc).__name__}): treat the order as DENIED"
+        return TIMEOUT, "no reply within the timeout"
+    return NO_REPLY, f"the request was not answered ({type(exc).__name__}: {exc})"
 
 
 class RiskClient:
@@ -212,7 +212,7 @@ class RiskClient:
             msg = await self._request(BATCH_SUBJECT, body, timeout, traceparent)
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             reason, why = _unanswered(exc)
-            return denied_batch(ids, reason, why.replace("the order", "every order"))
+            return denied_batch(ids, reason, why)
         return decode_batch(msg.data, msg.headers, ids)
 
     async def _query(

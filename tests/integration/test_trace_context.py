@@ -3,8 +3,10 @@ persisted violation (subjects.md §5.1); a malformed one is ignored."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import uuid
 
 import asyncpg
 import msgspec
@@ -14,6 +16,7 @@ from risk_worker.client import CheckOrder, RiskClient
 from risk_worker.devstack.nats_server import NatsServer
 from tests.harness import Harness, start_harness, stop_harness
 from tests.helpers import wait_for
+from tests.integration.conftest import HarnessFactory
 
 TP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -88,3 +91,39 @@ async def test_denied_check_when_traced_then_violation_row_context_has_it(
         assert "traceparent" not in found["tr-db-2"] and "trace_id" not in found["tr-db-2"]
     finally:
         await stop_harness(h)
+
+
+async def test_check_when_forwarded_to_the_owner_then_traceparent_still_echoed(
+    harness_factory: HarnessFactory,
+) -> None:
+    bucket = f"rc_{uuid.uuid4().hex[:10]}"
+    a = await harness_factory(kv_bucket=bucket)
+    b = await harness_factory(kv_bucket=bucket)
+    account = f"TRF{uuid.uuid4().hex[:6]}"
+    for h in (a, b):
+        await h.pnl(account, 100_000.0)
+        await h.tick("BTCUSDT", 50_000.0)
+        await h.settle()
+
+    def routed() -> bool:  # both see each other: one of them forwards the account
+        services = [h.worker.service for h in (a, b)]
+        return any(s is not None and s.checks.forward_target(account) for s in services)
+
+    await wait_for(routed, 10.0, 0.05, "the two workers never saw each other")
+    order = CheckOrder(
+        account_id=account, symbol="BTCUSDT", side="BUY", quantity=0.1, price=50_000.0,
+        dry_run=True,
+    )  # fmt: skip
+    async with await RiskClient.connect(a.settings.nats_url) as client:
+        decisions = await asyncio.gather(
+            *(
+                client.check(msgspec.structs.replace(order, order_id=f"f-{i}"), traceparent=TP)
+                for i in range(20)
+            )
+        )
+        batches = await asyncio.gather(
+            *(client.check_batch([order], traceparent=TP) for _ in range(10))
+        )
+    assert len({d.worker_id for d in decisions}) == 1  # the owner decided every one
+    assert all(d.approved and d.traceparent == TP for d in decisions)
+    assert all(bd.approved and bd.traceparent == TP for bd in batches)
