@@ -17,7 +17,9 @@ from __future__ import annotations
 import re
 
 TRACEPARENT = "traceparent"
-"""The header name (NATS headers are case-sensitive; W3C's is lower case)."""
+"""The header name (W3C's, lower case); replies carry it so."""
+CANONICAL = "Traceparent"
+"""The same header as nats.go's ``Header.Set`` writes it (MIME-canonical); also read."""
 MAX_LENGTH = 256
 """Longer values are ignored outright (a header is not a place for a payload)."""
 _FORMAT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -54,10 +56,12 @@ def trace_id(traceparent: str) -> str:
 
 
 def header_traceparent(headers: dict[str, str] | None) -> str | None:
-    """The valid ``traceparent`` of a message's headers, or None (no headers: no work)."""
+    """The valid ``traceparent`` (or ``Traceparent``) of a message's headers, or None (no
+    headers: no work)."""
     if not headers:
         return None
-    return parse_traceparent(headers.get(TRACEPARENT))
+    value = headers.get(TRACEPARENT)
+    return parse_traceparent(headers.get(CANONICAL) if value is None else value)
 
 
 def log_fields(traceparent: str | None) -> dict[str, str]:

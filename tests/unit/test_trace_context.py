@@ -44,7 +44,8 @@ def test_parse_traceparent_when_malformed_then_none(value: str | None) -> None:
 def test_header_traceparent_when_no_headers_or_other_headers_then_none() -> None:
     assert header_traceparent(None) is None
     assert header_traceparent({}) is None
-    assert header_traceparent({"Traceparent": VALID}) is None  # NATS headers: exact case
+    assert header_traceparent({"Traceparent": VALID}) == VALID  # nats.go's canonical form
+    assert header_traceparent({"TRACEPARENT": VALID}) is None
     assert header_traceparent({"traceparent": VALID}) == VALID
 
 
