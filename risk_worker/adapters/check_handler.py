@@ -22,11 +22,13 @@ from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
 from risk_worker.wire.audit import (
     RiskEventSink,
+    ViolationRecord,
     duplicate_order_record,
     restricted_record,
     violation_record,
 )
 from risk_worker.wire.outbound import reply_msg
+from risk_worker.wire.trace import TRACEPARENT, log_fields
 
 log = logging.getLogger("risk_worker.checks")
 
@@ -40,7 +42,8 @@ def now_ms() -> int:
 
 
 class CheckAnswer(msgspec.Struct, frozen=True, gc=False):
-    """A reply to send: JSON payload, headers (error replies only), the decision, for the
+    """A reply to send: JSON payload, headers (error replies and a traced check's
+    ``traceparent`` only), the decision, for the
     services protocol's error count the error text (None when not an error), and the
     reservation to announce on ``risk.reservations`` (None when nothing was reserved).
 
@@ -89,10 +92,14 @@ class CheckHandler:
         self._encoder = msgspec.json.Encoder()
         self._ratelog = RateLimitedLog(log)
 
-    def answer(self, data: bytes, may_forward: bool = True) -> CheckAnswer:
+    def answer(
+        self, data: bytes, may_forward: bool = True, traceparent: str | None = None
+    ) -> CheckAnswer:
         """The reply to one request, or where to forward it (never raises).
 
         ``may_forward`` is False for a request that was already forwarded to this instance.
+        ``traceparent``: the request's valid W3C ``traceparent`` (``wire.trace``), echoed in
+        the reply headers, the check's log lines and its violation records; None for most.
         """
         started = time.perf_counter_ns()
         now = now_ms()
@@ -105,22 +112,28 @@ class CheckHandler:
             decision = deny(DenyReason.INVALID_REQUEST, f"invalid request: {exc}")
             error = str(exc)[:512]
             headers = {ERROR_CODE: "400", ERROR_TEXT: error}
-            self._ratelog.warning("invalid", "invalid check request: %s", exc)
+            self._ratelog.warning(
+                "invalid", "invalid check request: %s", exc, extra=log_fields(traceparent)
+            )
         else:
             order_id, account_id = order.order_id, order.account_id
             if may_forward:
                 owner = self.forward_target(account_id)
                 if owner is not None:
                     return CheckAnswer(b"", None, None, None, forward_to=owner)
-            decision = self._decide(order, now)
+            decision = self._decide(order, now, traceparent)
             if decision.reason is not None:
-                self.record_denial(order, decision, now)
+                self.record_denial(order, decision, now, traceparent)
         try:
             elapsed_us = (time.perf_counter_ns() - started) // 1000
             reply = reply_msg(order_id, account_id, decision, now, elapsed_us, self._worker_id)
             payload = self._encoder.encode(reply)
         except Exception:
-            log.exception("encoding the reply to order %s failed", order_id)
+            log.exception(
+                "encoding the reply to order %s failed",
+                order_id,
+                extra=log_fields(traceparent),
+            )
             decision = deny(DenyReason.INTERNAL_ERROR, "internal error while encoding the reply")
             payload = self._encoder.encode(
                 reply_msg(order_id, account_id, decision, now, 0, self._worker_id)
@@ -137,7 +150,12 @@ class CheckHandler:
                 account_id,
                 reason.value,
                 decision.message,
-                extra={"order_id": order_id, "account_id": account_id, "reason": reason.value},
+                extra={
+                    "order_id": order_id,
+                    "account_id": account_id,
+                    "reason": reason.value,
+                    **log_fields(traceparent),
+                },
             )
         reservation = None
         r = decision.reservation
@@ -147,6 +165,8 @@ class CheckHandler:
             )
         if self._on_checked is not None:
             self._on_checked(decision, (time.perf_counter_ns() - started) / 1e9)
+        if traceparent is not None:
+            headers = {**(headers or {}), TRACEPARENT: traceparent}
         return CheckAnswer(payload, headers, decision, error, reservation)
 
     @property
@@ -171,9 +191,12 @@ class CheckHandler:
         if self._on_checked is not None:
             self._on_checked(decision, seconds)
 
-    def record_denial(self, order: Order, decision: Decision, now: int) -> None:
+    def record_denial(
+        self, order: Order, decision: Decision, now: int, traceparent: str | None = None
+    ) -> None:
         """Record what denied ``order`` to the audit sink (queued, never awaited): each
-        violation, a restricted symbol or a duplicate order id; nothing for other reasons."""
+        violation, a restricted symbol or a duplicate order id; nothing for other reasons.
+        ``traceparent``: the request's, kept in each record."""
         reason = decision.reason
         if reason is None:
             return
@@ -189,25 +212,37 @@ class CheckHandler:
                     order_id,
                     reason,
                     order.strategy_id,
+                    traceparent,
                 )
             )
         if reason is DenyReason.RESTRICTED_SYMBOL:
-            self._record_restricted(order, now)
+            self._record_restricted(order, now, traceparent)
         elif reason is DenyReason.DUPLICATE_ORDER_ID:
-            self._sink.record(duplicate_order_record(account_id, now, order_id, order.symbol))
+            record = duplicate_order_record(account_id, now, order_id, order.symbol)
+            self._sink.record(_traced(record, traceparent))
 
-    def _record_restricted(self, order: Order, now: int) -> None:
+    def _record_restricted(self, order: Order, now: int, traceparent: str | None) -> None:
         """Record a ``restricted_symbol`` denial as a pre-trade violation (off the hot path:
         only denials get here)."""
         found = self._engine.states.restricted.find(order.account_id, order.symbol)
         if found is not None:
-            self._sink.record(
-                restricted_record(order.account_id, order.order_id, order.symbol, found[0], now)
+            record = restricted_record(
+                order.account_id, order.order_id, order.symbol, found[0], now
             )
+            self._sink.record(_traced(record, traceparent))
 
-    def _decide(self, order: Order, now: int) -> Decision:
+    def _decide(self, order: Order, now: int, traceparent: str | None) -> Decision:
         try:
             return self._engine.check(order, now, self._confirmed())
         except Exception:
-            log.exception("check of order %s failed; denying", order.order_id)
+            log.exception(
+                "check of order %s failed; denying", order.order_id, extra=log_fields(traceparent)
+            )
             return deny(DenyReason.INTERNAL_ERROR, "internal error in the decision; denied")
+
+
+def _traced(record: ViolationRecord, traceparent: str | None) -> ViolationRecord:
+    """``record`` with the check's ``traceparent`` (the same record without one)."""
+    return (
+        record if traceparent is None else msgspec.structs.replace(record, traceparent=traceparent)
+    )

@@ -31,6 +31,7 @@ from risk_worker import __version__
 from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 from risk_worker.adapters.reply_guard import ReplyGuard
+from risk_worker.wire.trace import TRACEPARENT, header_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,15 @@ async def start_service(
         reply = request._msg.reply  # nats.micro has no public accessor for it
         if not replies.accepts(reply, subject):
             return
-        answer = handler.answer(request.data)
+        traceparent = header_traceparent(request.headers)  # None without headers: no work
+        answer = handler.answer(request.data, traceparent=traceparent)
         if answer.forward_to is not None:  # the owner answers the client directly
-            await nc.publish(OWNER_SUBJECT_PREFIX + answer.forward_to, request.data, reply=reply)
+            await nc.publish(
+                OWNER_SUBJECT_PREFIX + answer.forward_to,
+                request.data,
+                reply=reply,
+                headers=None if traceparent is None else {TRACEPARENT: traceparent},
+            )
             return
         if answer.reservation is not None:  # before the reply: the race window is one message
             await nc.publish(RESERVATIONS_SUBJECT, answer.reservation)

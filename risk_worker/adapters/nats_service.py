@@ -42,6 +42,7 @@ from risk_worker.domain.types import ApplyResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
 from risk_worker.wire.outbound import suspect_tick_alert
+from risk_worker.wire.trace import TRACEPARENT, header_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -262,10 +263,14 @@ class WorkerService:
         (checked before deciding and before forwarding, so it reserves nothing)."""
         if not self.replies.accepts(msg.reply, msg.subject):
             return
-        answer = self.checks.answer(msg.data, may_forward)
+        traceparent = header_traceparent(msg.headers)  # None without headers: no work
+        answer = self.checks.answer(msg.data, may_forward, traceparent)
         if answer.forward_to is not None:  # the owner answers the client directly
             await self._nc.publish(
-                OWNER_SUBJECT_PREFIX + answer.forward_to, msg.data, reply=msg.reply
+                OWNER_SUBJECT_PREFIX + answer.forward_to,
+                msg.data,
+                reply=msg.reply,
+                headers=None if traceparent is None else {TRACEPARENT: traceparent},
             )
             return
         if answer.reservation is not None:

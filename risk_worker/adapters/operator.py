@@ -1,4 +1,5 @@
-"""What an operator does over NATS: send a check, trip and clear stops, read states, tail.
+"""What an operator does over NATS: trip and clear stops, read states, tail (checks go
+through :mod:`risk_worker.client`).
 
 natscli cannot be installed on every machine, so the CLI covers these; each function here is
 one operator action, the CLI only parses arguments and prints.
@@ -71,17 +72,6 @@ async def connect(
         closed_cb=on_closed,
         name="risk-worker cli",
     )
-
-
-async def send_check(nc: Client, request: dict[str, Any], reply_timeout: float) -> dict[str, Any]:
-    """Send one check request and decode the reply.
-
-    Raises:
-        nats.errors.NoRespondersError, nats.errors.TimeoutError: no reply — treat as denied.
-    """
-    reply = await nc.request("risk.check.order", _ENCODER.encode(request), timeout=reply_timeout)
-    decoded: dict[str, Any] = msgspec.json.decode(reply.data)
-    return decoded
 
 
 def with_timestamp(body: str) -> bytes:

@@ -29,6 +29,7 @@ from nats.js.client import JetStreamContext
 from risk_worker.adapters.event_stream import STREAM, SUBJECTS
 from risk_worker.errors import RiskWorkerError
 from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
+from risk_worker.wire.trace import trace_id
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,8 @@ def _when(ms: int) -> dt.datetime:
 
 
 def violation_args(r: ViolationRecord) -> tuple[Any, ...]:
-    """Row values of a violation record (``symbol``, ``rejection_reason`` and ``strategy_id``
-    go into ``context``)."""
+    """Row values of a violation record (``symbol``, ``rejection_reason``, ``strategy_id`` and
+    the check's ``traceparent`` with its ``trace_id`` go into ``context``)."""
     ctx: dict[str, str] = {}
     if r.symbol:
         ctx["symbol"] = r.symbol
@@ -91,6 +92,9 @@ def violation_args(r: ViolationRecord) -> tuple[Any, ...]:
         ctx["strategy_id"] = r.strategy_id
     if r.rejection_reason:
         ctx["rejection_reason"] = r.rejection_reason
+    if r.traceparent:
+        ctx["traceparent"] = r.traceparent
+        ctx["trace_id"] = trace_id(r.traceparent)
     context = _ENC.encode(ctx).decode()
     return (
         r.id,

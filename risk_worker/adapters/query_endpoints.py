@@ -26,6 +26,7 @@ from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 from risk_worker.adapters.micro_service import RESERVATIONS_SUBJECT, count_error
 from risk_worker.adapters.query_handler import QueryAnswer, QueryHandler
 from risk_worker.adapters.reply_guard import ReplyGuard
+from risk_worker.wire.trace import TRACEPARENT, header_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ BATCH_SUBJECT = "risk.check.batch"
 BATCH_HEADER = "Risk-Batch"
 """Header marking a batch forwarded to the owner on ``risk.check.owner.<worker_id>``."""
 
-Answer = Callable[[bytes], QueryAnswer]
+Answer = Callable[[bytes, str | None], QueryAnswer]
+"""(request bytes, the request's valid ``traceparent`` or None) → the answer."""
 ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("check_batch", BATCH_SUBJECT, "request: BatchRequestMsg; reply: BatchReplyMsg"),
     ("query_metrics", QUERY_METRICS_SUBJECT, "request: MetricsQueryMsg; reply: RiskMetricsMsg"),
@@ -47,9 +49,9 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
 def answers(queries: QueryHandler) -> dict[str, Answer]:
     """subject → the handler's answer to a request on it."""
     return {
-        BATCH_SUBJECT: queries.batch,
-        QUERY_METRICS_SUBJECT: queries.metrics,
-        QUERY_STATES_SUBJECT: lambda _data: queries.states(),
+        BATCH_SUBJECT: lambda data, tp: queries.batch(data, traceparent=tp),
+        QUERY_METRICS_SUBJECT: lambda data, _tp: queries.metrics(data),
+        QUERY_STATES_SUBJECT: lambda _data, _tp: queries.states(),
     }
 
 
@@ -59,8 +61,10 @@ async def send(
     data: bytes,
     reply: str,
     respond: Callable[[bytes, dict[str, str] | None], Awaitable[None]],
+    traceparent: str | None = None,
 ) -> bool:
-    """Forward (a batch of another owner's account), or announce the reservations and reply.
+    """Forward (a batch of another owner's account, with its ``traceparent``), or announce
+    the reservations and reply.
 
     Returns:
         False when the reply could not be sent (the connection closed meanwhile).
@@ -70,7 +74,9 @@ async def send(
             OWNER_SUBJECT_PREFIX + answer.forward_to,
             data,
             reply=reply,
-            headers={BATCH_HEADER: "1"},
+            headers={BATCH_HEADER: "1"}
+            if traceparent is None
+            else {BATCH_HEADER: "1", TRACEPARENT: traceparent},
         )
         return True
     for reservation in answer.reservations:  # before the reply, as for single checks
@@ -101,12 +107,13 @@ async def add_query_endpoints(
             reply = request._msg.reply  # nats.micro has no public accessor for it
             if not replies.accepts(reply, subject):
                 return
-            answer = answer_of(request.data)
+            traceparent = header_traceparent(request.headers)
+            answer = answer_of(request.data, traceparent)
 
             async def respond(payload: bytes, headers: dict[str, str] | None) -> None:
                 await request.respond(payload, headers=headers)
 
-            sent = await send(nc, answer, request.data, reply, respond)
+            sent = await send(nc, answer, request.data, reply, respond, traceparent)
             if sent and answer.error is not None and endpoint:
                 count_error(endpoint[0], answer.error)
 
@@ -134,7 +141,9 @@ async def subscribe_queries(
             async def respond(payload: bytes, headers: dict[str, str] | None) -> None:
                 await nc.publish(msg.reply, payload, headers=headers)
 
-            await send(nc, answer_of(msg.data), msg.data, msg.reply, respond)
+            traceparent = header_traceparent(msg.headers)
+            answer = answer_of(msg.data, traceparent)
+            await send(nc, answer, msg.data, msg.reply, respond, traceparent)
 
         subs.append(await nc.subscribe(subject, queue=queue, cb=on_msg))
     return subs
@@ -150,4 +159,6 @@ async def answer_forwarded_batch(
     async def respond(payload: bytes, headers: dict[str, str] | None) -> None:
         await nc.publish(msg.reply, payload, headers=headers)
 
-    await send(nc, queries.batch(msg.data, may_forward=False), msg.data, msg.reply, respond)
+    traceparent = header_traceparent(msg.headers)
+    answer = queries.batch(msg.data, may_forward=False, traceparent=traceparent)
+    await send(nc, answer, msg.data, msg.reply, respond, traceparent)

@@ -35,6 +35,7 @@ from risk_worker.wire.queries import (
     parse_metrics_query,
 )
 from risk_worker.wire.strategies import strategies_msg
+from risk_worker.wire.trace import TRACEPARENT, log_fields
 
 log = logging.getLogger("risk_worker.queries")
 
@@ -148,9 +149,20 @@ class QueryHandler:
         reply = StatesReplyMsg(True, rows, restrictions, self._checks.worker_id)
         return QueryAnswer(self._encoder.encode(reply))
 
-    def batch(self, data: bytes, may_forward: bool = True) -> QueryAnswer:
+    def batch(
+        self, data: bytes, may_forward: bool = True, traceparent: str | None = None
+    ) -> QueryAnswer:
         """``risk.check.batch``: decide the orders in order, or say where to forward them
-        (the account's owner); never raises. ``may_forward`` is False for a forwarded one."""
+        (the account's owner); never raises. ``may_forward`` is False for a forwarded one.
+        ``traceparent``: the request's valid W3C one, echoed in the reply headers and kept in
+        the denials' log lines and violation records."""
+        answer = self._batch(data, may_forward, traceparent)
+        if traceparent is None or answer.forward_to is not None:
+            return answer
+        headers = {**(answer.headers or {}), TRACEPARENT: traceparent}
+        return msgspec.structs.replace(answer, headers=headers)
+
+    def _batch(self, data: bytes, may_forward: bool, traceparent: str | None) -> QueryAnswer:
         started = time.perf_counter_ns()
         checks = self._checks
         try:
@@ -162,7 +174,7 @@ class QueryHandler:
             if owner is not None:
                 return QueryAnswer(b"", forward_to=owner)
         now = now_ms()
-        outcome = self._decide(orders, now, all_or_none)
+        outcome = self._decide(orders, now, all_or_none, traceparent)
         worker_id = checks.worker_id
         elapsed_us = (time.perf_counter_ns() - started) // 1000
         seconds = elapsed_us / 1e6 / len(orders)
@@ -171,7 +183,7 @@ class QueryHandler:
         for order, decision in zip(orders, outcome.decisions, strict=True):
             account_id = order.account_id
             if decision.reason is not None:
-                checks.record_denial(order, decision, now)
+                checks.record_denial(order, decision, now, traceparent)
             r = decision.reservation
             if r is not None and decision.approved:
                 reservations.append(
@@ -184,12 +196,17 @@ class QueryHandler:
         reply = BatchReplyMsg(replies, outcome.approved, worker_id)
         return QueryAnswer(self._encoder.encode(reply), reservations=reservations)
 
-    def _decide(self, orders: list[Order], now: int, all_or_none: bool) -> BatchOutcome:
+    def _decide(
+        self, orders: list[Order], now: int, all_or_none: bool, traceparent: str | None
+    ) -> BatchOutcome:
         try:
             return self._engine.check_batch(orders, now, self._confirmed(), all_or_none)
         except Exception:
             log.exception(
-                "batch of %d orders of %s failed; denying", len(orders), orders[0].account_id
+                "batch of %d orders of %s failed; denying",
+                len(orders),
+                orders[0].account_id,
+                extra=log_fields(traceparent),
             )
             denial = deny(DenyReason.INTERNAL_ERROR, "internal error in the decision; denied")
             return BatchOutcome([denial] * len(orders), False)

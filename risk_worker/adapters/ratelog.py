@@ -20,8 +20,11 @@ class RateLimitedLog:
         self._last: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
-    def warning(self, key: str, message: str, *args: object) -> None:
-        """Log a warning for ``key`` unless one was logged within the interval."""
+    def warning(
+        self, key: str, message: str, *args: object, extra: dict[str, str] | None = None
+    ) -> None:
+        """Log a warning for ``key`` unless one was logged within the interval (``extra``:
+        the record's extra fields, e.g. a check's trace)."""
         now = time.monotonic()
         last = self._last.get(key)
         if last is not None and now - last < self._interval:
@@ -32,4 +35,4 @@ class RateLimitedLog:
         if suppressed:
             message += " (%d similar suppressed)"
             args = (*args, suppressed)
-        self._logger.warning(message, *args)
+        self._logger.warning(message, *args, extra=extra)

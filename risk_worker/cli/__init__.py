@@ -6,6 +6,7 @@ services), ``db`` and ``policies`` the PostgreSQL ones, ``bench`` the benchmark 
 ``status_view`` the status tables, ``common`` what the commands share (the consoles too).
 Each command is a few lines that call the layers below.
 
-May import: everything else in risk_worker (the service, adapters, wire, domain, the dev stack
-and the bench). Nothing imports the CLI but ``risk_worker.__main__``.
+May import: everything else in risk_worker (the client, the service, adapters, wire, domain,
+the dev stack and the bench). ``check`` asks through :mod:`risk_worker.client`. Nothing
+imports the CLI but ``risk_worker.__main__``.
 """

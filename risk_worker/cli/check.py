@@ -3,7 +3,7 @@
 Exit codes: 0 approved; 1 denied (by a rule, a stop, or for lack of data); 2 not checked: a
 usage error caught before anything is sent (side, quantity, price), a request the worker refused
 as ``invalid_request`` (printed ``INVALID REQUEST`` with the field), a configuration error, or
-no reply (treat the order as denied).
+no reply or a reply the client cannot read (``risk_worker.client``: treat the order as denied).
 """
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 import nats.errors
 import typer
 from rich.markup import escape
 
-from risk_worker.adapters import operator
-from risk_worker.cli.check_file import check_file
+from risk_worker.cli.check_file import check_file, connect_client
 from risk_worker.cli.common import console, err, nats_unreachable, run_async, settings_or_exit
+from risk_worker.client import Decision
 from risk_worker.domain.bounds import QUANTITY_MAX, is_price
 from risk_worker.domain.types import DenyReason, Side
 
@@ -63,7 +64,9 @@ def check(
     strategy: Annotated[str | None, typer.Option(help="Strategy id.")] = None,
     order_id: Annotated[str | None, typer.Option(help="Order id (default: random).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the reply.")] = 2.0,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the raw reply.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the decision (the reply's fields) as JSON.")
+    ] = False,
     file: Annotated[
         Path | None,
         typer.Option(help="A JSON array of orders of one account, checked as one batch."),
@@ -71,11 +74,14 @@ def check(
     all_or_none: Annotated[
         bool, typer.Option("--all-or-none", help="With --file: one denial denies all.")
     ] = False,
+    traceparent: Annotated[
+        str | None, typer.Option(help="A W3C traceparent header to send (echoed back).")
+    ] = None,
 ) -> None:
     """Send one pre-trade check, or with --file a batch (risk.check.batch). Exit 0 approved,
     1 denied, 2 not checked (invalid, no reply)."""
     if file is not None:
-        check_file(file, all_or_none, timeout, json_out, print_reply)
+        check_file(file, all_or_none, timeout, json_out, print_reply, traceparent)
     if account is None or symbol is None or side is None or quantity is None:
         raise typer.BadParameter("--account, --symbol, --side and --quantity (or --file)")
     settings = settings_or_exit()
@@ -91,21 +97,22 @@ def check(
         "dry_run": dry_run,
     }
 
-    async def go() -> dict[str, Any]:
-        nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
-        try:
-            return await operator.send_check(nc, request, timeout)
-        finally:
-            await nc.close()
+    async def go() -> Decision:
+        async with await connect_client(settings, timeout) as client:
+            return await client.check(request, traceparent=traceparent)
 
     try:
-        reply = run_async(go())
-    except (nats.errors.NoRespondersError, nats.errors.TimeoutError) as exc:
-        err.print(f"[red]no reply ({type(exc).__name__}): treat the order as DENIED[/red]")
-        raise typer.Exit(2) from None
+        decision = run_async(go())
     except (OSError, nats.errors.Error) as exc:
         raise nats_unreachable(settings.nats_url, exc) from None
-    invalid = reply.get("rejection_reason") == DenyReason.INVALID_REQUEST
+    if decision.client_side:  # no reply, no responders, timeout, bad reply: not checked
+        err.print(
+            f"[red]not checked ({decision.rejection_reason}): {escape(decision.reason)}; "
+            "treat the order as DENIED[/red]"
+        )
+        raise typer.Exit(2)
+    reply: dict[str, Any] = msgspec.to_builtins(decision)
+    invalid = decision.rejection_reason == DenyReason.INVALID_REQUEST
     if json_out:
         console.print_json(data=reply)
     elif invalid:

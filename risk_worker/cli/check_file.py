@@ -16,13 +16,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import nats.errors
 import typer
 from rich.markup import escape
 
-from risk_worker.cli.ask import ask
-from risk_worker.cli.common import console, err, settings_or_exit
+from risk_worker.cli.common import console, err, nats_unreachable, run_async, settings_or_exit
+from risk_worker.client import BatchDecision, RiskClient
+from risk_worker.service.settings import Settings
 
-BATCH_SUBJECT = "risk.check.batch"
+
+async def connect_client(settings: Settings, timeout: float) -> RiskClient:  # noqa: ASYNC109
+    """A client with the CLI's ``RISK_NATS_*`` connection (no reconnects: a lost server ends
+    it), its requests waiting ``timeout`` seconds."""
+    return await RiskClient.connect(
+        settings.nats_url,
+        auth=settings.nats_auth,
+        timeout=timeout,
+        allow_reconnect=False,
+        name="risk-worker cli",
+    )
 
 
 def read_orders(path: Path) -> list[dict[str, Any]]:
@@ -51,30 +64,40 @@ def check_file(
     timeout: float,
     json_out: bool,
     print_reply: Callable[[dict[str, Any]], None],
+    traceparent: str | None = None,
 ) -> None:
     """Send the orders of ``path`` as one batch, print each decision (``print_reply``, the
     single check's printer), exit with the verdict."""
     settings = settings_or_exit()
     orders = read_orders(path)
-    reply = ask(settings, BATCH_SUBJECT, {"orders": orders, "all_or_none": all_or_none}, timeout)
-    body = reply.body
+
+    async def go() -> BatchDecision:
+        async with await connect_client(settings, timeout) as client:
+            return await client.check_batch(orders, all_or_none, traceparent=traceparent)
+
+    try:
+        batch = run_async(go())
+    except (OSError, nats.errors.Error) as exc:
+        raise nats_unreachable(settings.nats_url, exc) from None
+    if batch.client_side:
+        err.print(
+            f"[red]not checked ({batch.rejection_reason}): {escape(batch.reason)}; "
+            "treat every order as DENIED[/red]"
+        )
+        raise typer.Exit(2)
+    body: dict[str, Any] = msgspec.to_builtins(batch)
     if json_out:
         console.print_json(data=body)
-    if reply.status is not None:
+    if batch.error_code is not None:
         if not json_out:
-            console.print(
-                f"[red]INVALID REQUEST[/red] ({reply.status}) {escape(str(body.get('message')))}"
-            )
+            console.print(f"[red]INVALID REQUEST[/red] ({batch.error_code}) {escape(batch.reason)}")
             console.print("  the worker checked none of the orders; treat them as denied")
         raise typer.Exit(2)
-    decisions = body.get("decisions") or []
     if not json_out:
-        for decision in decisions:
+        for decision in body["decisions"]:
             print_reply(decision)
-        verdict = (
-            "[green]ALL APPROVED[/green]" if body.get("approved") else "[red]NOT ALL APPROVED[/red]"
-        )
+        verdict = "[green]ALL APPROVED[/green]" if batch.approved else "[red]NOT ALL APPROVED[/red]"
         mode = " (all or none)" if all_or_none else ""
-        passed = sum(bool(d.get("approved")) for d in decisions)
-        console.print(f"{verdict}: {passed} of {len(decisions)}{mode}")
-    raise typer.Exit(0 if body.get("approved") else 1)
+        passed = sum(d.approved for d in batch.decisions)
+        console.print(f"{verdict}: {passed} of {len(batch.decisions)}{mode}")
+    raise typer.Exit(0 if batch.approved else 1)

@@ -46,6 +46,8 @@ class ViolationRecord(msgspec.Struct, frozen=True, gc=False):
     strategy_id: str | None = None
     """The strategy: the order's (pre-trade), or the one a strategy-scoped policy was
     evaluated on (monitor)."""
+    traceparent: str | None = None
+    """The W3C ``traceparent`` the check request carried (pre-trade; ``wire.trace``)."""
 
 
 class StateChangeRecord(msgspec.Struct, frozen=True, gc=False):
@@ -75,6 +77,7 @@ def violation_record(
     order_id: str | None = None,
     rejection_reason: str | None = None,
     strategy_id: str | None = None,
+    traceparent: str | None = None,
 ) -> ViolationRecord:
     """Build a violation record from an evaluation (a fresh uuid4 id)."""
     p = ev.policy
@@ -94,6 +97,7 @@ def violation_record(
         symbol=ev.symbol,
         rejection_reason=rejection_reason,
         strategy_id=strategy_id,
+        traceparent=traceparent,
     )
 
 
