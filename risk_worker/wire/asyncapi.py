@@ -24,6 +24,7 @@ from risk_worker.wire.contract_channels import (
     VAR_RELOAD,
     Channel,
 )
+from risk_worker.wire.trace import TRACEPARENT
 
 NATS_BINDING_VERSION = "0.1.0"
 DESCRIPTION = (
@@ -38,14 +39,27 @@ _NO_PAYLOAD = {
     STATES_QUERY: "Any body (e.g. {}); it is ignored.",
     VAR_RELOAD: "An empty body.",
 }
+_TRACEPARENT = {
+    "type": "string",
+    "maxLength": 256,
+    "pattern": "^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}",
+    "description": "W3C trace context (subjects.md §5.1): optional on a request; a valid one is "
+    "echoed on the reply, logged and kept in the check's violation records; a malformed one is "
+    "ignored.",
+}
+_TRACE_ONLY = {"type": "object", "properties": {TRACEPARENT: _TRACEPARENT}}
 _HEADERS: dict[str, dict[str, Any]] = {
+    "CheckRequestMsg": _TRACE_ONLY,
+    "BatchRequestMsg": _TRACE_ONLY,
+    "BatchReplyMsg": _TRACE_ONLY,
     "CheckReplyMsg": {
         "type": "object",
-        "description": "Only on an invalid_request denial (subjects.md §5); no other reply "
-        "has headers.",
+        "description": "The services error headers only on an invalid_request denial "
+        "(subjects.md §5); traceparent when the request carried a valid one (§5.1).",
         "properties": {
             _CODE: {"type": "string", "enum": ["400"]},
             _TEXT: {"type": "string", "maxLength": 512, "description": "<field>: <detail>"},
+            TRACEPARENT: _TRACEPARENT,
         },
     },
     "QueryErrorMsg": {
