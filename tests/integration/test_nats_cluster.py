@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from pathlib import Path
 
 import pytest
 from nats.js import api
@@ -13,10 +14,21 @@ from risk_worker.adapters.event_stream import STREAM, ensure_stream
 from risk_worker.adapters.kv_bucket import open_bucket
 from risk_worker.devstack.nats_cluster import NatsCluster
 from risk_worker.devstack.nats_server import NatsServer
+from risk_worker.devstack.redis_server import RedisServer
 from risk_worker.errors import ServerUnavailableError, TradingStateError
 from tests.helpers import connect, wait_for
 from tests.integration.conftest import HarnessFactory
-from tests.integration.test_cli_status import run_cli
+from tests.integration.test_cli_status import run_cli as run_status_cli
+from tests.integration.test_dev_start import (
+    START_TIMEOUT_S,
+    assert_one_line_failure,
+    dev_env,
+    launch_dev,
+    run_dev_to_end,
+    stop,
+    wait_until,
+)
+from tests.procs import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +53,7 @@ async def test_worker_on_the_cluster_keeps_bucket_and_stream_at_r3_and_status_sh
     assert (await h.check(account, "BTCUSDT", "BUY", 0.1, 50_000.0))["approved"] is True
 
     env = {"RISK_NATS_URL": nats_cluster.url, "RISK_KV_BUCKET": h.settings.kv_bucket}
-    code, out = await run_cli({**env, "RISK_MONITOR_INTERVAL": "0.1"}, "status")
+    code, out = await run_status_cli({**env, "RISK_MONITOR_INTERVAL": "0.1"}, "status")
     assert code == 0, out
     rows = [line for line in out.splitlines() if "KV_" in line or STREAM in line]
     assert len(rows) == 2 and all("│ 3 " in row and "(leader)" in row for row in rows), out
@@ -105,10 +117,10 @@ async def test_comma_separated_url_reaches_the_cluster_from_the_cli_and_a_bad_on
     nats_cluster: NatsCluster,
 ) -> None:
     spaced = " , ".join(nats_cluster.urls)
-    code, out = await run_cli({"RISK_NATS_URL": spaced}, "emergency", "status")
+    code, out = await run_status_cli({"RISK_NATS_URL": spaced}, "emergency", "status")
     assert code == 0, out
     for bad in (f"{nats_cluster.urls[0]},127.0.0.1:4222", f"{nats_cluster.urls[0]},,"):
-        code, out = await run_cli({"RISK_NATS_URL": bad}, "emergency", "status")
+        code, out = await run_status_cli({"RISK_NATS_URL": bad}, "emergency", "status")
         assert code != 0 and "RISK_NATS_URL" in out, out
         assert "nats://HOST:PORT" in out or "empty server" in out, out
 
@@ -120,3 +132,31 @@ async def test_a_node_killed_and_restarted_rejoins_the_cluster(nats_cluster: Nat
     await wait_for(lambda: nats_cluster.meta_leader() not in (None, leader), 10.0)
     nats_cluster.start_node(leader)
     assert all(node.running for node in nats_cluster.nodes)
+
+
+async def test_dev_cluster_starts_three_servers_and_the_worker_at_r3(
+    tmp_path: Path, database_url: str, redis_server: RedisServer
+) -> None:
+    env = dev_env(RISK_DATABASE_URL=database_url, RISK_REDIS_URL=redis_server.url)
+    refused = run_dev_to_end(env, tmp_path / "refused", tmp_path / "refused-logs", "--cluster")
+    assert "unset RISK_NATS_URL" in assert_one_line_failure(refused)
+    del env["RISK_NATS_URL"]
+    dev = launch_dev(env, tmp_path / "data", tmp_path / "logs", "--cluster")
+    try:
+        wait_until(
+            lambda: "serving risk.check.order" in dev.stdout or dev.proc.poll() is not None,
+            START_TIMEOUT_S,
+            lambda: f"dev --cluster never served{dev.output()}",
+        )
+        assert dev.proc.poll() is None, dev.output()
+        url = dev.exports()["RISK_NATS_URL"]
+        assert url.count(",") == 2 and "started a 3-node NATS cluster" in dev.stdout
+        shell = {**env, "RISK_NATS_URL": url, "COLUMNS": "200"}
+        status = await run_cli(shell, "status", "--wait", "0.2")
+        assert status.returncode == 0, status
+        lines = status.stdout.splitlines()
+        rows = [line for line in lines if "KV_risk_control" in line or f"{STREAM} " in line]
+        assert len(rows) == 2 and all("│ 3 " in row for row in rows), status.stdout
+    finally:
+        stop(dev)
+    assert dev.proc.returncode == 0, dev.output()
