@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from risk_worker.devstack.nats_cluster import NatsCluster
 from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.devstack.redis_server import RedisServer
 from tests.redis_fixtures import started_redis
@@ -35,6 +36,19 @@ def own_nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsSe
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def nats_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsCluster]:
+    """A 3-node JetStream cluster (routes, domain ``risk``, one store per node) for a module;
+    a test that stops, kills or restarts a node brings it back (``start_node``) before it ends.
+    """
+    cluster = NatsCluster(tmp_path_factory.mktemp("nats-cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture

@@ -44,7 +44,8 @@ async def connect(url: str, **options: object) -> Client:
     """Connects to NATS with settings that notice a dead or restarted server within a second.
 
     Args:
-        url: Server URL, e.g. `nats_server.url`.
+        url: Server URL, e.g. `nats_server.url`, or several separated by commas
+            (`nats_cluster.url`).
         **options: Overrides for `nats.connect` keyword arguments.
 
     Returns:
@@ -59,4 +60,4 @@ async def connect(url: str, **options: object) -> Client:
         "allow_reconnect": True,
     }
     settings.update(options)
-    return await nats.connect(url, **settings)
+    return await nats.connect([u.strip() for u in url.split(",")], **settings)

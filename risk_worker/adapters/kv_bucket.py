@@ -28,32 +28,64 @@ _DECODER = msgspec.json.Decoder(StateValue)
 _RESTRICTION = msgspec.json.Decoder(Restriction)
 
 
-async def open_bucket(js: JetStreamContext, name: str) -> KeyValue:
-    """Bind the bucket, creating it (file storage) only when it does not exist.
+async def open_bucket(js: JetStreamContext, name: str, replicas: int | None = None) -> KeyValue:
+    """Bind the bucket, creating it (file storage, ``replicas`` copies) only when it does not
+    exist.
 
     ``create_key_value`` is not create-or-bind (it fails on a different config), hence bind
-    first; a concurrent creator is tolerated by binding again.
+    first; a concurrent creator is tolerated by binding again. An existing bucket keeps its
+    replica count: when it differs from ``replicas`` a warning names both (the worker's NATS
+    user may not update the bucket's stream, so an operator changes it; see the README).
+    ``replicas`` None (the CLI): whatever the bucket has, created at 1 when missing.
 
     Raises:
-        TradingStateError: the bucket can be neither bound nor created.
+        TradingStateError: the bucket can be neither bound nor created (e.g. more than one
+            replica asked of a server that is not in a JetStream cluster).
     """
     try:
-        return await js.key_value(name)
+        kv = await js.key_value(name)
     except nats.js.errors.BucketNotFoundError:
         pass
     except nats.errors.Error as exc:
         raise TradingStateError(f"cannot bind KV bucket {name!r}: {exc!r}") from exc
+    else:
+        if replicas is not None:
+            await _compare_replicas(kv, name, replicas)
+        return kv
     try:
         return await js.create_key_value(
             bucket=name,
             history=BUCKET_HISTORY,
+            replicas=replicas or 1,
             description="risk-worker trading states (emergency stop)",
         )
     except nats.errors.Error as exc:
         try:
             return await js.key_value(name)
         except nats.errors.Error:
-            raise TradingStateError(f"cannot create KV bucket {name!r}: {exc!r}") from exc
+            raise TradingStateError(
+                f"cannot create KV bucket {name!r} with {replicas or 1} replica(s) "
+                f"(RISK_KV_REPLICAS): {exc!r}"
+            ) from exc
+
+
+async def _compare_replicas(kv: KeyValue, name: str, replicas: int) -> None:
+    """Warn when the bound bucket's stream keeps another number of replicas than asked."""
+    try:
+        have = (await kv.status()).stream_info.config.num_replicas or 1
+    except nats.errors.Error as exc:
+        log.warning("cannot read KV bucket %r's replica count: %r", name, exc)
+        return
+    if have != replicas:
+        log.warning(
+            "KV bucket %r has %d replica(s) but RISK_KV_REPLICAS is %d: the bucket is used as "
+            "it is; an operator changes its stream KV_%s to %d replicas (the worker may not)",
+            name,
+            have,
+            replicas,
+            name,
+            replicas,
+        )
 
 
 def decode_state(raw: bytes | None) -> StateValue | None:

@@ -215,10 +215,22 @@ def describe_connect_error(exc: BaseException, auth: NatsAuth | None = None) -> 
     return text
 
 
+def server_list(servers: str | list[str]) -> list[str]:
+    """``RISK_NATS_URL``'s servers: ``"nats://a:4222, nats://b:4222"`` → two stripped URLs.
+
+    nats-py takes one URL or a list; a comma-separated string would reach it whole (and fail
+    with "invalid connect url option"). Blank items are dropped.
+    """
+    items = servers.split(",") if isinstance(servers, str) else servers
+    return [url.strip() for url in items if url.strip()]
+
+
 async def open_connection(servers: str | list[str], auth: NatsAuth, **options: Any) -> Client:
     """``nats.connect(servers, **options)`` with ``auth``, but a refusal by the server ends it.
 
-    (nats-py retries a refused first connection like any failure.) ``error_cb`` gets the others.
+    ``servers``: one URL, several separated by commas (``RISK_NATS_URL``), or a list; nats-py
+    connects to one and fails over to the others. (nats-py retries a refused first connection
+    like any failure.) ``error_cb`` gets the others.
 
     Raises:
         NatsAuthError: the server refused the credentials or a certificate (a clear message).
@@ -236,7 +248,7 @@ async def open_connection(servers: str | list[str], auth: NatsAuth, **options: A
 
     nc, kwargs = Client(), {**options, **connect_options(auth)}
     try:
-        await nc.connect(servers, error_cb=error_cb, **kwargs)
+        await nc.connect(server_list(servers), error_cb=error_cb, **kwargs)
     except BaseException as exc:
         connecting = False
         with contextlib.suppress(Exception):  # after a failed TLS handshake close() hangs

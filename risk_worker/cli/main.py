@@ -56,17 +56,36 @@ def dev(
     data_dir: Annotated[Path, typer.Option(help="Where the embedded servers keep data.")] = Path(
         ".risk-worker-dev"
     ),
+    cluster: Annotated[
+        bool,
+        typer.Option(
+            "--cluster", help="A 3-node NATS cluster (bucket and stream at R3), not one server."
+        ),
+    ] = False,
 ) -> None:
     """Start NATS (JetStream) unless RISK_NATS_URL answers, PostgreSQL unless RISK_DATABASE_URL
     is set and Redis unless RISK_REDIS_URL is set, then run the worker (HTTP on 127.0.0.1
     unless RISK_HTTP_HOST is set). Ctrl-C stops them all. A known start failure is one line
-    and exit 1."""
+    and exit 1. --cluster: three NATS servers on free ports instead (RISK_NATS_URL unset)."""
     from risk_worker.devstack.start import run_dev  # noqa: PLC0415
 
     settings = settings_or_exit()
     configure_logs(settings)
+    if cluster and os.environ.get("RISK_NATS_URL"):
+        err.print(
+            "[red]risk-worker dev cannot start:[/red] --cluster starts its own three NATS "
+            "servers: unset RISK_NATS_URL (or drop --cluster to use that server)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
     try:
-        run_dev(settings, data_dir, console, http_host_set="RISK_HTTP_HOST" in os.environ)
+        run_dev(
+            settings,
+            data_dir,
+            console,
+            http_host_set="RISK_HTTP_HOST" in os.environ,
+            cluster=cluster,
+        )
     except RiskWorkerError as exc:
         err.print(f"[red]risk-worker dev cannot start:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None

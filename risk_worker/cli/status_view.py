@@ -12,12 +12,15 @@ import contextlib
 from typing import Any
 
 import msgspec
+import nats.errors
+import nats.js.errors
 from nats.aio.msg import Msg
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from risk_worker.adapters import operator
+from risk_worker.adapters.event_stream import STREAM
 from risk_worker.adapters.micro_service import SERVICE_NAME
 from risk_worker.cli.restrict import gather_restricted, render_restricted
 from risk_worker.domain.restricted import Restriction
@@ -35,6 +38,47 @@ class StatusView(msgspec.Struct):
     accounts: dict[str, dict[str, Any]]
     source: str
     restricted: list[tuple[str, Restriction, int]] = msgspec.field(default_factory=list)
+    streams: list[StreamReplicas] = msgspec.field(default_factory=list)
+
+
+class StreamReplicas(msgspec.Struct, frozen=True):
+    """One JetStream stream's replication as the server reports it (``stream_info``).
+
+    Attributes:
+        stream: ``KV_<bucket>`` or ``RISK_EVENTS``.
+        replicas: configured ``num_replicas``; None when the stream does not exist (or cannot
+            be read: ``detail`` says why).
+        detail: the leader and each replica with its state (``current`` or how far behind),
+            or the reason there is none.
+    """
+
+    stream: str
+    replicas: int | None
+    detail: str
+
+
+async def gather_streams(nc: Any, bucket: str) -> list[StreamReplicas]:
+    """The trading-state bucket's and ``RISK_EVENTS``' replica counts, leaders and replicas."""
+    js, found = nc.jetstream(), []
+    for name in (f"KV_{bucket}", STREAM):
+        try:
+            info = await js.stream_info(name)
+        except nats.js.errors.NotFoundError:
+            found.append(StreamReplicas(name, None, "not created yet"))
+            continue
+        except nats.errors.Error as exc:
+            found.append(StreamReplicas(name, None, f"unreadable: {exc!r}"))
+            continue
+        cluster = info.cluster
+        if cluster is None or not cluster.leader:
+            detail = "single server" if cluster is None else "no leader"
+        else:
+            peers = [f"{cluster.leader} (leader)"] + [
+                f"{p.name} ({_peer_state(p)})" for p in cluster.replicas or []
+            ]
+            detail = ", ".join(peers)
+        found.append(StreamReplicas(name, info.config.num_replicas or 1, detail))
+    return found
 
 
 async def gather_status(settings: Settings, wait: float | None = None) -> StatusView:
@@ -49,6 +93,7 @@ async def gather_status(settings: Settings, wait: float | None = None) -> Status
         instances = await operator.discover(nc, SERVICE_NAME)
         states = await operator.states(nc, settings.kv_bucket, None)
         restricted = await gather_restricted(nc, settings.kv_bucket)
+        streams = await gather_streams(nc, settings.kv_bucket)
         if settings.redis_url:
             accounts, source = await _from_redis(settings), "Redis snapshots"
         else:
@@ -56,7 +101,7 @@ async def gather_status(settings: Settings, wait: float | None = None) -> Status
             accounts, source = await _from_metrics(nc, listen), "risk.metrics"
     finally:
         await nc.close()
-    return StatusView(instances, states, accounts, source, restricted)
+    return StatusView(instances, states, accounts, source, restricted, streams)
 
 
 async def _from_redis(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -141,6 +186,11 @@ def render_status(console: Console, view: StatusView) -> None:
     console.print(instances)
     console.print(states_table(view.states, "trading states"))
     render_restricted(console, view.restricted)
+    streams = Table("stream", "replicas", "servers", title="JetStream replication")
+    for entry in view.streams:
+        count = "—" if entry.replicas is None else str(entry.replicas)
+        streams.add_row(entry.stream, count, escape(entry.detail))
+    console.print(streams)
     accounts = Table(
         "account",
         "equity",
@@ -169,3 +219,10 @@ def render_status(console: Console, view: StatusView) -> None:
             str(m.get("trading_state", "")),
         )
     console.print(accounts)
+
+
+def _peer_state(peer: Any) -> str:
+    """``current``, ``offline`` or ``N behind`` (operations the replica has yet to apply)."""
+    if peer.offline:
+        return "offline"
+    return "current" if peer.current else f"{peer.lag or 0} behind"

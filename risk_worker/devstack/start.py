@@ -19,6 +19,7 @@ from risk_worker.adapters import operator
 from risk_worker.adapters.pg_migrate import migrate, migrations_dir
 from risk_worker.devstack.banner import banner
 from risk_worker.devstack.childproc import ChildServer
+from risk_worker.devstack.nats_cluster import NatsCluster
 from risk_worker.devstack.nats_server import NatsServer, free_port
 from risk_worker.devstack.postgres import PostgresServer
 from risk_worker.devstack.preflight import (
@@ -48,7 +49,12 @@ def _run_async_value(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def run_dev(
-    settings: Settings, data_dir: Path, console: Console, *, http_host_set: bool = False
+    settings: Settings,
+    data_dir: Path,
+    console: Console,
+    *,
+    http_host_set: bool = False,
+    cluster: bool = False,
 ) -> None:
     """Embedded servers and the worker, until Ctrl-C.
 
@@ -57,7 +63,9 @@ def run_dev(
     ``RISK_DATABASE_URL`` is set and an embedded Redis unless ``RISK_REDIS_URL`` is set;
     migrates the database; prints the ``export`` lines the other commands need; runs the worker
     in this process with its HTTP endpoint on 127.0.0.1 (unless ``http_host_set``: the user
-    chose ``RISK_HTTP_HOST``). The servers it started are stopped afterwards.
+    chose ``RISK_HTTP_HOST``). The servers it started are stopped afterwards. ``cluster``:
+    a 3-node JetStream cluster on free ports instead of one server (whatever answers at
+    ``settings.nats_url``), the worker given its three URLs and replicas 3.
 
     Raises:
         RiskWorkerError: a known start failure (:class:`DevStartError`: the data directory is
@@ -72,7 +80,7 @@ def run_dev(
     started: list[ChildServer] = []
     try:
         check_http_port(settings.http_host, settings.http_port)
-        settings = _start_servers(settings, data_dir, console, started)
+        settings = _start_servers(settings, data_dir, console, started, cluster)
         applied = _run_async_value(_migrate(settings.database_url))
         console.print(f"database migrated ({', '.join(applied) or 'up to date'})")
         console.print(banner(settings), soft_wrap=True, highlight=False, markup=False)
@@ -86,10 +94,17 @@ def run_dev(
 
 
 def _start_servers(
-    settings: Settings, data_dir: Path, console: Console, started: list[ChildServer]
+    settings: Settings,
+    data_dir: Path,
+    console: Console,
+    started: list[ChildServer],
+    cluster: bool = False,
 ) -> Settings:
-    """Starts the servers no variable points at (appending each to ``started``)."""
-    if check_nats_port(settings.nats_url):
+    """Starts the servers no variable points at (appending each to ``started``); ``cluster``:
+    three NATS servers (:func:`_start_cluster`) whatever answers at ``settings.nats_url``."""
+    if cluster:
+        settings = _start_cluster(settings, data_dir, console, started)
+    elif check_nats_port(settings.nats_url):
         _say(console, f"using the NATS server already at {redact(settings.nats_url)}")
     else:
         port = urlparse(settings.nats_url.split(",")[0]).port or 4222
@@ -122,6 +137,26 @@ def _start_servers(
         )
         settings = msgspec.structs.replace(settings, redis_url=redis_server.url)
     return settings
+
+
+def _start_cluster(
+    settings: Settings, data_dir: Path, console: Console, started: list[ChildServer]
+) -> Settings:
+    """Starts the 3-node cluster (its nodes appended to ``started``); the worker's settings
+    then name its three URLs and keep the bucket and the stream at three replicas."""
+    nats_cluster = NatsCluster(data_dir / "nats-cluster")
+    try:
+        nats_cluster.start()
+    finally:
+        started.extend(nats_cluster.nodes)
+    _say(
+        console,
+        f"started a 3-node NATS cluster (JetStream domain {nats_cluster.domain}) at "
+        f"{nats_cluster.url}, logs in {nats_cluster.data_dir}/node-*/",
+    )
+    return msgspec.structs.replace(
+        settings, nats_url=nats_cluster.url, kv_replicas=3, events_replicas=3
+    )
 
 
 def _say(console: Console, text: str) -> None:

@@ -6,7 +6,6 @@ stops before it connects to anything. Durations are given in seconds and kept in
 
 from __future__ import annotations
 
-import math
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -19,13 +18,30 @@ from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import TradingState
 from risk_worker.domain.var import VarConfig
 from risk_worker.errors import ConfigError
-from risk_worker.service.trading_day import DEFAULT_DAY_RESET, parse_day_reset, trading_day_function
+from risk_worker.service.setting_parsers import (
+    _batch_size,
+    _database_url,
+    _day_reset,
+    _fallback,
+    _flag,
+    _level,
+    _log_format,
+    _nats_urls,
+    _nonempty,
+    _port,
+    _positive_float,
+    _positive_int,
+    _rate,
+    _rates,
+    _readable_file,
+    _redis_url,
+    _replicas,
+    _reply_prefixes,
+    _trip_state,
+)
+from risk_worker.service.trading_day import DEFAULT_DAY_RESET, trading_day_function
 
 T = TypeVar("T")
-
-MAX_BATCH_LIMIT = 1_000
-"""Most orders ``RISK_MAX_BATCH`` may allow in one ``risk.check.batch`` (each batch is decided
-in one go on the event loop, so its size bounds how long other checks wait)."""
 
 
 class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -39,6 +55,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     nats_connect_timeout: float = 30.0
     worker_id: str = ""
     kv_bucket: str = "risk_control"
+    kv_replicas: int = 1
+    events_replicas: int = 1
     state_max_age: float = 2.0
     state_confirm_interval: float = 0.5
     mark_max_age: float = 30.0
@@ -100,137 +118,13 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         )
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError("must be a finite number > 0")
-    return value
-
-
-def _rate(text: str) -> float:
-    value = float(text)
-    if not (0 < value <= 1):
-        raise ValueError("must be a fraction in (0, 1]")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be an integer ≥ 1")
-    return value
-
-
-def _rates(text: str) -> dict[str, float]:
-    rates: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        symbol, sep, rate = item.partition("=")
-        if not sep or not symbol.strip():
-            raise ValueError(f"expected SYMBOL=RATE items separated by commas, got {item!r}")
-        rates[symbol.strip()] = _rate(rate)
-    return rates
-
-
-def _level(text: str) -> str:
-    level = text.upper()
-    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
-    return level
-
-
-def _database_url(text: str) -> str:
-    url = text.strip()
-    if url and not url.startswith(("postgresql://", "postgres://")):
-        raise ValueError("must be a postgresql:// DSN")
-    return url
-
-
-def _fallback(text: str) -> str:
-    value = text.strip().lower()
-    if value not in {"", "defaults"}:
-        raise ValueError("must be empty or 'defaults'")
-    return value
-
-
-def _flag(text: str) -> bool:
-    value = text.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError("must be true or false")
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be a port number 0-65535 (0 picks a free one)")
-    return value
-
-
-def _log_format(text: str) -> str:
-    value = text.strip().lower()
-    if value not in {"", "json", "console"}:
-        raise ValueError("must be json or console (empty: console on a terminal, else json)")
-    return value
-
-
-def _redis_url(text: str) -> str:
-    url = text.strip()
-    if url and not url.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must be a redis:// URL")
-    return url
-
-
-def _readable_file(text: str) -> str:
-    path = text.strip()
-    if not os.path.isfile(path) or not os.access(path, os.R_OK):
-        raise ValueError("must name a readable file")
-    return path
-
-
-def _reply_prefixes(text: str) -> tuple[str, ...]:
-    """Comma-separated inbox prefixes (beside ``_INBOX.``) whose reply subjects are answered."""
-    prefixes: list[str] = []
-    for prefix in filter(None, (part.strip() for part in text.split(","))):
-        if prefix.startswith("$") or not prefix.endswith("."):
-            raise ValueError(f"{prefix!r}: each prefix must end with '.' and not start with '$'")
-        if not all(part and not set(part) & set("*> \t\r\n") for part in prefix[:-1].split(".")):
-            raise ValueError(f"{prefix!r}: each prefix must be subject tokens without wildcards")
-        prefixes.append(prefix)
-    return tuple(prefixes)
-
-
-def _trip_state(text: str) -> TradingState:
-    value = text.strip().upper()
-    if value not in {TradingState.REDUCING, TradingState.HALTED}:
-        raise ValueError("must be REDUCING or HALTED")
-    return TradingState(value)
-
-
-def _day_reset(text: str) -> str:
-    reset, name, _ = parse_day_reset(text)
-    return f"{reset:%H:%M} {name}"
-
-
-def _batch_size(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= MAX_BATCH_LIMIT:
-        raise ValueError(f"must be an integer in [1, {MAX_BATCH_LIMIT}]")
-    return value
-
-
-def _nonempty(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return text.strip()
-
-
 _PARSERS: dict[str, Callable[[str], Any]] = {
-    "nats_url": _nonempty,
+    "nats_url": _nats_urls,
     "nats_connect_timeout": _positive_float,
     "worker_id": _nonempty,
     "kv_bucket": _nonempty,
+    "kv_replicas": _replicas,
+    "events_replicas": _replicas,
     "state_max_age": _positive_float,
     "state_confirm_interval": _positive_float,
     "mark_max_age": _positive_float,
@@ -315,7 +209,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         try:
             values[name] = parse(raw)
         except ValueError as exc:
-            raise ConfigError(variable, f"{exc} (got {raw!r})") from None
+            got = "" if name in _SECRETS or name == "nats_url" else f" (got {raw!r})"
+            raise ConfigError(variable, f"{exc}{got}") from None
     values.setdefault("worker_id", f"{socket.gethostname()}-{os.getpid()}")
     values["nats_auth"] = load_nats_auth(env)
     settings = Settings(**values)

@@ -126,7 +126,7 @@ class Worker:
         self.http.start()  # first, so probes answer (not ready) while the rest starts
         self.nc = nc = await self._connect()
         js = nc.jetstream()
-        await ensure_stream(js, s.events_max_age)
+        await ensure_stream(js, s.events_max_age, s.events_replicas)
         if self._sink is None:
             self.publisher = EventStreamPublisher(
                 js, s.event_queue_size, on_failure=self.metrics.persist_failure
@@ -159,7 +159,7 @@ class Worker:
                 on_refused=self.metrics.snapshot_refused,
             )
             await self.snapshots.start()
-        kv = await open_bucket(js, s.kv_bucket)
+        kv = await open_bucket(js, s.kv_bucket, s.kv_replicas)
         self.lease = Lease(kv, s.worker_id, s.lease_ttl)
         self.members = members = Members(kv, s.worker_id, s.monitor_interval, s.lease_ttl)
         self.watcher = StateWatcher(

@@ -21,6 +21,7 @@ from risk_worker.devstack.nats_server import find_nats_server
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "docker" / "nats-server.conf"
+CLUSTER_CONF = ROOT / "docker" / "nats-cluster.conf"
 ENTRYPOINT = ROOT / "docker" / "nats-entrypoint.sh"
 PASSWORD_VARIABLES = ("WORKER_PASSWORD", "OPERATOR_PASSWORD", "CLIENT_PASSWORD")
 TRICKY_PASSWORDS = {
@@ -120,3 +121,40 @@ def test_jetstream_store_is_on_the_compose_volume() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text(encoding="utf-8"))
     mounts = [v.split(":")[1] for v in compose["services"]["nats"]["volumes"]]
     assert any(store.group(1).startswith(m.rstrip("/") + "/") for m in mounts), mounts
+
+
+# -- docker/nats-cluster.conf (compose profile `cluster`) ----------------------------------------
+
+
+def authorization_block(path: Path) -> str:
+    text = path.read_text(encoding="utf-8")
+    return text[text.index("authorization {") :]
+
+
+@pytest.mark.parametrize("name", ["nats-1", "nats-2", "nats-3"])
+def test_cluster_config_is_valid_for_each_node(tmp_path: Path, name: str) -> None:
+    env = {**secret_env(tmp_path, TRICKY_PASSWORDS), "NATS_SERVER_NAME": name}
+    result = run(["sh", str(ENTRYPOINT), find_nats_server(), "-t", "-c", str(CLUSTER_CONF)], env)
+    assert result.returncode == 0, result.stderr
+    assert "is valid" in result.stdout + result.stderr
+
+
+def test_cluster_config_without_a_server_name_is_refused(tmp_path: Path) -> None:
+    env = secret_env(tmp_path, TRICKY_PASSWORDS)
+    env.pop("NATS_SERVER_NAME", None)
+    result = run(["sh", str(ENTRYPOINT), find_nats_server(), "-t", "-c", str(CLUSTER_CONF)], env)
+    assert result.returncode != 0
+    assert "NATS_SERVER_NAME" in result.stderr
+
+
+def test_cluster_config_has_the_single_servers_users_byte_for_byte() -> None:
+    assert authorization_block(CLUSTER_CONF) == authorization_block(CONF)
+
+
+def test_cluster_config_routes_the_three_nodes_with_jetstream_in_one_domain() -> None:
+    text = CLUSTER_CONF.read_text(encoding="utf-8")
+    routes = re.findall(r"nats-route://([\w-]+):6222", text)
+    assert routes == ["nats-1", "nats-2", "nats-3"]
+    assert re.search(r"^\s*domain:\s*\w+", text, re.M)
+    assert re.search(r'store_dir:\s*"/data/jetstream"', text)
+    assert "server_name: $NATS_SERVER_NAME" in text

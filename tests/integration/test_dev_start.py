@@ -89,13 +89,13 @@ class DevProcess:
         return f"\n--- stdout ---\n{self.stdout}\n--- stderr ---\n{self.stderr[-4000:]}"
 
 
-def launch_dev(env: dict[str, str], data_dir: Path, log_dir: Path) -> DevProcess:
-    """Starts ``risk-worker dev --data-dir data_dir`` (returns at once)."""
+def launch_dev(env: dict[str, str], data_dir: Path, log_dir: Path, *args: str) -> DevProcess:
+    """Starts ``risk-worker dev --data-dir data_dir [args]`` (returns at once)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     out_path, err_path = log_dir / "dev.out", log_dir / "dev.err"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         proc = subprocess.Popen(
-            [str(RISK_WORKER), "dev", "--data-dir", str(data_dir)],
+            [str(RISK_WORKER), "dev", "--data-dir", str(data_dir), *args],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -104,9 +104,9 @@ def launch_dev(env: dict[str, str], data_dir: Path, log_dir: Path) -> DevProcess
     return DevProcess(proc, env, data_dir, out_path, err_path)
 
 
-def run_dev_to_end(env: dict[str, str], data_dir: Path, log_dir: Path) -> DevProcess:
+def run_dev_to_end(env: dict[str, str], data_dir: Path, log_dir: Path, *args: str) -> DevProcess:
     """Runs a ``dev`` expected to fail at start, to its exit."""
-    dev = launch_dev(env, data_dir, log_dir)
+    dev = launch_dev(env, data_dir, log_dir, *args)
     try:
         dev.proc.wait(START_TIMEOUT_S)
     except subprocess.TimeoutExpired:

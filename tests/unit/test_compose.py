@@ -199,8 +199,39 @@ def test_prometheus_is_optional_and_scrapes_the_workers(
     sd = jobs["risk-worker"]["dns_sd_configs"][0]
     assert sd["names"] == ["risk-worker"] and sd["port"] == 9103
     for name, service in services.items():
-        if name not in {"prometheus", "grafana", "cli"}:
+        if name not in {"prometheus", "grafana", "cli"} | CLUSTER:
             assert "profiles" not in service, f"{name} must start by default"
+
+
+CLUSTER = {"nats-1", "nats-2", "nats-3", "risk-worker-cluster"}
+"""The ``cluster`` profile: three NATS nodes (docker/nats-cluster.conf) and workers on them."""
+
+
+def test_cluster_profile_runs_three_nats_nodes_and_workers_at_three_replicas(
+    compose: dict[str, Any], services: dict[str, dict[str, Any]]
+) -> None:
+    assert {name for name, s in services.items() if "cluster" in s.get("profiles", [])} == CLUSTER
+    nodes = [services[f"nats-{i}"] for i in (1, 2, 3)]
+    assert [environment_of(n)["NATS_SERVER_NAME"] for n in nodes] == ["nats-1", "nats-2", "nats-3"]
+    for i, node in enumerate(nodes, 1):
+        assert node["image"] == services["nats"]["image"]
+        assert node["command"][-2:] == ["--config", "/etc/nats/nats-cluster.conf"]
+        assert "./docker/nats-cluster.conf:/etc/nats/nats-cluster.conf:ro" in node["volumes"]
+        assert f"nats-{i}-data:/data" in node["volumes"] and f"nats-{i}-data" in compose["volumes"]
+        assert {k: v for k, v in environment_of(node).items() if k.endswith("_FILE")} == {
+            k: v for k, v in environment_of(services["nats"]).items() if k.endswith("_FILE")
+        }
+    worker, single = services["risk-worker-cluster"], services["risk-worker"]
+    env = environment_of(worker)
+    assert env["RISK_NATS_URL"].split(",") == [f"nats://nats-{i}:4222" for i in (1, 2, 3)]
+    assert (env["RISK_KV_REPLICAS"], env["RISK_EVENTS_REPLICAS"]) == ("3", "3")
+    same = {k: v for k, v in env.items() if k not in {"RISK_NATS_URL"} and "REPLICAS" not in k}
+    assert same == {k: v for k, v in environment_of(single).items() if k != "RISK_NATS_URL"}
+    assert worker["depends_on"] == {
+        **{f"nats-{i}": {"condition": "service_healthy"} for i in (1, 2, 3)},
+        **{k: v for k, v in single["depends_on"].items() if k != "nats"},
+    }
+    assert worker["deploy"]["replicas"] == 2 and worker["command"] == ["run"]
 
 
 def test_no_secret_is_written_inline(services: dict[str, dict[str, Any]]) -> None:

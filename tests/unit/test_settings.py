@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from risk_worker.adapters.nats_auth import server_list
 from risk_worker.domain.types import TradingState
 from risk_worker.domain.var import VarConfig
 from risk_worker.errors import ConfigError
@@ -168,3 +169,51 @@ def test_load_settings_when_var_setting_bad_then_config_error_names_variable(
     with pytest.raises(ConfigError) as caught:
         load_settings(env)
     assert caught.value.variable == variable
+
+
+def test_load_settings_when_several_nats_servers_then_stripped_and_comma_joined() -> None:
+    s = load_settings(
+        {"RISK_NATS_URL": " nats://10.0.0.1:4222 , tls://user:pw@nats-2:4223,nats://[::1]:4224 "}
+    )
+    assert s.nats_url == "nats://10.0.0.1:4222,tls://user:pw@nats-2:4223,nats://[::1]:4224"
+    assert server_list(s.nats_url) == [
+        "nats://10.0.0.1:4222",
+        "tls://user:pw@nats-2:4223",
+        "nats://[::1]:4224",
+    ]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "nats://a:4222,,nats://b:4222",  # an empty item
+        "nats://a:4222,b:4222",  # no scheme
+        "http://a:4222",
+        "nats://a",  # no port
+        "nats://:4222",  # no host
+        "nats://a:99999",
+        "nats://a:4222/path",
+        "nats://a:4222 nats://b:4222",  # spaces, not commas
+        "nats://user:s3cret@a:notaport",
+    ],
+)
+def test_load_settings_when_a_nats_server_malformed_then_refused_naming_the_variable(
+    value: str,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"RISK_NATS_URL": value})
+    assert caught.value.variable == "RISK_NATS_URL"
+    assert "RISK_NATS_URL" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_load_settings_replicas_default_one_and_validated() -> None:
+    s = load_settings({})
+    assert (s.kv_replicas, s.events_replicas) == (1, 1)
+    s = load_settings({"RISK_KV_REPLICAS": "3", "RISK_EVENTS_REPLICAS": "5"})
+    assert (s.kv_replicas, s.events_replicas) == (3, 5)
+    for variable in ("RISK_KV_REPLICAS", "RISK_EVENTS_REPLICAS"):
+        for bad in ("0", "6", "-1", "2.5", "three"):
+            with pytest.raises(ConfigError) as caught:
+                load_settings({variable: bad})
+            assert caught.value.variable == variable
