@@ -17,7 +17,10 @@ historical VaR of its post-trade positions (issue 13). ``--strategies`` attribut
 account's positions to four strategies (strategy snapshots: 5 per strategy at 20 positions),
 loads three strategy-scoped policies (``drawdown_max``, ``gross_exposure``, ``daily_pnl``; never
 violated here) and has every order name one of the four, so each check computes its strategy's
-metrics before and after the order (issue 13, per-strategy books).
+metrics before and after the order (issue 13, per-strategy books). ``--moving-marks`` sets
+every symbol's mark to its price × (1 ± 0.0001) (alternating) before each check, as ticks
+moving all marks between two checks of an account would (the incremental VaR then sees every
+held exposure changed slightly; without it the marks never move).
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def main() -> None:
     parser.add_argument("--live", action="store_true", help="non-dry-run orders, 1 ms apart")
     parser.add_argument("--var", action="store_true", help="a VaR policy and seeded history")
     parser.add_argument("--strategies", action="store_true", help="strategy books and policies")
+    parser.add_argument("--moving-marks", action="store_true", help="every mark ±0.01 %% a check")
     args = parser.parse_args()
     engine = build_engine(accounts=args.accounts, positions=args.positions)
     if args.var:
@@ -69,7 +73,10 @@ def main() -> None:
     gc.disable()
     now = time.time_ns() // 1_000_000
     step = 1 if args.live else 0
+    symbols = [symbol(j) for j in range(args.positions)] if args.moving_marks else []
     for k, order in enumerate(orders[: args.n]):
+        for j, sym in enumerate(symbols):
+            engine.set_mark(sym, mark_price(j) * (1.0 + (1e-4 if k % 2 else -1e-4)), now, now)
         decision = engine.check(order, now + k * step, True)
         if not decision.approved:
             raise SystemExit(f"order {order.order_id} denied: {decision.message}")
