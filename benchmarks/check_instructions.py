@@ -18,7 +18,8 @@ account's positions to four strategies (strategy snapshots: 5 per strategy at 20
 loads three strategy-scoped policies (``drawdown_max``, ``gross_exposure``, ``daily_pnl``; never
 violated here) and has every order name one of the four, so each check computes its strategy's
 metrics before and after the order (issue 13, per-strategy books). ``--moving-marks`` sets
-every symbol's mark to its price × (1 ± 0.0001) (alternating) before each check, as ticks
+every symbol's mark to its price × (1 + δ), δ in [−0.0001, 0.0001] and different each time,
+before each check, as ticks
 moving all marks between two checks of an account would (the incremental VaR then sees every
 held exposure changed slightly; without it the marks never move).
 """
@@ -76,10 +77,15 @@ def main() -> None:
     symbols = [symbol(j) for j in range(args.positions)] if args.moving_marks else []
     for k, order in enumerate(orders[: args.n]):
         for j, sym in enumerate(symbols):
-            engine.set_mark(sym, mark_price(j) * (1.0 + (1e-4 if k % 2 else -1e-4)), now, now)
+            engine.set_mark(sym, mark_price(j) * (1.0 + drift(k, j)), now, now)
         decision = engine.check(order, now + k * step, True)
         if not decision.approved:
             raise SystemExit(f"order {order.order_id} denied: {decision.message}")
+
+
+def drift(k: int, j: int) -> float:
+    """A relative mark move in [−0.0001, 0.0001] that differs between checks and symbols."""
+    return ((k * 7_919 + j * 104_729) % 201 - 100) * 1e-6
 
 
 def seed_var(engine: RiskEngine, positions: int) -> None:
