@@ -58,9 +58,10 @@ def main() -> None:
     parser.add_argument("--strategies", action="store_true", help="strategy books and policies")
     parser.add_argument("--moving-marks", action="store_true", help="every mark ±0.01 %% a check")
     args = parser.parse_args()
-    engine = build_engine(accounts=args.accounts, positions=args.positions)
+    now = time.time_ns() // 1_000_000  # the engine's clock throughout: marks never go stale
+    engine = build_engine(accounts=args.accounts, positions=args.positions, now_ms=now)
     if args.var:
-        seed_var(engine, args.positions)
+        seed_var(engine, args.positions, now)
     bodies = request_bodies(4000, args.accounts, args.positions)
     if args.strategies:
         seed_strategies(engine, args.accounts, args.positions)
@@ -72,7 +73,6 @@ def main() -> None:
         bodies = [b.replace(b'"dry_run":true', b'"dry_run":false') for b in bodies]
     orders = [inbound.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
     gc.disable()
-    now = time.time_ns() // 1_000_000
     step = 1 if args.live else 0
     symbols = [symbol(j) for j in range(args.positions)] if args.moving_marks else []
     for k, order in enumerate(orders[: args.n]):
@@ -88,7 +88,7 @@ def drift(k: int, j: int) -> float:
     return ((k * 7_919 + j * 104_729) % 201 - 100) * 1e-6
 
 
-def seed_var(engine: RiskEngine, positions: int) -> None:
+def seed_var(engine: RiskEngine, positions: int, now: int) -> None:
     """Load a VaR policy beside the bench's and give every symbol a full sample window."""
     cap = Policy(
         "bench-var", "Max VaR 99", PolicyType.HARD, Metric.VAR_99_FRACTION, Operator.LTE, 100.0
@@ -96,7 +96,7 @@ def seed_var(engine: RiskEngine, positions: int) -> None:
     engine.load_policies([*bench_policies(), cap])
     history = engine.book.returns
     step = history.interval_ms
-    last = time.time_ns() // 1_000_000 // step
+    last = now // step
     rng = random.Random(13)
     for j in range(positions):
         price = mark_price(j)
