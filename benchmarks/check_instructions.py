@@ -17,7 +17,11 @@ historical VaR of its post-trade positions (issue 13). ``--strategies`` attribut
 account's positions to four strategies (strategy snapshots: 5 per strategy at 20 positions),
 loads three strategy-scoped policies (``drawdown_max``, ``gross_exposure``, ``daily_pnl``; never
 violated here) and has every order name one of the four, so each check computes its strategy's
-metrics before and after the order (issue 13, per-strategy books).
+metrics before and after the order (issue 13, per-strategy books). ``--moving-marks`` sets
+every symbol's mark to its price × (1 + δ), δ in [−0.0001, 0.0001] and different each time,
+before each check, as ticks
+moving all marks between two checks of an account would (the incremental VaR then sees every
+held exposure changed slightly; without it the marks never move).
 """
 
 from __future__ import annotations
@@ -52,10 +56,12 @@ def main() -> None:
     parser.add_argument("--live", action="store_true", help="non-dry-run orders, 1 ms apart")
     parser.add_argument("--var", action="store_true", help="a VaR policy and seeded history")
     parser.add_argument("--strategies", action="store_true", help="strategy books and policies")
+    parser.add_argument("--moving-marks", action="store_true", help="every mark ±0.01 %% a check")
     args = parser.parse_args()
-    engine = build_engine(accounts=args.accounts, positions=args.positions)
+    now = time.time_ns() // 1_000_000  # the engine's clock throughout: marks never go stale
+    engine = build_engine(accounts=args.accounts, positions=args.positions, now_ms=now)
     if args.var:
-        seed_var(engine, args.positions)
+        seed_var(engine, args.positions, now)
     bodies = request_bodies(4000, args.accounts, args.positions)
     if args.strategies:
         seed_strategies(engine, args.accounts, args.positions)
@@ -67,15 +73,22 @@ def main() -> None:
         bodies = [b.replace(b'"dry_run":true', b'"dry_run":false') for b in bodies]
     orders = [inbound.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
     gc.disable()
-    now = time.time_ns() // 1_000_000
     step = 1 if args.live else 0
+    symbols = [symbol(j) for j in range(args.positions)] if args.moving_marks else []
     for k, order in enumerate(orders[: args.n]):
+        for j, sym in enumerate(symbols):
+            engine.set_mark(sym, mark_price(j) * (1.0 + drift(k, j)), now, now)
         decision = engine.check(order, now + k * step, True)
         if not decision.approved:
             raise SystemExit(f"order {order.order_id} denied: {decision.message}")
 
 
-def seed_var(engine: RiskEngine, positions: int) -> None:
+def drift(k: int, j: int) -> float:
+    """A relative mark move in [−0.0001, 0.0001] that differs between checks and symbols."""
+    return ((k * 7_919 + j * 104_729) % 201 - 100) * 1e-6
+
+
+def seed_var(engine: RiskEngine, positions: int, now: int) -> None:
     """Load a VaR policy beside the bench's and give every symbol a full sample window."""
     cap = Policy(
         "bench-var", "Max VaR 99", PolicyType.HARD, Metric.VAR_99_FRACTION, Operator.LTE, 100.0
@@ -83,7 +96,7 @@ def seed_var(engine: RiskEngine, positions: int) -> None:
     engine.load_policies([*bench_policies(), cap])
     history = engine.book.returns
     step = history.interval_ms
-    last = time.time_ns() // 1_000_000 // step
+    last = now // step
     rng = random.Random(13)
     for j in range(positions):
         price = mark_price(j)

@@ -29,11 +29,19 @@ from collections.abc import Iterable, Mapping
 
 from risk_worker.domain.bounds import is_identifier, is_millis, is_price
 
-Aligned = tuple[tuple[str, ...], tuple[list[float], ...], int, tuple[int, ...], list[float]]
+Aligned = tuple[
+    tuple[str, ...], tuple[list[float], ...], int, tuple[int, ...], list[float], tuple[float, ...]
+]
 """The aligned growth of a set of symbols: (the symbols, sorted; for each of them the list of
 e^r − 1 at the common scenario boundaries, oldest first; the number n of scenarios; the
 symbols' versions it was built from; for a single symbol its vector sorted ascending, else
-empty)."""
+empty; for each symbol the largest |e^r − 1| of its vector, 0 when n = 0)."""
+
+ScenarioCache = tuple[Aligned, list[float], list[float], float, tuple[float, float, float]]
+"""An account's last scenario P&Ls (:func:`~risk_worker.domain.var.scenario_quantiles`): (the
+aligned vectors; the weight of each symbol the P&Ls were computed with; the P&Ls in scenario
+order; the largest weight since the last full computation; the P&Ls' ranks ⌊0.05·n⌋ and
+⌊0.01·n⌋ and the mean of the ⌈0.025·n⌉ worst)."""
 
 MAX_CACHED_SETS = 4_096
 """Most symbol sets whose aligned vectors are kept (the cache is emptied beyond)."""
@@ -74,10 +82,9 @@ class ReturnHistory:
         self._versions: dict[str, int] = {}
         self._growth: dict[str, tuple[int, dict[int, float]]] = {}
         self.version = 0
-        self.scenario_cache: dict[str, tuple[Aligned, list[float], list[float], float]] = {}
-        """account id → (the aligned vectors, the weights, the scenario P&Ls, the largest
-        weight since the last full computation), kept by
-        :func:`~risk_worker.domain.var.scenario_pnl`; emptied at every :meth:`refresh`."""
+        self.scenario_cache: dict[str, ScenarioCache] = {}
+        """account id → its last scenario P&Ls (:data:`ScenarioCache`), kept by
+        :func:`~risk_worker.domain.var.scenario_quantiles`; emptied at every :meth:`refresh`."""
         self.kept: dict[str, tuple[int, object]] = {}
         """account id → (:attr:`version`, its VaR result then), kept by
         :func:`~risk_worker.domain.var.informational_var`."""
@@ -230,6 +237,7 @@ class ReturnHistory:
             len(boundaries),
             tuple(versions.get(s, 0) for s in symbols),
             ascending,
+            tuple(max(map(abs, v), default=0.0) for v in vectors),
         )
         self._aligned[symbols] = found
         return found

@@ -22,6 +22,19 @@ Cost: the aligned vectors are built at sampling time (:mod:`risk_worker.domain.r
 computation is then one pass over n scenarios × held symbols and one sort of n floats, or for a
 single held symbol only the pick of three ranks from its presorted vector and the mean of the
 ⌈0.025·n⌉ worst.
+
+Tolerance (several held symbols, an account's repeated computations between two samples):
+ticks move every mark, so every exposure changes a little between two computations. The
+account's last scenario P&Ls are kept with the weight b of each symbol they were computed
+with; a symbol whose exposure w is within |w − b| ≤ :data:`TOLERANCE` × |b| (so of the same
+sign) is not passed over and b is kept (drift never compounds unseen), adding
+slack = Σ |w − b| × M_s, M_s the largest |e^r − 1| of the symbol's aligned vector. Every
+true scenario P&L lies within ± slack of the one used, so each rank and the tail mean move by
+at most slack: var_95 = max(0, slack − P&L[⌊0.05·n⌋]) × scale, var_99 likewise, es_97_5 =
+max(0, slack − mean of the tail) × scale. The results are exact at each new sample (the
+cached P&Ls are dropped then), for a single held symbol and for a first computation; between,
+never below the exact value and at most 2 × slack × scale ≤ 2 × TOLERANCE × Σ |b| × M_s ×
+scale above it. When no symbol is passed over the ranks kept are reused (no sort).
 """
 
 from __future__ import annotations
@@ -36,6 +49,10 @@ from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.returns import Aligned, ReturnHistory
 
 INF = math.inf
+
+TOLERANCE = 0.005
+"""Relative move of a held symbol's exposure the incremental scenario P&Ls do not pass over
+(fraction; the bound of the module docstring). Below 1, so a sign change is always passed."""
 
 
 class VarConfig(msgspec.Struct, frozen=True):
@@ -146,6 +163,7 @@ def historical_var(
     min_samples: int,
     horizon_s: float,
     account_id: str | None = None,
+    tolerance: float = TOLERANCE,
 ) -> VarResult:
     """VaR 95 %, VaR 99 % and ES 97.5 % of ``exposure`` (the module docstring's rules).
 
@@ -155,8 +173,10 @@ def historical_var(
         min_samples: fewest aligned returns a held symbol needs (count).
         horizon_s: the horizon the results are scaled to (seconds).
         account_id: when given, the account's last scenario P&Ls are kept in ``history``
-            (:func:`scenario_pnl`), so the next computation for it passes only over the
-            symbols whose exposure changed.
+            (:func:`scenario_quantiles`), so the next computation for it passes only over the
+            symbols whose exposure moved by more than ``tolerance`` (the results then
+            conservative by at most the module docstring's bound).
+        tolerance: relative move of an exposure not passed over (fraction, 0 ≤ t < 1).
     """
     held = tuple(sorted(s for s, v in exposure.items() if v != 0.0))
     if not held:
@@ -166,20 +186,24 @@ def historical_var(
     if n < min_samples:
         lacking = tuple(s for s in held if history.return_count(s) < min_samples) or held
         return VarResult(None, None, None, n, lacking)
-    tail = math.ceil(0.025 * n)
-    i95, i99 = math.floor(0.05 * n), math.floor(0.01 * n)
+    slack = 0.0
     if ascending:  # one symbol: its P&Ls in order are its sorted growth × exposure
+        tail = math.ceil(0.025 * n)
         value = exposure[held[0]]
         if value < 0.0:
             ascending = ascending[::-1]
-        worst = [value * g for g in ascending[:tail]]
-        p95, p99 = value * ascending[i95], value * ascending[i99]
+        p95 = value * ascending[math.floor(0.05 * n)]
+        p99 = value * ascending[math.floor(0.01 * n)]
+        es = -math.fsum([value * g for g in ascending[:tail]]) / tail
     else:
-        pnl = sorted(scenario_pnl(exposure, aligned, history, account_id))
-        worst, p95, p99 = pnl[:tail], pnl[i95], pnl[i99]
+        p95, p99, es, slack = scenario_quantiles(exposure, aligned, history, account_id, tolerance)
     scale = math.sqrt(horizon_s * 1000.0 / history.interval_ms)
-    es = -math.fsum(worst) / tail
-    return VarResult(max(0.0, -p95) * scale, max(0.0, -p99) * scale, max(0.0, es) * scale, n)
+    return VarResult(
+        max(0.0, slack - p95) * scale,
+        max(0.0, slack - p99) * scale,
+        max(0.0, es + slack) * scale,
+        n,
+    )
 
 
 DRIFT_RESET = 4.0
@@ -187,40 +211,62 @@ DRIFT_RESET = 4.0
 many times the largest weight now (its rounding errors are relative to the larger ones)."""
 
 
-def scenario_pnl(
+def scenario_quantiles(
     exposure: Mapping[str, float],
     aligned: Aligned,
     history: ReturnHistory,
     account_id: str | None,
-) -> list[float]:
-    """The scenario P&Ls Σ exposure × (e^r − 1) over ``aligned``'s symbols, in scenario order.
+    tolerance: float = TOLERANCE,
+) -> tuple[float, float, float, float]:
+    """Of the scenario P&Ls Σ exposure × (e^r − 1) over ``aligned``'s symbols (n of them):
+    (P&L[⌊0.05·n⌋], P&L[⌊0.01·n⌋] sorted ascending, −mean of the ⌈0.025·n⌉ worst, slack),
+    quote at the sample interval; every true P&L is within ± slack of the one used.
 
-    With ``account_id``, from the account's last vector when it was built on the same aligned
-    vectors: only the symbols whose exposure changed are passed over (O(n) each), the others
-    cost nothing. Rounding differs from a full computation by a few ulps of the largest term
-    since the last full one; a full computation is made at every new sample (the aligned
-    vectors change) and when exposures shrank by more than :data:`DRIFT_RESET`.
+    With ``account_id``, from the account's last P&Ls when they were built on the same aligned
+    vectors: a symbol whose exposure w moved by at most ``tolerance`` × |b| from the weight b
+    they hold for it is not passed over (slack += |w − b| × max |e^r − 1| of its vector); the
+    others are (O(n) each, b becomes w); when none is, the ranks kept are reused (no sort).
+    Rounding differs from a full computation by a few ulps of the largest term since the last
+    full one; a full computation (slack 0) is made at every new sample (the aligned vectors
+    change) and when exposures shrank by more than :data:`DRIFT_RESET`.
     """
-    held, vectors = aligned[0], aligned[1]
+    held, vectors, largest_growth = aligned[0], aligned[1], aligned[5]
     weights = [exposure[s] for s in held]
     largest = max(map(abs, weights))
     cached = None if account_id is None else history.scenario_cache.get(account_id)
+    slack = 0.0
     if cached is not None and cached[0] is aligned and cached[3] <= DRIFT_RESET * largest:
-        _, before, pnl, seen = cached
-        for w, b, vector in zip(weights, before, vectors, strict=True):
+        _, before, pnl, seen, ranks = cached
+        moved = False
+        for k, (w, b) in enumerate(zip(weights, before, strict=True)):
             if w != b:
                 d = w - b
-                pnl = [p + d * g for p, g in zip(pnl, vector, strict=True)]
+                if abs(d) <= tolerance * abs(b):  # tolerance < 1: same sign
+                    slack += abs(d) * largest_growth[k]
+                    weights[k] = b
+                else:
+                    pnl = [p + d * g for p, g in zip(pnl, vectors[k], strict=True)]
+                    moved = True
         seen = max(seen, largest)
+        if not moved:
+            return (*ranks, slack)
     else:
         w0 = weights[0]
         pnl = [w0 * g for g in vectors[0]]
         for w, vector in zip(weights[1:], vectors[1:], strict=True):
             pnl = [p + w * g for p, g in zip(pnl, vector, strict=True)]
         seen = largest
+    ordered = sorted(pnl)
+    n = len(ordered)
+    tail = math.ceil(0.025 * n)
+    ranks = (
+        ordered[math.floor(0.05 * n)],
+        ordered[math.floor(0.01 * n)],
+        -math.fsum(ordered[:tail]) / tail,
+    )
     if account_id is not None:
-        history.scenario_cache[account_id] = (aligned, weights, pnl, seen)
-    return pnl
+        history.scenario_cache[account_id] = (aligned, weights, pnl, seen, ranks)
+    return (*ranks, slack)
 
 
 def informational_var(

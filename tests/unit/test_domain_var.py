@@ -14,7 +14,7 @@ import pytest
 
 from risk_worker.devstack.replay import read_ticks
 from risk_worker.domain.returns import ReturnHistory
-from risk_worker.domain.var import NOTHING_HELD, historical_var
+from risk_worker.domain.var import NOTHING_HELD, TOLERANCE, VarResult, historical_var
 
 MIN = 60_000
 BARS = "coinbase_1m_bars_btcusd_ethusd.csv"
@@ -51,10 +51,11 @@ def test_scenarios_when_symbols_have_different_gaps_then_only_common_boundaries(
         {"A": [(0, 1.0), (1, 2.0), (2, 4.0), (3, 8.0)], "B": [(1, 1.0), (2, 1.0), (4, 3.0)]}
     )
 
-    symbols, vectors, n, _, _ = history.aligned(("A", "B"))
+    symbols, vectors, n, _, _, largest = history.aligned(("A", "B"))
 
     assert (symbols, n) == (("A", "B"), 1)  # A has returns at 1, 2, 3; B only at 2
     assert vectors == ([pytest.approx(1.0)], [pytest.approx(0.0)])
+    assert largest == (pytest.approx(1.0), pytest.approx(0.0))  # max |e^r − 1| of each
 
 
 def test_var_when_nothing_held_then_zero() -> None:
@@ -197,7 +198,7 @@ def test_var_when_an_account_repeats_with_changed_exposures_then_same_as_a_full_
     exposure = {"A": 5_000.0, "B": -2_000.0, "C": 700.0}
     for step in range(40):
         symbol = "ABC"[step % 3]
-        exposure[symbol] *= rng.choice([0.5, 1.3, -1.0, 3.0])
+        exposure[symbol] *= rng.choice([0.5, 1.3, -1.0, 3.0, 1.0 + 1.01 * TOLERANCE])
         cached = historical_var(exposure, history, 120, 86_400, "acct")
         full = historical_var(exposure, history, 120, 86_400)
         for got, want in zip(
@@ -208,3 +209,84 @@ def test_var_when_an_account_repeats_with_changed_exposures_then_same_as_a_full_
             assert got is not None and want is not None
             assert math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-9)
     assert "acct" in history.scenario_cache
+
+
+def _triple(result: VarResult) -> tuple[float, float, float]:
+    assert result.var_95 is not None and result.var_99 is not None
+    assert result.es_97_5 is not None
+    return result.var_95, result.var_99, result.es_97_5
+
+
+def _random_history(seed: int, symbols: str) -> ReturnHistory:
+    rng = random.Random(seed)
+    rows: dict[str, list[tuple[int, float]]] = {}
+    for s in symbols:
+        price, rows[s] = 100.0, []
+        for m in range(300):
+            rows[s].append((m, price))
+            price *= math.exp(rng.gauss(0, 0.01))
+    return history_of(rows)
+
+
+def test_var_when_exposures_drift_below_the_tolerance_then_conservative_within_the_bound() -> None:
+    history = _random_history(5, "ABCDE")
+    rng = random.Random(8)
+    scale = math.sqrt(86_400 / 60)
+    drifts = [1e-4, TOLERANCE * 0.99, 2 * TOLERANCE, 0.05, -1.0, 0.0]  # -1.0: a sign flip
+    for trial in range(30):
+        exposure = {s: rng.uniform(-10_000.0, 10_000.0) for s in "ABCDE"}
+        historical_var(exposure, history, 120, 86_400, "acct")  # a first, full computation
+        for _ in range(8):
+            held, vectors = history.aligned(tuple(sorted(exposure)))[:2]
+            before = list(history.scenario_cache["acct"][1])
+            bound = 0.0
+            for k, s in enumerate(held):
+                drift = rng.choice(drifts)
+                exposure[s] *= -1.0 if drift == -1.0 else 1.0 + rng.choice([-1, 1]) * drift
+                if abs(exposure[s] - before[k]) <= TOLERANCE * abs(before[k]):
+                    bound += abs(exposure[s] - before[k]) * max(map(abs, vectors[k]))
+            got = _triple(historical_var(exposure, history, 120, 86_400, "acct"))
+            want = _triple(historical_var(exposure, history, 120, 86_400))
+            for approx, exact in zip(got, want, strict=True):
+                eps = 1e-9 * max(1.0, exact)
+                assert exact - eps <= approx <= exact + 2 * bound * scale + eps, trial
+            kept = history.scenario_cache["acct"][1]
+            for k, s in enumerate(held):  # passed over: the new weight; else still the old
+                passed = abs(exposure[s] - before[k]) > TOLERANCE * abs(before[k])
+                assert kept[k] == (exposure[s] if passed else before[k])
+                assert (kept[k] > 0) == (exposure[s] > 0)  # a sign flip is always passed
+
+
+def test_var_when_small_drifts_compound_then_passed_over_once_past_the_tolerance() -> None:
+    history = _random_history(6, "AB")
+    exposure = {"A": 5_000.0, "B": -3_000.0}
+    exact = _triple(historical_var(exposure, history, 120, 86_400, "acct"))
+
+    exposure["A"] *= 1.0 + TOLERANCE / 3  # below: not passed over, conservative
+    drifted = _triple(historical_var(exposure, history, 120, 86_400, "acct"))
+    assert history.scenario_cache["acct"][1] == [5_000.0, -3_000.0]
+    assert all(d >= e for d, e in zip(drifted, exact, strict=True))
+    assert drifted != exact
+
+    exposure["A"] *= 1.0 + TOLERANCE / 3  # two thirds of it from 5,000: still not
+    historical_var(exposure, history, 120, 86_400, "acct")
+    assert history.scenario_cache["acct"][1] == [5_000.0, -3_000.0]
+    exposure["A"] *= 1.0 + TOLERANCE / 3  # (1 + t/3)³ − 1 > t from the weight held: passed
+    got = _triple(historical_var(exposure, history, 120, 86_400, "acct"))
+    assert history.scenario_cache["acct"][1] == [exposure["A"], -3_000.0]
+    full = _triple(historical_var(exposure, history, 120, 86_400))
+    for a, b in zip(got, full, strict=True):
+        assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
+
+
+def test_var_when_tolerance_is_zero_then_every_change_passed_over() -> None:
+    history = _random_history(7, "AB")
+    exposure = {"A": 5_000.0, "B": -3_000.0}
+    historical_var(exposure, history, 120, 86_400, "acct", 0.0)
+    exposure["A"] *= 1.0 + 1e-6
+
+    got = _triple(historical_var(exposure, history, 120, 86_400, "acct", 0.0))
+
+    full = _triple(historical_var(exposure, history, 120, 86_400))
+    for a, b in zip(got, full, strict=True):
+        assert math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-9)
