@@ -18,6 +18,7 @@ the last sequence received + 1 once two heartbeats are missed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
@@ -43,6 +44,9 @@ POSITIONS_SUBJECT = "positions.update"
 FILLS_SUBJECT = "fills.confirmed"
 PNL_SUBJECT = "pnl.update"
 SUBJECTS = [POSITIONS_SUBJECT, FILLS_SUBJECT, PNL_SUBJECT]
+YIELD_EVERY = 128
+"""Events handled between two yields to the event loop: a replay (or a burst) never holds the
+checks' replies for more than a few milliseconds."""
 IDLE_HEARTBEAT_S = 1.0
 """The consumer's idle heartbeat: two missed ones (2 s) recreate a lost consumer."""
 
@@ -117,6 +121,7 @@ class InputStream:
         self._current = 0
         self.target = 0
         self.replayed = 0
+        self._run = 0
         self._handlers: dict[str, Callable[[bytes], None]] = {
             POSITIONS_SUBJECT: self._position,
             FILLS_SUBJECT: self._fill,
@@ -183,9 +188,9 @@ class InputStream:
                 await sub.unsubscribe()
 
     async def _on_msg(self, msg: Msg) -> None:
-        try:
-            seq = msg.metadata.sequence.stream
-        except (ValueError, IndexError, AttributeError, nats.errors.Error):
+        try:  # the stream sequence from the reply subject (v1 and v2, as nats-py reads it)
+            seq = int(Msg.Metadata._get_metadata_fields(msg.reply)[5])
+        except (ValueError, IndexError, AttributeError, TypeError, nats.errors.Error):
             self._ratelog.warning("no-seq", "a %s message without a stream sequence", STREAM)
             return
         if seq <= self.seq:  # already handled: never apply an event twice
@@ -206,6 +211,10 @@ class InputStream:
             self.replayed += 1
             if seq >= self.target:
                 self._done()
+        self._run += 1
+        if self._run >= YIELD_EVERY:  # after the event and its sequence: a snapshot sees both
+            self._run = 0
+            await asyncio.sleep(0)
 
     def _done(self) -> None:
         self._engine.book_replaying = False
