@@ -213,6 +213,9 @@ async def start_harness(
     assert worker.watcher is not None
     watcher = worker.watcher
     await wait_for(watcher.confirmed, 5.0, message="trading state never confirmed")
+    inputs = worker.inputs
+    assert inputs is not None
+    await wait_for(lambda: inputs.caught_up, 10.0, message="the RISK_INPUTS replay never ended")
     nc = await connect(url)
     return Harness(worker, nc)
 

@@ -40,6 +40,7 @@ REQUIRED = {
     "trading_state": "confirmed",
     "policies": "loaded",
     "event_stream": "reachable",
+    "inputs": "caught_up",
 }
 """The parts ``/ready`` requires, and the status each must report."""
 

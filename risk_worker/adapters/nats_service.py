@@ -1,7 +1,10 @@
-"""The worker's NATS edge: event subscriptions, the check responder, outbound publishing.
+"""The worker's NATS edge: tick and reservation subscriptions, the check responder, outbound
+publishing.
 
-Events go to every instance (no queue group) so each holds the whole book; checks are spread
-over the ``risk-workers`` queue group. The check handler awaits nothing but its reply.
+Ticks go to every instance (no queue group) so each holds every mark; the account events come
+through the ``RISK_INPUTS`` stream (:mod:`~risk_worker.adapters.input_stream`), also to every
+instance. Checks are spread over the ``risk-workers`` queue group. The check handler awaits
+nothing but its reply.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from nats.aio.subscription import Subscription
 from nats.micro.service import Service
 
 from risk_worker.adapters.check_handler import CheckHandler, now_ms
+from risk_worker.adapters.input_stream import FILLS_SUBJECT, PNL_SUBJECT, POSITIONS_SUBJECT
 from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 from risk_worker.adapters.micro_service import (
     RESERVATIONS_SUBJECT,
@@ -37,8 +41,6 @@ from risk_worker.adapters.reply_guard import ReplyGuard
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.marks import TickResult
-from risk_worker.domain.strategy_book import STRATEGIES_MAX
-from risk_worker.domain.types import ApplyResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
 from risk_worker.wire.outbound import suspect_tick_alert
@@ -49,16 +51,22 @@ log = logging.getLogger(__name__)
 
 CHECK_SUBJECT = "risk.check.order"
 CHECK_QUEUE = "risk-workers"
-POSITIONS_SUBJECT = "positions.update"
-FILLS_SUBJECT = "fills.confirmed"
 TICKS_SUBJECT = "market.tick.*"
-PNL_SUBJECT = "pnl.update"
 SUSPECT_TICK_SUBJECT = "risk.alerts.warning"
 """Where ``suspect_tick`` alerts go."""
 DRAIN_TIMEOUT_S = 5.0
 """How long a stop waits for the subscriptions to hand over what they received."""
 
-__all__ = ["CHECK_QUEUE", "CHECK_SUBJECT", "EventCounters", "WorkerService", "now_ms"]
+__all__ = [
+    "CHECK_QUEUE",
+    "CHECK_SUBJECT",
+    "FILLS_SUBJECT",
+    "PNL_SUBJECT",
+    "POSITIONS_SUBJECT",
+    "EventCounters",
+    "WorkerService",
+    "now_ms",
+]
 
 
 class EventCounters(Protocol):
@@ -122,11 +130,9 @@ class WorkerService:
         self.queries = QueryHandler(engine, watcher.confirmed, checks, max_batch)
 
     async def start(self) -> None:
-        """Subscribe to every input, then flush so an immediate request finds a responder."""
+        """Subscribe to ticks, reservations and checks, then flush so an immediate request finds
+        a responder (account events: :class:`~risk_worker.adapters.input_stream.InputStream`)."""
         events: list[tuple[str, Callable[[Msg], Awaitable[None]]]] = [
-            (POSITIONS_SUBJECT, self._on_position),
-            (FILLS_SUBJECT, self._on_fill),
-            (PNL_SUBJECT, self._on_pnl),
             (TICKS_SUBJECT, self._on_tick),
             (RESERVATIONS_SUBJECT, self._on_reservation),
         ]
@@ -158,41 +164,6 @@ class WorkerService:
     def _invalid(self, kind: str, exc: InvalidMessageError) -> None:
         self._metrics.invalid_event(kind, exc.reason)
         self._ratelog.warning(f"{kind}:{exc.reason}", "dropped invalid %s event: %s", kind, exc)
-
-    def _applied(self, kind: str, result: ApplyResult) -> None:
-        self._metrics.event(kind, result.value)
-        if result is ApplyResult.STRATEGY_LIMIT:
-            self._ratelog.warning(
-                f"{kind}:strategy_limit",
-                "%s for a new strategy beyond %d strategy books of its account: its strategy "
-                "part refused (a fill's account part applied)",
-                kind,
-                STRATEGIES_MAX,
-            )
-
-    async def _on_position(self, msg: Msg) -> None:
-        try:
-            event = inbound.parse_position(msg.data)
-        except InvalidMessageError as exc:
-            self._invalid(POSITIONS_SUBJECT, exc)
-            return
-        self._applied(POSITIONS_SUBJECT, self._engine.apply_position(event))
-
-    async def _on_fill(self, msg: Msg) -> None:
-        try:
-            event = inbound.parse_fill(msg.data)
-        except InvalidMessageError as exc:
-            self._invalid(FILLS_SUBJECT, exc)
-            return
-        self._applied(FILLS_SUBJECT, self._engine.apply_fill(event))
-
-    async def _on_pnl(self, msg: Msg) -> None:
-        try:
-            event = inbound.parse_pnl(msg.data)
-        except InvalidMessageError as exc:
-            self._invalid(PNL_SUBJECT, exc)
-            return
-        self._applied(PNL_SUBJECT, self._engine.apply_pnl(event))
 
     async def _on_tick(self, msg: Msg) -> None:
         try:

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from risk_worker.adapters import operator
 from risk_worker.adapters.event_stream import STREAM
+from risk_worker.adapters.input_stream import STREAM as INPUTS_STREAM
 from risk_worker.adapters.micro_service import SERVICE_NAME
 from risk_worker.cli.restrict import gather_restricted, render_restricted
 from risk_worker.domain.restricted import Restriction
@@ -45,7 +46,7 @@ class StreamReplicas(msgspec.Struct, frozen=True):
     """One JetStream stream's replication as the server reports it (``stream_info``).
 
     Attributes:
-        stream: ``KV_<bucket>`` or ``RISK_EVENTS``.
+        stream: ``KV_<bucket>``, ``RISK_EVENTS`` or ``RISK_INPUTS``.
         replicas: configured ``num_replicas``; None when the stream does not exist (or cannot
             be read: ``detail`` says why).
         detail: the leader and each replica with its state (``current`` or how far behind),
@@ -58,9 +59,10 @@ class StreamReplicas(msgspec.Struct, frozen=True):
 
 
 async def gather_streams(nc: Any, bucket: str) -> list[StreamReplicas]:
-    """The trading-state bucket's and ``RISK_EVENTS``' replica counts, leaders and replicas."""
+    """The trading-state bucket's, ``RISK_EVENTS``' and ``RISK_INPUTS``' replica counts,
+    leaders and replicas."""
     js, found = nc.jetstream(), []
-    for name in (f"KV_{bucket}", STREAM):
+    for name in (f"KV_{bucket}", STREAM, INPUTS_STREAM):
         try:
             info = await js.stream_info(name)
         except nats.js.errors.NotFoundError:

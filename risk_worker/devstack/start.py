@@ -155,7 +155,11 @@ def _start_cluster(
         f"{nats_cluster.url}, logs in {nats_cluster.data_dir}/node-*/",
     )
     return msgspec.structs.replace(
-        settings, nats_url=nats_cluster.url, kv_replicas=3, events_replicas=3
+        settings,
+        nats_url=nats_cluster.url,
+        kv_replicas=3,
+        events_replicas=3,
+        inputs_replicas=3,
     )
 
 

@@ -22,7 +22,7 @@ from risk_worker.domain.monitor import (
     assess_account,
     evaluate_account,
 )
-from risk_worker.domain.order import Decision, Order
+from risk_worker.domain.order import Decision, Order, deny
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
@@ -38,7 +38,7 @@ from risk_worker.domain.trading_state import (
     auto_key,
     auto_strategy_key,
 )
-from risk_worker.domain.types import ApplyResult, TradingState
+from risk_worker.domain.types import ApplyResult, DenyReason, TradingState
 
 
 class RiskEngine:
@@ -94,6 +94,9 @@ class RiskEngine:
         self.breaker = CircuitBreaker(breaker_threshold, breaker_window_ms)
         self.deduper = AlertDeduper(alert_dedup_window_ms)
         self.rates = OrderRates()
+        self.book_replaying = False
+        """True while the book is rebuilt from ``RISK_INPUTS`` at start: every check is denied
+        ``book_replaying`` until the replay has caught up."""
 
     def load_policies(self, policies: Iterable[Policy]) -> PolicySet:
         """Replace the policy set (prepared once here, not per check).
@@ -105,7 +108,10 @@ class RiskEngine:
         return self.policies
 
     def check(self, order: Order, now_ms: int, state_confirmed: bool) -> Decision:
-        """The pre-trade check (see :func:`~risk_worker.domain.decision.check_order`)."""
+        """The pre-trade check (see :func:`~risk_worker.domain.decision.check_order`); denied
+        ``book_replaying`` while the book is being rebuilt at start."""
+        if self.book_replaying:
+            return deny(DenyReason.BOOK_REPLAYING, "the book is being rebuilt from RISK_INPUTS")
         return check_order(
             order,
             self.book,

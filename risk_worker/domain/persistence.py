@@ -10,6 +10,13 @@ A restored account whose state is older than the maximum snapshot age is restore
 ``positions.update`` arrives. Its peak and day start are kept either way. Reservations are
 not restored: they lapse within the pending TTL anyway.
 
+Each stored account also records ``inputs_seq``: the last ``RISK_INPUTS`` stream sequence its
+state includes (taken in the same synchronous step as the state). A restart restores the account
+and replays the stream after that sequence (:func:`restore` reports where to start and what to
+skip per account). An account without a valid sequence (absent in older snapshots, not an integer,
+out of range, beyond the stream's last sequence) is restored for its peak and day start only
+and rebuilt from the stream's start, so no event is applied twice.
+
 A stored value is validated like an event (:mod:`risk_worker.domain.bounds`: identifiers,
 finite numbers within bounds): one that fails is refused whole and never restored, so a
 corrupt or infinite peak cannot switch drawdown protection off across a restart.
@@ -76,6 +83,9 @@ class AccountState(msgspec.Struct, frozen=True, gc=False):
     strategies: list[StrategyState] = msgspec.field(default_factory=list)
     """The account's strategy books (:mod:`~risk_worker.domain.strategy_persistence`;
     absent in older snapshots)."""
+    inputs_seq: object = None
+    """The last ``RISK_INPUTS`` sequence the state includes; any JSON value is decoded, so that
+    an invalid one refuses only the sequence (:func:`inputs_seq_of`), not the account."""
 
 
 class MarkState(msgspec.Struct, frozen=True, gc=False):
@@ -87,8 +97,9 @@ class MarkState(msgspec.Struct, frozen=True, gc=False):
     timestamp: int
 
 
-def export_account(account: Account, now_ms: int) -> AccountState:
-    """The account's durable state (flat positions kept for their timestamps)."""
+def export_account(account: Account, now_ms: int, inputs_seq: int | None = None) -> AccountState:
+    """The account's durable state (flat positions kept for their timestamps), including every
+    ``RISK_INPUTS`` event up to ``inputs_seq`` (None: unknown)."""
     return AccountState(
         account_id=account.account_id,
         balance=account.balance,
@@ -105,6 +116,7 @@ def export_account(account: Account, now_ms: int) -> AccountState:
         saved_ms=now_ms,
         balance_known=account.balance_known,
         strategies=export_strategies(account),
+        inputs_seq=inputs_seq,
     )
 
 
@@ -155,15 +167,42 @@ def mark_problem(mark: MarkState) -> str | None:
     return None
 
 
+MAX_STREAM_SEQ = 2**64 - 1
+"""The largest JetStream stream sequence (an unsigned 64-bit integer)."""
+
+
+def inputs_seq_of(state: AccountState, last_seq: int | None) -> tuple[int | None, str | None]:
+    """The account's stored ``inputs_seq`` and why it is refused: (seq, None) when valid,
+    (None, None) when absent, (None, problem) when not an integer in 0..2^64-1 or beyond
+    ``last_seq`` (the stream's last sequence now: the stream was recreated since)."""
+    seq = state.inputs_seq
+    if seq is None:
+        return None, None
+    if isinstance(seq, bool) or not isinstance(seq, int):
+        return None, f"inputs_seq {str(seq)[:40]!r} is not an integer"
+    if not 0 <= seq <= MAX_STREAM_SEQ:
+        return None, f"inputs_seq {seq} out of range"
+    if last_seq is not None and seq > last_seq:
+        return None, f"inputs_seq {seq} beyond the stream's last sequence {last_seq}"
+    return seq, None
+
+
 class RestoreReport(NamedTuple):
-    """What :func:`restore` did: accounts restored (of which known), marks restored, and one
-    ``"<kind> <key>: <problem>"`` line per refused account or mark."""
+    """What :func:`restore` did: accounts restored (of which known), marks restored, one
+    ``"<kind> <key>: <problem>"`` line per refused account, mark or account's ``inputs_seq``,
+    and the replay plan: ``seqs`` maps each account restored with its balances to the last
+    stream sequence its state includes; ``replay_from`` is the first sequence to replay (None:
+    the stream's start, because an account was restored without a valid sequence, or none was
+    restored)."""
 
     accounts: int
     known: int
     marks: int
     refused_accounts: list[str]
     refused_marks: list[str]
+    refused_seqs: list[str]
+    seqs: dict[str, int]
+    replay_from: int | None
 
 
 def restore(
@@ -173,6 +212,7 @@ def restore(
     now_ms: int,
     max_age_ms: int,
     max_symbols: int,
+    last_seq: int | None = None,
 ) -> RestoreReport:
     """Restore stored accounts and marks, refusing every invalid one (see the checks above).
 
@@ -181,16 +221,33 @@ def restore(
         accounts / marks: as loaded from the snapshot store.
         now_ms: now (ms since epoch); max_age_ms: see :func:`restore_account`.
         max_symbols: the mark table's limit: marks of new symbols beyond it are refused.
+        last_seq: the ``RISK_INPUTS`` stream's last sequence, when the stream is replayed
+            after the restore: an account without a valid ``inputs_seq`` then gets only its
+            peak and day start (not known, no balance, positions or strategy books) and is
+            rebuilt by the replay. None: restore every account whole (a late restore, after
+            the replay already rebuilt the book).
     """
     refused_accounts: list[str] = []
+    refused_seqs: list[str] = []
+    seqs: dict[str, int] = {}
     restored = known = 0
+    from_start = False
     for state in accounts:
         problem = account_problem(state)
         if problem is not None:
             refused_accounts.append(f"account {state.account_id!r}: {problem}")
             continue
         restored += 1
+        seq, seq_problem = inputs_seq_of(state, last_seq)
+        if seq_problem is not None:
+            refused_seqs.append(f"inputs_seq of {state.account_id!r}: {seq_problem}")
+        if last_seq is not None and seq is None:
+            from_start = True
+            _merge_peak_and_day_start(book.account(state.account_id), state)
+            continue
         known += restore_account(book, state, now_ms, max_age_ms)
+        if seq is not None:
+            seqs[state.account_id] = seq
     refused_marks: list[str] = []
     valid: list[MarkState] = []
     for m in marks:
@@ -202,7 +259,17 @@ def restore(
         else:
             valid.append(m)
     restore_marks(book, valid)
-    return RestoreReport(restored, known, len(valid), refused_accounts, refused_marks)
+    replay_from = None if from_start or not seqs else min(seqs.values()) + 1
+    return RestoreReport(
+        restored,
+        known,
+        len(valid),
+        refused_accounts,
+        refused_marks,
+        refused_seqs,
+        seqs,
+        replay_from,
+    )
 
 
 def restore_account(book: AccountBook, state: AccountState, now_ms: int, max_age_ms: int) -> bool:

@@ -117,6 +117,7 @@ class DenyReason(StrEnum):
     """``rejection_reason`` codes of a denied check, in the order the check tests them."""
 
     INVALID_REQUEST = "invalid_request"
+    BOOK_REPLAYING = "book_replaying"
     TRADING_STATE_UNKNOWN = "trading_state_unknown"
     EMERGENCY_STOP_ACTIVE = "emergency_stop_active"
     REDUCING_ONLY = "reducing_only"

@@ -115,7 +115,10 @@ class MonitorTask:
 
     async def _pass(self) -> None:
         """Evaluate every account, one at a time, yielding to the event loop after each so a
-        check never waits behind more than one account's evaluation (p99 at 1,000 accounts)."""
+        check never waits behind more than one account's evaluation (p99 at 1,000 accounts).
+        Nothing while the book is being replayed at start (a partial book alerts falsely)."""
+        if self._engine.book_replaying:
+            return
         held = True if self._lease is None else await self._lease.renew()
         catch_up = self._catch_up(held)
         now = now_ms()

@@ -60,7 +60,7 @@ IGNORED_RESULTS = ("stale", "duplicate", "suspect", "symbol_limit")
 (``suspect``: a tick held until confirmed; ``symbol_limit``: a new symbol beyond
 ``RISK_MAX_SYMBOLS``)."""
 
-SNAPSHOT_KINDS = ("account", "mark")
+SNAPSHOT_KINDS = ("account", "mark", "inputs_seq")
 """``kind`` of ``risk_snapshot_refused_total``: what a refused stored entry was."""
 
 VIOLATION_SOURCES = ("pre_trade", "monitor")
@@ -142,7 +142,8 @@ class Metrics:
         )
         refused = Counter(
             "risk_snapshot_refused_total",
-            "Stored snapshot entries refused at a restore as invalid, by kind (account|mark).",
+            "Stored snapshot entries refused at a restore as invalid, by kind "
+            "(account|mark|inputs_seq).",
             ("kind",),
             registry=r,
         )

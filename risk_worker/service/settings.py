@@ -75,6 +75,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     policy_reload_interval: float = 30.0
     events_max_age: float = 7 * 86_400.0
     event_queue_size: int = 100_000
+    inputs_max_age: float = 86_400.0
+    inputs_replicas: int = 1
     services_protocol: bool = True
     reply_prefixes: tuple[str, ...] = ()
     http_host: str = "0.0.0.0"
@@ -143,6 +145,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "policy_reload_interval": _positive_float,
     "events_max_age": _positive_float,
     "event_queue_size": _positive_int,
+    "inputs_max_age": _positive_float,
+    "inputs_replicas": _replicas,
     "services_protocol": _flag,
     "reply_prefixes": _reply_prefixes,
     "http_host": _nonempty,

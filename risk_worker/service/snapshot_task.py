@@ -3,6 +3,11 @@
 What events cannot rebuild (peak and day-start equity) and what lets a restarted worker answer
 at once (balances, positions, marks) is restored from Redis at start and written after every
 monitor pass by a non-blocking store; a Redis outage never blocks a check.
+
+Each stored account carries the last ``RISK_INPUTS`` sequence its state includes: the restore
+at start returns the replay plan (:class:`~risk_worker.domain.persistence.RestoreReport`), and
+nothing is written while the replay runs (a restored account may be ahead of the book's
+sequence until it has caught up).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.persistence import (
     AccountState,
     MarkState,
+    RestoreReport,
     export_account,
     export_marks,
     restore,
@@ -37,8 +43,9 @@ class SnapshotKeeper:
         redis_url: the Redis server (``RISK_REDIS_URL``).
         interval: the monitor interval, seconds (snapshot TTL is three of them).
         max_age: seconds after which a restored account is unknown until a fresh event.
-        on_refused: called with (``"account"`` or ``"mark"``, count) when stored entries fail
-            validation and are not restored (metrics).
+        on_refused: called with (``"account"``, ``"mark"`` or ``"inputs_seq"``, count) when
+            stored entries fail validation and are not restored (metrics).
+        inputs_seq: the last ``RISK_INPUTS`` sequence the book includes now (None: unknown).
     """
 
     def __init__(
@@ -48,14 +55,24 @@ class SnapshotKeeper:
         interval: float,
         max_age: float,
         on_refused: Callable[[str, int], None] | None = None,
+        inputs_seq: Callable[[], int | None] = lambda: None,
     ):
+        self._inputs_seq = inputs_seq
         self._engine = engine
         self._on_refused = on_refused
         self._max_age_ms = int(max_age * 1000)
         self.store = RedisSnapshotStore(connect_redis(redis_url), interval)
 
-    async def start(self) -> None:
-        """Restore what Redis holds (if it answers; otherwise later), then keep writing."""
+    async def start(self, last_seq: int | None = None) -> RestoreReport | None:
+        """Restore what Redis holds (if it answers; otherwise later, whole), then keep writing.
+
+        Args:
+            last_seq: the ``RISK_INPUTS`` stream's last sequence (the replay follows).
+
+        Returns:
+            what was restored and the replay plan; None when Redis was unreadable.
+        """
+        report = None
         try:
             accounts, marks = await self.store.load()
         except SnapshotStoreError as exc:
@@ -65,15 +82,19 @@ class SnapshotKeeper:
                 exc,
             )
         else:
-            self._restore(accounts, marks)
-        self.store.start(self._restore)
+            report = self._restore(accounts, marks, last_seq)
+        self.store.start(self._late_restore)
+        return report
 
     def submit(self, published: dict[str, RiskMetricsMsg], now: int) -> None:
-        """Hand this pass's book, marks and metrics to the writer (never blocks)."""
-        book = self._engine.book
-        self.store.submit(
-            [export_account(a, now) for a in book.accounts.values()], export_marks(book), published
-        )
+        """Hand this pass's book, marks and metrics to the writer (never blocks); nothing while
+        the book is being replayed. The book and its sequence are read in one synchronous
+        step, so a stored account includes exactly the events up to its ``inputs_seq``."""
+        if self._engine.book_replaying:
+            return
+        book, seq = self._engine.book, self._inputs_seq()
+        accounts = [export_account(a, now, seq) for a in book.accounts.values()]
+        self.store.submit(accounts, export_marks(book), published)
 
     @property
     def status(self) -> str:
@@ -86,13 +107,30 @@ class SnapshotKeeper:
         with contextlib.suppress(Exception):
             await self.store.client.aclose()
 
-    def _restore(self, accounts: list[AccountState], marks: list[MarkState]) -> None:
+    def _late_restore(self, accounts: list[AccountState], marks: list[MarkState]) -> None:
+        """Redis answered after the start: merge what it holds into the replayed book."""
+        self._restore(accounts, marks)
+
+    def _restore(
+        self, accounts: list[AccountState], marks: list[MarkState], last_seq: int | None = None
+    ) -> RestoreReport:
         """Restore what validates; refuse, count and log (a bounded number of lines) the rest."""
         engine = self._engine
         r = restore(
-            engine.book, accounts, marks, now_ms(), self._max_age_ms, engine.marks.max_symbols
+            engine.book,
+            accounts,
+            marks,
+            now_ms(),
+            self._max_age_ms,
+            engine.marks.max_symbols,
+            last_seq,
         )
-        for kind, refused in (("account", r.refused_accounts), ("mark", r.refused_marks)):
+        kinds = (
+            ("account", r.refused_accounts),
+            ("mark", r.refused_marks),
+            ("inputs_seq", r.refused_seqs),
+        )
+        for kind, refused in kinds:
             if not refused:
                 continue
             if self._on_refused is not None:
@@ -110,3 +148,4 @@ class SnapshotKeeper:
             r.known,
             r.marks,
         )
+        return r

@@ -1,7 +1,8 @@
 """Wiring and lifecycle of one worker: connect in order, run, drain and close in reverse.
 
 Start: NATS (within ``RISK_NATS_CONNECT_TIMEOUT``) → ``RISK_EVENTS`` stream and its publisher →
-PostgreSQL pool and policies (or the built-in set without ``RISK_DATABASE_URL``) → KV bucket →
+PostgreSQL pool and policies (or the built-in set without ``RISK_DATABASE_URL``) → the Redis
+snapshot and the ``RISK_INPUTS`` replay (:mod:`~risk_worker.service.inputs_task`) → KV bucket →
 trading-state watcher → subscriptions → monitor, policy reload and the ``risk-sink`` consumer.
 Stop (SIGTERM/SIGINT): background tasks stop, subscriptions drain (in-flight checks are
 answered), the audit queue is flushed to the stream, NATS drains, the pool closes.
@@ -25,6 +26,7 @@ from nats.aio.client import Client
 from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.adapters.event_stream import EventStreamPublisher, ensure_stream
 from risk_worker.adapters.http_server import HttpServer
+from risk_worker.adapters.input_stream import InputStream
 from risk_worker.adapters.kv_bucket import open_bucket
 from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.membership import Members
@@ -39,6 +41,7 @@ from risk_worker.domain.order import Decision
 from risk_worker.domain.trading_state import StateValue
 from risk_worker.domain.types import DenyReason, PolicyType
 from risk_worker.errors import ServerUnavailableError
+from risk_worker.service.inputs_task import restore_and_replay
 from risk_worker.service.kill_switch import KillSwitch
 from risk_worker.service.monitor_task import MonitorTask, state_change_record
 from risk_worker.service.observability import Metrics
@@ -85,6 +88,7 @@ class Worker:
         self.metrics = Metrics()
         self.http: HttpServer | None = None
         self.snapshots: SnapshotKeeper | None = None
+        self.inputs: InputStream | None = None
         self.lease: Lease | None = None
         self.members: Members | None = None
         self.nc: Client | None = None
@@ -150,15 +154,7 @@ class Worker:
             self.engine, source or StaticPolicySource(), s.policy_reload_interval
         )
         await self.policies.load_initial(s.policy_fallback == "defaults")
-        if s.redis_url:
-            self.snapshots = SnapshotKeeper(
-                self.engine,
-                s.redis_url,
-                s.monitor_interval,
-                s.snapshot_max_age,
-                on_refused=self.metrics.snapshot_refused,
-            )
-            await self.snapshots.start()
+        self.inputs, self.snapshots = await restore_and_replay(js, self.engine, s, self.metrics)
         kv = await open_bucket(js, s.kv_bucket, s.kv_replicas)
         self.lease = Lease(kv, s.worker_id, s.lease_ttl)
         self.members = members = Members(kv, s.worker_id, s.monitor_interval, s.lease_ttl)
@@ -242,6 +238,8 @@ class Worker:
             await _bounded("lease release", self.lease.release(), 3.0)
         if self.members is not None:  # the others own this instance's accounts now
             await _bounded("membership", self.members.stop(), 3.0)
+        if self.inputs is not None:
+            await _bounded("RISK_INPUTS consumer", self.inputs.stop(), 3.0)
         if self.service is not None:
             await _bounded("subscriptions", self.service.stop(), 12.0)
         if self.publisher is not None:
@@ -325,6 +323,7 @@ class Worker:
             and self.nc.is_connected
             and (publisher is None or publisher.reachable)
             else "unreachable",
+            "inputs": "caught_up" if self.inputs and self.inputs.caught_up else "replaying",
             "redis": "disabled" if self.snapshots is None else self.snapshots.status,
         }
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import nats
+import nats.js.errors
 import pytest
 
+from risk_worker.adapters.input_stream import STREAM as INPUTS_STREAM
 from risk_worker.devstack.nats_server import NatsServer
 from tests.harness import Harness, start_harness, stop_harness
 
@@ -15,7 +19,11 @@ HarnessFactory = Callable[..., Awaitable[Harness]]
 
 @pytest.fixture
 async def harness_factory(nats_server: NatsServer) -> AsyncIterator[HarnessFactory]:
-    """Start workers (with settings overrides or policies); all are stopped after the test."""
+    """Start workers (with settings overrides or policies); all are stopped after the test.
+
+    The session's server keeps ``RISK_INPUTS`` across tests: it is purged first, so a worker
+    does not replay the account events of earlier tests."""
+    await purge_inputs(nats_server.url)
     started: list[Harness] = []
 
     async def make(**kwargs: Any) -> Harness:
@@ -33,6 +41,16 @@ async def harness_factory(nats_server: NatsServer) -> AsyncIterator[HarnessFacto
 async def harness(harness_factory: HarnessFactory) -> Harness:
     """One worker with the built-in policies and default settings (fast monitor)."""
     return await harness_factory()
+
+
+async def purge_inputs(url: str) -> None:
+    """Empty ``RISK_INPUTS`` on the server at ``url`` when it exists."""
+    nc = await nats.connect(url)
+    try:
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await nc.jetstream().purge_stream(INPUTS_STREAM)
+    finally:
+        await nc.close()
 
 
 async def migrate_url(url: str) -> None:

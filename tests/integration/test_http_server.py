@@ -22,6 +22,7 @@ READY = {
     "trading_state": "confirmed",
     "policies": "loaded",
     "event_stream": "reachable",
+    "inputs": "caught_up",
     "redis": "disabled",
 }
 
@@ -91,11 +92,12 @@ async def test_ready_when_a_part_fails_then_503_naming_what_is_missing(
     probe.checks["trading_state"] = "unconfirmed"
     probe.checks["nats"] = "disconnected"
     probe.checks["redis"] = "disconnected"  # never required
+    probe.checks["inputs"] = "replaying"  # the book is rebuilt from RISK_INPUTS at start
     status, _, body = await asyncio.to_thread(get, server.port, "/ready")
     assert status == 503
     answer = json.loads(body)
     assert answer["ready"] is False
-    assert answer["missing"] == ["nats", "trading_state"]
+    assert answer["missing"] == ["nats", "trading_state", "inputs"]
     assert answer["checks"]["redis"] == "disconnected"
     probe.checks = dict(READY)
     status, _, _ = await asyncio.to_thread(get, server.port, "/ready")

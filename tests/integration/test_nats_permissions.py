@@ -25,6 +25,8 @@ from nats.aio.msg import Msg
 from nats.js import api
 
 from risk_worker.adapters import operator as ops
+from risk_worker.adapters.input_stream import STREAM as INPUTS
+from risk_worker.adapters.input_stream import ensure_inputs_stream
 from risk_worker.adapters.kv_bucket import open_bucket, read_state, write_state
 from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.trading_state import (
@@ -297,3 +299,39 @@ async def test_client_gets_a_check_reply_only_through_its_own_inbox(
 
 
 # -- the real worker under its user -------------------------------------------------------------
+
+
+async def test_worker_keeps_and_reads_risk_inputs_but_cannot_purge_or_delete_it(
+    peers: dict[str, Peer],
+) -> None:
+    """Issue 14: the worker creates RISK_INPUTS and reads it through an ordered consumer; a
+    client's plain core publish is captured (nothing new for producers); purging, deleting a
+    message or the stream stays refused (a restart would lose the events)."""
+    client, worker = peers["client"], peers["worker"]
+    js = worker.nc.jetstream(timeout=JS_TIMEOUT)
+    await ensure_inputs_stream(js, 3_600.0, 1)
+    await ensure_inputs_stream(js, 7_200.0, 1)  # an existing stream's max age is updated
+    body = b'{"account_id": "perm-1", "balance": 1000.0}'
+    await client.nc.publish("pnl.update", body)
+    await client.nc.flush()
+    got: list[bytes] = []
+
+    async def keep(msg: Msg) -> None:
+        got.append(msg.data)
+
+    sub = await js.subscribe(
+        "pnl.update", stream=INPUTS, cb=keep, ordered_consumer=True, idle_heartbeat=1.0
+    )
+    await wait_for(lambda: body in got, 5.0, message="the client's pnl.update was not captured")
+    await sub.unsubscribe()
+    attempts: dict[str, Callable[[], Awaitable[object]]] = {
+        "STREAM.PURGE": lambda: js.purge_stream(INPUTS),
+        "STREAM.MSG.DELETE": lambda: js.delete_msg(INPUTS, 1),
+        "STREAM.DELETE": lambda: js.delete_stream(INPUTS),
+    }
+    for api_name, attempt in attempts.items():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(attempt(), 2 * JS_TIMEOUT)
+        await worker.violation_about(f"$JS.API.{api_name}.{INPUTS}")
+    info = await js.stream_info(INPUTS)
+    assert info.state.messages >= 1 and info.config.max_age == 7_200.0

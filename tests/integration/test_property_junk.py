@@ -88,7 +88,7 @@ async def scenario(url: str, batch: list[tuple[str, bytes]]) -> None:
             for name in ("equity", "gross_exposure", "net_exposure", "margin_used"):
                 assert math.isfinite(getattr(metrics, name)), (account_id, name, metrics)
         assert all(
-            v in {"connected", "confirmed", "loaded", "reachable", "disabled"}
+            v in {"connected", "confirmed", "loaded", "reachable", "caught_up", "disabled"}
             for v in h.worker.readiness().values()
         ), h.worker.readiness()
         small = await h.check(OK_ACCOUNT, OK_SYMBOL, "BUY", 1.0, OK_MARK, dry_run=True)

@@ -225,6 +225,7 @@ def test_cluster_profile_runs_three_nats_nodes_and_workers_at_three_replicas(
     env = environment_of(worker)
     assert env["RISK_NATS_URL"].split(",") == [f"nats://nats-{i}:4222" for i in (1, 2, 3)]
     assert (env["RISK_KV_REPLICAS"], env["RISK_EVENTS_REPLICAS"]) == ("3", "3")
+    assert env["RISK_INPUTS_REPLICAS"] == "3"
     same = {k: v for k, v in env.items() if k not in {"RISK_NATS_URL"} and "REPLICAS" not in k}
     assert same == {k: v for k, v in environment_of(single).items() if k != "RISK_NATS_URL"}
     assert worker["depends_on"] == {

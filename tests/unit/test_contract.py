@@ -28,6 +28,7 @@ from risk_worker.adapters import (
     operator,
     query_endpoints,
 )
+from risk_worker.adapters.input_stream import STREAM as INPUTS_STREAM
 from risk_worker.adapters.kv_bucket import decode_restriction, decode_state
 from risk_worker.adapters.nats_auth import NatsAuth
 from risk_worker.adapters.var_store import VAR_RELOAD_SUBJECT
@@ -307,7 +308,8 @@ def test_settings_table_defaults_match() -> None:
 
 def test_every_mentioned_variable_exists() -> None:
     fields = _names(Settings) | {f"nats_{name}" for name in NatsAuth.__struct_fields__}
-    for variable in set(re.findall(r"\bRISK_[A-Z_]+\b", TEXT)) - {event_stream.STREAM}:
+    streams = {event_stream.STREAM, INPUTS_STREAM}
+    for variable in set(re.findall(r"\bRISK_[A-Z_]+\b", TEXT)) - streams:
         assert variable.removeprefix("RISK_").lower() in fields, variable
 
 
