@@ -29,6 +29,7 @@ from nats.aio.client import Client
 from tests.helpers import wait_for
 
 RISK_WORKER = Path(sys.executable).parent / "risk-worker"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 CHECK_SUBJECT = "risk.check.order"
 ENC = msgspec.json.Encoder()
 _LOG_TAIL_LINES = 40
@@ -43,7 +44,10 @@ def unique(prefix: str) -> str:
 def risk_env(url: str, bucket: str, **extra: str) -> dict[str, str]:
     """This process's environment without ``RISK_*``, plus the server, the bucket and ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISK_")}
+    # The code under test, whichever checkout the venv's editable install points at.
+    path = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env.update(
+        PYTHONPATH=path,
         RISK_NATS_URL=url,
         RISK_KV_BUCKET=bucket,
         RISK_HTTP_PORT="0",  # several workers on one machine: each its own free port

@@ -10,6 +10,12 @@ Three mechanisms, because a KV watcher alone can go blind for seconds after a se
    the current values), so a blind watcher lets checks through for one interval at most;
 3. on disconnect the copy is unconfirmed at once; on reconnect the watcher is rebuilt.
 
+A rebuild waits at most ``max_age`` for the new watcher (its consumer is created through the
+JetStream API): one sent while the bucket's stream has no leader (a node lost, a new leader
+being elected) would otherwise wait for nats-py's 5 s API timeout, and the copy would stay
+unconfirmed that long after the new leader is in place. An abandoned rebuild is tried again
+at the next confirmation.
+
 A bucket recreated (its store lost), purged or restored starts its revisions again, so a new
 trip can come with a revision the copy already holds and be ignored as not newer. The watcher
 takes it as a reset of the bucket when an entry's revision is lower than the one it holds for
@@ -145,7 +151,8 @@ class StateWatcher:
                 self._seen.clear()
                 self._last_seen = 0
                 self._created = None
-            self._watcher = await self._kv.watchall()
+            bound = None if self._confirmer is None else self._max_age  # none at start
+            self._watcher = await asyncio.wait_for(self._kv.watchall(), bound)
             self._pump = asyncio.create_task(self._pump_updates(self._watcher), name="state-watch")
 
     async def _pump_updates(self, watcher: KeyValue.KeyWatcher) -> None:
