@@ -4,11 +4,12 @@ and fills for ``--minutes``, through a fault schedule; prints the figures (issue
     .venv/bin/python benchmarks/soak.py                  # 10 minutes
     .venv/bin/python benchmarks/soak.py --quick          # ~20 s, faults compressed
 
-Faults, spread over the run: the audit stream leader's NATS node killed (-9) and restarted,
-PostgreSQL stopped (30 s) then started, Redis stopped then started, a worker SIGKILLed and
-restarted. Exits 1 when a check was approved while its worker's trading state was unconfirmed,
-when the violation rows in PostgreSQL do not match the denials, or when a trip is not in force.
-The servers' stores and the worker logs stay in ``--data-dir`` (a temporary one by default).
+Faults, spread over the run: a NATS node killed (-9; the one leading most of the JetStream meta
+group, the bucket and the audit stream) and restarted, PostgreSQL stopped (30 s) then started,
+Redis stopped then started, a worker SIGKILLed and restarted. Exits 1 when a check was approved
+while its worker's trading state was unconfirmed, when the violation rows in PostgreSQL do not
+match the denials, or when a trip is not in force. The servers' stores and the worker logs stay
+in ``--data-dir`` (a temporary one by default).
 """
 
 from __future__ import annotations

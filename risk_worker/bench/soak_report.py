@@ -54,6 +54,7 @@ def summary_table(result: SoakResult) -> Table:
         f"{cfg.check_rate:.0f} checks/s, {result.ticks / max(cfg.seconds, 1e-9):.0f} ticks/s, "
         f"{result.fills} fills, {cfg.workers} workers, {cfg.accounts} accounts",
     )  # fmt: skip
+    table.add_row("NATS node killed", result.killed_node.split(" ", 1)[0], result.killed_node)
     table.add_row("checks sent", f"{t.sent:,}", "")
     table.add_row("checks answered", f"{t.answered:,}", f"{t.sent - t.answered:,} unanswered (1 s)")
     seconds = {k: f"{v.seconds:.1f} s" for k, v in result.unconfirmed.items()}

@@ -1,10 +1,11 @@
 """The soak: two workers on a 3-node cluster under checks, ticks and fills for a given time,
 through a fault schedule, then the figures (:mod:`risk_worker.bench.soak_report`).
 
-The faults, spread over the run (fractions of it): a NATS node killed (-9, the audit stream's
-leader) and restarted; PostgreSQL stopped, then started; Redis stopped, then started; a worker
-SIGKILLed and started again. During each, an account is HALTed (a trip written during the
-fault). Phases are the stretches between these events, named after the event that began them.
+The faults, spread over the run (fractions of it): a NATS node killed (-9: the one leading the
+most of the JetStream meta group, the bucket's stream and ``RISK_EVENTS``) and restarted;
+PostgreSQL stopped, then started; Redis stopped, then started; a worker SIGKILLed and started
+again. During each, an account is HALTed (a trip written during the fault). Phases are the
+stretches between these events, named after the event that began them.
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 
-from risk_worker.adapters.event_stream import STREAM
 from risk_worker.bench.core import account_id
 from risk_worker.bench.load import CHECK_SUBJECT, load_book, wait_approved
 from risk_worker.bench.procs import TickStream
 from risk_worker.bench.soak_load import CheckLoad, CheckTally, poll_ready, publish_fills
-from risk_worker.bench.soak_stack import SoakStack, SoakWorker, issue_trip, stream_leader
+from risk_worker.bench.soak_stack import (
+    BUCKET,
+    SoakStack,
+    SoakWorker,
+    issue_trip,
+    leader_roles,
+)
 from risk_worker.bench.soak_stats import (
     Timeline,
     UnconfirmedIntervals,
@@ -100,16 +106,18 @@ class _Soak:
         self.trip_tasks.append(asyncio.create_task(issue_trip(self.nc, account, why)))
 
     async def kill_node(self) -> None:
-        leader = await stream_leader(self.nc, STREAM)
         cluster = self.stack.cluster
-        index = cluster.index_of(leader) if leader else (cluster.meta_leader() or 0)
-        self.killed_node = cluster.server_names[index]
+        roles = await leader_roles(self.nc, cluster)
+        index = max(roles, key=lambda i: (len(roles[i]), f"KV_{BUCKET}" in roles[i]))
+        name = cluster.server_names[index]
+        self.killed_node = f"{name} (leading {', '.join(roles[index]) or 'nothing'})"
         cluster.kill_node(index)
-        self.phase(f"{self.killed_node} killed")
+        name = cluster.server_names[index]
+        self.phase(f"{name} killed")
         self.trip("soak: during the NATS node loss")
         await asyncio.sleep(self.cfg.outage_s * 2 / 3)
         await asyncio.to_thread(cluster.start_node, index, 60.0)
-        self.phase(f"{self.killed_node} back")
+        self.phase(f"{name} back")
 
     async def postgres_down(self) -> None:
         await asyncio.to_thread(self.stack.postgres.stop)

@@ -20,6 +20,7 @@ import nats.errors
 from nats.aio.client import Client
 
 from risk_worker.adapters import operator
+from risk_worker.adapters.event_stream import STREAM
 from risk_worker.adapters.pg_migrate import migrate, migrations_dir
 from risk_worker.bench.load import BenchError
 from risk_worker.bench.procs import spawn, tail, wait_ready
@@ -196,3 +197,16 @@ async def stream_leader(nc: Client, stream: str) -> str | None:
     except (nats.errors.Error, TimeoutError):
         return None
     return info.cluster.leader if info.cluster is not None else None
+
+
+async def leader_roles(nc: Client, cluster: NatsCluster) -> dict[int, list[str]]:
+    """Node index → what it leads: ``meta`` (JetStream), the bucket's stream, ``RISK_EVENTS``."""
+    roles: dict[int, list[str]] = {i: [] for i in range(cluster.size)}
+    meta = await asyncio.to_thread(cluster.meta_leader)
+    if meta is not None:
+        roles[meta].append("meta")
+    for stream in (f"KV_{BUCKET}", STREAM):
+        leader = await stream_leader(nc, stream)
+        if leader in cluster.server_names:
+            roles[cluster.index_of(leader)].append(stream)
+    return roles
