@@ -172,11 +172,10 @@ async def poll_ready(port: int, tracker: UnconfirmedIntervals, stop: asyncio.Eve
         sent = time.monotonic()
         confirmed: bool | None
         try:
-            status, body = await http_get(port, "/ready")
+            _, body = await http_get(port, "/ready")  # 200 or 503: the body says which part
             checks = _DEC.decode(body).get("checks", {})
             state = checks.get("trading_state") if isinstance(checks, dict) else None
             confirmed = None if state is None else state == "confirmed"
-            del status
         except (OSError, TimeoutError, msgspec.DecodeError, AttributeError):
             confirmed = None
         tracker.feed(sent, time.monotonic(), confirmed)
