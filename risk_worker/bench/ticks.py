@@ -45,7 +45,7 @@ async def publish_ticks(
     """Publish ``rate`` ticks per second until ``seconds`` pass or ``stop`` is set.
 
     Args:
-        url: NATS server URL.
+        url: NATS server URL, or several separated by commas (a cluster: it fails over).
         positions: how many symbols to cycle through.
         rate: ticks per second (> 0).
         seconds: how long; None to run until ``stop``.
@@ -55,7 +55,7 @@ async def publish_ticks(
     Returns:
         (ticks published, seconds from the first batch until the server had them all).
     """
-    nc = await nats.connect(url)
+    nc = await nats.connect(url.split(","), max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     if on_connected is not None:
         on_connected()
     subjects = tick_subjects(positions)

@@ -178,6 +178,18 @@ def redact(url: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
+def redact_servers(urls: str) -> str:
+    """``RISK_NATS_URL``'s servers for messages: in each, a password (``user:***@``) or a token
+    (``***@``) hidden; comma-separated like the setting."""
+    out = []
+    for url in urls.split(","):
+        scheme, sep, rest = url.strip().partition("://")
+        credentials, at, host = rest.rpartition("@")
+        user = credentials.split(":", 1)[0] + ":" if ":" in credentials else ""
+        out.append(f"{scheme}://{user}***@{host}" if sep and at else url.strip())
+    return ",".join(out)
+
+
 _SECRETS = frozenset({"database_url", "redis_url"})
 """Settings that may hold a password: also readable from ``<VARIABLE>_FILE`` (Docker secrets)."""
 

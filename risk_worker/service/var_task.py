@@ -86,7 +86,7 @@ class VarSampler:
             log.warning("VaR samples not restored from Redis: %s", exc)
             return 0
         recorded = merge_samples(self._engine.book.returns, stored)
-        log.info("VaR samples restored from Redis: %d of %d symbols", recorded, len(stored))
+        log.info("VaR samples restored from Redis: %d samples of %d symbols", recorded, len(stored))
         return recorded
 
     async def save(self) -> bool:

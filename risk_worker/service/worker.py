@@ -47,7 +47,7 @@ from risk_worker.service.monitor_task import MonitorTask, state_change_record
 from risk_worker.service.observability import Metrics
 from risk_worker.service.policy_source import FilePolicySource, PolicySource, StaticPolicySource
 from risk_worker.service.policy_task import PolicyReloader
-from risk_worker.service.settings import Settings, redact
+from risk_worker.service.settings import Settings, redact, redact_servers
 from risk_worker.service.snapshot_task import SnapshotKeeper
 from risk_worker.service.var_task import VarSampler
 from risk_worker.wire.audit import RiskEventSink
@@ -217,7 +217,7 @@ class Worker:
         log.info(
             "risk-worker %s serving risk.check.order on %s (bucket %s, database %s)",
             s.worker_id,
-            s.nats_url,
+            redact_servers(s.nats_url),
             s.kv_bucket,
             redact(s.database_url) if s.database_url else "none",
         )
@@ -276,7 +276,8 @@ class Worker:
                 log.warning("disconnected from NATS: trading state unconfirmed, checks denied")
 
         async def reconnected() -> None:
-            log.info("reconnected to NATS %s", self.nc.connected_url if self.nc else "")
+            url = self.nc.connected_url if self.nc else None  # a ParseResult: may hold a password
+            log.info("reconnected to NATS %s", redact_servers(url.geturl()) if url else "")
             self.metrics.reconnect()
             if self.watcher is not None:
                 self._spawn(self.watcher.on_reconnect())

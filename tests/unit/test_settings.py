@@ -8,7 +8,7 @@ from risk_worker.adapters.nats_auth import server_list
 from risk_worker.domain.types import TradingState
 from risk_worker.domain.var import VarConfig
 from risk_worker.errors import ConfigError
-from risk_worker.service.settings import Settings, load_settings
+from risk_worker.service.settings import Settings, load_settings, redact_servers
 
 
 def test_load_settings_when_nothing_set_then_defaults() -> None:
@@ -217,3 +217,9 @@ def test_load_settings_replicas_default_one_and_validated() -> None:
             with pytest.raises(ConfigError) as caught:
                 load_settings({variable: bad})
             assert caught.value.variable == variable
+
+
+def test_redact_servers_hides_passwords_and_tokens_in_each_server() -> None:
+    urls = "nats://alice:s3cret@a:4222, tls://tok3n@b:4222,nats://c:4222"
+    assert redact_servers(urls) == "nats://alice:***@a:4222,tls://***@b:4222,nats://c:4222"
+    assert redact_servers("nats://127.0.0.1:4222") == "nats://127.0.0.1:4222"
