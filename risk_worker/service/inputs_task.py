@@ -9,17 +9,14 @@ no snapshot is written; ``/ready`` reports ``inputs: replaying``.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
-import nats.errors
 from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 
 from risk_worker.adapters.input_stream import InputStream, ensure_inputs_stream
-from risk_worker.adapters.nats_auth import describe_connect_error, open_connection
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.errors import ServerUnavailableError
+from risk_worker.service.nats_connect import connect_worker
 from risk_worker.service.observability import Metrics
 from risk_worker.service.settings import Settings
 from risk_worker.service.snapshot_task import SnapshotKeeper
@@ -69,24 +66,6 @@ async def _connect(s: Settings) -> Client:
     async def error(exc: Exception) -> None:
         log.warning("NATS error on the RISK_INPUTS connection: %r", exc)
 
-    try:
-        return await asyncio.wait_for(
-            open_connection(
-                s.nats_url,
-                s.nats_auth,
-                name=f"risk-worker {s.worker_id} inputs",
-                max_reconnect_attempts=-1,
-                reconnect_time_wait=0.25,
-                ping_interval=2,
-                max_outstanding_pings=2,
-                connect_timeout=2,
-                error_cb=error,
-            ),
-            timeout=s.nats_connect_timeout,
-        )
-    except (OSError, nats.errors.Error, TimeoutError) as exc:
-        why = describe_connect_error(exc, s.nats_auth)
-        raise ServerUnavailableError(
-            f"cannot open the RISK_INPUTS connection to {s.nats_url} within "
-            f"{s.nats_connect_timeout} s (RISK_NATS_URL): {why}"
-        ) from exc
+    return await connect_worker(
+        s, f"risk-worker {s.worker_id} inputs", "open the RISK_INPUTS connection", error_cb=error
+    )

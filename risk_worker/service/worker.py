@@ -19,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import nats
-import nats.errors
 from nats.aio.client import Client
 
 from risk_worker.adapters.check_handler import CheckHandler
@@ -30,7 +28,6 @@ from risk_worker.adapters.input_stream import InputStream
 from risk_worker.adapters.kv_bucket import open_bucket
 from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.membership import Members
-from risk_worker.adapters.nats_auth import describe_connect_error, open_connection
 from risk_worker.adapters.nats_service import WorkerService
 from risk_worker.adapters.pg_policies import PgPolicySource
 from risk_worker.adapters.pg_sink import PgEventSink
@@ -40,10 +37,10 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Decision
 from risk_worker.domain.trading_state import StateValue
 from risk_worker.domain.types import DenyReason, PolicyType
-from risk_worker.errors import ServerUnavailableError
 from risk_worker.service.inputs_task import restore_and_replay
 from risk_worker.service.kill_switch import KillSwitch
 from risk_worker.service.monitor_task import MonitorTask, state_change_record
+from risk_worker.service.nats_connect import connect_worker
 from risk_worker.service.observability import Metrics
 from risk_worker.service.policy_source import FilePolicySource, PolicySource, StaticPolicySource
 from risk_worker.service.policy_task import PolicyReloader
@@ -285,30 +282,14 @@ class Worker:
         async def error(exc: Exception) -> None:
             log.warning("NATS error: %r", exc)
 
-        # nats-py retries the first connection itself (max_reconnect_attempts=-1 covers it),
-        # so one deadline bounds the whole attempt.
-        try:
-            return await asyncio.wait_for(
-                open_connection(
-                    s.nats_url,
-                    s.nats_auth,
-                    name=f"risk-worker {s.worker_id}",
-                    max_reconnect_attempts=-1,
-                    reconnect_time_wait=0.25,
-                    ping_interval=2,
-                    max_outstanding_pings=2,
-                    connect_timeout=2,
-                    disconnected_cb=disconnected,
-                    reconnected_cb=reconnected,
-                    error_cb=error,
-                ),
-                timeout=s.nats_connect_timeout,
-            )
-        except (OSError, nats.errors.Error, TimeoutError) as exc:
-            raise ServerUnavailableError(
-                f"cannot connect to NATS at {s.nats_url} within {s.nats_connect_timeout} s "
-                f"(RISK_NATS_URL): {describe_connect_error(exc, s.nats_auth)}"
-            ) from exc
+        return await connect_worker(
+            s,
+            f"risk-worker {s.worker_id}",
+            "connect to NATS",
+            disconnected_cb=disconnected,
+            reconnected_cb=reconnected,
+            error_cb=error,
+        )
 
     def readiness(self) -> dict[str, object]:
         """What ``/ready`` reports (runs on the event loop): every part but Redis required."""
