@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import random
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from risk_worker.adapters.ratelog import RateLimitedLog
-from risk_worker.errors import ServerUnavailableError
+from risk_worker.adapters.streams import bind_stream
 from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 
 log = logging.getLogger(__name__)
@@ -48,10 +47,7 @@ def subject_of(record: Record) -> str:
 
 async def ensure_stream(js: JetStreamContext, max_age_s: float, replicas: int = 1) -> None:
     """Bind ``RISK_EVENTS``, creating it (file storage, ``replicas`` copies) or updating its
-    max age and replica count as configured.
-
-    A replica count the server refuses to change (e.g. 3 on a server outside a cluster) keeps
-    the stream's own count, with a warning naming both.
+    max age and replica count as configured (:func:`~risk_worker.adapters.streams.bind_stream`).
 
     Raises:
         ServerUnavailableError: the stream can be neither read nor created (the message names
@@ -68,42 +64,7 @@ async def ensure_stream(js: JetStreamContext, max_age_s: float, replicas: int = 
         num_replicas=replicas,
         description="risk-worker audit events: violations and emergency stops",
     )
-    try:
-        info = await js.stream_info(STREAM)
-    except nats.js.errors.NotFoundError:
-        try:
-            await js.add_stream(config)
-            return
-        except nats.js.errors.APIError as exc:  # a concurrent creator won, or a refusal
-            try:
-                info = await js.stream_info(STREAM)
-            except nats.js.errors.NotFoundError:
-                raise ServerUnavailableError(
-                    f"cannot create the {STREAM} stream with {replicas} replica(s) "
-                    f"(RISK_EVENTS_REPLICAS): {exc.description or exc!r}"
-                ) from exc
-    have = info.config.num_replicas or 1
-    if info.config.max_age == max_age_s and have == replicas:
-        return
-    try:
-        await js.update_stream(config)
-    except nats.js.errors.APIError as exc:
-        if have == replicas:
-            raise
-        log.warning(
-            "the %s stream has %d replica(s) and RISK_EVENTS_REPLICAS is %d, but the server "
-            "refused the change (%s): the stream keeps %d",
-            STREAM,
-            have,
-            replicas,
-            exc.description or repr(exc),
-            have,
-        )
-        if info.config.max_age != max_age_s:
-            await js.update_stream(dataclasses.replace(config, num_replicas=have))
-        return
-    if have != replicas:
-        log.info("the %s stream now has %d replica(s) (was %d)", STREAM, replicas, have)
+    await bind_stream(js, config, "RISK_EVENTS_REPLICAS")
 
 
 class EventStreamPublisher:

@@ -34,6 +34,7 @@ from nats.js import api
 from nats.js.client import JetStreamContext
 
 from risk_worker.adapters.ratelog import RateLimitedLog
+from risk_worker.adapters.streams import bind_stream
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.strategy_book import STRATEGIES_MAX
 from risk_worker.domain.types import ApplyResult
@@ -69,14 +70,17 @@ class EventCounters(Protocol):
 async def ensure_inputs_stream(
     js: JetStreamContext, max_age_s: float, replicas: int
 ) -> tuple[int, int]:
-    """Bind ``RISK_INPUTS``, creating it (file storage, limits by age) or updating its max age.
+    """Bind ``RISK_INPUTS``, creating it (file storage, limits by age) or updating its max age
+    and replica count as configured (:func:`~risk_worker.adapters.streams.bind_stream`).
 
     Returns:
         the stream's first and last sequences now (first > last when it holds no message):
         the replay must reach the last one.
 
     Raises:
-        nats.errors.Error: the stream can be neither read nor created.
+        ServerUnavailableError: the stream can be neither read nor created (naming
+            ``RISK_INPUTS_REPLICAS``).
+        nats.errors.Error: NATS failed otherwise.
     """
     config = api.StreamConfig(
         name=STREAM,
@@ -87,15 +91,7 @@ async def ensure_inputs_stream(
         num_replicas=replicas,
         description="risk-worker inputs: account events replayed at a restart",
     )
-    try:
-        info = await js.stream_info(STREAM)
-    except nats.js.errors.NotFoundError:
-        with contextlib.suppress(nats.js.errors.BadRequestError):  # a concurrent creator won
-            await js.add_stream(config)
-        info = await js.stream_info(STREAM)
-    else:
-        if info.config.max_age != max_age_s:
-            info = await js.update_stream(config)
+    info = await bind_stream(js, config, "RISK_INPUTS_REPLICAS")
     return int(info.state.first_seq), int(info.state.last_seq)
 
 

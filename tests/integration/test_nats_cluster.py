@@ -11,6 +11,8 @@ import pytest
 from nats.js import api
 
 from risk_worker.adapters.event_stream import STREAM, ensure_stream
+from risk_worker.adapters.input_stream import STREAM as INPUTS
+from risk_worker.adapters.input_stream import ensure_inputs_stream
 from risk_worker.adapters.kv_bucket import open_bucket
 from risk_worker.devstack.nats_cluster import NatsCluster
 from risk_worker.devstack.nats_server import NatsServer
@@ -37,9 +39,11 @@ async def test_worker_on_the_cluster_keeps_bucket_and_stream_at_r3_and_status_sh
     nats_cluster: NatsCluster, harness_factory: HarnessFactory
 ) -> None:
     assert nats_cluster.url.count(",") == 2
-    h = await harness_factory(url=nats_cluster.url, kv_replicas=3, events_replicas=3)
+    h = await harness_factory(
+        url=nats_cluster.url, kv_replicas=3, events_replicas=3, inputs_replicas=3
+    )
     js = h.nc.jetstream()
-    for name in (f"KV_{h.settings.kv_bucket}", STREAM):
+    for name in (f"KV_{h.settings.kv_bucket}", STREAM, INPUTS):
         info = await js.stream_info(name)
         assert info.config.num_replicas == 3, name
         assert info.cluster is not None and info.cluster.leader in nats_cluster.server_names
@@ -55,8 +59,8 @@ async def test_worker_on_the_cluster_keeps_bucket_and_stream_at_r3_and_status_sh
     env = {"RISK_NATS_URL": nats_cluster.url, "RISK_KV_BUCKET": h.settings.kv_bucket}
     code, out = await run_status_cli({**env, "RISK_MONITOR_INTERVAL": "0.1"}, "status")
     assert code == 0, out
-    rows = [line for line in out.splitlines() if "KV_" in line or STREAM in line]
-    assert len(rows) == 2 and all("│ 3 " in row and "(leader)" in row for row in rows), out
+    rows = [line for line in out.splitlines() if "KV_" in line or "RISK_" in line]
+    assert len(rows) == 3 and all("│ 3 " in row and "(leader)" in row for row in rows), out
 
 
 async def test_existing_r1_stream_is_scaled_to_r3_and_an_r1_bucket_is_named_in_a_warning(
@@ -104,11 +108,20 @@ async def test_r3_on_one_server_refused_at_creation_and_kept_at_r1_when_it_exist
         with pytest.raises(TradingStateError, match="RISK_KV_REPLICAS"):
             await open_bucket(js, "rc_single", 3)
         await ensure_stream(js, 3600.0, 1)
-        with caplog.at_level(logging.WARNING, "risk_worker.adapters.event_stream"):
+        with caplog.at_level(logging.WARNING, "risk_worker.adapters.streams"):
             await ensure_stream(js, 7200.0, 3)  # the max age still changes
         info = await js.stream_info(STREAM)
         assert (info.config.num_replicas, info.config.max_age) == (1, 7200.0)
         assert "has 1 replica(s) and RISK_EVENTS_REPLICAS is 3" in caplog.text
+        # RISK_INPUTS goes through the same mechanism
+        with pytest.raises(ServerUnavailableError, match="RISK_INPUTS_REPLICAS"):
+            await ensure_inputs_stream(js, 3600.0, 3)
+        await ensure_inputs_stream(js, 3600.0, 1)
+        with caplog.at_level(logging.WARNING, "risk_worker.adapters.streams"):
+            await ensure_inputs_stream(js, 7200.0, 3)
+        info = await js.stream_info(INPUTS)
+        assert (info.config.num_replicas, info.config.max_age) == (1, 7200.0)
+        assert "has 1 replica(s) and RISK_INPUTS_REPLICAS is 3" in caplog.text
     finally:
         await nc.close()
 
