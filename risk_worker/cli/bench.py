@@ -62,7 +62,7 @@ def bench_command(
 
     Starts its own nats-server; the floor and the worker each run in their own process, market
     ticks flow during the measurements, every worker reply is verified. Then the highest tick
-    rate one worker absorbs. Prints medians, ratios and issue 6's targets (met or missed by how
+    rate one worker absorbs. Prints medians, ratios and issue 16's targets (met or missed by how
     much). Takes about two minutes with the defaults. ``--var`` runs it all with historical
     VaR computed on every check (issue 13).
     """

@@ -13,9 +13,10 @@ from risk_worker.bench.summary import cpu_keys, figure_keys
 
 TARGETS = {
     "sequential p50 ≤ 1.10 × floor",
-    "sequential p99 ≤ 1.15 × floor",
-    "in-process decision p50 ≤ 15 µs",
-    "ticks absorbed ≥ 50,000/s",
+    "sequential p99 ≤ 1.25 × floor",
+    "in-process decision p50 ≤ 5 µs",
+    "in-process answer p50 ≤ 8 µs",
+    "ticks absorbed ≥ 200,000/s",
     "worker peak RSS ≤ 200 MB",
     "start to ready ≤ 2 s",
 }
