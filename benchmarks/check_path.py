@@ -3,7 +3,8 @@
 Builds a book of 1,000 accounts × 20 positions with 13 policies (by default: the eight built-in
 and five extra), times ``CheckHandler.answer`` on pre-encoded ``dry_run`` requests and each
 stage on its own, verifies every reply is approved, and prints p50/p90/p99/mean in µs and
-calls/s (JSON with ``--json``).
+calls/s (JSON with ``--json``). The replies are compact approvals (no post-trade metrics,
+subjects.md §5.2), as a request that does not ask ``detail`` ``full`` gets them.
 
     .venv/bin/python benchmarks/check_path.py [--accounts 1000] [--positions 20]
         [--requests 20000] [--repeat 5] [--json]

@@ -27,6 +27,7 @@ from risk_worker.wire.audit import (
     restricted_record,
     violation_record,
 )
+from risk_worker.wire.detail import FULL, header_full
 from risk_worker.wire.outbound import reply_msg
 from risk_worker.wire.trace import TRACEPARENT, log_fields
 
@@ -93,20 +94,29 @@ class CheckHandler:
         self._ratelog = RateLimitedLog(log)
 
     def answer(
-        self, data: bytes, may_forward: bool = True, traceparent: str | None = None
+        self,
+        data: bytes,
+        may_forward: bool = True,
+        traceparent: str | None = None,
+        detail: str | None = None,
     ) -> CheckAnswer:
         """The reply to one request, or where to forward it (never raises).
 
         ``may_forward`` is False for a request that was already forwarded to this instance.
         ``traceparent``: the request's valid W3C ``traceparent`` (``wire.trace``), echoed in
         the reply headers, the check's log lines and its violation records; None for most.
+        ``detail``: the request's ``Risk-Detail`` header as received (``wire.detail``); an
+        approval carries its post-trade metrics only when it or the body asks ``full``.
         """
         started = time.perf_counter_ns()
         now = now_ms()
         headers: dict[str, str] | None = None
         error: str | None = None
+        full = False
         try:
-            order = inbound.parse_check(data, self._max_bytes)
+            request = inbound.decode_check(data, self._max_bytes)
+            order = inbound.check_order(request)
+            full = request.detail == FULL or (detail is not None and header_full(detail))
         except InvalidMessageError as exc:
             order_id, account_id = inbound.request_ids(data[: self._max_bytes])
             decision = deny(DenyReason.INVALID_REQUEST, f"invalid request: {exc}")
@@ -126,7 +136,9 @@ class CheckHandler:
                 self.record_denial(order, decision, now, traceparent)
         try:
             elapsed_us = (time.perf_counter_ns() - started) // 1000
-            reply = reply_msg(order_id, account_id, decision, now, elapsed_us, self._worker_id)
+            reply = reply_msg(
+                order_id, account_id, decision, now, elapsed_us, self._worker_id, full
+            )
             payload = self._encoder.encode(reply)
         except Exception:
             log.exception(

@@ -31,7 +31,8 @@ from risk_worker import __version__
 from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 from risk_worker.adapters.reply_guard import ReplyGuard
-from risk_worker.wire.trace import TRACEPARENT, header_traceparent
+from risk_worker.wire.detail import forward_headers, header_detail
+from risk_worker.wire.trace import header_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +93,14 @@ async def start_service(
         if not replies.accepts(reply, subject):
             return
         traceparent = header_traceparent(request.headers)  # None without headers: no work
-        answer = handler.answer(request.data, traceparent=traceparent)
+        detail = header_detail(request.headers)
+        answer = handler.answer(request.data, traceparent=traceparent, detail=detail)
         if answer.forward_to is not None:  # the owner answers the client directly
             await nc.publish(
                 OWNER_SUBJECT_PREFIX + answer.forward_to,
                 request.data,
                 reply=reply,
-                headers=None if traceparent is None else {TRACEPARENT: traceparent},
+                headers=forward_headers(traceparent, detail),
             )
             return
         if answer.reservation is not None:  # before the reply: the race window is one message

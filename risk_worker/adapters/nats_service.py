@@ -43,8 +43,9 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.marks import TickResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
+from risk_worker.wire.detail import forward_headers, header_detail
 from risk_worker.wire.outbound import suspect_tick_alert
-from risk_worker.wire.trace import TRACEPARENT, header_traceparent
+from risk_worker.wire.trace import header_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -235,13 +236,14 @@ class WorkerService:
         if not self.replies.accepts(msg.reply, msg.subject):
             return
         traceparent = header_traceparent(msg.headers)  # None without headers: no work
-        answer = self.checks.answer(msg.data, may_forward, traceparent)
+        detail = header_detail(msg.headers)
+        answer = self.checks.answer(msg.data, may_forward, traceparent, detail)
         if answer.forward_to is not None:  # the owner answers the client directly
             await self._nc.publish(
                 OWNER_SUBJECT_PREFIX + answer.forward_to,
                 msg.data,
                 reply=msg.reply,
-                headers=None if traceparent is None else {TRACEPARENT: traceparent},
+                headers=forward_headers(traceparent, detail),
             )
             return
         if answer.reservation is not None:

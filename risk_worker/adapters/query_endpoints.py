@@ -6,7 +6,8 @@ subscriptions when ``RISK_SERVICES_PROTOCOL=false``. Every reply subject passes 
 :class:`~risk_worker.adapters.reply_guard.ReplyGuard` before anything is decided, exactly as
 checks do. Handlers await nothing but their publishes: a batch is decided in one synchronous
 call. A batch of an account another instance owns is forwarded to it on
-``risk.check.owner.<worker_id>`` with the header ``Risk-Batch: 1``.
+``risk.check.owner.<worker_id>`` with the header ``Risk-Batch: 1`` (and the request's valid
+``traceparent`` and ``Risk-Detail``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 from risk_worker.adapters.micro_service import RESERVATIONS_SUBJECT, count_error
 from risk_worker.adapters.query_handler import QueryAnswer, QueryHandler
 from risk_worker.adapters.reply_guard import ReplyGuard
-from risk_worker.wire.trace import TRACEPARENT, header_traceparent
+from risk_worker.wire.detail import forward_headers, header_detail
+from risk_worker.wire.trace import header_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +38,9 @@ BATCH_SUBJECT = "risk.check.batch"
 BATCH_HEADER = "Risk-Batch"
 """Header marking a batch forwarded to the owner on ``risk.check.owner.<worker_id>``."""
 
-Answer = Callable[[bytes, str | None], QueryAnswer]
-"""(request bytes, the request's valid ``traceparent`` or None) → the answer."""
+Answer = Callable[[bytes, str | None, str | None], QueryAnswer]
+"""(request bytes, the request's valid ``traceparent``, its ``Risk-Detail`` header; None when
+absent) → the answer."""
 ENDPOINTS: tuple[tuple[str, str, str], ...] = (
     ("check_batch", BATCH_SUBJECT, "request: BatchRequestMsg; reply: BatchReplyMsg"),
     ("query_metrics", QUERY_METRICS_SUBJECT, "request: MetricsQueryMsg; reply: RiskMetricsMsg"),
@@ -49,9 +52,9 @@ ENDPOINTS: tuple[tuple[str, str, str], ...] = (
 def answers(queries: QueryHandler) -> dict[str, Answer]:
     """subject → the handler's answer to a request on it."""
     return {
-        BATCH_SUBJECT: lambda data, tp: queries.batch(data, traceparent=tp),
-        QUERY_METRICS_SUBJECT: lambda data, _tp: queries.metrics(data),
-        QUERY_STATES_SUBJECT: lambda _data, _tp: queries.states(),
+        BATCH_SUBJECT: lambda data, tp, detail: queries.batch(data, True, tp, detail),
+        QUERY_METRICS_SUBJECT: lambda data, _tp, _detail: queries.metrics(data),
+        QUERY_STATES_SUBJECT: lambda _data, _tp, _detail: queries.states(),
     }
 
 
@@ -62,9 +65,10 @@ async def send(
     reply: str,
     respond: Callable[[bytes, dict[str, str] | None], Awaitable[None]],
     traceparent: str | None = None,
+    detail: str | None = None,
 ) -> bool:
-    """Forward (a batch of another owner's account, with its ``traceparent``), or announce
-    the reservations and reply.
+    """Forward (a batch of another owner's account, with its ``traceparent`` and
+    ``Risk-Detail``), or announce the reservations and reply.
 
     Returns:
         False when the reply could not be sent (the connection closed meanwhile).
@@ -74,9 +78,7 @@ async def send(
             OWNER_SUBJECT_PREFIX + answer.forward_to,
             data,
             reply=reply,
-            headers={BATCH_HEADER: "1"}
-            if traceparent is None
-            else {BATCH_HEADER: "1", TRACEPARENT: traceparent},
+            headers=forward_headers(traceparent, detail, {BATCH_HEADER: "1"}),
         )
         return True
     for reservation in answer.reservations:  # before the reply, as for single checks
@@ -108,12 +110,13 @@ async def add_query_endpoints(
             if not replies.accepts(reply, subject):
                 return
             traceparent = header_traceparent(request.headers)
-            answer = answer_of(request.data, traceparent)
+            detail = header_detail(request.headers)
+            answer = answer_of(request.data, traceparent, detail)
 
             async def respond(payload: bytes, headers: dict[str, str] | None) -> None:
                 await request.respond(payload, headers=headers)
 
-            sent = await send(nc, answer, request.data, reply, respond, traceparent)
+            sent = await send(nc, answer, request.data, reply, respond, traceparent, detail)
             if sent and answer.error is not None and endpoint:
                 count_error(endpoint[0], answer.error)
 
@@ -142,8 +145,9 @@ async def subscribe_queries(
                 await nc.publish(msg.reply, payload, headers=headers)
 
             traceparent = header_traceparent(msg.headers)
-            answer = answer_of(msg.data, traceparent)
-            await send(nc, answer, msg.data, msg.reply, respond, traceparent)
+            detail = header_detail(msg.headers)
+            answer = answer_of(msg.data, traceparent, detail)
+            await send(nc, answer, msg.data, msg.reply, respond, traceparent, detail)
 
         subs.append(await nc.subscribe(subject, queue=queue, cb=on_msg))
     return subs
@@ -160,5 +164,6 @@ async def answer_forwarded_batch(
         await nc.publish(msg.reply, payload, headers=headers)
 
     traceparent = header_traceparent(msg.headers)
-    answer = queries.batch(msg.data, may_forward=False, traceparent=traceparent)
-    await send(nc, answer, msg.data, msg.reply, respond, traceparent)
+    detail = header_detail(msg.headers)
+    answer = queries.batch(msg.data, False, traceparent, detail)
+    await send(nc, answer, msg.data, msg.reply, respond, traceparent, detail)

@@ -150,25 +150,33 @@ class QueryHandler:
         return QueryAnswer(self._encoder.encode(reply))
 
     def batch(
-        self, data: bytes, may_forward: bool = True, traceparent: str | None = None
+        self,
+        data: bytes,
+        may_forward: bool = True,
+        traceparent: str | None = None,
+        detail: str | None = None,
     ) -> QueryAnswer:
         """``risk.check.batch``: decide the orders in order, or say where to forward them
         (the account's owner); never raises. ``may_forward`` is False for a forwarded one.
         ``traceparent``: the request's valid W3C one, echoed in the reply headers and kept in
-        the denials' log lines and violation records."""
-        answer = self._batch(data, may_forward, traceparent)
+        the denials' log lines and violation records. ``detail``: its ``Risk-Detail`` header
+        as received; an approval carries its post-trade metrics only when asked ``full``."""
+        answer = self._batch(data, may_forward, traceparent, detail)
         if traceparent is None or answer.forward_to is not None:
             return answer
         headers = {**(answer.headers or {}), TRACEPARENT: traceparent}
         return msgspec.structs.replace(answer, headers=headers)
 
-    def _batch(self, data: bytes, may_forward: bool, traceparent: str | None) -> QueryAnswer:
+    def _batch(
+        self, data: bytes, may_forward: bool, traceparent: str | None, detail: str | None
+    ) -> QueryAnswer:
         started = time.perf_counter_ns()
         checks = self._checks
         try:
-            orders, all_or_none = parse_batch(data, checks.max_request_bytes, self._max_batch)
+            request = parse_batch(data, checks.max_request_bytes, self._max_batch, detail)
         except InvalidMessageError as exc:
             return self._invalid(exc)
+        orders, all_or_none = request.orders, request.all_or_none
         if may_forward:
             owner = checks.forward_target(orders[0].account_id)
             if owner is not None:
@@ -180,7 +188,7 @@ class QueryHandler:
         seconds = elapsed_us / 1e6 / len(orders)
         replies = []
         reservations = []
-        for order, decision in zip(orders, outcome.decisions, strict=True):
+        for order, decision, full in zip(orders, outcome.decisions, request.full, strict=True):
             account_id = order.account_id
             if decision.reason is not None:
                 checks.record_denial(order, decision, now, traceparent)
@@ -190,7 +198,7 @@ class QueryHandler:
                     self._encoder.encode(inbound.reservation_msg(worker_id, account_id, r))
                 )
             replies.append(
-                reply_msg(order.order_id, account_id, decision, now, elapsed_us, worker_id)
+                reply_msg(order.order_id, account_id, decision, now, elapsed_us, worker_id, full)
             )
             checks.checked(decision, seconds)
         reply = BatchReplyMsg(replies, outcome.approved, worker_id)

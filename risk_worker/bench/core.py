@@ -144,12 +144,14 @@ def build_engine(
 
 
 def request_bodies(
-    n: int, accounts: int, positions: int = 20, market_every: int = 5
+    n: int, accounts: int, positions: int = 20, market_every: int = 5, detail: str | None = None
 ) -> list[bytes]:
     """``n`` pre-encoded ``dry_run`` check requests spread over accounts and symbols.
 
     Limit orders priced near the mark, every ``market_every``-th a market order, every third
     naming the strategy :data:`STRATEGY`; sides alternate; notional about :data:`ORDER_NOTIONAL`.
+    ``detail``: the requests' ``detail`` field (``"full"``: approvals with their post-trade
+    metrics); None leaves it out (the compact reply, as most callers get).
     """
     bodies = []
     for k in range(n):
@@ -172,6 +174,8 @@ def request_bodies(
             req["price"] = round(price * (1.001 if buy else 0.999), 4)
         if k % 3 == 0:
             req["strategy_id"] = STRATEGY
+        if detail is not None:
+            req["detail"] = detail
         bodies.append(msgspec.json.encode(req))
     return bodies
 
@@ -263,12 +267,15 @@ def verify_denial(engine: RiskEngine, handler: CheckHandler, positions: int) -> 
         raise BenchmarkError(f"an order over the notional limit was not denied: {reply}")
 
 
-def measure(engine: RiskEngine, bodies: Sequence[bytes], repeat: int = 5) -> dict[str, float]:
+def measure(
+    engine: RiskEngine, bodies: Sequence[bytes], repeat: int = 5, full: bool = False
+) -> dict[str, float]:
     """Time the whole check path and each stage of it over ``bodies``, ``repeat`` passes each.
 
     Stages: ``answer`` (``CheckHandler.answer``: decode → decide → encode, as served),
     ``decode`` (``inbound.parse_check``), ``decide`` (``RiskEngine.check`` on pre-parsed orders)
-    and ``encode`` (``reply_msg`` + msgspec encoding of pre-computed decisions). Marks are
+    and ``encode`` (``reply_msg`` + msgspec encoding of pre-computed decisions; the full reply
+    with ``full``, as bodies asking ``detail`` ``full`` get, else the compact one). Marks are
     refreshed before every pass, as ticks would, so market orders always have a fresh price.
 
     Returns:
@@ -324,7 +331,7 @@ def measure(engine: RiskEngine, bodies: Sequence[bytes], repeat: int = 5) -> dic
     def encode(pair: tuple[Order, Decision]) -> bytes:
         order, decision = pair
         return encoder.encode(
-            reply_msg(order.order_id, order.account_id, decision, now, 0, WORKER_ID)
+            reply_msg(order.order_id, order.account_id, decision, now, 0, WORKER_ID, full)
         )
 
     samples, total, payloads = _timed(encode, pairs, repeat, lambda: None)

@@ -90,9 +90,10 @@ def denial_body(k: int, accounts: int, positions: int) -> bytes:
 
 
 def bench_requests(
-    n: int, accounts: int, positions: int
+    n: int, accounts: int, positions: int, detail: str | None = None
 ) -> tuple[list[bytes], list[str], list[str | None]]:
-    """``n`` check requests, their order ids, and what each must get.
+    """``n`` check requests, their order ids, and what each must get; ``detail`` as in
+    :func:`~risk_worker.bench.core.request_bodies` (``--var`` asks ``full`` to see the VaR).
 
     Returns:
         (bodies, order ids ``bench-<k>``, expected: None for approved, else the name of the
@@ -100,7 +101,7 @@ def bench_requests(
         :func:`~risk_worker.bench.core.request_bodies`; every :data:`DENY_EVERY`-th is
         :func:`denial_body`.
     """
-    bodies = request_bodies(n, accounts, positions)
+    bodies = request_bodies(n, accounts, positions, detail=detail)
     expected: list[str | None] = [None] * n
     for k in range(DENY_EVERY - 1, n, DENY_EVERY):
         bodies[k] = denial_body(k, accounts, positions)
@@ -153,20 +154,22 @@ async def load_book(nc: Client, accounts: int, positions: int) -> int:
     return sent
 
 
-def probe_body(account: str, positions: int) -> bytes:
-    """A small ``dry_run`` limit order on ``account`` (the last symbol, near its mark)."""
+def probe_body(account: str, positions: int, full: bool = False) -> bytes:
+    """A small ``dry_run`` limit order on ``account`` (the last symbol, near its mark);
+    ``full``: asking for the full reply (its post-trade metrics)."""
     j = positions - 1
-    return _ENC.encode(
-        {
-            "order_id": f"probe-{time.perf_counter_ns()}",
-            "account_id": account,
-            "symbol": symbol(j),
-            "side": "BUY",
-            "quantity": 1.0,
-            "price": mark_price(j),
-            "dry_run": True,
-        }
-    )
+    body: dict[str, object] = {
+        "order_id": f"probe-{time.perf_counter_ns()}",
+        "account_id": account,
+        "symbol": symbol(j),
+        "side": "BUY",
+        "quantity": 1.0,
+        "price": mark_price(j),
+        "dry_run": True,
+    }
+    if full:
+        body["detail"] = "full"
+    return _ENC.encode(body)
 
 
 async def wait_answering(nc: Client, timeout: float, positions: int = 1) -> None:  # noqa: ASYNC109
@@ -207,7 +210,7 @@ async def wait_approved(
     """
     last: object = "no reply"
     deadline = time.monotonic() + timeout
-    body = probe_body(account_id(accounts - 1), positions)
+    body = probe_body(account_id(accounts - 1), positions, full=var)
     while time.monotonic() < deadline:
         try:
             msg = await nc.request(CHECK_SUBJECT, body, timeout=0.5)

@@ -81,7 +81,14 @@ async def floor_round(
     """One round A: start the floor, measure it (replies not checked), stop it."""
     log = tmp / "floor.log"
     proc = await spawn(
-        [sys.executable, "-m", "risk_worker.bench.floor", server.url, str(cfg.positions)],
+        [
+            sys.executable,
+            "-m",
+            "risk_worker.bench.floor",
+            server.url,
+            str(cfg.positions),
+            *(["full"] if cfg.var else []),  # the replies --var asks for
+        ],
         dict(os.environ),
         log,
     )
@@ -207,7 +214,8 @@ async def run_bench(
         step("in-process check path")
         inprocess = inprocess_figures(cfg.accounts, cfg.positions, cfg.var)
     n = min(DISTINCT_BODIES, cfg.requests or DISTINCT_BODIES)
-    bodies, order_ids, expected = bench_requests(n, cfg.accounts, cfg.positions)
+    detail = "full" if cfg.var else None  # --var: every approval must show its VaR
+    bodies, order_ids, expected = bench_requests(n, cfg.accounts, cfg.positions, detail)
     count, seconds = (cfg.requests, None) if cfg.requests else (0, cfg.duration)
     plan = Plan(bodies, order_ids, count, seconds, expected=expected, var=cfg.var)
     floor: list[dict[str, float]] = []

@@ -45,7 +45,9 @@ def inprocess_figures(accounts: int, positions: int, var: bool = False) -> dict[
     engine = build_engine(accounts, positions, policies=14)
     if var:
         seed_engine(engine, positions)
-    figures = measure(engine, request_bodies(INPROCESS_REQUESTS, accounts, positions), repeat=2)
+    detail = "full" if var else None  # as the NATS phases ask
+    bodies = request_bodies(INPROCESS_REQUESTS, accounts, positions, detail=detail)
+    figures = measure(engine, bodies, repeat=2, full=var)
     return {
         f"{stage}_{q}_us": figures[f"{stage}_{q}_us"]
         for stage in INPROCESS_STAGES

@@ -9,6 +9,7 @@ no reply or a reply the client cannot read (``risk_worker.client``: treat the or
 from __future__ import annotations
 
 import uuid
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,14 @@ from risk_worker.cli.common import console, err, nats_unreachable, run_async, se
 from risk_worker.client import Decision
 from risk_worker.domain.bounds import QUANTITY_MAX, is_price
 from risk_worker.domain.types import DenyReason, Side
+
+
+class ReplyDetail(StrEnum):
+    """``--detail``: how much an approval's reply carries (subjects.md §5.2)."""
+
+    FULL = "full"
+    COMPACT = "compact"
+
 
 INVALID_PREFIX = "invalid request: "
 """How the worker's reason of an ``invalid_request`` denial begins (then ``field: detail``)."""
@@ -77,11 +86,18 @@ def check(
     traceparent: Annotated[
         str | None, typer.Option(help="A W3C traceparent header to send (echoed back).")
     ] = None,
+    detail: Annotated[
+        ReplyDetail,
+        typer.Option(
+            case_sensitive=False,
+            help="full: approvals with their post-trade metrics (printed); compact: without.",
+        ),
+    ] = ReplyDetail.FULL,
 ) -> None:
     """Send one pre-trade check, or with --file a batch (risk.check.batch). Exit 0 approved,
     1 denied, 2 not checked (invalid, no reply)."""
     if file is not None:
-        check_file(file, all_or_none, timeout, json_out, print_reply, traceparent)
+        check_file(file, all_or_none, timeout, json_out, print_reply, traceparent, detail.value)
     if account is None or symbol is None or side is None or quantity is None:
         raise typer.BadParameter("--account, --symbol, --side and --quantity (or --file)")
     settings = settings_or_exit()
@@ -99,7 +115,7 @@ def check(
 
     async def go() -> Decision:
         async with await connect_client(settings, timeout) as client:
-            return await client.check(request, traceparent=traceparent)
+            return await client.check(request, traceparent=traceparent, detail=detail.value)
 
     try:
         decision = run_async(go())

@@ -24,6 +24,7 @@ from rich.markup import escape
 from risk_worker.cli.common import console, err, nats_unreachable, run_async, settings_or_exit
 from risk_worker.client import BatchDecision, RiskClient
 from risk_worker.service.settings import Settings
+from risk_worker.wire.detail import Detail
 
 
 async def connect_client(settings: Settings, timeout: float) -> RiskClient:  # noqa: ASYNC109
@@ -65,15 +66,19 @@ def check_file(
     json_out: bool,
     print_reply: Callable[[dict[str, Any]], None],
     traceparent: str | None = None,
+    detail: Detail = "full",
 ) -> None:
     """Send the orders of ``path`` as one batch, print each decision (``print_reply``, the
-    single check's printer), exit with the verdict."""
+    single check's printer), exit with the verdict. ``detail``: ``full`` (approvals with their
+    post-trade metrics) or ``compact``."""
     settings = settings_or_exit()
     orders = read_orders(path)
 
     async def go() -> BatchDecision:
         async with await connect_client(settings, timeout) as client:
-            return await client.check_batch(orders, all_or_none, traceparent=traceparent)
+            return await client.check_batch(
+                orders, all_or_none, traceparent=traceparent, detail=detail
+            )
 
     try:
         batch = run_async(go())

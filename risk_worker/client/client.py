@@ -34,6 +34,7 @@ from risk_worker.client.decision import (
     new_order_id,
 )
 from risk_worker.errors import RiskWorkerError
+from risk_worker.wire.detail import COMPACT, DETAIL_HEADER, FULL, Detail
 from risk_worker.wire.outbound import RiskMetricsMsg
 from risk_worker.wire.queries import QueryErrorMsg, StatesReplyMsg
 from risk_worker.wire.trace import TRACEPARENT
@@ -92,6 +93,12 @@ def _unanswered(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, (nats.errors.TimeoutError, TimeoutError)):
         return TIMEOUT, "no reply within the timeout"
     return NO_REPLY, f"the request was not answered ({type(exc).__name__}: {exc})"
+
+
+def _check_detail(detail: object) -> None:
+    """Refuse a ``detail`` the worker would refuse (a programming error, not a decision)."""
+    if detail is not None and detail not in (FULL, COMPACT):
+        raise ValueError(f"detail must be 'full', 'compact' or None, got {detail!r}")
 
 
 class RiskClient:
@@ -156,8 +163,13 @@ class RiskClient:
         body: bytes,
         timeout: float | None,  # noqa: ASYNC109  # nats-py's request timeout
         traceparent: str | None,
+        detail: Detail | None = None,
     ) -> Msg:
-        headers = {TRACEPARENT: traceparent} if traceparent else None
+        headers: dict[str, str] | None = None
+        if traceparent or detail is not None:
+            headers = {TRACEPARENT: traceparent} if traceparent else {}
+            if detail is not None:
+                headers[DETAIL_HEADER] = detail
         wait = self.timeout if timeout is None else timeout
         return await self.nc.request(subject, body, timeout=wait, headers=headers)
 
@@ -167,6 +179,7 @@ class RiskClient:
         *,
         timeout: float | None = None,  # noqa: ASYNC109  # nats-py's request timeout
         traceparent: str | None = None,
+        detail: Detail | None = None,
     ) -> Decision:
         """Ask whether ``order`` may go (``risk.check.order``); send it only when approved.
 
@@ -175,14 +188,21 @@ class RiskClient:
             timeout: seconds to wait for the reply (default: the client's).
             traceparent: a W3C ``traceparent`` sent as the request's header; the worker echoes
                 it and keeps it in its logs and violation records (a malformed one is ignored).
+            detail: ``"full"``: an approval comes with its ``post_trade_metrics`` (sent as the
+                ``Risk-Detail`` header, subjects.md §5.2); None or ``"compact"``: without
+                (a denial by policy carries them either way).
 
         Returns:
             the decision; denied with ``no_responders``, ``timeout``, ``no_reply`` or
             ``bad_reply`` when the worker's answer is missing or unreadable (never raised).
+
+        Raises:
+            ValueError: ``detail`` is neither ``"full"``, ``"compact"`` nor None.
         """
+        _check_detail(detail)
         body, order_id, account_id = _prepare(order)
         try:
-            msg = await self._request(CHECK_SUBJECT, body, timeout, traceparent)
+            msg = await self._request(CHECK_SUBJECT, body, timeout, traceparent, detail)
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             reason, why = _unanswered(exc)
             return denied(order_id, account_id, reason, why)
@@ -195,21 +215,27 @@ class RiskClient:
         *,
         timeout: float | None = None,  # noqa: ASYNC109  # nats-py's request timeout
         traceparent: str | None = None,
+        detail: Detail | None = None,
     ) -> BatchDecision:
         """Check orders of one account as one ``risk.check.batch``, decided in order with the
         earlier ones reserved; ``all_or_none``: one denial denies all and reserves nothing.
+        ``detail``: as for :meth:`check`, for every order of the batch.
 
         Returns:
             one decision per order; every one denied (with the batch's reason) when the batch
             was not decided: no reply, a bad reply, or a service error such as 400.
+
+        Raises:
+            ValueError: ``detail`` is neither ``"full"``, ``"compact"`` nor None.
         """
+        _check_detail(detail)
         prepared = [_prepare(o) for o in orders]
         ids: OrderIds = [(o, a) for _b, o, a in prepared]
         raw = b",".join(b for b, _o, _a in prepared)
         tail = b'],"all_or_none":' + (b"true}" if all_or_none else b"false}")
         body = b'{"orders":[' + raw + tail
         try:
-            msg = await self._request(BATCH_SUBJECT, body, timeout, traceparent)
+            msg = await self._request(BATCH_SUBJECT, body, timeout, traceparent, detail)
         except (nats.errors.Error, OSError, TimeoutError) as exc:
             reason, why = _unanswered(exc)
             return denied_batch(ids, reason, why)

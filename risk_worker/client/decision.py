@@ -67,7 +67,8 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
         reason: a sentence saying why.
         risk_level: the worker's; None when the client decided.
         violations, warnings: the policies violated (hard, emergency) and warned (soft).
-        post_trade_metrics: the account after the order as if filled; None when not assessed.
+        post_trade_metrics: the account after the order as if filled; None when not assessed,
+            and on an approval unless asked for (``detail="full"``, subjects.md §5.2).
         processing_time_us: the worker's time on the check (µs); None when the client decided.
         worker_id: the instance that decided; None when the client decided.
         duplicate: an idempotent retry of a live order (approved again, reserved once).

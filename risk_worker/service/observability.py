@@ -5,25 +5,27 @@ reason, policy type, violation source, alert level); an account or order id is n
 Known label combinations are created at zero so dashboards see a flat line, not a gap. A value
 outside its set is counted under ``"other"`` rather than growing the series.
 
-The hot path (one order check) costs a dict lookup, an ``inc`` and an ``observe``: the labelled
-children are bound once here, in dicts.
+The hot path (one order check) is plain-int arithmetic in :class:`~.check_stats.CheckStats`
+(a dict lookup, two list increments and a float add), exposed through a collector at scrape
+time with the same names, labels and buckets as a ``Counter`` and a ``Histogram``. Other
+counters bind their labelled children once here, in dicts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from risk_worker.domain.monitor import AlertLevel
 from risk_worker.domain.types import (
     STATE_SEVERITY,
-    DenyReason,
     PolicyType,
     RiskLevel,
     StateSource,
     TradingState,
 )
+from risk_worker.service.check_stats import CheckCollector, CheckStats
 
 OTHER = "other"
 """Label value of anything outside a closed set."""
@@ -82,18 +84,10 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = CollectorRegistry() if registry is None else registry
-        checks = Counter(
-            "risk_order_checks_total",
-            "Order checks answered, by result (approved|denied) and deny reason (or none).",
-            ("result", "reason"),
-            registry=r,
-        )
-        self._check_seconds = Histogram(
-            "risk_order_check_duration_seconds",
-            "Time from receiving an order check to encoding its reply, in seconds.",
-            buckets=CHECK_BUCKETS_SECONDS,
-            registry=r,
-        )
+        self.checks = CheckStats(CHECK_BUCKETS_SECONDS)
+        """Answered checks and their durations (plain ints; ``risk_order_checks_total`` and
+        ``risk_order_check_duration_seconds`` at scrape time)."""
+        r.register(CheckCollector(self.checks))
         events = Counter(
             "risk_events_total", "Valid input events received, by kind.", ("kind",), registry=r
         )
@@ -192,11 +186,6 @@ class Metrics:
         }
         self._trips_family = trips
 
-        self._checks: dict[str | None, Counter] = {
-            reason: checks.labels("denied", reason.value) for reason in DenyReason
-        }
-        self._checks[None] = checks.labels("approved", "none")
-        self._check_other = checks.labels("denied", OTHER)
         self._events = {kind: events.labels(kind) for kind in EVENT_KINDS}
         self._event_other = events.labels(OTHER)
         self._ignored = {
@@ -219,15 +208,13 @@ class Metrics:
     # -- hot path -----------------------------------------------------------------------------
 
     def check(self, reason: str | None, seconds: float) -> None:
-        """Count one answered order check and observe its duration.
+        """Count one answered order check and its duration (:meth:`CheckStats.add`).
 
         Args:
             reason: the :class:`DenyReason` (or its value) of a denial; None when approved.
             seconds: time spent on the check, in seconds.
         """
-        child = self._checks.get(reason)
-        (child if child is not None else self._check_other).inc()
-        self._check_seconds.observe(seconds)
+        self.checks.add(reason, seconds)
 
     def event(self, kind: str, result: str = "applied") -> None:
         """Count one valid input event of ``kind`` (one of :data:`EVENT_KINDS`).

@@ -310,8 +310,11 @@ class Worker:
         }
 
     def _checked(self, decision: Decision, seconds: float) -> None:
-        self.metrics.check(decision.reason, seconds)
-        if decision.reason is DenyReason.RESTRICTED_SYMBOL:  # recorded as a violation too
+        reason = decision.reason
+        self.metrics.checks.add(reason, seconds)
+        if reason is None:  # approved: no violation to count
+            return
+        if reason is DenyReason.RESTRICTED_SYMBOL:  # recorded as a violation too
             self.metrics.violation(PolicyType.HARD, "pre_trade")
         for violation in decision.violations:
             self.metrics.violation(violation.policy.type, "pre_trade")

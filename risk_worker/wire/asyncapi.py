@@ -6,7 +6,7 @@ request/reply subject's reply goes to the requester's own reply subject (an inbo
 channel has no fixed address (``address: null``). A queue group is the operation's NATS binding
 ``queue``; a JetStream subject names its stream in ``x-jetstream-stream``. Headers: the services
 protocol's error headers on ``invalid_request`` check replies and on query errors, JetStream's
-``Nats-Msg-Id`` on the audit records.
+``Nats-Msg-Id`` on the audit records, ``traceparent`` and ``Risk-Detail`` on the check requests.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from risk_worker.wire.contract_channels import (
     VAR_RELOAD,
     Channel,
 )
+from risk_worker.wire.detail import COMPACT, DETAIL_HEADER, FULL
 from risk_worker.wire.trace import TRACEPARENT
 
 NATS_BINDING_VERSION = "0.1.0"
@@ -47,10 +48,21 @@ _TRACEPARENT = {
     "echoed on the reply, logged and kept in the check's violation records; a malformed one is "
     "ignored.",
 }
+_DETAIL = {
+    "type": "string",
+    "enum": [FULL, COMPACT],
+    "description": "How much an approval's reply carries (subjects.md §5.2): full adds the "
+    "post-trade metrics; compact (the default) leaves them null. Any other value is "
+    "invalid_request.",
+}
 _TRACE_ONLY = {"type": "object", "properties": {TRACEPARENT: _TRACEPARENT}}
+_REQUEST_HEADERS = {
+    "type": "object",
+    "properties": {TRACEPARENT: _TRACEPARENT, DETAIL_HEADER: _DETAIL},
+}
 _HEADERS: dict[str, dict[str, Any]] = {
-    "CheckRequestMsg": _TRACE_ONLY,
-    "BatchRequestMsg": _TRACE_ONLY,
+    "CheckRequestMsg": _REQUEST_HEADERS,
+    "BatchRequestMsg": _REQUEST_HEADERS,
     "BatchReplyMsg": _TRACE_ONLY,
     "CheckReplyMsg": {
         "type": "object",

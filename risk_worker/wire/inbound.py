@@ -30,6 +30,7 @@ from risk_worker.domain.order import Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import IDENTIFIER_PATTERN, OrderType, Side
 from risk_worker.errors import InvalidMessageError
+from risk_worker.wire.detail import Detail
 
 T = TypeVar("T")
 
@@ -109,7 +110,8 @@ class PnlUpdateMsg(msgspec.Struct, frozen=True):
 
 
 class CheckRequestMsg(msgspec.Struct, frozen=True):
-    """``risk.check.order`` request. price null/absent/0 means a market order."""
+    """``risk.check.order`` request. price null/absent/0 means a market order; ``detail``
+    ``full`` asks for the post-trade metrics on an approval (subjects.md §5.2)."""
 
     order_id: Reference
     symbol: Identifier
@@ -123,6 +125,7 @@ class CheckRequestMsg(msgspec.Struct, frozen=True):
     reduce_only: bool = False
     dry_run: bool = False
     timestamp: Millis = 0
+    detail: Detail = "compact"
 
 
 class ReservationMsg(msgspec.Struct, frozen=True, gc=False):
@@ -331,11 +334,21 @@ def parse_check(data: bytes, max_bytes: int) -> Order:
 
     Raises:
         InvalidMessageError: too large, not JSON, a field missing, of the wrong type or out of
-            range, an unknown side or order type, or a LIMIT order without a price.
+            range, an unknown side, order type or ``detail``, or a LIMIT order without a price.
     """
+    return check_order(decode_check(data, max_bytes))
+
+
+def decode_check(data: bytes, max_bytes: int) -> CheckRequestMsg:
+    """Decode a ``risk.check.order`` request (at most ``max_bytes``); :func:`check_order`
+    validates the rest. Raises InvalidMessageError as :func:`parse_check`."""
     if len(data) > max_bytes:
         raise InvalidMessageError("$", "too_large", f"request of {len(data)} bytes > {max_bytes}")
-    m = _decode(_CHECK, data)
+    return _decode(_CHECK, data)
+
+
+def check_order(m: CheckRequestMsg) -> Order:
+    """The :class:`Order` of a decoded request; raises InvalidMessageError as parse_check."""
     price = _price_or_none(m.price, "price")
     if m.order_type is None:
         order_type = OrderType.MARKET if price is None else OrderType.LIMIT

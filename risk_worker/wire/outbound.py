@@ -74,7 +74,8 @@ class RiskMetricsMsg(msgspec.Struct, frozen=True, gc=False):
 
 class CheckReplyMsg(msgspec.Struct, frozen=True, gc=False):
     """Reply to ``risk.check.order``; ``rejection_reason`` null when approved; ``duplicate``
-    true for an idempotent retry of a live order (approved again, nothing reserved again)."""
+    true for an idempotent retry of a live order (approved again, nothing reserved again);
+    ``post_trade_metrics`` null on an approval unless the request asked ``detail`` ``full``."""
 
     order_id: str | None
     account_id: str | None
@@ -265,10 +266,16 @@ def reply_msg(
     now_ms: int,
     processing_time_us: int,
     worker_id: str,
+    full: bool = False,
 ) -> CheckReplyMsg:
-    """Build the reply to a check from its decision."""
+    """Build the reply to a check from its decision.
+
+    An approval is compact unless ``full`` (the request asked ``detail`` ``full``):
+    ``post_trade_metrics`` null, its building and encoding skipped. A denial carries its
+    post-trade metrics (a ``policy_violation``'s) whatever was asked (subjects.md §5.2).
+    """
     metrics = None
-    if decision.metrics is not None and account_id is not None:
+    if decision.metrics is not None and account_id is not None and (full or not decision.approved):
         metrics = metrics_msg(
             account_id,
             now_ms,

@@ -13,7 +13,8 @@ import msgspec
 
 from risk_worker.domain.order import Order
 from risk_worker.errors import InvalidMessageError
-from risk_worker.wire.inbound import Identifier, _decode, parse_check
+from risk_worker.wire.detail import FULL, Detail, header_full
+from risk_worker.wire.inbound import Identifier, _decode, check_order, decode_check
 from risk_worker.wire.outbound import CheckReplyMsg
 
 
@@ -25,10 +26,21 @@ class MetricsQueryMsg(msgspec.Struct, frozen=True):
 
 class BatchRequestMsg(msgspec.Struct, frozen=True):
     """``risk.check.batch`` request: 1 to ``RISK_MAX_BATCH`` check requests of one account,
-    decided in order (each a ``CheckRequestMsg``)."""
+    decided in order (each a ``CheckRequestMsg``); ``detail`` ``full``: every approval with
+    its post-trade metrics (an order's own ``detail`` asks for it alone)."""
 
     orders: list[msgspec.Raw]
     all_or_none: bool = False
+    detail: Detail = "compact"
+
+
+class BatchRequest(msgspec.Struct, frozen=True, gc=False):
+    """A parsed batch: its orders, ``all_or_none``, and for each order whether its reply is
+    full (the batch's ``detail``, the order's own or the ``Risk-Detail`` header said so)."""
+
+    orders: list[Order]
+    all_or_none: bool
+    full: list[bool]
 
 
 class BatchReplyMsg(msgspec.Struct, frozen=True, gc=False):
@@ -100,31 +112,39 @@ def parse_metrics_query(data: bytes, max_bytes: int) -> str:
     return _decode(_METRICS_QUERY, data).account_id
 
 
-def parse_batch(data: bytes, max_bytes: int, max_batch: int) -> tuple[list[Order], bool]:
-    """The orders and ``all_or_none`` of a ``risk.check.batch`` request.
+def parse_batch(
+    data: bytes, max_bytes: int, max_batch: int, detail: str | None = None
+) -> BatchRequest:
+    """The orders, ``all_or_none`` and reply detail of a ``risk.check.batch`` request.
 
     Args:
         data: the request (at most ``max_bytes`` bytes in all).
         max_bytes: ``RISK_MAX_REQUEST_BYTES``.
         max_batch: ``RISK_MAX_BATCH``, the most orders a batch may hold.
+        detail: the request's ``Risk-Detail`` header as received (None: absent).
 
     Raises:
         InvalidMessageError: too large, not JSON, ``orders`` empty, longer than ``max_batch``
             or naming several accounts (field ``orders``), an order id repeated (field
-            ``orders[i].order_id``), or an order invalid as a single check request would be
-            (field ``orders[i].<field>``).
+            ``orders[i].order_id``), an order invalid as a single check request would be
+            (field ``orders[i].<field>``), or a ``detail`` other than ``full`` or ``compact``
+            (field ``detail``, ``orders[i].detail`` or ``Risk-Detail``).
     """
     _too_large(data, max_bytes)
     request = _decode(_BATCH, data)
+    all_full = request.detail == FULL or header_full(detail)
     raws = request.orders
     if not 1 <= len(raws) <= max_batch:
         raise InvalidMessageError(
             "orders", "out_of_range", f"a batch holds 1 to {max_batch} orders, got {len(raws)}"
         )
     orders: list[Order] = []
+    full: list[bool] = []
     for i, raw in enumerate(raws):
         try:
-            orders.append(parse_check(bytes(raw), max_bytes))
+            m = decode_check(bytes(raw), max_bytes)
+            orders.append(check_order(m))
+            full.append(all_full or m.detail == FULL)
         except InvalidMessageError as exc:
             field = f"orders[{i}]" if exc.field == "$" else f"orders[{i}].{exc.field}"
             raise InvalidMessageError(field, exc.reason, exc.detail) from exc
@@ -140,4 +160,4 @@ def parse_batch(data: bytes, max_bytes: int, max_batch: int) -> tuple[list[Order
         raise InvalidMessageError(
             "orders", "out_of_range", "every order of a batch must be of the same account"
         )
-    return orders, request.all_or_none
+    return BatchRequest(orders, request.all_or_none, full)

@@ -28,12 +28,19 @@ async def funded(h: Harness, balance: float = 100_000.0, price: float = 50_000.0
     return account
 
 
-async def test_check_when_everything_fits_then_approves_with_post_trade_metrics(
+async def test_check_when_everything_fits_and_full_asked_then_approves_with_post_trade_metrics(
     harness: Harness,
 ) -> None:
     account = await funded(harness)
     reply = await harness.check(
-        account, "BTCUSDT", "BUY", 0.5, 50_000.0, strategy_id="s1", metadata={"ignored": True}
+        account,
+        "BTCUSDT",
+        "BUY",
+        0.5,
+        50_000.0,
+        strategy_id="s1",
+        metadata={"ignored": True},
+        detail="full",
     )
     assert reply["approved"] is True
     assert reply["rejection_reason"] is None
@@ -218,7 +225,9 @@ async def test_check_when_trading_state_bucket_unreadable_then_denies_trading_st
 async def test_check_when_dry_run_then_reserves_nothing(harness: Harness) -> None:
     account = await funded(harness)
     for _ in range(3):
-        reply = await harness.check(account, "BTCUSDT", "BUY", 1.0, 50_000.0, dry_run=True)
+        reply = await harness.check(
+            account, "BTCUSDT", "BUY", 1.0, 50_000.0, dry_run=True, detail="full"
+        )
         assert reply["approved"] is True
         assert reply["post_trade_metrics"]["pending_orders"] == 0
     assert len(harness.worker.engine.book.accounts[account].pending) == 0
@@ -228,12 +237,16 @@ async def test_check_when_approved_then_pending_until_filled(harness: Harness) -
     account = await funded(harness)
     first = await harness.check(account, "BTCUSDT", "BUY", 1.0, 50_000.0, order_id="o-1")
     assert first["approved"] is True
-    second = await harness.check(account, "BTCUSDT", "BUY", 1.0, 50_000.0, dry_run=True)
+    second = await harness.check(
+        account, "BTCUSDT", "BUY", 1.0, 50_000.0, dry_run=True, detail="full"
+    )
     assert second["post_trade_metrics"]["pending_orders"] == 1
     assert second["post_trade_metrics"]["leverage"] == pytest.approx(1.0)  # 50k pending + 50k
     await harness.fill(account, "BTCUSDT", "BUY", 1.0, 50_000.0, "o-1")
     await harness.settle()
-    third = await harness.check(account, "BTCUSDT", "BUY", 1.0, 50_000.0, dry_run=True)
+    third = await harness.check(
+        account, "BTCUSDT", "BUY", 1.0, 50_000.0, dry_run=True, detail="full"
+    )
     assert third["post_trade_metrics"]["pending_orders"] == 0
     assert third["post_trade_metrics"]["gross_exposure"] == pytest.approx(100_000.0)
 
@@ -280,7 +293,7 @@ async def test_burst_when_50_concurrent_orders_exceed_leverage_then_only_those_t
     account = await funded(h)
     # 50 × 30k notional on 100k equity: 33 fit under leverage 10 (990k), 50 would be 15x.
     replies = await asyncio.gather(
-        *(h.check(account, "BTCUSDT", "BUY", 0.6, 50_000.0) for _ in range(50))
+        *(h.check(account, "BTCUSDT", "BUY", 0.6, 50_000.0, detail="full") for _ in range(50))
     )
     approved = [r for r in replies if r["approved"]]
     denied = {r["rejection_reason"] for r in replies if not r["approved"]}

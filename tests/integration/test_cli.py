@@ -67,6 +67,12 @@ async def test_cli_check_when_approved_denied_invalid_or_unanswered_then_exit_0_
     approved = await cli(url, *base, "--quantity", "1", "--price", "50000", "--dry-run")
     assert approved.returncode == 0, approved.stdout + approved.stderr
     assert "APPROVED" in approved.stdout
+    assert "post-trade: equity 100,000.00" in approved.stdout  # the CLI asks for the full reply
+    compact = await cli(
+        url, *base, "--quantity", "1", "--price", "50000", "--dry-run", "--detail", "compact"
+    )
+    assert compact.returncode == 0 and "APPROVED" in compact.stdout
+    assert "post-trade" not in compact.stdout
     denied = await cli(url, *base, "--quantity", "100", "--price", "50000")
     assert denied.returncode == 1
     assert "order_too_large" in denied.stdout  # 5M of notional on 100k: Max Order Size

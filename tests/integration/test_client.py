@@ -42,7 +42,7 @@ async def described(h: Harness, account: str = "CL1") -> None:
 async def test_check_when_approved_or_denied_then_typed_decision(harness: Harness) -> None:
     await described(harness)
     async with await RiskClient.connect(harness.settings.nats_url) as client:
-        approved = await client.check(ORDER)
+        approved = await client.check(ORDER, detail="full")
         assert approved.approved and approved.rejection_reason is None
         assert approved.order_id == ORDER.order_id and approved.account_id == "CL1"
         assert approved.worker_id == harness.settings.worker_id and not approved.client_side

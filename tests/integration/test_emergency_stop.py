@@ -205,7 +205,7 @@ async def test_account_trip_by_cli_when_other_accounts_trade_then_only_that_acco
         await set_position(nc, stopped, "BTCUSDT", 2.0, 48_000.0)
 
         async def position_applied() -> bool:
-            reply = await check(nc, stopped, side="BUY", quantity=0.1)
+            reply = await check(nc, stopped, side="BUY", quantity=0.1, detail="full")
             m = reply.get("post_trade_metrics") or {}
             return bool(reply["approved"]) and m.get("gross_exposure", 0.0) > 100_000.0
 

@@ -259,7 +259,7 @@ async def test_duplicate_when_retries_reach_two_workers_then_one_reservation_and
         assert sorted(bool(x.get("duplicate")) for x in bodies) == [False] + [True] * 11
         changed = await check(nc, account, quantity=0.2, dry_run=False, order_id="dup-1")
         assert changed["rejection_reason"] == "duplicate_order_id", changed
-        other = await check(nc, account, quantity=0.1, dry_run=True)
+        other = await check(nc, account, quantity=0.1, dry_run=True, detail="full")
         assert other["post_trade_metrics"]["pending_orders"] == 1, other  # one reservation
     finally:
         await nc.close()

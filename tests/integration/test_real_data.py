@@ -228,7 +228,7 @@ async def test_binance_trades_at_full_speed_when_1000_checks_run_then_every_repl
         symbol = "BTCUSDT" if i % 2 else "ETHUSDT"
         if i % 4 < 2:  # small market order on a flat account: approved at the current mark
             qty = 0.01
-            reply = await harness.check(flat, symbol, "BUY", qty, dry_run=True)
+            reply = await harness.check(flat, symbol, "BUY", qty, dry_run=True, detail="full")
             assert reply["approved"] is True, reply
             mark = reply["post_trade_metrics"]["gross_exposure"] / qty
             assert lo[symbol] - 1e-6 <= mark <= hi[symbol] + 1e-6, (symbol, mark)

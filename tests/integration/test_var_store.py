@@ -59,7 +59,7 @@ async def test_seed_when_workers_run_then_reloaded_and_kept_across_a_restart(
     assert "BTCUSDT: 200 bars, 200 samples kept" in result.stdout
     returns = first.worker.engine.book.returns
     await wait_for(lambda: returns.return_count(SYMBOL) == 199, message="samples not reloaded")
-    after = await first.check("acct-v", SYMBOL, "BUY", 0.1, 40_000.0, dry_run=True)
+    after = await first.check("acct-v", SYMBOL, "BUY", 0.1, 40_000.0, dry_run=True, detail="full")
     assert after["approved"], after
     metrics = after["post_trade_metrics"]
     assert metrics["var_99"] > 0.0 and metrics["var_99_fraction"] < 0.01
