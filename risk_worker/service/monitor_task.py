@@ -2,7 +2,9 @@
 
 It calls the decision core's monitor, publishes what it reports, queues audit records and
 writes automatic trips to the account's automatic key of the KV bucket (retried in the
-background; the trip is in force on this instance from the moment it is decided).
+background; the trip is in force on this instance from the moment it is decided). Every
+account is evaluated every interval; its ``risk.metrics`` is published only when its figures
+moved, an alert or trip came with it, or its turn came (:mod:`risk_worker.wire.metrics_gate`).
 
 With a lease, the first pass after this instance becomes the holder (a standby taking over, or a
 holder that lost and regained the lease) is a catch-up pass: the accounts whose trip the previous
@@ -32,6 +34,7 @@ from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError
 from risk_worker.service.observability import Metrics
 from risk_worker.wire.audit import RiskEventSink, violation_record
+from risk_worker.wire.metrics_gate import MetricsGate
 from risk_worker.wire.outbound import RiskMetricsMsg, StateChangeMsg, alert_msg, metrics_msg
 from risk_worker.wire.strategies import strategies_msg
 
@@ -54,12 +57,15 @@ class MonitorTask:
         spawn: starts a background coroutine owned by the worker.
         metrics: counts alerts, violations and trips; gauges set each pass.
         queue_depth: the audit queue's depth now (for its gauge).
-        on_pass: called after each pass with the metrics published per account (snapshots).
+        on_pass: called after each pass with every evaluated account's metrics, published or
+            not (the Redis snapshots).
         lease: when given, only the lease holder publishes, trips and snapshots.
         state_confirmed: whether the trading-state copy is confirmed now (a catch-up pass waits
             for it); None counts as always confirmed.
         on_takeover: called with the time (ms) of the catch-up pass of each new term as holder
             (the kill switch announces the HALTs the previous holder did not).
+        gate: decides which accounts' ``risk.metrics`` a pass publishes; None publishes every
+            account every pass.
     """
 
     def __init__(
@@ -77,7 +83,9 @@ class MonitorTask:
         lease: Lease | None = None,
         state_confirmed: Callable[[], bool] | None = None,
         on_takeover: Callable[[int], None] | None = None,
+        gate: MetricsGate | None = None,
     ) -> None:
+        self._gate = MetricsGate(0.0, 1) if gate is None else gate
         self._on_takeover = on_takeover
         self._lease = lease
         self._state_confirmed = state_confirmed
@@ -120,17 +128,21 @@ class MonitorTask:
         engine = self._engine
         engine.begin_monitor_pass(now)
         reports: list[AccountReport] = []
-        published: dict[str, RiskMetricsMsg] = {}
+        latest: dict[str, RiskMetricsMsg] = {}
+        if not held:  # another instance publishes; a new term starts by publishing every account
+            self._gate.reset()
         for account_id in engine.known_accounts():
             report = engine.monitor_account(account_id, now, held, catch_up)
             if report is not None:
                 reports.append(report)
-                if held:  # else another instance publishes this interval
-                    published[account_id] = await self._publish_report(report, now)
+                if held:
+                    latest[account_id] = await self._publish_report(report, now)
             await asyncio.sleep(0)
+        if len(self._gate) > len(latest):
+            self._gate.retain(latest)
         self._set_gauges(reports)
         if held and self._on_pass is not None:
-            self._on_pass(published, now)
+            self._on_pass(latest, now)
 
     def _catch_up(self, held: bool) -> bool:
         """Whether this pass is the catch-up pass of a new term as holder."""
@@ -145,7 +157,8 @@ class MonitorTask:
         return False
 
     async def _publish_report(self, r: AccountReport, now: int) -> RiskMetricsMsg:
-        """Publish metrics and alerts, record what was alerted or halted, start a trip."""
+        """Publish metrics (when the gate says so: always with an alert or a trip) and alerts,
+        record what was alerted or halted, start a trip; the metrics, published or not."""
         metrics = metrics_msg(
             r.account_id,
             now,
@@ -156,7 +169,10 @@ class MonitorTask:
             self._worker_id,
             strategies_msg(r.strategies),
         )
-        await self._service.publish(METRICS_SUBJECT, metrics)
+        gate = self._gate
+        if gate.due(metrics, now, force=bool(r.alerts or r.trip or r.strategy_trips)):
+            await self._service.publish(METRICS_SUBJECT, metrics)
+            gate.published(metrics, now)
         if r.deduplicated:
             self._metrics.alert_deduplicated(r.deduplicated)
         for draft in r.alerts:

@@ -49,6 +49,7 @@ from risk_worker.service.snapshot_task import SnapshotKeeper
 from risk_worker.service.state_records import state_change_record
 from risk_worker.service.var_task import VarSampler
 from risk_worker.wire.audit import RiskEventSink
+from risk_worker.wire.metrics_gate import MetricsGate
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,7 @@ class Worker:
             self.lease,
             self.watcher.confirmed,
             self.kill_switch.catch_up,
+            MetricsGate(s.metrics_change_threshold, int(s.metrics_max_interval * 1000)),
         )
         await self.kill_switch.start(nc)
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")
