@@ -2,7 +2,8 @@
 
 Account figures come from the Redis snapshots when ``RISK_REDIS_URL`` is set (what every
 instance wrote in the last three monitor intervals), otherwise from ``risk.metrics`` heard for
-a moment. Both are the workers' own published figures, never recomputed here.
+``RISK_METRICS_MAX_INTERVAL`` plus 1.5 monitor intervals (an unchanged account is republished
+at least that often). Both are the workers' own published figures, never recomputed here.
 """
 
 from __future__ import annotations
@@ -88,7 +89,8 @@ async def gather_status(settings: Settings, wait: float | None = None) -> Status
 
     Args:
         settings: where NATS, the bucket and Redis are.
-        wait: seconds to listen to ``risk.metrics`` (default 1.5 monitor intervals, ≥ 1 s).
+        wait: seconds to listen to ``risk.metrics`` (default ``RISK_METRICS_MAX_INTERVAL`` + 1.5
+            monitor intervals, ≥ 1 s).
     """
     nc = await operator.connect(settings.nats_url, auth=settings.nats_auth)
     try:
@@ -99,7 +101,8 @@ async def gather_status(settings: Settings, wait: float | None = None) -> Status
         if settings.redis_url:
             accounts, source = await _from_redis(settings), "Redis snapshots"
         else:
-            listen = wait or max(1.0, 1.5 * settings.monitor_interval)
+            every = settings.metrics_max_interval + 1.5 * settings.monitor_interval
+            listen = wait or max(1.0, every)
             accounts, source = await _from_metrics(nc, listen), "risk.metrics"
     finally:
         await nc.close()

@@ -2,7 +2,9 @@
 
 It calls the decision core's monitor, publishes what it reports, queues audit records and
 writes automatic trips to the account's automatic key of the KV bucket (retried in the
-background; the trip is in force on this instance from the moment it is decided).
+background; the trip is in force on this instance from the moment it is decided). Every
+account is evaluated every interval; its ``risk.metrics`` is published only when its figures
+moved, an alert or trip came with it, or its turn came (:mod:`risk_worker.wire.metrics_gate`).
 
 With a lease, the first pass after this instance becomes the holder (a standby taking over, or a
 holder that lost and regained the lease) is a catch-up pass: the accounts whose trip the previous
@@ -19,7 +21,6 @@ import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import msgspec
 import tenacity
 from nats.js.kv import KeyValue
 
@@ -28,17 +29,12 @@ from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine, trip_value
 from risk_worker.domain.monitor import AccountReport, Trip
-from risk_worker.domain.trading_state import (
-    StateValue,
-    auto_key,
-    auto_strategy_key,
-    parse_state_key,
-)
+from risk_worker.domain.trading_state import auto_key, auto_strategy_key
 from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError
 from risk_worker.service.observability import Metrics
-from risk_worker.wire.audit import RiskEventSink, StateChangeRecord, violation_record
-from risk_worker.wire.numbers import finite
+from risk_worker.wire.audit import RiskEventSink, violation_record
+from risk_worker.wire.metrics_gate import MetricsGate
 from risk_worker.wire.outbound import RiskMetricsMsg, StateChangeMsg, alert_msg, metrics_msg
 from risk_worker.wire.strategies import strategies_msg
 
@@ -61,12 +57,15 @@ class MonitorTask:
         spawn: starts a background coroutine owned by the worker.
         metrics: counts alerts, violations and trips; gauges set each pass.
         queue_depth: the audit queue's depth now (for its gauge).
-        on_pass: called after each pass with the metrics published per account (snapshots).
+        on_pass: called after each pass with every evaluated account's metrics, published or
+            not (the Redis snapshots).
         lease: when given, only the lease holder publishes, trips and snapshots.
         state_confirmed: whether the trading-state copy is confirmed now (a catch-up pass waits
             for it); None counts as always confirmed.
         on_takeover: called with the time (ms) of the catch-up pass of each new term as holder
             (the kill switch announces the HALTs the previous holder did not).
+        gate: decides which accounts' ``risk.metrics`` a pass publishes; None publishes every
+            account every pass.
     """
 
     def __init__(
@@ -84,7 +83,9 @@ class MonitorTask:
         lease: Lease | None = None,
         state_confirmed: Callable[[], bool] | None = None,
         on_takeover: Callable[[int], None] | None = None,
+        gate: MetricsGate | None = None,
     ) -> None:
+        self._gate = MetricsGate(0.0, 1) if gate is None else gate
         self._on_takeover = on_takeover
         self._lease = lease
         self._state_confirmed = state_confirmed
@@ -127,17 +128,21 @@ class MonitorTask:
         engine = self._engine
         engine.begin_monitor_pass(now)
         reports: list[AccountReport] = []
-        published: dict[str, RiskMetricsMsg] = {}
+        latest: dict[str, RiskMetricsMsg] = {}
+        if not held:  # another instance publishes; a new term starts by publishing every account
+            self._gate.reset()
         for account_id in engine.known_accounts():
             report = engine.monitor_account(account_id, now, held, catch_up)
             if report is not None:
                 reports.append(report)
-                if held:  # else another instance publishes this interval
-                    published[account_id] = await self._publish_report(report, now)
+                if held:
+                    latest[account_id] = await self._publish_report(report, now)
             await asyncio.sleep(0)
+        if len(self._gate) > len(latest):
+            self._gate.retain(latest)
         self._set_gauges(reports)
         if held and self._on_pass is not None:
-            self._on_pass(published, now)
+            self._on_pass(latest, now)
 
     def _catch_up(self, held: bool) -> bool:
         """Whether this pass is the catch-up pass of a new term as holder."""
@@ -152,7 +157,8 @@ class MonitorTask:
         return False
 
     async def _publish_report(self, r: AccountReport, now: int) -> RiskMetricsMsg:
-        """Publish metrics and alerts, record what was alerted or halted, start a trip."""
+        """Publish metrics (when the gate says so: always with an alert or a trip) and alerts,
+        record what was alerted or halted, start a trip; the metrics, published or not."""
         metrics = metrics_msg(
             r.account_id,
             now,
@@ -163,7 +169,10 @@ class MonitorTask:
             self._worker_id,
             strategies_msg(r.strategies),
         )
-        await self._service.publish(METRICS_SUBJECT, metrics)
+        gate = self._gate
+        if gate.due(metrics, now, force=bool(r.alerts or r.trip or r.strategy_trips)):
+            await self._service.publish(METRICS_SUBJECT, metrics)
+            gate.published(metrics, now)
         if r.deduplicated:
             self._metrics.alert_deduplicated(r.deduplicated)
         for draft in r.alerts:
@@ -275,94 +284,3 @@ def _caused(trip: Trip | None, policy_type: PolicyType) -> bool:
     if trip.source is StateSource.CIRCUIT_BREAKER:
         return policy_type is PolicyType.HARD
     return policy_type is PolicyType.EMERGENCY
-
-
-def account_snapshot(engine: RiskEngine, account_id: str, now: int) -> dict[str, Any]:
-    """Metrics (as on ``risk.metrics``) and open positions of an account, JSON-ready."""
-    acct = engine.book.accounts.get(account_id)
-    positions = (
-        []
-        if acct is None
-        else [
-            {"symbol": p.symbol, "quantity": p.quantity, "entry_price": p.entry_price}
-            for p in acct.positions.values()
-            if p.quantity != 0.0
-        ]
-    )
-    body: dict[str, Any] = {"positions": positions}
-    a = engine.assess(account_id, now)
-    if a is not None:
-        body["metrics"] = msgspec.to_builtins(
-            metrics_msg(
-                account_id,
-                now,
-                a.metrics,
-                a.utilization,
-                a.risk_level,
-                a.trading_state,
-                strategies=strategies_msg(a.strategies),
-            )
-        )
-    return body
-
-
-def global_snapshot(engine: RiskEngine, now: int) -> dict[str, Any]:
-    """A one-line summary of every known account (for global trips and clears)."""
-    accounts: dict[str, Any] = {}
-    for account_id in engine.known_accounts():
-        a = engine.assess(account_id, now)
-        if a is not None:
-            m = a.metrics
-            accounts[account_id] = {
-                "equity": m.equity,
-                "gross_exposure": m.gross_exposure,
-                "leverage": finite(m.leverage),
-                "drawdown_max": m.drawdown_max,
-                "risk_level": a.risk_level.value,
-            }
-    return {"accounts": accounts}
-
-
-STATE_RECORD_NAMESPACE = uuid.UUID("7a0c4c55-2f1e-4f55-9d43-6b1f4d1f2a11")
-"""uuid5 namespace of state-change record ids: one id per (bucket, key, revision)."""
-
-
-def state_change_record(
-    engine: RiskEngine, bucket: str, key: str, value: StateValue | None, revision: int
-) -> StateChangeRecord | None:
-    """The audit record of a trading-state transition seen by the watcher (None: not a
-    trading-state key), with the account's snapshot (an account's key, or an automatic trip of
-    a strategy of an account: ``strategy`` scope with both ids; all accounts' for the global,
-    strategy and symbol scopes).
-
-    Every instance records what its watcher sees under an id derived from (bucket, key,
-    revision): the stream and the table keep one row per transition.
-    """
-    k = parse_state_key(key)
-    if k is None:
-        return None
-    now = now_ms()
-    # an automatic trip of an account is account-scoped, of a strategy of an account
-    # strategy-scoped with both ids; unknown keys act globally
-    account_id = k.account_id
-    state = TradingState.ACTIVE if value is None else value.state
-    snapshot = (
-        global_snapshot(engine, now)
-        if account_id is None
-        else account_snapshot(engine, account_id, now)
-    )
-    return StateChangeRecord(
-        id=str(uuid.uuid5(STATE_RECORD_NAMESPACE, f"{bucket}/{key}/{revision}")),
-        occurred_at=value.updated_at if value and value.updated_at else now,
-        scope=k.scope,  # type: ignore[arg-type]  # WIRE_SCOPE's values are the Literal's
-        account_id=account_id,
-        strategy_id=k.strategy_id,
-        symbol=k.symbol,
-        action="clear" if state is TradingState.ACTIVE else "trip",
-        state=state.value,
-        reason="" if value is None else value.reason,
-        triggered_by="" if value is None else value.updated_by,
-        source="operator" if value is None else value.source.value,
-        revision=revision,
-        account_snapshot=snapshot,
-    )

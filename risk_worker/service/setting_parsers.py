@@ -33,6 +33,13 @@ def _rate(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not (0 <= value < 1):
+        raise ValueError("must be a fraction in [0, 1)")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:

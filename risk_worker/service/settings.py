@@ -24,6 +24,7 @@ from risk_worker.service.setting_parsers import (
     _day_reset,
     _fallback,
     _flag,
+    _fraction,
     _level,
     _log_format,
     _nats_urls,
@@ -64,6 +65,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     breaker_threshold: int = 5
     breaker_window: float = 60.0
     monitor_interval: float = 1.0
+    metrics_max_interval: float = 5.0
+    metrics_change_threshold: float = 0.001
     alert_dedup_window: float = 300.0
     default_margin_rate: float = 0.10
     margin_rates: dict[str, float] = msgspec.field(default_factory=dict)
@@ -134,6 +137,8 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "breaker_threshold": _positive_int,
     "breaker_window": _positive_float,
     "monitor_interval": _positive_float,
+    "metrics_max_interval": _positive_float,
+    "metrics_change_threshold": _fraction,
     "alert_dedup_window": _positive_float,
     "default_margin_rate": _rate,
     "margin_rates": _rates,

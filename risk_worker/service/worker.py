@@ -39,15 +39,17 @@ from risk_worker.domain.trading_state import StateValue
 from risk_worker.domain.types import DenyReason, PolicyType
 from risk_worker.service.inputs_task import restore_and_replay
 from risk_worker.service.kill_switch import KillSwitch
-from risk_worker.service.monitor_task import MonitorTask, state_change_record
+from risk_worker.service.monitor_task import MonitorTask
 from risk_worker.service.nats_connect import connect_worker
 from risk_worker.service.observability import Metrics
 from risk_worker.service.policy_source import FilePolicySource, PolicySource, StaticPolicySource
 from risk_worker.service.policy_task import PolicyReloader
 from risk_worker.service.settings import Settings, redact, redact_servers
 from risk_worker.service.snapshot_task import SnapshotKeeper
+from risk_worker.service.state_records import state_change_record
 from risk_worker.service.var_task import VarSampler
 from risk_worker.wire.audit import RiskEventSink
+from risk_worker.wire.metrics_gate import MetricsGate
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +202,7 @@ class Worker:
             self.lease,
             self.watcher.confirmed,
             self.kill_switch.catch_up,
+            MetricsGate(s.metrics_change_threshold, int(s.metrics_max_interval * 1000)),
         )
         await self.kill_switch.start(nc)
         self._monitor = asyncio.create_task(monitor.run(), name="monitor")

@@ -110,7 +110,8 @@ CHANNELS: tuple[Channel, ...] = (
         "risk.metrics",
         ("send",),
         ("RiskMetricsMsg",),
-        "One message per known account every RISK_MONITOR_INTERVAL.",
+        "An account's metrics when they moved beyond RISK_METRICS_CHANGE_THRESHOLD, and at "
+        "least every RISK_METRICS_MAX_INTERVAL; the current figures: risk.query.metrics.",
     ),
     Channel(
         "alertsWarning",

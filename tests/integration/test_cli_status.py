@@ -38,6 +38,7 @@ async def test_status_when_worker_running_then_shows_instance_states_and_account
         url=own_nats_server.url,
         redis_url=own_redis_server.url,
         monitor_interval=0.1,
+        metrics_max_interval=0.5,
         kv_bucket="risk_control",
     )
     await h.pnl("STATUS1", 123_456.0)
@@ -46,7 +47,10 @@ async def test_status_when_worker_running_then_shows_instance_states_and_account
     await operator.trip(h.nc, "risk_control", TradingState.HALTED, "desk call", "alice", "STATUS2")
     await wait_for(lambda: h.worker.snapshots is not None and h.worker.snapshots.store.writes > 2)
     env = {"RISK_NATS_URL": own_nats_server.url}
-    for extra in ({"RISK_REDIS_URL": own_redis_server.url}, {"RISK_MONITOR_INTERVAL": "0.1"}):
+    # without Redis, status listens RISK_METRICS_MAX_INTERVAL + 1.5 monitor intervals: every
+    # account's metrics come at least once in that time
+    every = {"RISK_MONITOR_INTERVAL": "0.1", "RISK_METRICS_MAX_INTERVAL": "0.5"}
+    for extra in ({"RISK_REDIS_URL": own_redis_server.url}, every):
         code, out = await run_cli({**env, **extra}, "status")
         assert code == 0, out
         assert "1 risk-worker instance(s)" in out

@@ -59,7 +59,10 @@ def one_line(out: str, *cells: str) -> bool:
 async def test_nats_tables_when_piped_then_every_row_whole_on_one_line(
     own_nats_server: NatsServer, harness_factory: HarnessFactory
 ) -> None:
-    h = await harness_factory(url=own_nats_server.url, monitor_interval=0.1)
+    # TABLES1 republished at least every 0.5 s: `status --wait 1` hears it
+    h = await harness_factory(
+        url=own_nats_server.url, monitor_interval=0.1, metrics_max_interval=0.5
+    )
     await h.pnl("TABLES1", 123_456.0)
     await h.settle()
     await operator.trip(

@@ -52,10 +52,14 @@ async def long_btc(h: Harness, inbox: Inbox) -> str:
     return account
 
 
-async def test_metrics_when_account_known_then_published_every_interval(harness: Harness) -> None:
+async def test_metrics_when_account_known_then_published_with_its_figures(harness: Harness) -> None:
     inbox = Inbox()
     account = await long_btc(harness, inbox)
-    await wait_for(lambda: len(inbox.of("risk.metrics", account_id=account)) >= 3)
+    # the figures move as the events arrive: each move is published at the next pass
+    await wait_for(
+        lambda: inbox.of("risk.metrics", account_id=account)[-1]["gross_exposure"] == 200_000.0,
+        message="risk.metrics never showed the position",
+    )
     m = inbox.of("risk.metrics", account_id=account)[-1]
     assert m["equity"] == pytest.approx(100_000.0)
     assert m["leverage"] == pytest.approx(2.0)
@@ -74,7 +78,9 @@ async def test_monitor_when_hard_breach_persists_then_critical_alert_once_and_br
     """Issue 10, item 12: the breaker's automatic trip sets REDUCING by default, so a strictly
     reducing SELL passes (it used to be denied emergency_stop_active); an operator's HALT still
     blocks everything."""
-    h = await harness_factory(breaker_threshold=5)
+    # every pass publishes (RISK_METRICS_MAX_INTERVAL below the monitor interval): the
+    # evaluations before the trip are counted by their metrics
+    h = await harness_factory(breaker_threshold=5, metrics_max_interval=0.001)
     inbox = Inbox()
     account = await long_btc(h, inbox)
     await h.tick("BTCUSDT", 44_500.0)  # equity 78k: drawdown 22% > 20% (hard), < 25% (emergency)

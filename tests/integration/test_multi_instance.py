@@ -32,6 +32,9 @@ from tests.procs import (
 )
 
 INTERVAL = 0.2
+EVERY_PASS = "0.001"
+"""``RISK_METRICS_MAX_INTERVAL`` below the monitor interval: the holder publishes every account
+every pass, so the tests follow who publishes pass by pass."""
 
 
 @pytest.fixture
@@ -53,7 +56,11 @@ async def wait_both_serve(nc: Client, a: WorkerProcess, b: WorkerProcess) -> Non
 async def test_lease_when_publisher_killed_then_other_takes_over_within_5s_never_two_at_once(
     own_nats_server: NatsServer, workers: Workers
 ) -> None:
-    env = {"RISK_MONITOR_INTERVAL": str(INTERVAL), "RISK_LEASE_TTL": "1.0"}
+    env = {
+        "RISK_MONITOR_INTERVAL": str(INTERVAL),
+        "RISK_LEASE_TTL": "1.0",
+        "RISK_METRICS_MAX_INTERVAL": EVERY_PASS,
+    }
     bucket = unique("rc_")
     a = workers.start(own_nats_server.url, bucket, **env)
     b = workers.start(own_nats_server.url, bucket, **env)
@@ -275,6 +282,7 @@ async def test_lease_when_holder_dies_before_writing_a_trip_then_new_holder_trip
         "RISK_MONITOR_INTERVAL": str(INTERVAL),
         "RISK_LEASE_TTL": "3.0",  # the standby sees the onset long before it takes over
         "RISK_BREAKER_THRESHOLD": "100000",  # only the emergency policy can trip here
+        "RISK_METRICS_MAX_INTERVAL": EVERY_PASS,
     }
     bucket = unique("rc_")
     a = workers.start(own_nats_server.url, bucket, **env)

@@ -57,7 +57,8 @@ async def test_worker_on_the_cluster_keeps_bucket_and_stream_at_r3_and_status_sh
     assert (await h.check(account, "BTCUSDT", "BUY", 0.1, 50_000.0))["approved"] is True
 
     env = {"RISK_NATS_URL": nats_cluster.url, "RISK_KV_BUCKET": h.settings.kv_bucket}
-    code, out = await run_status_cli({**env, "RISK_MONITOR_INTERVAL": "0.1"}, "status")
+    quick = {"RISK_MONITOR_INTERVAL": "0.1", "RISK_METRICS_MAX_INTERVAL": "0.5"}  # listens 1 s
+    code, out = await run_status_cli({**env, **quick}, "status")
     assert code == 0, out
     rows = [line for line in out.splitlines() if "KV_" in line or "RISK_" in line]
     assert len(rows) == 3 and all("│ 3 " in row and "(leader)" in row for row in rows), out

@@ -121,6 +121,7 @@ async def cli(server: NatsServer, *args: str) -> tuple[int, str]:
         "RISK_NATS_INBOX_PREFIX": settings.nats_auth.inbox_prefix or "",
         "RISK_KV_BUCKET": BUCKET,
         "RISK_MONITOR_INTERVAL": "0.1",
+        "RISK_METRICS_MAX_INTERVAL": "0.5",  # status listens 0.5 + 1.5 × 0.1 s (at least 1 s)
     }
     proc = await asyncio.create_subprocess_exec(
         CLI,

@@ -21,8 +21,14 @@ from tests.redis_fixtures import redis_client
 ETH = "ETHUSDT"
 
 
+EVERY_PASS = 0.001
+"""``RISK_METRICS_MAX_INTERVAL`` below the monitor interval: every pass publishes every account,
+so :func:`monitor_passes` counts passes by their metrics."""
+
+
 async def monitor_passes(metrics: list[dict[str, Any]], account: str, n: int) -> None:
-    """Wait until ``n`` more ``risk.metrics`` of ``account`` arrived (n full monitor passes)."""
+    """Wait until ``n`` more ``risk.metrics`` of ``account`` arrived (n full monitor passes of
+    a worker started with ``metrics_max_interval=EVERY_PASS``)."""
     seen = sum(1 for m in metrics if m["account_id"] == account)
     await wait_for(
         lambda: sum(1 for m in metrics if m["account_id"] == account) >= seen + n,
@@ -69,8 +75,14 @@ WILD = [
     ("case", "subject", "body", "back", "counted"), WILD, ids=[w[0] for w in WILD]
 )
 async def test_wild_value_when_published_then_refused_or_held_and_account_never_halted(
-    harness: Harness, case: str, subject: str, body: dict[str, Any] | None, back: str, counted: str
+    harness_factory: HarnessFactory,
+    case: str,
+    subject: str,
+    body: dict[str, Any] | None,
+    back: str,
+    counted: str,
 ) -> None:
+    harness = await harness_factory(metrics_max_interval=EVERY_PASS)
     account = f"WILD-{uuid.uuid4().hex[:6]}"
     metrics = await harness.collect("risk.metrics")
     await long_ten_eth(harness, account)
@@ -109,7 +121,11 @@ async def test_restart_when_a_1e308_tick_came_first_then_a_true_25pct_drawdown_d
     own_nats_server: NatsServer, own_redis_server: RedisServer
 ) -> None:
     """Issue 10 item 4: the bid/ask 1e308 tick must not leave an infinite peak in Redis."""
-    settings: dict[str, Any] = {"redis_url": own_redis_server.url, "monitor_interval": 0.05}
+    settings: dict[str, Any] = {
+        "redis_url": own_redis_server.url,
+        "monitor_interval": 0.05,
+        "metrics_max_interval": EVERY_PASS,
+    }
     account = f"INF-{uuid.uuid4().hex[:6]}"
     h = await start_harness(own_nats_server.url, **settings)
     try:

@@ -17,6 +17,7 @@ def test_load_settings_when_nothing_set_then_defaults() -> None:
     assert (s.state_max_age, s.mark_max_age, s.pending_ttl) == (2.0, 30.0, 60.0)
     assert (s.breaker_threshold, s.breaker_window, s.alert_dedup_window) == (5, 60.0, 300.0)
     assert s.worker_id  # hostname-pid
+    assert (s.metrics_max_interval, s.metrics_change_threshold) == (5.0, 0.001)
     cfg = s.risk_config()
     assert (cfg.mark_max_age_ms, cfg.pending_ttl_ms, cfg.default_margin_rate) == (
         30_000,
@@ -32,8 +33,11 @@ def test_load_settings_when_values_given_then_parsed() -> None:
             "RISK_STATE_MAX_AGE": "3",
             "RISK_LOG_LEVEL": "debug",
             "RISK_WORKER_ID": "w1",
+            "RISK_METRICS_MAX_INTERVAL": "2.5",
+            "RISK_METRICS_CHANGE_THRESHOLD": "0",
         }
     )
+    assert (s.metrics_max_interval, s.metrics_change_threshold) == (2.5, 0.0)
     assert s.margin_rates == {"BTCUSDT": 0.05, "ETHUSDT": 0.1}
     assert s.risk_config().margin_rate("BTCUSDT") == 0.05
     assert s.risk_config().margin_rate("XRPUSDT") == 0.10
@@ -57,6 +61,13 @@ def test_load_settings_when_values_given_then_parsed() -> None:
         ("RISK_STATE_CONFIRM_INTERVAL", "5"),  # not shorter than RISK_STATE_MAX_AGE
         ("RISK_AUTO_TRIP_STATE", "ACTIVE"),  # an automatic trip that stops nothing
         ("RISK_AUTO_TRIP_STATE", "halt"),
+        ("RISK_METRICS_MAX_INTERVAL", "0"),
+        ("RISK_METRICS_MAX_INTERVAL", "inf"),
+        ("RISK_METRICS_MAX_INTERVAL", "5s"),
+        ("RISK_METRICS_CHANGE_THRESHOLD", "-0.001"),
+        ("RISK_METRICS_CHANGE_THRESHOLD", "1"),
+        ("RISK_METRICS_CHANGE_THRESHOLD", "nan"),
+        ("RISK_METRICS_CHANGE_THRESHOLD", "0.1%"),
     ],
 )
 def test_load_settings_when_value_bad_then_config_error_names_variable(
