@@ -172,6 +172,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def background_cpu(pids: Mapping[str, Sequence[int]], seconds: float) -> dict[str, float]:
+    """``bg_cpu_<name>_cores``: CPU seconds per second each process group uses over a window
+    of ``seconds`` with no checks sent (what ticks and the monitor cost, whatever the load)."""
+    before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
+    started = time.monotonic()
+    await asyncio.sleep(seconds)  # the measured window, not a wait for a condition
+    elapsed = time.monotonic() - started
+    return {
+        f"bg_cpu_{name}_cores": (sum(map(cpu_seconds, group)) - before[name]) / elapsed
+        for name, group in pids.items()
+    }
+
+
 Counter = Callable[[], Awaitable[float]]
 """Reads a count from the responders (e.g. checks forwarded, summed over the instances)."""
 

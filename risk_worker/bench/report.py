@@ -70,20 +70,27 @@ def _cpu(result: dict[str, Any]) -> Table:
 def _scale_out(result: dict[str, Any]) -> Table:
     inst = result["instances"]
     cpu = result["cpu_us_per_request"]["worker"]
+    bg = result["background_cpu_cores"]["worker"]
+    who = f"{inst['count']} workers" if inst["count"] > 1 else "one worker"
     table = Table(
-        title=f"scale-out: {inst['count']} workers ({', '.join(inst['ids'])}); forwarded = "
-        "checks the receiving instance sent on to the account's owner (risk_checks_forwarded_total)"
+        title=f"{who} ({', '.join(inst['ids'])}): CPU per check summed over the workers, and "
+        f"net of their background ({bg['responder']:.2f} cores with ticks and no checks); "
+        "forwarded = sent on by the receiving instance to the account's owner"
     )
-    for name in ("phase", "throughput", "p50", "workers' CPU/check", "server CPU/check"):
+    for name in ("phase", "throughput", "p50", "workers' CPU/check", "net", "server CPU/check"):
         table.add_column(name, justify="left" if name == "phase" else "right")
     table.add_column("forwarded", justify="right")
     worker = result["worker"]
     for phase in phases(tuple(result["config"]["inflight"])):
+        rps = worker[f"{phase}_rps"]
+        per_check = cpu[f"{phase}_cpu_responder_us"]
         table.add_row(
             _PHASES.get(phase, f"{phase[1:]} in flight"),
-            f"{worker[f'{phase}_rps']:,.0f}/s",
+            f"{rps:,.0f}/s",
             f"{worker[f'{phase}_p50_us']:,.0f} µs",
-            f"{cpu[f'{phase}_cpu_responder_us']:.1f} µs",
+            f"{per_check:.1f} µs",
+            # idle: the ticks stopped, that background was not measured
+            f"{per_check - bg['responder'] * 1e6 / rps:.1f} µs" if rps and phase != "idle" else "—",
             f"{cpu[f'{phase}_cpu_server_us']:.1f} µs",
             f"{inst['forwarded_fraction'][phase]:.1%}",
         )
@@ -190,8 +197,7 @@ def render(result: dict[str, Any], console: Console) -> None:
     console.print(_figures(result))
     console.print(var_line(result["var"]))
     console.print(_cpu(result))
-    if result["instances"]["count"] > 1:
-        console.print(_scale_out(result))
+    console.print(_scale_out(result))
     console.print(hop_line(result["instances"]))
     if result["inprocess"]:
         console.print(_inprocess(result["inprocess"], result["var"] is not None))

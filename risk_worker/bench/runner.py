@@ -46,7 +46,7 @@ from risk_worker.bench.load import (
     wait_answering,
     write_policy_file,
 )
-from risk_worker.bench.measure import Counter, Plan, measure_all, timed_phase
+from risk_worker.bench.measure import Counter, Plan, background_cpu, measure_all, timed_phase
 from risk_worker.bench.procs import TickStream, alive, peak_rss_mb, spawn, stop
 from risk_worker.bench.summary import inprocess_figures, summarize
 from risk_worker.bench.varseed import var_policy, var_redis
@@ -63,12 +63,14 @@ async def _phases(
     responders: Sequence[int],
     forwarded: Counter | None = None,
 ) -> tuple[dict[str, float], int]:
-    """Measured phases with ticks flowing, then the idle sequential phase: (figures, ticks)."""
+    """With ticks flowing: the responders' background CPU (no checks), then the measured
+    phases; then the idle sequential phase: (figures, ticks published)."""
     pids = {"client": [os.getpid()], "server": [server.pid or 0], "responder": list(responders)}
     ticks = TickStream(server.url, cfg.positions, cfg.tick_rate)
     await ticks.start()
     try:
-        figures = await measure_all(nc, plan, cfg.inflight, pids, forwarded)
+        figures = await background_cpu(pids, min(plan.duration or 1.0, 2.0))
+        figures |= await measure_all(nc, plan, cfg.inflight, pids, forwarded)
     finally:
         published = await ticks.stop()
     await publish_marks(nc, cfg.positions)  # fresh marks for market orders while idle

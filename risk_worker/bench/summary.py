@@ -156,6 +156,13 @@ def summarize(
             side: {k: statistics.median(r[k] for r in rounds) for k in cpu_keys(cfg.inflight)}
             for side, rounds in (("floor", floor), ("worker", worker))
         },
+        "background_cpu_cores": {
+            side: {
+                name: statistics.median(r[f"bg_cpu_{name}_cores"] for r in rounds)
+                for name in CPU_PROCESSES
+            }
+            for side, rounds in (("floor", floor), ("worker", worker))
+        },
         "inprocess": inprocess,
         "ingestion": ingestion,
         "worker_peak_rss_mb": max(r["peak_rss_mb"] for r in worker),

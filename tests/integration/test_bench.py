@@ -50,6 +50,8 @@ async def test_bench_reports_every_figure_and_verifies_the_worker() -> None:
     # warm-up is not counted: sequential, 8 in flight and idle phases, 200 each
     assert result["checks_verified"] == 600
     assert result["inprocess"]["decide_p50_us"] > 0
+    for side in ("floor", "worker"):  # CPU with ticks flowing and no checks, cores
+        assert set(result["background_cpu_cores"][side]) == {"responder", "server", "client"}
     inst = result["instances"]  # one instance: decides everything, forwards nothing
     assert inst["ids"] == ["bench-worker"] and inst["decided"][0] >= 600 and inst["hop"] is None
     assert inst["forwarded_fraction"] == {"seq": 0.0, "c8": 0.0, "idle": 0.0}
@@ -162,8 +164,8 @@ async def test_bench_with_two_instances_spreads_forwards_and_measures_the_hop() 
     assert "hop_cost_p50_us" in hop
     ticks = result["ticks_during_rounds"]  # the fewest any instance applied
     assert ticks["published"] > 0 and ticks["applied"] >= ticks["published"]
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=400)  # no line wrapped
     render(result, console)
     text = console.export_text()
-    assert "scale-out: 2 workers (bench-worker-1, bench-worker-2)" in text
+    assert "2 workers (bench-worker-1, bench-worker-2): CPU per check summed" in text
     assert "forwarding hop (sequential, no ticks" in text and "the hop costs" in text
