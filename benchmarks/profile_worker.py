@@ -22,10 +22,11 @@ from pathlib import Path
 
 import nats
 
+from risk_worker.bench.config import BenchConfig
+from risk_worker.bench.fleet import start_fleet
 from risk_worker.bench.load import bench_requests, write_policy_file
 from risk_worker.bench.measure import Plan, run_phase
-from risk_worker.bench.procs import TickStream, stop
-from risk_worker.bench.runner import BenchConfig, start_worker
+from risk_worker.bench.procs import TickStream
 from risk_worker.devstack.nats_server import NatsServer
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
@@ -69,7 +70,7 @@ async def profile(args: argparse.Namespace, raw: Path) -> None:
         write_policy_file(tmp / "policies.toml")
         with NatsServer(tmp / "nats") as server:
             nc = await nats.connect(server.url)
-            proc, _, _ = await start_worker(nc, server.url, cfg, tmp)
+            fleet, _ = await start_fleet(nc, server.url, cfg, tmp)
             ticks = TickStream(server.url, cfg.positions, cfg.tick_rate)
             await ticks.start()
             try:
@@ -77,7 +78,7 @@ async def profile(args: argparse.Namespace, raw: Path) -> None:
                 await asyncio.sleep(1.0)
                 seconds = str(max(1, round(args.seconds)))
                 spy = await asyncio.create_subprocess_exec(
-                    *(str(PY_SPY), "record", "--pid", str(proc.pid), "--duration", seconds),
+                    *(str(PY_SPY), "record", "--pid", str(fleet.pids[0]), "--duration", seconds),
                     *("--rate", "250", "--format", "raw", "--nonblocking", "-o", str(raw)),
                 )
                 if await spy.wait() != 0:
@@ -86,7 +87,7 @@ async def profile(args: argparse.Namespace, raw: Path) -> None:
                 print(f"{args.inflight} in flight: {figures['p_rps']:,.0f} checks/s verified")
             finally:
                 await ticks.stop()
-                await stop(proc)
+                await fleet.stop()
                 await nc.close()
 
 

@@ -71,6 +71,7 @@ class CheckHandler:
         sink: receives a record of each violation that denied an order.
         on_checked: called with (decision, seconds spent) after each answer (metrics).
         owner_of: which instance decides an account (``worker_id`` for this one).
+        on_forwarded: called for each check or batch forwarded to another owner (metrics).
     """
 
     def __init__(
@@ -82,8 +83,10 @@ class CheckHandler:
         sink: RiskEventSink,
         on_checked: Callable[[Decision, float], None] | None = None,
         owner_of: Callable[[str], str] | None = None,
+        on_forwarded: Callable[[], None] | None = None,
     ) -> None:
         self._owner_of = owner_of
+        self._on_forwarded = on_forwarded
         self._engine = engine
         self._confirmed = confirmed
         self._worker_id = worker_id
@@ -130,6 +133,7 @@ class CheckHandler:
             if may_forward:
                 owner = self.forward_target(account_id)
                 if owner is not None:
+                    self.forwarded()
                     return CheckAnswer(b"", None, None, None, forward_to=owner)
             decision = self._decide(order, now, traceparent)
             if decision.reason is not None:
@@ -197,6 +201,11 @@ class CheckHandler:
             return None
         owner = self._owner_of(account_id)
         return None if owner == self._worker_id else owner
+
+    def forwarded(self) -> None:
+        """Count one check or batch forwarded to its account's owner (``on_forwarded``)."""
+        if self._on_forwarded is not None:
+            self._on_forwarded()
 
     def checked(self, decision: Decision, seconds: float) -> None:
         """Count one decided order (its reason, the time spent) like a single check."""

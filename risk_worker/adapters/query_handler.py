@@ -180,6 +180,7 @@ class QueryHandler:
         if may_forward:
             owner = checks.forward_target(orders[0].account_id)
             if owner is not None:
+                checks.forwarded()
                 return QueryAnswer(b"", forward_to=owner)
         now = now_ms()
         outcome = self._decide(orders, now, all_or_none, traceparent)

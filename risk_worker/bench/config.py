@@ -11,7 +11,8 @@ TICK_RATES = (10_000, 25_000, 50_000, 100_000, 150_000, 200_000, 300_000, 400_00
 @dataclass(frozen=True)
 class BenchConfig:
     """Book size, load and rounds of one bench run (``requests`` set: a count per phase;
-    ``var``: a VaR policy and a seeded history, see :mod:`risk_worker.bench.varseed`)."""
+    ``var``: a VaR policy and a seeded history, see :mod:`risk_worker.bench.varseed`;
+    ``instances``: worker processes per worker round, see :mod:`risk_worker.bench.fleet`)."""
 
     accounts: int = 1000
     positions: int = 20
@@ -24,3 +25,4 @@ class BenchConfig:
     tick_seconds: float = 3.0
     inprocess: bool = True
     var: bool = False
+    instances: int = 1

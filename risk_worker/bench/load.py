@@ -201,9 +201,13 @@ async def wait_approved(
     positions: int,
     timeout: float,  # noqa: ASYNC109
     var: bool = False,
+    subject: str = CHECK_SUBJECT,
 ) -> None:
     """Wait until a ``dry_run`` check on the last loaded account is approved (with ``var``:
     and its post-trade metrics carry a 99 % VaR, the worker's history is restored).
+
+    ``subject``: where to ask; ``risk.check.owner.<worker_id>`` makes that instance decide it
+    (no forwarding), so its own book is the one tested.
 
     Raises:
         BenchError: not approved within ``timeout`` seconds (the last reply is in the message).
@@ -213,7 +217,7 @@ async def wait_approved(
     body = probe_body(account_id(accounts - 1), positions, full=var)
     while time.monotonic() < deadline:
         try:
-            msg = await nc.request(CHECK_SUBJECT, body, timeout=0.5)
+            msg = await nc.request(subject, body, timeout=0.5)
             last = msgspec.json.decode(msg.data)
             if _approved(last, var):
                 return

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import msgspec
@@ -64,7 +64,12 @@ class Plan(msgspec.Struct, frozen=True):
     var: bool = False
 
 
-def _check(plan: Plan, index: int, data: bytes) -> None:
+def check_reply(plan: Plan, index: int, data: bytes) -> None:
+    """Verify the reply to request ``index`` of ``plan`` (nothing when it does not verify).
+
+    Raises:
+        BenchError: it names another order, or is not the decision the plan expects.
+    """
     if not plan.verify:
         return
     reply = _VAR_REPLY.decode(data) if plan.var else _REPLY.decode(data)
@@ -107,7 +112,7 @@ async def warm_up(nc: Client, plan: Plan) -> None:
         msg = await nc.request(
             CHECK_SUBJECT, plan.bodies[k % len(plan.bodies)], timeout=REQUEST_TIMEOUT_S
         )
-        _check(plan, k, msg.data)
+        check_reply(plan, k, msg.data)
 
 
 async def run_phase(nc: Client, plan: Plan, inflight: int, prefix: str) -> dict[str, float]:
@@ -148,7 +153,7 @@ async def run_phase(nc: Client, plan: Plan, inflight: int, prefix: str) -> dict[
             t0 = clock()
             msg = await nc.request(CHECK_SUBJECT, bodies[k % count], timeout=REQUEST_TIMEOUT_S)
             samples.append(clock() - t0)
-            _check(plan, k, msg.data)
+            check_reply(plan, k, msg.data)
 
     try:
         await asyncio.gather(*(requester() for _ in range(inflight)))
@@ -167,24 +172,59 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def background_cpu(pids: Mapping[str, Sequence[int]], seconds: float) -> dict[str, float]:
+    """``bg_cpu_<name>_cores``: CPU seconds per second each process group uses over a window
+    of ``seconds`` with no checks sent (what ticks and the monitor cost, whatever the load)."""
+    before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
+    started = time.monotonic()
+    await asyncio.sleep(seconds)  # the measured window, not a wait for a condition
+    elapsed = time.monotonic() - started
+    return {
+        f"bg_cpu_{name}_cores": (sum(map(cpu_seconds, group)) - before[name]) / elapsed
+        for name, group in pids.items()
+    }
+
+
+Counter = Callable[[], Awaitable[float]]
+"""Reads a count from the responders (e.g. checks forwarded, summed over the instances)."""
+
+
 async def timed_phase(
-    nc: Client, plan: Plan, inflight: int, prefix: str, pids: Mapping[str, int]
+    nc: Client,
+    plan: Plan,
+    inflight: int,
+    prefix: str,
+    pids: Mapping[str, Sequence[int]],
+    forwarded: Counter | None = None,
 ) -> dict[str, float]:
-    """:func:`run_phase`, plus ``<prefix>_cpu_<name>_us``: CPU µs per request of each process.
+    """:func:`run_phase`, plus ``<prefix>_cpu_<name>_us``: CPU µs per request of each process
+    group, and with ``forwarded`` ``<prefix>_forwarded``: the fraction of the phase's checks
+    that the receiving instance forwarded to the account's owner.
 
     Args:
-        pids: name → pid of the processes to account (e.g. client, server, responder).
+        pids: name → pids of the processes to account, summed (e.g. client, server, the
+            responders: one floor or every worker instance).
+        forwarded: the instances' forwarded-check count, read before and after the phase
+            (outside the CPU window: reading it costs the workers CPU).
     """
-    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    fwd_before = await forwarded() if forwarded is not None else 0.0
+    before = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
     figures = await run_phase(nc, plan, inflight, prefix)
+    after = {name: sum(map(cpu_seconds, group)) for name, group in pids.items()}
     n = max(figures[f"{prefix}_requests"], 1.0)
-    for name, pid in pids.items():
-        figures[f"{prefix}_cpu_{name}_us"] = (cpu_seconds(pid) - before[name]) / n * 1e6
+    for name in pids:
+        figures[f"{prefix}_cpu_{name}_us"] = (after[name] - before[name]) / n * 1e6
+    if forwarded is not None:
+        figures[f"{prefix}_forwarded"] = (await forwarded() - fwd_before) / n
     return figures
 
 
 async def measure_all(
-    nc: Client, plan: Plan, inflight_levels: Sequence[int], pids: Mapping[str, int]
+    nc: Client,
+    plan: Plan,
+    inflight_levels: Sequence[int],
+    pids: Mapping[str, Sequence[int]],
+    forwarded: Counter | None = None,
 ) -> dict[str, float]:
     """Warm up, then a sequential phase (``seq_*``) and one per level (``c<K>_*``).
 
@@ -192,10 +232,11 @@ async def measure_all(
         nc: connection to the server.
         plan: what each phase sends.
         inflight_levels: concurrency of the phases after the sequential one.
-        pids: processes whose CPU time per request is reported (see :func:`timed_phase`).
+        pids: process groups whose CPU time per request is reported (see :func:`timed_phase`).
+        forwarded: the forwarded-check count (see :func:`timed_phase`), None for the floor.
     """
     await warm_up(nc, plan)
     figures: dict[str, float] = {}
     for prefix, level in (("seq", 1), *((f"c{k}", k) for k in inflight_levels)):
-        figures |= await timed_phase(nc, plan, level, prefix, pids)
+        figures |= await timed_phase(nc, plan, level, prefix, pids, forwarded)
     return figures

@@ -96,9 +96,15 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
         raise OSError(f"not an HTTP response from port {port}") from None
 
 
-def worker_env(url: str, policy_file: Path, http_port: int, redis_url: str = "") -> dict[str, str]:
-    """The bench worker's environment: no database, the bench policies, its own HTTP port;
-    with ``redis_url`` (``--var``) that Redis and the bench's ``RISK_VAR_*``."""
+def worker_env(
+    url: str,
+    policy_file: Path,
+    http_port: int,
+    redis_url: str = "",
+    worker_id: str = "bench-worker",
+) -> dict[str, str]:
+    """The bench worker's environment: no database, the bench policies, its own HTTP port and
+    ``RISK_WORKER_ID``; with ``redis_url`` (``--var``) that Redis and the bench's ``RISK_VAR_*``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISK_")}
     if redis_url:
         env |= {"RISK_REDIS_URL": redis_url, **var_env()}
@@ -108,7 +114,7 @@ def worker_env(url: str, policy_file: Path, http_port: int, redis_url: str = "")
         "RISK_HTTP_HOST": "127.0.0.1",
         "RISK_HTTP_PORT": str(http_port),
         "RISK_LOG_LEVEL": "WARNING",
-        "RISK_WORKER_ID": "bench-worker",
+        "RISK_WORKER_ID": worker_id,
         "RISK_POLICY_FILE": str(policy_file),
     }
 

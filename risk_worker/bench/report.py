@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from risk_worker.bench.summary import CPU_PROCESSES, INPROCESS_STAGES, figure_keys
+from risk_worker.bench.summary import CPU_PROCESSES, INPROCESS_STAGES, figure_keys, phases
 
 
 def _value(key: str, value: float) -> str:
@@ -34,9 +34,11 @@ def _figures(result: dict[str, Any]) -> Table:
             f"{result['policies']}, median of {cfg['rounds']} alternating rounds"
         )
     )
-    for name, justify in (("figure", "left"), ("floor (echo)", "right"), ("worker", "right")):
+    n = result["instances"]["count"]
+    workers = "worker" if n == 1 else f"{n} workers"
+    for name, justify in (("figure", "left"), ("floor (echo)", "right"), (workers, "right")):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    table.add_column("worker/floor", justify="right")
+    table.add_column(f"{workers}/floor", justify="right")
     for key in figure_keys(tuple(cfg["inflight"])):
         table.add_row(
             _label(key, cfg["tick_rate"]),
@@ -52,16 +54,71 @@ _PHASES = {"seq": "sequential", "idle": "sequential, no ticks"}
 
 def _cpu(result: dict[str, Any]) -> Table:
     cpu = result["cpu_us_per_request"]
-    table = Table(title="CPU time per request, µs (floor / worker round), by process")
+    n = result["instances"]["count"]
+    summed = "" if n == 1 else f"; the worker round's responder is the sum over its {n} workers"
+    table = Table(title=f"CPU time per request, µs (floor / worker round), by process{summed}")
     table.add_column("phase")
     for name in CPU_PROCESSES:
         table.add_column(name, justify="right")
-    phases = ["seq", *(f"c{k}" for k in result["config"]["inflight"]), "idle"]
-    for phase in phases:
+    for phase in phases(tuple(result["config"]["inflight"])):
         keys = [f"{phase}_cpu_{n}_us" for n in CPU_PROCESSES]
         cells = [f"{cpu['floor'][k]:.1f} / {cpu['worker'][k]:.1f}" for k in keys]
         table.add_row(_PHASES.get(phase, f"{phase[1:]} in flight"), *cells)
     return table
+
+
+def _scale_out(result: dict[str, Any]) -> Table:
+    inst = result["instances"]
+    cpu = result["cpu_us_per_request"]["worker"]
+    bg = result["background_cpu_cores"]["worker"]
+    who = f"{inst['count']} workers" if inst["count"] > 1 else "one worker"
+    table = Table(
+        title=f"{who} ({', '.join(inst['ids'])}): CPU per check summed over the workers, and "
+        f"net of their background ({bg['responder']:.2f} cores with ticks and no checks); "
+        "forwarded = sent on by the receiving instance to the account's owner"
+    )
+    for name in ("phase", "throughput", "p50", "workers' CPU/check", "net", "server CPU/check"):
+        table.add_column(name, justify="left" if name == "phase" else "right")
+    table.add_column("forwarded", justify="right")
+    worker = result["worker"]
+    for phase in phases(tuple(result["config"]["inflight"])):
+        rps = worker[f"{phase}_rps"]
+        per_check = cpu[f"{phase}_cpu_responder_us"]
+        table.add_row(
+            _PHASES.get(phase, f"{phase[1:]} in flight"),
+            f"{rps:,.0f}/s",
+            f"{worker[f'{phase}_p50_us']:,.0f} µs",
+            f"{per_check:.1f} µs",
+            # idle: the ticks stopped, that background was not measured
+            f"{per_check - bg['responder'] * 1e6 / rps:.1f} µs" if rps and phase != "idle" else "—",
+            f"{cpu[f'{phase}_cpu_server_us']:.1f} µs",
+            f"{inst['forwarded_fraction'][phase]:.1%}",
+        )
+    return table
+
+
+def hop_line(inst: dict[str, Any]) -> str:
+    """The report's lines on the forwarding hop and how the checks were spread."""
+    spread = ", ".join(
+        f"{wid} {n:,.0f}" for wid, n in zip(inst["ids"], inst["decided"], strict=True)
+    )
+    hop = inst["hop"]
+    if not hop:
+        return f"one worker instance ({spread} checks; --instances N for more): nothing forwarded"
+    head = (
+        f"checks decided per instance: {spread}; membership converged "
+        f"{inst['start_to_converged_s']:.2f} s after start"
+    )
+    if "hop_cost_p50_us" not in hop:
+        return head + "; forwarding hop: not measured (one kind of check got no sample)"
+    return (
+        f"{head}\nforwarding hop (sequential, no ticks, each check classified by "
+        f"the receivers' forwarded counters): forwarded {hop['hop_forwarded_n']:.0f} checks p50 "
+        f"{hop['hop_forwarded_p50_us']:,.0f} µs (mean {hop['hop_forwarded_mean_us']:,.0f}), "
+        f"answered where received {hop['hop_local_n']:.0f} p50 {hop['hop_local_p50_us']:,.0f} "
+        f"µs (mean {hop['hop_local_mean_us']:,.0f}): the hop costs "
+        f"{hop['hop_cost_p50_us']:+,.0f} µs p50, {hop['hop_cost_mean_us']:+,.0f} µs mean"
+    )
 
 
 def _inprocess(figures: dict[str, float], var: bool) -> Table:
@@ -140,6 +197,8 @@ def render(result: dict[str, Any], console: Console) -> None:
     console.print(_figures(result))
     console.print(var_line(result["var"]))
     console.print(_cpu(result))
+    console.print(_scale_out(result))
+    console.print(hop_line(result["instances"]))
     if result["inprocess"]:
         console.print(_inprocess(result["inprocess"], result["var"] is not None))
     ingestion = result["ingestion"]

@@ -1,25 +1,27 @@
 """Run the bench: its own nats-server, alternating floor and worker rounds, then tick ingestion.
 
-Round A runs the floor (:mod:`risk_worker.bench.floor`) alone, round B a ``risk-worker run``
-process alone, so exactly one responder is in the queue group while a round is measured. In
-both, the tick generator publishes ``market.tick.*`` at ``tick_rate`` while the sequential and
-in-flight phases run, then stops for an idle sequential phase. Each worker round starts a fresh
-worker on the bench's 14 policies (``RISK_POLICY_FILE``), loads its book through real events,
-times its start and checks that it applied every tick. Figures are medians over rounds.
+Round A runs the floor (:mod:`risk_worker.bench.floor`) alone, round B ``--instances`` N
+``risk-worker run`` processes (one by default; :mod:`risk_worker.bench.fleet`), so only one
+kind of responder is in the queue group while a round is measured. In both, the tick generator
+publishes ``market.tick.*`` at ``tick_rate`` while the sequential and in-flight phases run,
+then stops for an idle sequential phase. Each worker round starts fresh workers on the bench's
+14 policies (``RISK_POLICY_FILE``), loads their book through real events, times their start
+and checks that every instance applied every tick; with N ≥ 2 each phase also reports the
+fraction of checks forwarded to the account's owner, and a last sequential phase measures the
+forwarding hop (:mod:`risk_worker.bench.hop`). Figures are medians over rounds.
 
-With ``var`` (``--var``) the policy file also holds a hard VaR policy and every worker gets
-an embedded Redis, seeded with a full VaR history just before it starts
+With ``var`` (``--var``) the policy file also holds a hard VaR policy and the workers get
+an embedded Redis, seeded with a full VaR history just before they start
 (:mod:`risk_worker.bench.varseed`); the in-process phase runs with the same.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import tempfile
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,49 +29,52 @@ import nats
 from nats.aio.client import Client
 
 from risk_worker.bench.config import BenchConfig
+from risk_worker.bench.fleet import (
+    START_TIMEOUT_S,
+    Fleet,
+    decided,
+    forwarded_total,
+    start_fleet,
+)
+from risk_worker.bench.hop import HOP_REQUESTS, hop_phase
 from risk_worker.bench.ingest import applied_ticks, tick_ladder, wait_applied
 from risk_worker.bench.load import (
     CHECK_SUBJECT,
     BenchError,
     bench_requests,
-    load_book,
     publish_marks,
     wait_answering,
-    wait_approved,
     write_policy_file,
 )
-from risk_worker.bench.measure import Plan, measure_all, timed_phase
-from risk_worker.bench.procs import (
-    TickStream,
-    alive,
-    peak_rss_mb,
-    spawn,
-    stop,
-    wait_ready,
-    worker_env,
-)
+from risk_worker.bench.measure import Counter, Plan, background_cpu, measure_all, timed_phase
+from risk_worker.bench.procs import TickStream, alive, peak_rss_mb, spawn, stop
 from risk_worker.bench.summary import inprocess_figures, summarize
-from risk_worker.bench.varseed import seed_redis, var_policy, var_redis
-from risk_worker.devstack.nats_server import NatsServer, free_port
+from risk_worker.bench.varseed import var_policy, var_redis
+from risk_worker.devstack.nats_server import NatsServer
 
-RISK_WORKER = Path(sys.executable).parent / "risk-worker"
-START_TIMEOUT_S = 30.0
 DISTINCT_BODIES = 5_000
 
 
 async def _phases(
-    nc: Client, server: NatsServer, cfg: BenchConfig, plan: Plan, responder: int
+    nc: Client,
+    server: NatsServer,
+    cfg: BenchConfig,
+    plan: Plan,
+    responders: Sequence[int],
+    forwarded: Counter | None = None,
 ) -> tuple[dict[str, float], int]:
-    """Measured phases with ticks flowing, then the idle sequential phase: (figures, ticks)."""
-    pids = {"client": os.getpid(), "server": server.pid or 0, "responder": responder}
+    """With ticks flowing: the responders' background CPU (no checks), then the measured
+    phases; then the idle sequential phase: (figures, ticks published)."""
+    pids = {"client": [os.getpid()], "server": [server.pid or 0], "responder": list(responders)}
     ticks = TickStream(server.url, cfg.positions, cfg.tick_rate)
     await ticks.start()
     try:
-        figures = await measure_all(nc, plan, cfg.inflight, pids)
+        figures = await background_cpu(pids, min(plan.duration or 1.0, 2.0))
+        figures |= await measure_all(nc, plan, cfg.inflight, pids, forwarded)
     finally:
         published = await ticks.stop()
     await publish_marks(nc, cfg.positions)  # fresh marks for market orders while idle
-    figures |= await timed_phase(nc, plan, 1, "idle", pids)
+    figures |= await timed_phase(nc, plan, 1, "idle", pids, forwarded)
     reply = await nc.request(CHECK_SUBJECT, plan.bodies[0], timeout=5.0)
     figures["reply_bytes"] = float(len(reply.data))
     return figures, published
@@ -95,72 +100,69 @@ async def floor_round(
     try:
         await alive(proc, log, wait_answering(nc, START_TIMEOUT_S))
         unchecked = Plan(plan.bodies, plan.order_ids, plan.requests, plan.duration, verify=False)
-        figures, _ = await _phases(nc, server, cfg, unchecked, proc.pid)
+        figures, _ = await _phases(nc, server, cfg, unchecked, [proc.pid])
         return figures
     finally:
         await stop(proc)
 
 
-async def start_worker(
-    nc: Client, url: str, cfg: BenchConfig, tmp: Path, redis_url: str = ""
-) -> tuple[asyncio.subprocess.Process, int, dict[str, float]]:
-    """Spawn a worker, wait until ready and its book is loaded: (process, HTTP port, times).
+async def _ticks_absorbed(fleet: Fleet, bases: Sequence[int], published: int) -> int:
+    """The fewest ticks any instance applied since ``bases``.
 
-    With ``redis_url`` (``--var``) its Redis is first emptied and seeded with the VaR history,
-    and the loaded book must be approved with a VaR (the worker restored the history).
+    Raises:
+        BenchError: an instance applied fewer than ``published`` within 10 s.
     """
-    log = tmp / "worker.log"
-    port = free_port()
-    if redis_url:
-        await seed_redis(redis_url, cfg.positions)
-    env = worker_env(url, tmp / "policies.toml", port, redis_url)
-    started = time.monotonic()
-    proc = await spawn([str(RISK_WORKER), "run"], env, log)
-    try:
-        await alive(proc, log, wait_ready(port, START_TIMEOUT_S))
-        ready = time.monotonic() - started
-        await alive(proc, log, wait_answering(nc, START_TIMEOUT_S, cfg.positions))
-        serving = time.monotonic() - started
-        await load_book(nc, cfg.accounts, cfg.positions)
-        approved = wait_approved(nc, cfg.accounts, cfg.positions, START_TIMEOUT_S, cfg.var)
-        await alive(proc, log, approved)
-    except BaseException:
-        await stop(proc)
-        raise
-    times = {
-        "start_to_ready_s": ready,
-        "start_to_serving_s": serving,
-        "start_to_book_loaded_s": time.monotonic() - started,
-    }
-    return proc, port, times
+    applied = [
+        await wait_applied(port, base, published, 10.0)
+        for port, base in zip(fleet.ports, bases, strict=True)
+    ]
+    for wid, n in zip(fleet.ids, applied, strict=True):
+        if n < published:
+            raise BenchError(f"{wid} applied {n} of {published} ticks")
+    return min(applied)
 
 
 async def worker_round(
     nc: Client, server: NatsServer, cfg: BenchConfig, plan: Plan, tmp: Path, redis_url: str = ""
 ) -> dict[str, float]:
-    """One round B: start a worker, load its book, measure it (every reply checked), stop it.
+    """One round B: start ``cfg.instances`` workers, load the book, measure them (every reply
+    checked), then with N ≥ 2 the forwarding hop (:mod:`.hop`), and stop them.
+
+    Returns:
+        The figures, plus ``decided_<i>``: checks instance ``i`` decided during the phases.
 
     Raises:
-        BenchError: the worker did not start, answered wrongly or lost ticks.
+        BenchError: a worker did not start, answered wrongly or lost ticks, or the workers'
+            membership did not converge.
     """
-    proc, port, figures = await start_worker(nc, server.url, cfg, tmp, redis_url)
+    fleet, figures = await start_fleet(nc, server.url, cfg, tmp, redis_url)
     try:
-        base = await applied_ticks(port)
-        measured, published = await _phases(nc, server, cfg, plan, proc.pid)
-        applied = await wait_applied(port, base, published, 10.0)
-        if applied < published:
-            raise BenchError(f"the worker applied {applied} of {published} ticks")
+        bases = [await applied_ticks(port) for port in fleet.ports]
+        counts = await decided(fleet.ports)
+
+        async def forwarded() -> float:
+            return await forwarded_total(fleet.ports)
+
+        measured, published = await _phases(nc, server, cfg, plan, fleet.pids, forwarded)
+        applied = await _ticks_absorbed(fleet, bases, published)
+        after = await decided(fleet.ports)
+        figures |= {
+            f"decided_{i}": b - a for i, (a, b) in enumerate(zip(counts, after, strict=True))
+        }
+        if len(fleet.ids) > 1:
+            n = min(HOP_REQUESTS, plan.requests or HOP_REQUESTS)
+            figures |= await hop_phase(nc, plan, fleet.ports, n)
         return (
             figures
             | measured
             | {
                 "ticks_published": float(published),
                 "ticks_applied": float(applied),
-                "peak_rss_mb": peak_rss_mb(proc.pid),
+                "peak_rss_mb": max(peak_rss_mb(pid) for pid in fleet.pids),
             }
         )
     finally:
-        await stop(proc)
+        await fleet.stop()
 
 
 async def ingestion_round(
@@ -171,15 +173,16 @@ async def ingestion_round(
     on_step: Callable[[str], None] | None,
     redis_url: str = "",
 ) -> dict[str, Any]:
-    """A fresh worker with the loaded book, under the tick ladder (see :mod:`.ingest`)."""
-    proc, port, _ = await start_worker(nc, url, cfg, tmp, redis_url)
+    """A fresh worker (one, whatever ``cfg.instances``) with the loaded book, under the tick
+    ladder (see :mod:`.ingest`)."""
+    fleet, _ = await start_fleet(nc, url, replace(cfg, instances=1), tmp, redis_url)
     try:
         ladder = await tick_ladder(
-            url, port, cfg.positions, cfg.tick_rates, cfg.tick_seconds, on_step
+            url, fleet.ports[0], cfg.positions, cfg.tick_rates, cfg.tick_seconds, on_step
         )
-        return ladder | {"peak_rss_mb": peak_rss_mb(proc.pid)}
+        return ladder | {"peak_rss_mb": peak_rss_mb(fleet.pids[0])}
     finally:
-        await stop(proc)
+        await fleet.stop()
 
 
 def steps_total(cfg: BenchConfig) -> int:
@@ -200,8 +203,8 @@ async def run_bench(
         BenchError: a responder did not start, a worker reply was wrong, ticks were lost.
         ValueError: a size or count is out of range.
     """
-    if cfg.accounts < 1 or cfg.positions < 1 or cfg.rounds < 1 or cfg.duration <= 0:
-        raise ValueError("accounts, positions, rounds and duration must be positive")
+    if min(cfg.accounts, cfg.positions, cfg.rounds, cfg.instances) < 1 or cfg.duration <= 0:
+        raise ValueError("accounts, positions, rounds, instances and duration must be positive")
     if (cfg.requests is not None and cfg.requests < 1) or any(k < 1 for k in cfg.inflight):
         raise ValueError("requests and in-flight levels must be ≥ 1")
 

@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from risk_worker.bench.core import build_engine, measure, request_bodies
+from risk_worker.bench.fleet import worker_ids
 from risk_worker.bench.varseed import seed_engine, var_summary
 
 if TYPE_CHECKING:
@@ -35,8 +36,40 @@ CPU_PROCESSES = ("responder", "server", "client")
 
 def cpu_keys(inflight: tuple[int, ...]) -> list[str]:
     """Keys of the CPU µs per request of each process in each phase."""
-    phases = ["seq", *(f"c{k}" for k in inflight), "idle"]
-    return [f"{phase}_cpu_{name}_us" for phase in phases for name in CPU_PROCESSES]
+    return [f"{phase}_cpu_{name}_us" for phase in phases(inflight) for name in CPU_PROCESSES]
+
+
+def phases(inflight: tuple[int, ...]) -> list[str]:
+    """The measured phases in order: ``seq``, ``c<K>`` per level, ``idle``."""
+    return ["seq", *(f"c{k}" for k in inflight), "idle"]
+
+
+HOP_KEYS = ("n", "p50_us", "p90_us", "mean_us")
+
+
+def scale_out(cfg: BenchConfig, worker: list[dict[str, float]]) -> dict[str, Any]:
+    """The instances' part of the result: ids, checks each decided (summed over rounds), the
+    fraction forwarded per phase and the forwarding hop (medians over rounds; None at N = 1)."""
+    ids = worker_ids(cfg.instances)
+    hop: dict[str, float] | None = None
+    if cfg.instances > 1:
+        keys = [f"hop_{kind}_{k}" for kind in ("forwarded", "local") for k in HOP_KEYS]
+        keys += ["hop_forwarded", "hop_cost_p50_us", "hop_cost_mean_us"]
+        hop = {
+            k: statistics.median(r[k] for r in worker if k in r)
+            for k in keys
+            if any(k in r for r in worker)
+        }
+    return {
+        "count": cfg.instances,
+        "ids": list(ids),
+        "decided": [sum(r[f"decided_{i}"] for r in worker) for i in range(len(ids))],
+        "forwarded_fraction": {
+            p: statistics.median(r[f"{p}_forwarded"] for r in worker) for p in phases(cfg.inflight)
+        },
+        "start_to_converged_s": statistics.median(r["start_to_converged_s"] for r in worker),
+        "hop": hop,
+    }
 
 
 def inprocess_figures(accounts: int, positions: int, var: bool = False) -> dict[str, float]:
@@ -132,6 +165,13 @@ def summarize(
             side: {k: statistics.median(r[k] for r in rounds) for k in cpu_keys(cfg.inflight)}
             for side, rounds in (("floor", floor), ("worker", worker))
         },
+        "background_cpu_cores": {
+            side: {
+                name: statistics.median(r[f"bg_cpu_{name}_cores"] for r in rounds)
+                for name in CPU_PROCESSES
+            }
+            for side, rounds in (("floor", floor), ("worker", worker))
+        },
         "inprocess": inprocess,
         "ingestion": ingestion,
         "worker_peak_rss_mb": max(r["peak_rss_mb"] for r in worker),
@@ -152,6 +192,7 @@ def summarize(
             else "14 (the bench's policy file, RISK_POLICY_FILE)"
         ),
         "var": var_summary(cfg.positions) if cfg.var else None,
+        "instances": scale_out(cfg, worker),
         "rounds": {"floor": floor, "worker": worker},
     }
     result["targets"] = targets(result)

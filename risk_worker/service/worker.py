@@ -174,6 +174,7 @@ class Worker:
             self.sink,
             self._checked,
             members.owner_of,
+            self.metrics.check_forwarded,
         )
         self.service = WorkerService(
             nc,

@@ -1,5 +1,6 @@
 """``risk-worker bench`` at a tiny size: every figure is present and the checks were verified
-(also with ``--var``: historical VaR computed on every check)."""
+(also with ``--var``: historical VaR computed on every check; with ``--instances 2``: two
+workers, the forwarded fraction and the forwarding hop)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import asyncio
 import sys
 from typing import Any
 
+from rich.console import Console
+
 from risk_worker.bench.config import BenchConfig
+from risk_worker.bench.report import render
 from risk_worker.bench.runner import run_bench, steps_total
 from risk_worker.bench.summary import cpu_keys, figure_keys
 
@@ -47,6 +51,11 @@ async def test_bench_reports_every_figure_and_verifies_the_worker() -> None:
     # warm-up is not counted: sequential, 8 in flight and idle phases, 200 each
     assert result["checks_verified"] == 600
     assert result["inprocess"]["decide_p50_us"] > 0
+    for side in ("floor", "worker"):  # CPU with ticks flowing and no checks, cores
+        assert set(result["background_cpu_cores"][side]) == {"responder", "server", "client"}
+    inst = result["instances"]  # one instance: decides everything, forwards nothing
+    assert inst["ids"] == ["bench-worker"] and inst["decided"][0] >= 600 and inst["hop"] is None
+    assert inst["forwarded_fraction"] == {"seq": 0.0, "c8": 0.0, "idle": 0.0}
     for side in ("floor", "worker"):  # 10 ms clock ticks: a short phase may read 0
         assert set(result["cpu_us_per_request"][side]) == set(cpu_keys((8,)))
         assert all(v >= 0 for v in result["cpu_us_per_request"][side].values())
@@ -122,3 +131,42 @@ async def test_run_bench_var_result_names_the_var_setup() -> None:
     assert result["verified"] is True and result["checks_verified"] == 300
     assert result["var"]["samples_per_symbol"] == 1440 and result["var"]["symbols"] == 2
     assert result["policies"].startswith("15 ")
+
+
+async def test_bench_with_two_instances_spreads_forwards_and_measures_the_hop() -> None:
+    """``--instances 2``: both workers decide checks (each its accounts), every reply verified,
+    about half the checks forwarded to the owner, every tick applied by both, the hop measured."""
+    cfg = BenchConfig(
+        accounts=20,
+        positions=3,
+        requests=200,
+        inflight=(8,),
+        rounds=1,
+        tick_rate=1000.0,
+        tick_rates=(2000.0,),
+        tick_seconds=0.5,
+        inprocess=False,
+        instances=2,
+    )
+
+    result: dict[str, Any] = await run_bench(cfg)
+
+    assert result["verified"] is True and result["checks_verified"] == 600
+    inst = result["instances"]
+    assert inst["count"] == 2 and inst["ids"] == ["bench-worker-1", "bench-worker-2"]
+    assert all(n > 0 for n in inst["decided"]), inst  # both workers answered
+    assert sum(inst["decided"]) >= 600  # plus warm-up and the reply-size probe
+    assert set(inst["forwarded_fraction"]) == {"seq", "c8", "idle"}
+    assert all(0.2 < f < 0.8 for f in inst["forwarded_fraction"].values()), inst
+    hop = inst["hop"]
+    assert hop["hop_forwarded_n"] + hop["hop_local_n"] == 200
+    assert 0.2 < hop["hop_forwarded"] < 0.8
+    assert hop["hop_forwarded_p50_us"] > 0 and hop["hop_local_p50_us"] > 0
+    assert "hop_cost_p50_us" in hop
+    ticks = result["ticks_during_rounds"]  # the fewest any instance applied
+    assert ticks["published"] > 0 and ticks["applied"] >= ticks["published"]
+    console = Console(record=True, width=400)  # no line wrapped
+    render(result, console)
+    text = console.export_text()
+    assert "2 workers (bench-worker-1, bench-worker-2): CPU per check summed" in text
+    assert "forwarding hop (sequential, no ticks" in text and "the hop costs" in text

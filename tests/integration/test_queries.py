@@ -222,6 +222,13 @@ async def test_batch_when_two_workers_then_the_accounts_owner_decides_it(
         if ep["name"] == "check_batch"
     }
     assert sum(received.values()) == 20 and all(received.values()), received
+    forwarded = {  # the non-owner forwarded every batch it received, the owner none
+        h.settings.worker_id: h.worker.metrics.registry.get_sample_value(
+            "risk_checks_forwarded_total"
+        )
+        for h in (a, b)
+    }
+    assert forwarded == {w: 0.0 if w == owner else received[w] for w in received}, forwarded
 
 
 async def test_queries_when_services_protocol_off_then_answered_on_plain_queue_subscriptions(

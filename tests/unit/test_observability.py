@@ -48,6 +48,7 @@ def test_metrics_when_created_then_every_named_metric_is_exposed() -> None:
         "risk_trading_state_confirmed",
         "risk_accounts_by_risk_level",
         "risk_trips_total",
+        "risk_checks_forwarded_total",
     }
     assert expected <= names
     assert all(name.startswith("risk_") for name in names)

@@ -48,3 +48,27 @@ def test_batch_when_state_unconfirmed_then_every_order_denied_and_nothing_reserv
     body = msgspec.json.decode(answer.payload)
     assert [d["rejection_reason"] for d in body["decisions"]] == ["trading_state_unknown"] * 3
     assert answer.reservations == []
+
+
+def test_check_and_batch_when_another_instance_owns_the_account_then_forwarded_counted() -> None:
+    engine = make_engine(balance=100_000.0, mark=1_000.0)
+    forwarded: list[None] = []
+    checks = CheckHandler(
+        engine,
+        lambda: True,
+        "w1",
+        65_536,
+        ListSink(),
+        owner_of=lambda account: "w2",
+        on_forwarded=lambda: forwarded.append(None),
+    )
+    order = {"account_id": ACCT, "symbol": "BTCUSDT", "side": "BUY", "quantity": 1, "price": 1e3}
+    answer = checks.answer(msgspec.json.encode({**order, "order_id": "o1"}))
+    assert answer.forward_to == "w2" and answer.decision is None and len(forwarded) == 1
+    decided = checks.answer(msgspec.json.encode({**order, "order_id": "o2"}), may_forward=False)
+    assert decided.forward_to is None and decided.decision is not None and len(forwarded) == 1
+    batch = QueryHandler(engine, lambda: True, checks, 100).batch(
+        msgspec.json.encode({"orders": [{**order, "order_id": "o3"}]})
+    )
+    assert batch.forward_to == "w2" and len(forwarded) == 2
+    assert checks.forward_target(ACCT) == "w2" and len(forwarded) == 2  # asking counts nothing
