@@ -23,7 +23,6 @@ import pytest
 
 from risk_worker.adapters import (
     event_stream,
-    micro_service,
     nats_service,
     operator,
     query_endpoints,
@@ -270,7 +269,7 @@ def test_subject_table_matches_code() -> None:
         operator.EMERGENCY_SUBJECT,
         event_stream.VIOLATION_PREFIX + "<account_id>",
         event_stream.EMERGENCY_PREFIX + "<scope>",
-        micro_service.RESERVATIONS_SUBJECT,
+        query_endpoints.RESERVATIONS_SUBJECT,
         CANCEL_ALL_SUBJECT,
     } | {monitor_task.ALERTS_PREFIX + level.value for level in AlertLevel}
     assert set(subjects) == inbound | outbound
