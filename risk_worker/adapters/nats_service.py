@@ -4,8 +4,9 @@ publishing.
 Ticks go to every instance (no queue group) so each holds every mark; the account events come
 through the ``RISK_INPUTS`` stream (:mod:`~risk_worker.adapters.input_stream`), also to every
 instance. Checks are spread over the ``risk-workers`` queue group. The check handler awaits
-nothing but its reply. With the services protocol on, the request subjects are counted and the
-worker answers ``$SRV.*`` (:mod:`~risk_worker.adapters.discovery`).
+nothing but its reply (a reply with reservations waits for their announcement:
+:mod:`~risk_worker.adapters.reservation_outbox`). With the services protocol on, the request
+subjects are counted and the worker answers ``$SRV.*`` (:mod:`~risk_worker.adapters.discovery`).
 """
 
 from __future__ import annotations
@@ -28,19 +29,20 @@ from risk_worker.adapters.input_stream import FILLS_SUBJECT, PNL_SUBJECT, POSITI
 from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 from risk_worker.adapters.query_endpoints import (
     BATCH_HEADER,
-    RESERVATIONS_SUBJECT,
     answer_forwarded_batch,
     subscribe_queries,
 )
 from risk_worker.adapters.query_handler import QueryHandler
 from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.adapters.reply_guard import ReplyGuard
+from risk_worker.adapters.reservation_outbox import RESERVATIONS_SUBJECT, ReservationOutbox
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.marks import TickResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
 from risk_worker.wire.outbound import suspect_tick_alert
+from risk_worker.wire.reservations import parse_reservations
 from risk_worker.wire.trace import TRACEPARENT, header_traceparent
 
 log = logging.getLogger(__name__)
@@ -122,6 +124,7 @@ class WorkerService:
         self.checks = checks
         self._services_protocol = services_protocol
         self.discovery: Discovery | None = None
+        self.outbox = ReservationOutbox(nc, worker_id)
         self._encoder = msgspec.json.Encoder()
         self._subs: list[Subscription] = []
         self._endpoint_subs: list[Subscription] = []
@@ -159,7 +162,7 @@ class WorkerService:
         self._check_sub = await self._nc.subscribe(CHECK_SUBJECT, queue=CHECK_QUEUE, cb=on_check)
         self._endpoint_subs.append(self._check_sub)
         self._endpoint_subs += await subscribe_queries(
-            self._nc, self.queries, CHECK_QUEUE, self.replies, self.discovery
+            self._nc, self.queries, CHECK_QUEUE, self.replies, self.outbox, self.discovery
         )
         await self._nc.flush()
 
@@ -225,13 +228,20 @@ class WorkerService:
     async def _on_owned_check(self, msg: Msg) -> None:
         """A check (or a batch) forwarded here because this instance owns the account."""
         if msg.headers and msg.headers.get(BATCH_HEADER):
-            await answer_forwarded_batch(self._nc, self.queries, msg, self.replies)
+            sub = self._owner_sub
+            await answer_forwarded_batch(
+                self.queries, msg, self.replies, self.outbox, 0 if sub is None else sub.pending_msgs
+            )
             return
         await self._answer(msg, may_forward=False)
 
     async def _answer(self, msg: Msg, may_forward: bool = True) -> str | None:
         """Decide and reply, or forward to the owner; nothing for a refused reply subject
         (checked before deciding and before forwarding, so it reserves nothing).
+
+        A reservation is announced before the reply: at once when the request came alone,
+        else the reply is held and the run's reservations go out together when it ends
+        (:mod:`~risk_worker.adapters.reservation_outbox`; inlined here, the path is hot).
 
         Args:
             msg: the request.
@@ -240,35 +250,54 @@ class WorkerService:
         Returns:
             The error text of an error reply sent (an invalid request), else None.
         """
-        if not self.replies.accepts(msg.reply, msg.subject):
-            return None
-        traceparent = header_traceparent(msg.headers)  # None without headers: no work
-        answer = self.checks.answer(msg.data, may_forward, traceparent)
-        if answer.forward_to is not None:  # the owner answers the client directly
-            await self._nc.publish(
-                OWNER_SUBJECT_PREFIX + answer.forward_to,
-                msg.data,
-                reply=msg.reply,
-                headers=None if traceparent is None else {TRACEPARENT: traceparent},
-            )
-            return None
-        if answer.reservation is not None:  # before the reply: the race window is one message
-            await self._nc.publish(RESERVATIONS_SUBJECT, answer.reservation)
+        sub = self._check_sub if may_forward else self._owner_sub
+        outbox = self.outbox
         try:
-            await self._nc.publish(msg.reply, answer.payload, headers=answer.headers)
-        except nats.errors.Error as exc:  # the connection closed meanwhile
-            log.debug("answering a check failed: %r", exc)
-            return None
-        return answer.error
+            if not self.replies.accepts(msg.reply, msg.subject):
+                return None
+            traceparent = header_traceparent(msg.headers)  # None without headers: no work
+            answer = self.checks.answer(msg.data, may_forward, traceparent)
+            if answer.forward_to is not None:  # the owner answers the client directly
+                await self._nc.publish(
+                    OWNER_SUBJECT_PREFIX + answer.forward_to,
+                    msg.data,
+                    reply=msg.reply,
+                    headers=None if traceparent is None else {TRACEPARENT: traceparent},
+                )
+                return None
+            if answer.reservation is not None:  # announced before the reply
+                if outbox.held or (sub is not None and sub.pending_msgs):  # in a run: hold
+                    reservation = (answer.reservation,)
+                    if outbox.hold(reservation, msg.reply, answer.payload, answer.headers):
+                        await outbox.flush()
+                    return None
+                try:
+                    await self._nc.publish(
+                        RESERVATIONS_SUBJECT, outbox.batch((answer.reservation,))
+                    )
+                except nats.errors.Error as exc:  # not announced: no approval goes out
+                    log.warning("announcing a reservation failed, reply dropped: %r", exc)
+                    return None
+                outbox.messages += 1
+            try:
+                await self._nc.publish(msg.reply, answer.payload, headers=answer.headers)
+            except nats.errors.Error as exc:  # the connection closed meanwhile
+                log.debug("answering a check failed: %r", exc)
+                return None
+            return answer.error
+        finally:  # the last request of a run announces the run's reservations
+            if outbox.held:
+                await outbox.settle(0 if sub is None else sub.pending_msgs)
 
     async def _on_reservation(self, msg: Msg) -> None:
-        """Another instance reserved headroom: count it here too."""
+        """Other instances reserved headroom (a batch, or one from an earlier version): count
+        it here too. This instance's own messages are skipped unread."""
         try:
-            r = inbound.parse_reservation(msg.data)
+            reservations = parse_reservations(msg.data, own=self._worker_id)
         except InvalidMessageError as exc:
             self._invalid(RESERVATIONS_SUBJECT, exc)
             return
-        if r.worker_id != self._worker_id:
+        for r in reservations:
             self._engine.apply_reservation(r.account_id, inbound.pending_order(r))
 
     # -- outbound -----------------------------------------------------------------------------
@@ -299,3 +328,4 @@ class WorkerService:
             if isinstance(result, Exception):  # connection already closed or draining
                 log.debug("draining a subscription failed: %r", result)
         self._subs.clear()
+        await self.outbox.flush()  # nothing should be held by now; if it is, send it

@@ -5,16 +5,16 @@ queue subscriptions in queue group ``risk-workers`` next to ``check_order``, cou
 in ``$SRV.INFO`` when the services protocol is on (:mod:`~risk_worker.adapters.discovery`).
 Every reply subject passes the :class:`~risk_worker.adapters.reply_guard.ReplyGuard` before
 anything is decided, exactly as checks do. Handlers await nothing but their publishes: a batch
-is decided in one synchronous call. A batch of an account another instance owns is forwarded
-to it on ``risk.check.owner.<worker_id>`` with the header ``Risk-Batch: 1``.
+is decided in one synchronous call, and its reply waits with its reservations for their
+announcement (:mod:`~risk_worker.adapters.reservation_outbox`). A batch of an account another
+instance owns is forwarded to it on ``risk.check.owner.<worker_id>`` with the header
+``Risk-Batch: 1``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 
-import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -23,11 +23,9 @@ from risk_worker.adapters.discovery import Discovery
 from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
 from risk_worker.adapters.query_handler import QueryAnswer, QueryHandler
 from risk_worker.adapters.reply_guard import ReplyGuard
+from risk_worker.adapters.reservation_outbox import ReservationOutbox
 from risk_worker.wire.trace import TRACEPARENT, header_traceparent
 
-log = logging.getLogger(__name__)
-
-RESERVATIONS_SUBJECT = "risk.reservations"
 QUERY_METRICS_SUBJECT = "risk.query.metrics"
 QUERY_STATES_SUBJECT = "risk.query.states"
 BATCH_SUBJECT = "risk.check.batch"
@@ -57,10 +55,12 @@ async def send(
     nc: Client,
     answer: QueryAnswer,
     msg: Msg,
+    outbox: ReservationOutbox,
+    more: int,
     traceparent: str | None = None,
 ) -> str | None:
-    """Forward (a batch of another owner's account, with its ``traceparent``), or announce
-    the reservations and reply.
+    """Forward (a batch of another owner's account, with its ``traceparent``), or reply (with
+    the answer's reservations announced first; ``more``: requests queued behind this one).
 
     Returns:
         The error text of an error reply sent, else None.
@@ -75,14 +75,8 @@ async def send(
             else {BATCH_HEADER: "1", TRACEPARENT: traceparent},
         )
         return None
-    for reservation in answer.reservations:  # before the reply, as for single checks
-        await nc.publish(RESERVATIONS_SUBJECT, reservation)
-    try:
-        await nc.publish(msg.reply, answer.payload, headers=answer.headers)
-    except nats.errors.Error as exc:
-        log.debug("answering a query failed: %r", exc)
-        return None
-    return answer.error
+    sent = await outbox.send(answer.reservations, msg.reply, answer.payload, answer.headers, more)
+    return answer.error if sent else None
 
 
 async def subscribe_queries(
@@ -90,6 +84,7 @@ async def subscribe_queries(
     queries: QueryHandler,
     queue: str,
     replies: ReplyGuard,
+    outbox: ReservationOutbox,
     discovery: Discovery | None = None,
 ) -> list[Subscription]:
     """Queue subscriptions for the queries; with ``discovery``, each counted as an endpoint
@@ -97,30 +92,45 @@ async def subscribe_queries(
     subs: list[Subscription] = []
     for name, subject, description in ENDPOINTS:
         answer_of = answers(queries)[subject]
+        mine: list[Subscription] = []
 
         async def on_msg(
-            msg: Msg, subject: str = subject, answer_of: Answer = answer_of
+            msg: Msg,
+            subject: str = subject,
+            answer_of: Answer = answer_of,
+            mine: list[Subscription] = mine,
         ) -> str | None:
-            if not replies.accepts(msg.reply, subject):
-                return None
-            traceparent = header_traceparent(msg.headers)
-            answer = answer_of(msg.data, traceparent)
-            return await send(nc, answer, msg, traceparent)
+            more = mine[0].pending_msgs if mine else 0
+            try:
+                if not replies.accepts(msg.reply, subject):
+                    return None
+                traceparent = header_traceparent(msg.headers)
+                answer = answer_of(msg.data, traceparent)
+                return await send(nc, answer, msg, outbox, more, traceparent)
+            finally:
+                if outbox.held:
+                    await outbox.settle(more)
 
         cb: Callable[[Msg], Awaitable[object]] = on_msg
         if discovery is not None:
             endpoint = discovery.endpoint(name, subject, queue, description + " (subjects.md)")
             cb = discovery.counted(endpoint, on_msg)
-        subs.append(await nc.subscribe(subject, queue=queue, cb=cb))  # type: ignore[arg-type]
+        mine.append(await nc.subscribe(subject, queue=queue, cb=cb))  # type: ignore[arg-type]
+        subs += mine
     return subs
 
 
 async def answer_forwarded_batch(
-    nc: Client, queries: QueryHandler, msg: Msg, replies: ReplyGuard
+    queries: QueryHandler, msg: Msg, replies: ReplyGuard, outbox: ReservationOutbox, more: int
 ) -> None:
-    """A batch forwarded to this instance as the account's owner: decide it here."""
-    if not replies.accepts(msg.reply, msg.subject):
-        return
-    traceparent = header_traceparent(msg.headers)
-    answer = queries.batch(msg.data, may_forward=False, traceparent=traceparent)
-    await send(nc, answer, msg, traceparent)
+    """A batch forwarded to this instance as the account's owner: decide it here (``more``:
+    requests queued behind it on ``risk.check.owner.<worker_id>``)."""
+    try:
+        if not replies.accepts(msg.reply, msg.subject):
+            return
+        traceparent = header_traceparent(msg.headers)
+        answer = queries.batch(msg.data, may_forward=False, traceparent=traceparent)
+        await outbox.send(answer.reservations, msg.reply, answer.payload, answer.headers, more)
+    finally:
+        if outbox.held:
+            await outbox.settle(more)
