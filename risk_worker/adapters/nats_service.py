@@ -4,7 +4,9 @@ publishing.
 Ticks go to every instance (no queue group) so each holds every mark; the account events come
 through the ``RISK_INPUTS`` stream (:mod:`~risk_worker.adapters.input_stream`), also to every
 instance. Checks are spread over the ``risk-workers`` queue group. The check handler awaits
-nothing but its reply.
+nothing but its reply (a reply with reservations waits for their announcement:
+:mod:`~risk_worker.adapters.reservation_outbox`). With the services protocol on, the request
+subjects are counted and the worker answers ``$SRV.*`` (:mod:`~risk_worker.adapters.discovery`).
 """
 
 from __future__ import annotations
@@ -13,31 +15,27 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, cast
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from nats.micro.service import Service
 
 from risk_worker.adapters.check_handler import CheckHandler, now_ms
+from risk_worker.adapters.discovery import Discovery
 from risk_worker.adapters.input_stream import FILLS_SUBJECT, PNL_SUBJECT, POSITIONS_SUBJECT
 from risk_worker.adapters.membership import OWNER_SUBJECT_PREFIX
-from risk_worker.adapters.micro_service import (
-    RESERVATIONS_SUBJECT,
-    drain_endpoints,
-    start_service,
-)
 from risk_worker.adapters.query_endpoints import (
     BATCH_HEADER,
-    add_query_endpoints,
     answer_forwarded_batch,
     subscribe_queries,
 )
 from risk_worker.adapters.query_handler import QueryHandler
 from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.adapters.reply_guard import ReplyGuard
+from risk_worker.adapters.reservation_outbox import RESERVATIONS_SUBJECT, ReservationOutbox
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.marks import TickResult
@@ -45,6 +43,7 @@ from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
 from risk_worker.wire.detail import forward_headers, header_detail
 from risk_worker.wire.outbound import suspect_tick_alert
+from risk_worker.wire.reservations import parse_reservations
 from risk_worker.wire.trace import header_traceparent
 
 log = logging.getLogger(__name__)
@@ -52,6 +51,8 @@ log = logging.getLogger(__name__)
 
 CHECK_SUBJECT = "risk.check.order"
 CHECK_QUEUE = "risk-workers"
+CHECK_ENDPOINT = "check_order"
+CHECK_DESCRIPTION = "request: CheckRequestMsg; reply: CheckReplyMsg (subjects.md)"
 TICKS_SUBJECT = "market.tick.*"
 SUSPECT_TICK_SUBJECT = "risk.alerts.warning"
 """Where ``suspect_tick`` alerts go."""
@@ -96,8 +97,8 @@ class WorkerService:
         worker_id: this instance's id, echoed in replies.
         checks: answers check requests.
         metrics: counts events (valid, ignored, invalid).
-        services_protocol: serve checks as a NATS service endpoint (``$SRV.*``), else on a
-            plain queue subscription.
+        services_protocol: answer ``$SRV.*`` and count the requests of each endpoint (the
+            requests are served on plain queue subscriptions either way).
         reply_prefixes: inbox prefixes answered besides ``_INBOX.`` (``RISK_REPLY_PREFIXES``);
             a request with any other reply subject is dropped (see ``reply_guard``).
         max_batch: ``RISK_MAX_BATCH``, the most orders of a ``risk.check.batch``.
@@ -123,9 +124,13 @@ class WorkerService:
         self._worker_id = worker_id
         self.checks = checks
         self._services_protocol = services_protocol
-        self.micro: Service | None = None
+        self.discovery: Discovery | None = None
+        self.outbox = ReservationOutbox(nc, worker_id)
         self._encoder = msgspec.json.Encoder()
         self._subs: list[Subscription] = []
+        self._endpoint_subs: list[Subscription] = []
+        self._check_sub: Subscription | None = None
+        self._owner_sub: Subscription | None = None
         self._ratelog = RateLimitedLog(log)
         self.replies = ReplyGuard(reply_prefixes, metrics.request_dropped)
         self.queries = QueryHandler(engine, watcher.confirmed, checks, max_batch)
@@ -143,21 +148,23 @@ class WorkerService:
                     subject, cb=cb, pending_msgs_limit=-1, pending_bytes_limit=-1
                 )
             )
-        self._subs.append(
-            await self._nc.subscribe(
-                OWNER_SUBJECT_PREFIX + self._worker_id, cb=self._on_owned_check
-            )
+        self._owner_sub = await self._nc.subscribe(
+            OWNER_SUBJECT_PREFIX + self._worker_id, cb=self._on_owned_check
         )
+        self._subs.append(self._owner_sub)
+        on_check = cast(Callable[[Msg], Awaitable[None]], self._answer)
         if self._services_protocol:
-            self.micro = await start_service(
-                self._nc, self.checks, CHECK_SUBJECT, CHECK_QUEUE, self._worker_id, self.replies
+            self.discovery = Discovery(self._nc, self._worker_id, self.replies)
+            await self.discovery.start()  # answered until the connection closes, as before
+            endpoint = self.discovery.endpoint(
+                CHECK_ENDPOINT, CHECK_SUBJECT, CHECK_QUEUE, CHECK_DESCRIPTION
             )
-            await add_query_endpoints(self.micro, self._nc, self.queries, CHECK_QUEUE, self.replies)
-        else:
-            self._subs.append(
-                await self._nc.subscribe(CHECK_SUBJECT, queue=CHECK_QUEUE, cb=self._on_check)
-            )
-            self._subs += await subscribe_queries(self._nc, self.queries, CHECK_QUEUE, self.replies)
+            on_check = self.discovery.counted(endpoint, self._answer)
+        self._check_sub = await self._nc.subscribe(CHECK_SUBJECT, queue=CHECK_QUEUE, cb=on_check)
+        self._endpoint_subs.append(self._check_sub)
+        self._endpoint_subs += await subscribe_queries(
+            self._nc, self.queries, CHECK_QUEUE, self.replies, self.outbox, self.discovery
+        )
         await self._nc.flush()
 
     # -- events -------------------------------------------------------------------------------
@@ -219,45 +226,80 @@ class WorkerService:
 
     # -- checks -------------------------------------------------------------------------------
 
-    async def _on_check(self, msg: Msg) -> None:
-        """The plain queue subscription (``RISK_SERVICES_PROTOCOL=false``)."""
-        await self._answer(msg, may_forward=True)
-
     async def _on_owned_check(self, msg: Msg) -> None:
         """A check (or a batch) forwarded here because this instance owns the account."""
         if msg.headers and msg.headers.get(BATCH_HEADER):
-            await answer_forwarded_batch(self._nc, self.queries, msg, self.replies)
+            sub = self._owner_sub
+            await answer_forwarded_batch(
+                self.queries, msg, self.replies, self.outbox, 0 if sub is None else sub.pending_msgs
+            )
             return
         await self._answer(msg, may_forward=False)
 
-    async def _answer(self, msg: Msg, may_forward: bool) -> None:
+    async def _answer(self, msg: Msg, may_forward: bool = True) -> str | None:
         """Decide and reply, or forward to the owner; nothing for a refused reply subject
-        (checked before deciding and before forwarding, so it reserves nothing)."""
-        if not self.replies.accepts(msg.reply, msg.subject):
-            return
-        traceparent = header_traceparent(msg.headers)  # None without headers: no work
-        detail = header_detail(msg.headers)
-        answer = self.checks.answer(msg.data, may_forward, traceparent, detail)
-        if answer.forward_to is not None:  # the owner answers the client directly
-            await self._nc.publish(
-                OWNER_SUBJECT_PREFIX + answer.forward_to,
-                msg.data,
-                reply=msg.reply,
-                headers=forward_headers(traceparent, detail),
-            )
-            return
-        if answer.reservation is not None:
-            await self._nc.publish(RESERVATIONS_SUBJECT, answer.reservation)
-        await self._nc.publish(msg.reply, answer.payload, headers=answer.headers)
+        (checked before deciding and before forwarding, so it reserves nothing).
+
+        A reservation is announced before the reply: at once when the request came alone,
+        else the reply is held and the run's reservations go out together when it ends
+        (:mod:`~risk_worker.adapters.reservation_outbox`; inlined here, the path is hot).
+
+        Args:
+            msg: the request.
+            may_forward: True on ``risk.check.order``, False for a check forwarded here.
+
+        Returns:
+            The error text of an error reply sent (an invalid request), else None.
+        """
+        sub = self._check_sub if may_forward else self._owner_sub
+        outbox = self.outbox
+        try:
+            if not self.replies.accepts(msg.reply, msg.subject):
+                return None
+            traceparent = header_traceparent(msg.headers)  # None without headers: no work
+            detail = header_detail(msg.headers)
+            answer = self.checks.answer(msg.data, may_forward, traceparent, detail)
+            if answer.forward_to is not None:  # the owner answers the client directly
+                await self._nc.publish(
+                    OWNER_SUBJECT_PREFIX + answer.forward_to,
+                    msg.data,
+                    reply=msg.reply,
+                    headers=forward_headers(traceparent, detail),
+                )
+                return None
+            if answer.reservation is not None:  # announced before the reply
+                if outbox.held or (sub is not None and sub.pending_msgs):  # in a run: hold
+                    reservation = (answer.reservation,)
+                    if outbox.hold(reservation, msg.reply, answer.payload, answer.headers):
+                        await outbox.flush()
+                    return None
+                try:
+                    await self._nc.publish(
+                        RESERVATIONS_SUBJECT, outbox.batch((answer.reservation,))
+                    )
+                except nats.errors.Error as exc:  # not announced: no approval goes out
+                    log.warning("announcing a reservation failed, reply dropped: %r", exc)
+                    return None
+                outbox.messages += 1
+            try:
+                await self._nc.publish(msg.reply, answer.payload, headers=answer.headers)
+            except nats.errors.Error as exc:  # the connection closed meanwhile
+                log.debug("answering a check failed: %r", exc)
+                return None
+            return answer.error
+        finally:  # the last request of a run announces the run's reservations
+            if outbox.held:
+                await outbox.settle(0 if sub is None else sub.pending_msgs)
 
     async def _on_reservation(self, msg: Msg) -> None:
-        """Another instance reserved headroom: count it here too."""
+        """Other instances reserved headroom (a batch, or one from an earlier version): count
+        it here too. This instance's own messages are skipped unread."""
         try:
-            r = inbound.parse_reservation(msg.data)
+            reservations = parse_reservations(msg.data, own=self._worker_id)
         except InvalidMessageError as exc:
             self._invalid(RESERVATIONS_SUBJECT, exc)
             return
-        if r.worker_id != self._worker_id:
+        for r in reservations:
             self._engine.apply_reservation(r.account_id, inbound.pending_order(r))
 
     # -- outbound -----------------------------------------------------------------------------
@@ -270,11 +312,12 @@ class WorkerService:
         """Drain every subscription: no new messages, the ones received are still handled
         (in-flight checks are answered, their audit records queued). Bounded: a drain that
         does not finish within ``timeout`` seconds is abandoned, so a stop always ends."""
-        if self.micro is not None:
-            try:
-                await asyncio.wait_for(drain_endpoints(self.micro), timeout)
-            except TimeoutError:
-                log.warning("draining the check endpoint took over %s s; abandoned", timeout)
+        endpoints = (sub.drain() for sub in self._endpoint_subs)  # type: ignore[no-untyped-call]
+        try:  # the requests first: their audit records are queued before the audit flush
+            await asyncio.wait_for(asyncio.gather(*endpoints, return_exceptions=True), timeout)
+        except TimeoutError:
+            log.warning("draining the check endpoints took over %s s; abandoned", timeout)
+        self._endpoint_subs.clear()
         drains = (sub.drain() for sub in self._subs)  # type: ignore[no-untyped-call]  # nats-py
         try:
             results = await asyncio.wait_for(
@@ -287,3 +330,4 @@ class WorkerService:
             if isinstance(result, Exception):  # connection already closed or draining
                 log.debug("draining a subscription failed: %r", result)
         self._subs.clear()
+        await self.outbox.flush()  # nothing should be held by now; if it is, send it

@@ -30,7 +30,7 @@ def services(
     wait: Annotated[float, typer.Option(help="Seconds to collect answers.")] = 0.5,
 ) -> None:
     """List running risk-worker instances with their $SRV.STATS (natscli's micro ls/stats)."""
-    from risk_worker.adapters.micro_service import SERVICE_NAME  # noqa: PLC0415
+    from risk_worker.adapters.discovery import SERVICE_NAME  # noqa: PLC0415
 
     settings = settings_or_exit()
 

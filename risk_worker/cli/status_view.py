@@ -21,9 +21,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from risk_worker.adapters import operator
+from risk_worker.adapters.discovery import SERVICE_NAME
 from risk_worker.adapters.event_stream import STREAM
 from risk_worker.adapters.input_stream import STREAM as INPUTS_STREAM
-from risk_worker.adapters.micro_service import SERVICE_NAME
 from risk_worker.cli.restrict import gather_restricted, render_restricted
 from risk_worker.domain.restricted import Restriction
 from risk_worker.domain.trading_state import StateValue

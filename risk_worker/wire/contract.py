@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from risk_worker import __version__
-from risk_worker.wire import audit, inbound, outbound, queries
+from risk_worker.wire import audit, inbound, outbound, queries, reservations
 from risk_worker.wire.asyncapi import asyncapi_document
 from risk_worker.wire.contract_channels import CHANNELS
 from risk_worker.wire.contract_text import examples_from_markdown, to_yaml
@@ -43,6 +43,7 @@ STRUCTS: dict[str, type[msgspec.Struct]] = {
         inbound.PnlUpdateMsg,
         outbound.AlertMsg,
         outbound.StateChangeMsg,
+        reservations.ReservationBatchMsg,
         inbound.ReservationMsg,
         outbound.CancelAllMsg,
         audit.ViolationRecord,

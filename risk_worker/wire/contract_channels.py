@@ -138,8 +138,9 @@ CHANNELS: tuple[Channel, ...] = (
         "reservations",
         "risk.reservations",
         ("send", "receive"),
-        ("ReservationMsg",),
-        "Headroom an instance reserved for an approved order; the other instances apply it.",
+        ("ReservationBatchMsg", "ReservationMsg"),
+        "Headroom an instance reserved for the orders it approved, one batch per run of"
+        " requests; the other instances apply it.",
     ),
     Channel(
         "cancelAll",

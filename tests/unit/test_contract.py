@@ -23,10 +23,10 @@ import pytest
 
 from risk_worker.adapters import (
     event_stream,
-    micro_service,
     nats_service,
     operator,
     query_endpoints,
+    reservation_outbox,
 )
 from risk_worker.adapters.input_stream import STREAM as INPUTS_STREAM
 from risk_worker.adapters.kv_bucket import decode_restriction, decode_state
@@ -50,6 +50,7 @@ from risk_worker.wire.outbound import (
     StateChangeMsg,
     ViolationMsg,
 )
+from risk_worker.wire.reservations import ReservationBatchMsg
 
 DOC = Path(__file__).resolve().parents[2] / "subjects.md"
 TEXT = DOC.read_text(encoding="utf-8")
@@ -71,6 +72,7 @@ OUTBOUND: dict[str, type[msgspec.Struct]] = {
     "StateChangeMsg": StateChangeMsg,
     "ViolationRecord": ViolationRecord,
     "ReservationMsg": inbound.ReservationMsg,
+    "ReservationBatchMsg": ReservationBatchMsg,
     "StateChangeRecord": StateChangeRecord,
     "CancelAllMsg": CancelAllMsg,
     "BatchReplyMsg": queries.BatchReplyMsg,
@@ -270,7 +272,7 @@ def test_subject_table_matches_code() -> None:
         operator.EMERGENCY_SUBJECT,
         event_stream.VIOLATION_PREFIX + "<account_id>",
         event_stream.EMERGENCY_PREFIX + "<scope>",
-        micro_service.RESERVATIONS_SUBJECT,
+        reservation_outbox.RESERVATIONS_SUBJECT,
         CANCEL_ALL_SUBJECT,
     } | {monitor_task.ALERTS_PREFIX + level.value for level in AlertLevel}
     assert set(subjects) == inbound | outbound

@@ -111,7 +111,7 @@ def test_asyncapi_parser_when_given_the_contract_then_no_error_and_broken_copies
     outputs = _check(CONTRACT, *broken.values())
     good = outputs[CONTRACT]
     assert good.endswith(" ok"), good
-    assert "checked 20 messages, 18 examples" in good, good
+    assert "checked 21 messages, 19 examples" in good, good
     for name, directory in broken.items():
         assert outputs[directory].endswith(" failed"), outputs[directory]
         assert BROKEN[name][2] in outputs[directory], outputs[directory]
