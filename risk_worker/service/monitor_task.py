@@ -27,7 +27,7 @@ from risk_worker.adapters.kv_bucket import write_state
 from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine, trip_value
-from risk_worker.domain.monitor import AccountReport, Trip
+from risk_worker.domain.reports import AccountReport, Trip
 from risk_worker.domain.trading_state import (
     StateValue,
     auto_key,

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from risk_worker.domain.monitor import AlertLevel
+from risk_worker.domain.reports import AlertLevel
 from risk_worker.domain.types import (
     STATE_SEVERITY,
     DenyReason,

@@ -16,7 +16,7 @@ import msgspec
 from risk_worker.adapters.nats_auth import NatsAuth, load_nats_auth
 from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import TradingState
-from risk_worker.domain.var import VarConfig
+from risk_worker.domain.var_result import VarConfig
 from risk_worker.errors import ConfigError
 from risk_worker.service.setting_parsers import (
     _batch_size,

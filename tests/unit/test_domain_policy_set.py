@@ -18,9 +18,10 @@ from risk_worker.domain.policy_set import (
     rule_value,
 )
 from risk_worker.domain.risk_metrics import AccountMetrics
-from risk_worker.domain.strategy_metrics import STRATEGY_READERS, StrategyMetrics
+from risk_worker.domain.strategy_metrics import STRATEGY_READERS
+from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
-from risk_worker.domain.var import VarResult
+from risk_worker.domain.var_result import VarResult
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from risk_worker.domain.monitor import AlertLevel
+from risk_worker.domain.reports import AlertLevel
 from risk_worker.domain.types import DenyReason, PolicyType, StateSource, TradingState
 from risk_worker.service.observability import EVENT_KINDS, INVALID_REASONS, Metrics
 
