@@ -40,7 +40,7 @@ from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.adapters.reply_guard import ReplyGuard
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.marks import TickResult
+from risk_worker.domain.types import TickResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
 from risk_worker.wire.outbound import suspect_tick_alert

@@ -14,7 +14,7 @@ from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.controls import OrderRates
 from risk_worker.domain.decision import check_order
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
-from risk_worker.domain.marks import MarkTable, TickResult
+from risk_worker.domain.marks import MarkTable
 from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.monitor import assess_account, evaluate_account
 from risk_worker.domain.order import Decision, Order, deny
@@ -34,7 +34,7 @@ from risk_worker.domain.trading_state import (
     auto_key,
     auto_strategy_key,
 )
-from risk_worker.domain.types import ApplyResult, DenyReason, TradingState
+from risk_worker.domain.types import ApplyResult, DenyReason, TickResult, TradingState
 
 
 class RiskEngine:
