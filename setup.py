@@ -67,6 +67,7 @@ class BuildCore(build_ext):
         if self._mode not in MODES:
             raise SystemExit(f"{MODE_VARIABLE}={self._mode!r}: expected one of {', '.join(MODES)}")
         self._built = False
+        self._in_place = False
         super().finalize_options()
 
     def run(self) -> None:
@@ -74,7 +75,7 @@ class BuildCore(build_ext):
         (also the source tree when in place, after removing an earlier build's extensions and
         stamp there)."""
         started = time.monotonic()
-        in_place = bool(self.inplace)
+        in_place = self._in_place = bool(self.inplace)
         if in_place:
             remove_artefacts(CORE.DOMAIN_DIR)
         self.extensions = self._core_extensions()
@@ -103,6 +104,7 @@ class BuildCore(build_ext):
         ``build_ext.finalize_options`` sets up each extension; none when pure or impossible."""
         if self._mode == "pure":
             say(f"{MODE_VARIABLE}=pure: the decision core is not compiled")
+            self._record(f"{MODE_VARIABLE}=pure at install")
             return []
         try:
             probe_compiler()
@@ -143,6 +145,16 @@ class BuildCore(build_ext):
             f"{what} ({detail}): the decision core is installed as pure Python, not compiled "
             f"({MODE_VARIABLE}=required makes this an error)"
         )
+        self._record(f"{what} at install ({detail})")
+
+    def _record(self, reason: str) -> None:
+        """Leaves why there is no compiled core where the worker looks for one."""
+        targets = [Path(self.build_lib) / "risk_worker" / "domain"]
+        if self._in_place:
+            targets.append(CORE.DOMAIN_DIR)
+        for target in targets:
+            target.mkdir(parents=True, exist_ok=True)
+            (target / CORE.NOT_BUILT).write_text(reason + "\n")
 
 
 def probe_compiler() -> None:
@@ -156,7 +168,11 @@ def probe_compiler() -> None:
     with tempfile.TemporaryDirectory(prefix="risk-worker-cc-") as tmp:
         source = Path(tmp) / "probe.c"
         source.write_text("int risk_worker_probe(void) { return 0; }\n")
-        compiler.compile([str(source)], output_dir=tmp)
+        try:
+            compiler.compile([str(source)], output_dir=tmp)
+        except Exception as exc:
+            how = "not found" if "No such file" in str(exc) else "fails on an empty C file"
+            raise RuntimeError(f"{compiler.compiler_so[0]} {how}") from exc
 
 
 def mypyc_extensions() -> list[Extension]:
@@ -177,9 +193,11 @@ def mypyc_extensions() -> list[Extension]:
 
 
 def remove_artefacts(domain_dir: Path) -> None:
-    """Removes the extension modules and stamp of an earlier in-place build."""
+    """Removes the extension modules and stamp (or reason) of an earlier in-place build."""
     for path in domain_dir.iterdir():
-        if path.name == CORE.STAMP or path.name.endswith(tuple(_EXTENSION_SUFFIXES)):
+        if path.name in {CORE.STAMP, CORE.NOT_BUILT} or path.name.endswith(
+            tuple(_EXTENSION_SUFFIXES)
+        ):
             path.unlink()
 
 

@@ -41,6 +41,8 @@ DOMAIN = "risk_worker.domain"
 DOMAIN_DIR = Path(__file__).resolve().parent / "domain"
 STAMP = "_compiled.json"
 """The build's record in the domain package: ``{"sources_sha256", "modules", "compiler"}``."""
+NOT_BUILT = "_not_compiled.txt"
+"""Written instead by a build that fell back to pure: why it did (one line)."""
 GROUP = DOMAIN + "._core"
 """mypyc's group name: every compiled module's code is in the one extension ``<GROUP>__mypyc``
 (each module's own extension is a small shim that loads it)."""
@@ -113,7 +115,10 @@ def compiled_problem(domain_dir: Path = DOMAIN_DIR) -> str | None:
     its code loads. Imports the compiled code's shared extension, no domain module."""
     stamp_path = domain_dir / STAMP
     if not stamp_path.is_file():
-        return "no compiled core is built (no C compiler at install, or a pure install)"
+        why = domain_dir / NOT_BUILT
+        if why.is_file():
+            return "no compiled core is built: " + why.read_text().strip()
+        return "no compiled core is built (not compiled at install)"
     try:
         stamp = json.loads(stamp_path.read_text())
         built, modules = str(stamp["sources_sha256"]), [str(m) for m in stamp["modules"]]

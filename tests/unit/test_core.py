@@ -165,6 +165,8 @@ def test_compiled_core_when_a_domain_source_changed_then_pure_runs_and_compiled_
 def test_compiled_problem_when_no_stamp_or_other_sources_then_says_why(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("x = 1\n")
     assert "no compiled core is built" in str(_core.compiled_problem(tmp_path))
+    (tmp_path / _core.NOT_BUILT).write_text("no working C compiler at install (...)\n")
+    assert str(_core.compiled_problem(tmp_path)).endswith("no working C compiler at install (...)")
     stamp = {"sources_sha256": "0" * 64, "modules": ["a"], "compiler": "mypyc"}
     (tmp_path / _core.STAMP).write_text(json.dumps(stamp))
     assert "stale" in str(_core.compiled_problem(tmp_path))
