@@ -75,6 +75,9 @@ class BuildCore(build_ext):
         (also the source tree when in place, after removing an earlier build's extensions and
         stamp there)."""
         started = time.monotonic()
+        # what is compiled, taken before mypyc reads the sources: an edit during the build
+        # makes the build stale, never a stale build current
+        stamp = {"sources_sha256": CORE.sources_digest(), "modules": CORE.compiled_names()}
         in_place = self._in_place = bool(self.inplace)
         if in_place:
             remove_artefacts(CORE.DOMAIN_DIR)
@@ -86,11 +89,7 @@ class BuildCore(build_ext):
             return
         from mypy.version import __version__ as mypy_version  # noqa: PLC0415 (build only)
 
-        stamp = {
-            "sources_sha256": CORE.sources_digest(),
-            "modules": CORE.compiled_names(),
-            "compiler": f"mypyc {mypy_version}",
-        }
+        stamp["compiler"] = f"mypyc {mypy_version}"
         targets = [Path(self.build_lib) / "risk_worker" / "domain"]
         if in_place:
             targets.append(CORE.DOMAIN_DIR)
