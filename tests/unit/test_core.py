@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import enum
 import importlib
+import importlib.machinery
+import importlib.util
 import json
 import os
 import shlex
@@ -221,3 +223,21 @@ def test_settings_when_decision_core_unknown_then_refused_naming_the_variable() 
     with pytest.raises(ConfigError, match="RISK_DECISION_CORE"):
         load_settings({_core.SETTING: "fast"})
     assert load_settings({_core.SETTING: " AUTO "}).decision_core == "auto"
+
+
+def test_dev_script_when_domain_sources_change_then_its_install_stamp_changes() -> None:
+    spec = importlib.util.spec_from_file_location("dev_script", ROOT / "scripts" / "dev.py")
+    assert spec is not None and spec.loader is not None
+    dev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(dev)
+
+    class Core:
+        def __init__(self, digest: str) -> None:
+            self.digest = digest
+
+        def sources_digest(self) -> str:
+            return self.digest
+
+    assert dev.install_digest(Core("a")) != dev.install_digest(Core("b"))  # rebuilds the core
+    assert dev.install_digest(Core("a")) == dev.install_digest(Core("a"))
+    assert {"setuptools", "mypy", "msgspec"} <= set(dev.BUILD_TOOLS)  # mypyc needs all three
