@@ -133,10 +133,33 @@ def compiled_problem(domain_dir: Path = DOMAIN_DIR) -> str | None:
     if missing or not modules:
         return "the compiled core is incomplete: no extension for " + ", ".join(missing or ["-"])
     try:
-        importlib.import_module(GROUP + "__mypyc")
+        load_group(domain_dir)
     except Exception as exc:  # any failure to load means: do not run it
         return f"the compiled core does not load ({type(exc).__name__}: {exc})"
     return None
+
+
+def load_group(domain_dir: Path = DOMAIN_DIR) -> None:
+    """Loads the compiled code's shared extension (``<GROUP>__mypyc``) from its file, past
+    :class:`PureDomainFinder` (a pure process may still ask whether the compiled core loads).
+
+    Raises:
+        ImportError: there is no such file, or it does not load.
+    """
+    name = GROUP + "__mypyc"
+    if name in sys.modules:
+        return
+    path = extension_of(name.rpartition(".")[2], domain_dir)
+    spec = None if path is None else importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"no extension {name} in {domain_dir}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
 
 
 class PureDomainFinder(importlib.abc.MetaPathFinder):

@@ -164,6 +164,18 @@ def test_compiled_core_when_a_domain_source_changed_then_pure_runs_and_compiled_
     assert b"stale" in done.stderr
 
 
+@pytest.mark.usefixtures("compiled")
+def test_compiled_core_when_its_extension_does_not_load_then_pure_runs(tmp_path: Path) -> None:
+    copy = tmp_path / "risk_worker"
+    shutil.copytree(ROOT / "risk_worker", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    (group,) = (copy / "domain").glob("_core__mypyc.*")
+    group.write_bytes(b"not a shared library")
+    loaded = json.loads(run(["-c", LOADED], "auto", tmp_path, PYTHONPATH=str(tmp_path)))
+    assert loaded["status"]["active"] == "pure"
+    assert "does not load" in loaded["status"]["reason"]
+    assert all(f.endswith(".py") and f.startswith(str(copy)) for f in loaded["files"].values())
+
+
 def test_compiled_problem_when_no_stamp_or_other_sources_then_says_why(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("x = 1\n")
     assert "no compiled core is built" in str(_core.compiled_problem(tmp_path))
