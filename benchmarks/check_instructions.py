@@ -40,7 +40,7 @@ from risk_worker.bench.core import (
     request_bodies,
     symbol,
 )
-from risk_worker.domain.book import PositionSnapshot
+from risk_worker.domain.book_events import PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope

@@ -8,8 +8,13 @@
 `start` and `test` create `.venv` at the repository root when missing and install the project
 into it with `pip install -c requirements-dev.lock -e '.[dev]'`: every package comes at the
 version the lock pins, so a fresh clone installs what the commit was tested with, whatever was
-released since. The install is skipped while `pyproject.toml` and the lock are unchanged (their
-sha256 is kept in `.venv/.risk-worker-installed`).
+released since. The build tools (setuptools, mypy for mypyc) are installed first, from the lock,
+and the project is built with `--no-build-isolation` against them: `setup.py` compiles the
+decision core (`risk_worker/domain`) where a C compiler exists, and the script says which core
+the install has (compiled, or pure Python and why). The install is skipped while
+`pyproject.toml`, `setup.py`, the lock and the domain's sources are unchanged (their sha256 is
+kept in `.venv/.risk-worker-installed`), so an edit of a domain module rebuilds the compiled
+core before the next `start` or `test` (a stale one is never run: `risk_worker/_core.py`).
 
 `lock` is the one deliberate way to take newer releases: it installs `.[dev]` into a throwaway
 virtual environment without constraints (the newest versions pyproject.toml allows), writes
@@ -21,11 +26,13 @@ Review the diff, run the tests, and commit both files together. Standard library
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = ROOT / ".venv"
@@ -33,6 +40,9 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".risk-worker-installed"
 DEV_LOCK = ROOT / "requirements-dev.lock"
+BUILD_TOOLS = ("setuptools", "mypy", "msgspec")
+"""Installed from the lock before the project, which is built with them (no build isolation):
+mypyc type-checks the domain, which imports msgspec."""
 PYTEST_NO_TESTS_COLLECTED = 5
 USAGE = "usage: python3 scripts/dev.py {start|test|lock} [args...]"
 DEV_LOCK_HEADER = """\
@@ -61,22 +71,54 @@ def ensure_venv() -> None:
         )
 
 
-def ensure_installed() -> None:
-    """Installs the project editable with its dev extras, at the lock's versions.
+def load_core() -> ModuleType:
+    """``risk_worker/_core.py`` loaded by path (standard library only), for the domain's
+    digest."""
+    spec = importlib.util.spec_from_file_location(
+        "_risk_worker_core", ROOT / "risk_worker/_core.py"
+    )
+    if spec is None or spec.loader is None:
+        sys.exit("dev.py: cannot load risk_worker/_core.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    Skipped while pyproject.toml and requirements-dev.lock are unchanged since the last install.
+
+def install_digest(core: ModuleType) -> str:
+    """sha256 of what an install depends on: pyproject.toml, setup.py, the lock, the core
+    selector and the domain's sources (whose compiled form the install builds)."""
+    parts = [ROOT / "pyproject.toml", ROOT / "setup.py", DEV_LOCK, ROOT / "risk_worker/_core.py"]
+    blob = b"\0".join(path.read_bytes() for path in parts)
+    return hashlib.sha256(blob + b"\0" + core.sources_digest().encode()).hexdigest()
+
+
+def ensure_installed() -> None:
+    """Installs the build tools, then the project editable with its dev extras, at the lock's
+    versions, and says which decision core the install has.
+
+    Skipped while :func:`install_digest` is unchanged since the last install.
     """
-    digest = hashlib.sha256(
-        (ROOT / "pyproject.toml").read_bytes() + b"\0" + DEV_LOCK.read_bytes()
-    ).hexdigest()
+    core = load_core()
+    digest = install_digest(core)
     if STAMP.is_file() and STAMP.read_text().strip() == digest:
         return
-    say("pip install -c requirements-dev.lock -e '.[dev]' into .venv (new .venv or changed pins)")
-    command = [str(PYTHON), "-m", "pip", "install", "--quiet"]
-    command += ["-c", str(DEV_LOCK), "-e", ".[dev]"]
-    result = subprocess.run(command, cwd=ROOT, check=False)
-    if result.returncode != 0:
-        sys.exit(f"dev.py: pip install failed with exit code {result.returncode}")
+    say("pip install -c requirements-dev.lock -e '.[dev]' into .venv (new .venv, changed pins")
+    say("or changed domain sources; compiling the decision core takes a minute or two)")
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "-c", str(DEV_LOCK)]
+    for command in ([*pip, *BUILD_TOOLS], [*pip, "--no-build-isolation", "-e", ".[dev]"]):
+        result = subprocess.run(command, cwd=ROOT, check=False)
+        if result.returncode != 0:
+            sys.exit(f"dev.py: pip install failed with exit code {result.returncode}")
+    probe = "from risk_worker import _core; print(_core.compiled_problem() or 'compiled')"
+    found = subprocess.run(
+        [str(PYTHON), "-c", probe], cwd=ROOT, check=False, capture_output=True, text=True
+    )
+    lines = (found.stdout if found.returncode == 0 else found.stderr).strip().splitlines()
+    problem = None if lines == ["compiled"] else (lines or ["the check printed nothing"])[-1]
+    if problem is None:
+        say("decision core: compiled (mypyc); RISK_DECISION_CORE=pure runs the .py modules")
+    else:
+        say(f"decision core: pure Python ({problem})")
     STAMP.write_text(digest + "\n")
 
 
@@ -87,14 +129,16 @@ def refresh_lock() -> int:
         say(f"resolving '.[dev]' afresh in a throwaway virtual environment ({venv})")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         python = venv / ("Scripts" if os.name == "nt" else "bin") / "python"
-        install = [str(python), "-m", "pip", "install", "--quiet", "-e", ".[dev]"]
-        subprocess.run(install, cwd=ROOT, check=True)
-        freeze = [str(python), "-m", "pip", "freeze", "--exclude-editable"]
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "--upgrade", *BUILD_TOOLS], cwd=ROOT, check=True)
+        subprocess.run([*pip, "--no-build-isolation", "-e", ".[dev]"], cwd=ROOT, check=True)
+        # --all: setuptools too (a build tool the lock pins); pip itself is not pinned.
+        freeze = [str(python), "-m", "pip", "freeze", "--all", "--exclude-editable"]
         frozen = subprocess.run(freeze, cwd=ROOT, check=True, capture_output=True, text=True)
         pins = sorted(
             (line.split("==")[0].lower().replace("_", "-").replace(".", "-"), line.split("==")[1])
             for line in frozen.stdout.splitlines()
-            if "==" in line and not line.startswith("#")
+            if "==" in line and not line.startswith(("#", "pip=="))
         )
         DEV_LOCK.write_text(DEV_LOCK_HEADER + "".join(f"{n}=={v}\n" for n, v in pins))
         say(f"wrote {DEV_LOCK.name} ({len(pins)} pins)")

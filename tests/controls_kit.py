@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from risk_worker.domain.book import PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.policies import Policy, default_policies

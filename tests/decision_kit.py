@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from risk_worker.domain.book import Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import ORDER_METRICS, Policy, default_policies

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from risk_worker.domain.book import AccountBook, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book import AccountBook
+from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig

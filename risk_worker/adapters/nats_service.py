@@ -38,7 +38,7 @@ from risk_worker.adapters.reply_guard import ReplyGuard
 from risk_worker.adapters.reservation_outbox import RESERVATIONS_SUBJECT, ReservationOutbox
 from risk_worker.adapters.state_watcher import StateWatcher
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.marks import TickResult
+from risk_worker.domain.types import TickResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
 from risk_worker.wire.detail import forward_headers, header_detail

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from risk_worker.adapters.check_handler import CheckHandler
-from risk_worker.domain.book import PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.policies import Policy, default_policies

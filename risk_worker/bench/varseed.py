@@ -31,7 +31,7 @@ from risk_worker.devstack.redis_server import RedisServer
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.types import Metric, Operator, PolicyType
-from risk_worker.domain.var import VarConfig
+from risk_worker.domain.var_result import VarConfig
 
 VAR_POLICY_NAME = "Max VaR 99"
 VAR_MAX_FRACTION = 1.0

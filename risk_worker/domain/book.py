@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import msgspec
-
+from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.pending import PendingBook
 from risk_worker.domain.positions import Position, fill_effect
 from risk_worker.domain.returns import ReturnHistory
@@ -24,50 +23,6 @@ from risk_worker.domain.window_max import EquityWindow
 
 FILL_IDS_KEPT = 100_000
 """Fill ids remembered per account for de-duplication (oldest forgotten first)."""
-
-
-class PositionSnapshot(msgspec.Struct, frozen=True, gc=False):
-    """``positions.update``: full state of one position (replaces it).
-
-    quantity is signed base units; entry_price quote per base unit; timestamp ms since epoch.
-    With ``strategy_id`` it is that strategy's position within the account
-    (:mod:`~risk_worker.domain.strategy_book`), not the account's.
-    """
-
-    account_id: str
-    symbol: str
-    quantity: float
-    entry_price: float
-    timestamp: int
-    strategy_id: str | None = None
-
-
-class Fill(msgspec.Struct, frozen=True, gc=False):
-    """``fills.confirmed``: one execution. quantity > 0 base units; fee quote, debited.
-
-    With ``strategy_id`` it also moves that strategy's book within the account.
-    """
-
-    fill_id: str
-    order_id: str
-    account_id: str
-    symbol: str
-    side: Side
-    quantity: float
-    price: float
-    fee: float
-    timestamp: int
-    strategy_id: str | None = None
-
-
-class PnlSnapshot(msgspec.Struct, frozen=True, gc=False):
-    """``pnl.update``: the account's wallet balance (authoritative) or, failing that, equity."""
-
-    account_id: str
-    balance: float | None
-    equity: float | None
-    realized_pnl: float | None
-    timestamp: int
 
 
 class Mark(NamedTuple):

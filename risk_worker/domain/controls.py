@@ -270,9 +270,8 @@ def check_controls(
         per_strategy = 0
         if rules.strategy_rate and order.strategy_id is not None:
             per_strategy = rates.hit(rates.strategies, order.strategy_id, now_ms)
-        violations = _assess(
-            rules.rate, (per_account, per_strategy), keys, None, utilization, warnings
-        )
+        rates_now = (float(per_account), float(per_strategy))  # counts, as the float values
+        violations = _assess(rules.rate, rates_now, keys, None, utilization, warnings)
         if violations:
             return ControlStop(
                 DenyReason.RATE_LIMITED,

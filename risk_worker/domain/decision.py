@@ -53,7 +53,7 @@ from risk_worker.domain.strategy_check import (
     strategy_views,
     violated_before,
 )
-from risk_worker.domain.strategy_metrics import StrategyMetrics
+from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import DenyReason, PolicyType, RiskLevel, Scope, TradingState
 from risk_worker.domain.var import exposures, historical_var, post_trade_exposures

@@ -9,23 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from risk_worker.domain.batch import BatchOutcome, check_batch
-from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book import AccountBook
+from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.controls import OrderRates
 from risk_worker.domain.decision import check_order
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
-from risk_worker.domain.marks import MarkTable, TickResult
+from risk_worker.domain.marks import MarkTable
 from risk_worker.domain.metrics import compute_metrics
-from risk_worker.domain.monitor import (
-    AccountReport,
-    Assessment,
-    Trip,
-    assess_account,
-    evaluate_account,
-)
+from risk_worker.domain.monitor import assess_account, evaluate_account
 from risk_worker.domain.order import Decision, Order, deny
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
+from risk_worker.domain.reports import AccountReport, Assessment, Trip
 from risk_worker.domain.returns import ReturnHistory
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
 from risk_worker.domain.strategy_monitor import assess_strategies
@@ -38,7 +34,7 @@ from risk_worker.domain.trading_state import (
     auto_key,
     auto_strategy_key,
 )
-from risk_worker.domain.types import ApplyResult, DenyReason, TradingState
+from risk_worker.domain.types import ApplyResult, DenyReason, TickResult, TradingState
 
 
 class RiskEngine:

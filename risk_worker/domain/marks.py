@@ -21,24 +21,8 @@ Rule source: issue 10 (``RISK_TICK_MAX_JUMP``, ``RISK_TICK_CONFIRMATIONS``, ``RI
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 from risk_worker.domain.book import Mark
-
-
-class TickResult(StrEnum):
-    """What the mark table did with one tick."""
-
-    APPLIED = "applied"
-    """The tick is the symbol's mark now."""
-    CONFIRMED = "confirmed"
-    """A suspect level was confirmed: the tick is the symbol's mark now."""
-    SUSPECT = "suspect"
-    """Held, not applied: too far from the fresh mark, not (yet) confirmed."""
-    SUSPECT_ALERT = "suspect_alert"
-    """As SUSPECT, and the first suspect of the symbol within the alert window: alert it."""
-    SYMBOL_LIMIT = "symbol_limit"
-    """Refused: a new symbol while the table already holds ``max_symbols``."""
+from risk_worker.domain.types import TickResult
 
 
 class _Suspect:

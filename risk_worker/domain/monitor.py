@@ -23,10 +23,6 @@ clear is respected as on the holder itself. The comparison is of the writer's cl
 
 from __future__ import annotations
 
-from enum import StrEnum
-
-import msgspec
-
 from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
@@ -34,8 +30,15 @@ from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
-from risk_worker.domain.strategy_monitor import StrategyReport, evaluate_strategies
+from risk_worker.domain.reports import (
+    LEVEL_OF_TYPE,
+    AccountReport,
+    AlertDraft,
+    Assessment,
+    Trip,
+)
+from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.strategy_monitor import evaluate_strategies
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
     STATE_SEVERITY,
@@ -45,79 +48,6 @@ from risk_worker.domain.types import (
     TradingState,
 )
 from risk_worker.domain.var import exposures, historical_var, informational_var
-
-
-class AlertLevel(StrEnum):
-    """Alert severity; also the last token of the ``risk.alerts.<level>`` subject."""
-
-    WARNING = "warning"
-    CRITICAL = "critical"
-    EMERGENCY = "emergency"
-
-
-LEVEL_OF_TYPE = {
-    PolicyType.SOFT: AlertLevel.WARNING,
-    PolicyType.HARD: AlertLevel.CRITICAL,
-    PolicyType.EMERGENCY: AlertLevel.EMERGENCY,
-}
-
-
-class AlertDraft(msgspec.Struct, frozen=True, gc=False):
-    """An alert to publish (the adapter gives it an id); ``strategy_id`` set for a violation
-    of one of the account's strategies."""
-
-    level: AlertLevel
-    account_id: str
-    evaluation: Evaluation
-    strategy_id: str | None = None
-
-
-class Trip(msgspec.Struct, frozen=True, gc=False):
-    """An automatic trip to ``state`` of one account, or with ``strategy_id`` of one strategy
-    of the account (the worker never clears)."""
-
-    account_id: str
-    reason: str
-    source: StateSource
-    state: TradingState = TradingState.HALTED
-    strategy_id: str | None = None
-
-
-class AccountReport(msgspec.Struct, gc=False):
-    """What one monitor evaluation of an account produced."""
-
-    account_id: str
-    metrics: AccountMetrics
-    utilization: dict[str, float]
-    risk_level: RiskLevel
-    trading_state: TradingState
-    violations: list[Evaluation]
-    alerts: list[AlertDraft]
-    trip: Trip | None
-    deduplicated: int = 0
-    """Violations not alerted because the same (account, policy) alert went out recently."""
-    strategies: dict[str, StrategyReport] = msgspec.field(default_factory=dict)
-    """The account's strategies' evaluations, by strategy id
-    (:mod:`~risk_worker.domain.strategy_monitor`)."""
-    strategy_trips: list[Trip] = msgspec.field(default_factory=list)
-    """Automatic trips of the account's strategies (each with ``strategy_id``)."""
-
-
-class Assessment(msgspec.Struct, gc=False):
-    """An account's risk at one moment, without side effects (no breaker, no de-duplication).
-
-    ``risk_level`` is BREACHED when a hard or emergency policy is violated or the account is
-    HALTED, otherwise by the highest limit utilization.
-    """
-
-    metrics: AccountMetrics
-    utilization: dict[str, float]
-    violations: list[Evaluation]
-    risk_level: RiskLevel
-    trading_state: TradingState
-    strategies: dict[str, StrategyReport] = msgspec.field(default_factory=dict)
-    """The account's strategies (:meth:`~risk_worker.domain.engine.RiskEngine.assess` fills
-    it; the monitor's evaluation has its own)."""
 
 
 def assess_account(

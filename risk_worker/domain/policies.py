@@ -223,7 +223,7 @@ def reader_of(metric: Metric, op: Operator) -> Reader:
 
 def strategy_reader_of(metric: Metric, op: Operator) -> Reader:
     """How a strategy-scoped policy reads its metric on
-    :class:`~risk_worker.domain.strategy_metrics.StrategyMetrics` (worst case as
+    :class:`~risk_worker.domain.strategy_values.StrategyMetrics` (worst case as
     :func:`reader_of`); KeyError for a metric a strategy has no value of."""
     if op not in UPPER_BOUNDS:
         lower = STRATEGY_LOWER_BOUND_READERS.get(metric)

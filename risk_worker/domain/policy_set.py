@@ -28,7 +28,7 @@ from risk_worker.domain.policies import (
     validate_policy,
 )
 from risk_worker.domain.risk_metrics import INF, AccountMetrics
-from risk_worker.domain.strategy_metrics import StrategyMetrics
+from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.types import Scope
 
 ACCOUNT_SCOPE, SYMBOL_SCOPE, STRATEGY_SCOPE = 0, 1, 2

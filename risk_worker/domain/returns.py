@@ -26,16 +26,30 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from risk_worker.domain.bounds import is_identifier, is_millis, is_price
 
-Aligned = tuple[
-    tuple[str, ...], tuple[list[float], ...], int, tuple[int, ...], list[float], tuple[float, ...]
-]
-"""The aligned growth of a set of symbols: (the symbols, sorted; for each of them the list of
-e^r − 1 at the common scenario boundaries, oldest first; the number n of scenarios; the
-symbols' versions it was built from; for a single symbol its vector sorted ascending, else
-empty; for each symbol the largest |e^r − 1| of its vector, 0 when n = 0)."""
+
+class Aligned(NamedTuple):
+    """The aligned growth of a set of symbols. A class, not a bare tuple, so that the object
+    :meth:`ReturnHistory.aligned` caches is the one it returns in the compiled core too (mypyc
+    passes fixed-length tuples unboxed, rebuilding them): the scenario cache of
+    :func:`~risk_worker.domain.var.scenario_quantiles` is kept by identity."""
+
+    symbols: tuple[str, ...]
+    """The symbols, sorted."""
+    vectors: tuple[list[float], ...]
+    """For each symbol the list of e^r − 1 at the common scenario boundaries, oldest first."""
+    n: int
+    """The number of scenarios."""
+    versions: tuple[int, ...]
+    """The symbols' versions it was built from."""
+    ascending: list[float]
+    """For a single symbol its vector sorted ascending, else empty."""
+    largest_growth: tuple[float, ...]
+    """For each symbol the largest |e^r − 1| of its vector, 0 when n = 0."""
+
 
 ScenarioCache = tuple[Aligned, list[float], list[float], float, tuple[float, float, float]]
 """An account's last scenario P&Ls (:func:`~risk_worker.domain.var.scenario_quantiles`): (the
@@ -231,7 +245,7 @@ class ReturnHistory:
         ascending = sorted(vectors[0]) if len(vectors) == 1 else []
         if len(self._aligned) >= MAX_CACHED_SETS:
             self._aligned.clear()
-        found = (
+        found = Aligned(
             symbols,
             vectors,
             len(boundaries),

@@ -40,7 +40,7 @@ from collections.abc import Callable
 import msgspec
 
 from risk_worker.domain.types import utc_day
-from risk_worker.domain.var import VarConfig, VarResult
+from risk_worker.domain.var_result import VarConfig, VarResult
 
 INF = math.inf
 
@@ -58,7 +58,7 @@ class RiskConfig(msgspec.Struct, frozen=True):
             changing at the configured reset (``RISK_DAY_RESET``); by default at 00:00 UTC
             (:func:`~risk_worker.domain.types.utc_day`). Pure: it reads no clock or file.
         drawdown_window_ms: the window of ``drawdown_window`` (ms; ``RISK_DRAWDOWN_WINDOW``).
-        var: the historical VaR's parameters (:class:`~risk_worker.domain.var.VarConfig`).
+        var: the historical VaR's parameters (:class:`~risk_worker.domain.var_result.VarConfig`).
     """
 
     default_margin_rate: float = 0.10

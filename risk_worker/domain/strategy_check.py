@@ -15,7 +15,8 @@ from risk_worker.domain.order import Order
 from risk_worker.domain.policies import READS_ACCOUNT, READS_SYMBOL, Evaluation, strategy_reader_of
 from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.strategy_book import observe_strategy
-from risk_worker.domain.strategy_metrics import StrategyMetrics, compute_strategy_metrics
+from risk_worker.domain.strategy_metrics import compute_strategy_metrics
+from risk_worker.domain.strategy_values import StrategyMetrics
 
 
 def strategy_before(

@@ -14,16 +14,15 @@ after the clear.
 
 from __future__ import annotations
 
-import msgspec
-
 from risk_worker.domain.book import Account, Mark
 from risk_worker.domain.guards import AlertDeduper
 from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
+from risk_worker.domain.reports import NO_FINDINGS, StrategyFindings, StrategyReport
 from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.strategy_book import observe_strategy
-from risk_worker.domain.strategy_metrics import StrategyMetrics, compute_strategy_metrics
+from risk_worker.domain.strategy_metrics import compute_strategy_metrics
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
     STATE_SEVERITY,
@@ -31,32 +30,6 @@ from risk_worker.domain.types import (
     RiskLevel,
     TradingState,
 )
-
-
-class StrategyReport(msgspec.Struct, gc=False):
-    """One strategy's evaluation: metrics, limit utilization, violations, level and the
-    effective trading state of its orders (global, account, strategy, automatic)."""
-
-    metrics: StrategyMetrics
-    utilization: dict[str, float]
-    violations: list[Evaluation]
-    risk_level: RiskLevel
-    trading_state: TradingState
-
-
-class StrategyFindings(msgspec.Struct, gc=False):
-    """What the strategies of one account produced in one pass: reports by strategy id,
-    violations to alert as (strategy id, evaluation), those de-duplicated (count), and trips as
-    (strategy id, reason) for the automatic state."""
-
-    reports: dict[str, StrategyReport]
-    alerts: list[tuple[str, Evaluation]]
-    deduplicated: int
-    trips: list[tuple[str, str]]
-
-
-NO_FINDINGS = StrategyFindings({}, [], 0, [])
-"""An account without strategy books (shared, never changed)."""
 
 
 def evaluate_strategies(

@@ -153,3 +153,18 @@ class ApplyResult(StrEnum):
 def utc_day(timestamp_ms: int) -> int:
     """Trading day of a timestamp: whole days since the epoch, the day changing at 00:00 UTC."""
     return timestamp_ms // MS_PER_DAY
+
+
+class TickResult(StrEnum):
+    """What the mark table did with one tick."""
+
+    APPLIED = "applied"
+    """The tick is the symbol's mark now."""
+    CONFIRMED = "confirmed"
+    """A suspect level was confirmed: the tick is the symbol's mark now."""
+    SUSPECT = "suspect"
+    """Held, not applied: too far from the fresh mark, not (yet) confirmed."""
+    SUSPECT_ALERT = "suspect_alert"
+    """As SUSPECT, and the first suspect of the symbol within the alert window: alert it."""
+    SYMBOL_LIMIT = "symbol_limit"
+    """Refused: a new symbol while the table already holds ``max_symbols``."""

@@ -28,7 +28,7 @@ from risk_worker.adapters.kv_bucket import write_state
 from risk_worker.adapters.lease import Lease
 from risk_worker.adapters.nats_service import WorkerService, now_ms
 from risk_worker.domain.engine import RiskEngine, trip_value
-from risk_worker.domain.monitor import AccountReport, Trip
+from risk_worker.domain.reports import AccountReport, Trip
 from risk_worker.domain.trading_state import auto_key, auto_strategy_key
 from risk_worker.domain.types import PolicyType, StateSource, TradingState
 from risk_worker.errors import TradingStateError

@@ -17,7 +17,8 @@ from collections.abc import Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from risk_worker.domain.monitor import AlertLevel
+from risk_worker import _core
+from risk_worker.domain.reports import AlertLevel
 from risk_worker.domain.types import (
     STATE_SEVERITY,
     PolicyType,
@@ -166,6 +167,12 @@ class Metrics:
         self._stale_marks = Gauge(
             "risk_stale_marks", "Symbols held whose mark price is stale.", registry=r
         )
+        Gauge(
+            "risk_decision_core",
+            "1 for the decision core this process runs: compiled (mypyc) or pure (Python).",
+            ("core",),
+            registry=r,
+        ).labels(_core.STATUS.active).set(1)
         self._confirmed = Gauge(
             "risk_trading_state_confirmed",
             "1 while this instance's copy of the trading state is confirmed, else 0 (it denies).",

@@ -8,6 +8,7 @@ import math
 import os
 from urllib.parse import urlsplit
 
+from risk_worker import _core
 from risk_worker.domain.types import TradingState
 from risk_worker.service.trading_day import parse_day_reset
 
@@ -98,6 +99,13 @@ def _log_format(text: str) -> str:
     value = text.strip().lower()
     if value not in {"", "json", "console"}:
         raise ValueError("must be json or console (empty: console on a terminal, else json)")
+    return value
+
+
+def _decision_core(text: str) -> str:
+    value = text.strip().lower() or "auto"
+    if value not in _core.CHOICES:
+        raise ValueError("must be auto, compiled or pure")
     return value
 
 

@@ -13,15 +13,17 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from risk_worker import _core
 from risk_worker.adapters.nats_auth import NatsAuth, load_nats_auth
 from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import TradingState
-from risk_worker.domain.var import VarConfig
+from risk_worker.domain.var_result import VarConfig
 from risk_worker.errors import ConfigError
 from risk_worker.service.setting_parsers import (
     _batch_size,
     _database_url,
     _day_reset,
+    _decision_core,
     _fallback,
     _flag,
     _fraction,
@@ -100,6 +102,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     var_min_samples: int = 120
     var_horizon: float = 86_400.0
     nats_auth: NatsAuth = msgspec.field(default_factory=NatsAuth)
+    decision_core: str = "auto"
+    """``RISK_DECISION_CORE``, read when ``risk_worker`` is imported (:mod:`risk_worker._core`)
+    and checked against the core running by :func:`load_settings`."""
 
     def risk_config(self) -> RiskConfig:
         """The decision core's parameters (the trading day built from ``day_reset``).
@@ -171,6 +176,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "var_window": _positive_int,
     "var_min_samples": _positive_int,
     "var_horizon": _positive_float,
+    "decision_core": _decision_core,
 }
 
 
@@ -263,4 +269,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "RISK_STATE_CONFIRM_INTERVAL",
             f"must be shorter than RISK_STATE_MAX_AGE ({settings.state_max_age} s)",
         )
+    _check_core(settings.decision_core, _core.STATUS)
     return settings
+
+
+def _check_core(requested: str, status: _core.CoreStatus) -> None:
+    """Raises when the decision core running is not the one ``RISK_DECISION_CORE`` asks for:
+    ``compiled`` without a current compiled core, or a core other than the one chosen when
+    ``risk_worker`` was imported (a setting given in a mapping, not the process environment)."""
+    if requested in {"auto", status.active}:
+        return
+    if requested == "compiled":
+        why = status.reason if status.requested != "pure" else "the pure core is already loaded"
+        raise ConfigError(_core.SETTING, f"the compiled decision core cannot run: {why}")
+    raise ConfigError(
+        _core.SETTING,
+        f"the {status.active} decision core is already loaded: the variable is read when "
+        "risk_worker is first imported, so set it in the process's environment",
+    )

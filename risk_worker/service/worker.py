@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 from nats.aio.client import Client
 
+from risk_worker import _core
 from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.adapters.event_stream import EventStreamPublisher, ensure_stream
 from risk_worker.adapters.http_server import HttpServer
@@ -119,6 +120,7 @@ class Worker:
             PolicyUnavailableError: no policy set can be loaded and no fallback is allowed.
         """
         s = self.settings
+        log.info("decision core: %s (%s)", _core.STATUS.active, _core.STATUS.reason)
         self.http = HttpServer(
             self.metrics.registry,
             asyncio.get_running_loop(),
@@ -311,6 +313,7 @@ class Worker:
             else "unreachable",
             "inputs": "caught_up" if self.inputs and self.inputs.caught_up else "replaying",
             "redis": "disabled" if self.snapshots is None else self.snapshots.status,
+            "decision_core": _core.STATUS.active,
         }
 
     def _checked(self, decision: Decision, seconds: float) -> None:

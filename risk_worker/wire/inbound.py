@@ -17,7 +17,7 @@ from typing import Annotated, TypeVar
 
 import msgspec
 
-from risk_worker.domain.book import Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.bounds import (
     MILLIS_MAX,
     MONEY_MAX,

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import msgspec
 
-from risk_worker.domain.monitor import AlertDraft
 from risk_worker.domain.order import Decision
 from risk_worker.domain.policies import Evaluation
+from risk_worker.domain.reports import AlertDraft
 from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.trading_state import StateValue, parse_state_key
 from risk_worker.domain.types import RiskLevel, TradingState

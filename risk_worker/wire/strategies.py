@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import msgspec
 
-from risk_worker.domain.strategy_monitor import StrategyReport
+from risk_worker.domain.reports import StrategyReport
 from risk_worker.domain.types import RiskLevel, TradingState
 from risk_worker.wire.numbers import finite, finite_values
 

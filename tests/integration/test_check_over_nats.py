@@ -189,10 +189,18 @@ async def test_check_when_decision_raises_then_denies_internal_error(
 ) -> None:
     account = await funded(harness)
 
-    def broken(*args: object, **kwargs: object) -> None:
-        raise ZeroDivisionError("injected fault")
+    class BrokenEngine:
+        """The worker's engine whose ``check`` raises (a compiled RiskEngine's method cannot
+        be replaced on the instance, so the fault goes in the handler's reference to it)."""
 
-    monkeypatch.setattr(harness.worker.engine, "check", broken)
+        def __getattr__(self, name: str) -> object:
+            return getattr(harness.worker.engine, name)
+
+        def check(self, *args: object, **kwargs: object) -> None:
+            raise ZeroDivisionError("injected fault")
+
+    assert harness.worker.service is not None
+    monkeypatch.setattr(harness.worker.service.checks, "_engine", BrokenEngine())
     reply = await harness.check(account, "BTCUSDT", "BUY", 0.1, 50_000.0)
     assert (reply["approved"], reply["rejection_reason"]) == (False, "internal_error")
     assert "injected" not in reply["reason"]  # nothing internal leaks

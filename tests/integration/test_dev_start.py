@@ -199,6 +199,21 @@ def test_dev_when_started_then_http_endpoint_listens_on_loopback_only(
             pass
 
 
+def test_dev_when_started_then_the_decision_core_it_runs_is_logged(
+    running_dev: DevProcess,
+) -> None:
+    from risk_worker import _core  # noqa: PLC0415 (the core this checkout's install has)
+
+    lines = [
+        str(r["message"])
+        for r in running_dev.log_records()
+        if str(r["message"]).startswith("decision core: ")
+    ]
+    assert len(lines) == 1, running_dev.output()
+    expected = "compiled" if _core.compiled_problem() is None else "pure"
+    assert lines[0].startswith(f"decision core: {expected} ("), lines[0]
+
+
 def _non_loopback_address() -> str | None:
     """This machine's address on its default route, or None without one (no packet is sent)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:

@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from risk_worker import _core
 from risk_worker.devstack.nats_server import NatsServer
 from tests.harness import Harness
 from tests.helpers import wait_for
@@ -113,6 +114,7 @@ async def test_ready_when_nats_dies_then_503_naming_it_and_200_after_health_stay
     await wait_for(lambda: ready(200), 5.0, 0.05, "never ready")
     _, body = await asyncio.to_thread(get, port, "/ready")
     assert json.loads(body)["checks"]["redis"] == "disabled"
+    assert json.loads(body)["checks"]["decision_core"] == _core.STATUS.active
     own_nats_server.kill()
     await wait_for(lambda: ready(503), 10.0, 0.1, "/ready stayed 200 without NATS")
     _status, body = await asyncio.to_thread(get, port, "/ready")

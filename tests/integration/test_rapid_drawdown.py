@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from risk_worker.devstack.replay import read_ticks
-from risk_worker.domain.book import PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import default_policies
 from risk_worker.domain.risk_metrics import RiskConfig

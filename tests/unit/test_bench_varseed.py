@@ -19,7 +19,7 @@ from risk_worker.bench.varseed import (
 )
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.risk_metrics import RiskConfig
-from risk_worker.domain.var import VarConfig
+from risk_worker.domain.var_result import VarConfig
 from risk_worker.wire import inbound
 
 NOW_MS = 1_764_590_000_123

@@ -348,11 +348,14 @@ def test_build_context_is_an_allow_list_without_secrets() -> None:
     allowed = {p.removeprefix("!").rstrip("/") for p in patterns if p.startswith("!")}
     assert allowed == {
         "pyproject.toml",
+        "setup.py",
         "README.md",
         "requirements.lock",
+        "requirements-dev.lock",  # the build tools' pins (setuptools, mypy), build stage only
         "risk_worker",
         "migrations",
     }
+    assert "**/*.so" in patterns  # a local build's compiled core stays out
 
 
 # -- requirements.lock ----------------------------------------------------------------------------

@@ -32,8 +32,8 @@ from risk_worker.adapters.input_stream import STREAM as INPUTS_STREAM
 from risk_worker.adapters.kv_bucket import decode_restriction, decode_state
 from risk_worker.adapters.nats_auth import NatsAuth
 from risk_worker.adapters.var_store import VAR_RELOAD_SUBJECT
-from risk_worker.domain.monitor import AlertLevel
 from risk_worker.domain.policies import Policy, default_policies, validate_policy
+from risk_worker.domain.reports import AlertLevel
 from risk_worker.domain.restricted import Restriction
 from risk_worker.domain.trading_state import ACCOUNT_KEY_PREFIX, GLOBAL_KEY, StateValue
 from risk_worker.domain.types import DenyReason, Metric, RiskLevel, Scope

@@ -5,7 +5,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book import AccountBook
+from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.metrics import compute_metrics

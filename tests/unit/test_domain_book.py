@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book import AccountBook
+from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import ApplyResult, Side
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from risk_worker.domain.book import Fill
+from risk_worker.domain.book_events import Fill
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import Policy, default_policies
 from risk_worker.domain.trading_state import StateValue, account_key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from risk_worker.domain.book import PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.trading_state import account_key

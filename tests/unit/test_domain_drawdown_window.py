@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from risk_worker.domain.book import Account, PnlSnapshot
+from risk_worker.domain.book import Account
+from risk_worker.domain.book_events import PnlSnapshot
 from risk_worker.domain.equity_window import observe_equity, window_peak
 from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.risk_metrics import RiskConfig

@@ -6,7 +6,8 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from risk_worker.domain.book import AccountBook, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book import AccountBook
+from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Order
 from risk_worker.domain.persistence import (

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from risk_worker.domain.book import PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.marks import TickResult
 from risk_worker.domain.policies import default_policies
 from risk_worker.domain.risk_metrics import RiskConfig
-from risk_worker.domain.types import TradingState
+from risk_worker.domain.types import TickResult, TradingState
 
 T0 = 1_700_000_000_000
 ETH = "ETHUSDT"

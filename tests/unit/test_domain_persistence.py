@@ -7,7 +7,8 @@ import math
 import msgspec
 import pytest
 
-from risk_worker.domain.book import AccountBook, Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book import AccountBook
+from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.persistence import (
     AccountState,

@@ -16,7 +16,7 @@ from risk_worker.domain.policies import (
 )
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.risk_metrics import AccountMetrics
-from risk_worker.domain.strategy_metrics import StrategyMetrics
+from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from risk_worker.domain.book import Fill
+from risk_worker.domain.book_events import Fill
 from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.metrics import compute_metrics, simulate_fill
 from risk_worker.domain.pending import PendingOrder

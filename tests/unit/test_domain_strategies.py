@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from risk_worker.domain.book import Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import Policy, PolicyError

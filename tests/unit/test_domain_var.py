@@ -14,7 +14,8 @@ import pytest
 
 from risk_worker.devstack.replay import read_ticks
 from risk_worker.domain.returns import ReturnHistory
-from risk_worker.domain.var import NOTHING_HELD, TOLERANCE, VarResult, historical_var
+from risk_worker.domain.var import TOLERANCE, historical_var
+from risk_worker.domain.var_result import NOTHING_HELD, VarResult
 
 MIN = 60_000
 BARS = "coinbase_1m_bars_btcusd_ethusd.csv"

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from risk_worker.domain.book import PositionSnapshot
+from risk_worker.domain.book_events import PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import Policy

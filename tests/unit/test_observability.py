@@ -8,7 +8,8 @@ import pytest
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from risk_worker.domain.monitor import AlertLevel
+from risk_worker import _core
+from risk_worker.domain.reports import AlertLevel
 from risk_worker.domain.types import DenyReason, PolicyType, StateSource, TradingState
 from risk_worker.service.observability import EVENT_KINDS, INVALID_REASONS, Metrics
 
@@ -52,6 +53,15 @@ def test_metrics_when_created_then_every_named_metric_is_exposed() -> None:
     }
     assert expected <= names
     assert all(name.startswith("risk_") for name in names)
+
+
+def test_metrics_when_created_then_the_decision_core_running_is_1() -> None:
+    cores = {
+        dict(labels)["core"]: v
+        for (name, labels), v in samples(Metrics()).items()
+        if name == "risk_decision_core"
+    }
+    assert cores == {_core.STATUS.active: 1.0}
 
 
 def test_metrics_when_created_then_registers_nothing_globally() -> None:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.bench.core import NullSink
-from risk_worker.domain.book import PnlSnapshot
+from risk_worker.domain.book_events import PnlSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import default_policies
 from risk_worker.domain.risk_metrics import RiskConfig

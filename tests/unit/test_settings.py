@@ -6,7 +6,7 @@ import pytest
 
 from risk_worker.adapters.nats_auth import server_list
 from risk_worker.domain.types import TradingState
-from risk_worker.domain.var import VarConfig
+from risk_worker.domain.var_result import VarConfig
 from risk_worker.errors import ConfigError
 from risk_worker.service.settings import Settings, load_settings, redact_servers
 
