@@ -10,8 +10,8 @@ import pytest
 from risk_worker.domain.policies import (
     COMPARE,
     ORDER_METRICS,
-    READS_ACCOUNT,
     READERS,
+    READS_ACCOUNT,
     metric_value,
     strategy_reader_of,
 )
@@ -34,8 +34,8 @@ EDGES = (0.0, -0.0, 1.0, -1.0, 1e-300, -1e-300, 7.25, -3.5, 1e15, -1e15, math.in
 
 def same(a: float, b: float) -> bool:
     """Equal bit for bit: NaN with NaN, and the sign of a zero."""
-    if a != a or b != b:
-        return a != a and b != b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
     return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
