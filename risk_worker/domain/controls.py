@@ -31,12 +31,13 @@ emergency ones deny. Their utilization joins the decision's ``limit_utilization`
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from risk_worker.domain.book import Account, Mark
 from risk_worker.domain.pending import PendingOrder
-from risk_worker.domain.policies import COMPARE, UPPER_BOUNDS, Evaluation, Policy
+from risk_worker.domain.policies import UPPER_BOUNDS, Evaluation, Policy
+from risk_worker.domain.readings import OP_CODE, OP_GT, OP_LT, OP_LTE
 from risk_worker.domain.risk_metrics import INF
 from risk_worker.domain.types import DenyReason, Metric, OrderType, PolicyType, Scope, Side
 
@@ -75,12 +76,13 @@ _SIZE_KIND = {
     Metric.ORDER_EQUITY_FRACTION: _EQUITY_FRACTION,
 }
 
-ControlRule = tuple[Policy, str, int, str | None, Callable[[float, float], bool], float, bool, int]
+ControlRule = tuple[Policy, str, int, str | None, int, float, bool, int]
 """A prepared control policy: the policy, its name, its scope as an index into ``(account_id,
-symbol, strategy_id)``, its scope id, ``holds(value, threshold)``, the threshold, whether its
-utilization is ``max(0, value) / threshold`` (an upper bound over zero) and which of its
-control's values it reads: order size (quantity, notional, equity fraction), throttle (the
-account's window, the strategy's), open orders (by scope index), collar (the one)."""
+symbol, strategy_id)``, its scope id, its operator's code
+(:data:`~risk_worker.domain.readings.OP_CODE`: ``value <op> threshold`` holds), the threshold,
+whether its utilization is ``max(0, value) / threshold`` (an upper bound over zero), which of
+its control's values it reads (order size: quantity, notional, equity fraction; throttle: the
+account's window, the strategy's; open orders: by scope index; collar: the one)."""
 
 
 def _value_index(policy: Policy) -> int:
@@ -100,7 +102,7 @@ def _prepare(policy: Policy) -> ControlRule:
         policy.name,
         _SCOPE_INDEX[policy.scope],
         policy.scope_id,
-        COMPARE[policy.operator],
+        OP_CODE[policy.operator],
         policy.threshold,
         policy.operator in UPPER_BOUNDS and policy.threshold > 0.0,
         _value_index(policy),
@@ -200,8 +202,7 @@ def _assess(
     name), append soft violations to ``warnings``; returns the hard/emergency ones (or None).
     """
     violations: list[Evaluation] | None = None
-    for rule in rules:
-        policy, name, scope, scope_id, holds, threshold, plain, index = rule
+    for policy, name, scope, scope_id, op, threshold, plain, index in rules:
         if scope_id is None:
             if scope == 2 and keys[2] is None:  # strategy-scoped: orders naming a strategy
                 continue
@@ -211,7 +212,16 @@ def _assess(
         used = (value if value > 0.0 else 0.0) / threshold if plain else policy.utilization(value)
         before = utilization.get(name)
         utilization[name] = used if before is None or used > before else before
-        if holds(value, threshold):
+        # value <op> threshold (readings.holds, inline)
+        if op == OP_LTE:
+            ok = value <= threshold
+        elif op == OP_LT:
+            ok = value < threshold
+        elif op == OP_GT:
+            ok = value > threshold
+        else:
+            ok = value >= threshold
+        if ok:
             continue
         ev = Evaluation(policy, value, where, True)
         if policy.type is PolicyType.SOFT:

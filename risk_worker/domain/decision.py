@@ -55,7 +55,7 @@ from risk_worker.domain.strategy_check import (
 )
 from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.trading_state import TradingStates
-from risk_worker.domain.types import DenyReason, PolicyType, RiskLevel, Scope, TradingState
+from risk_worker.domain.types import DenyReason, PolicyType, RiskLevel, Scope, Side, TradingState
 from risk_worker.domain.var import exposures, historical_var, post_trade_exposures
 
 
@@ -89,7 +89,8 @@ def check_order(
     # order of the same side has filled and none of the other side. Two orders that each reduce
     # a position must not together flip it, and a pending order on the other side may never
     # fill.
-    signed = order.signed_quantity
+    quantity = order.quantity
+    signed = quantity if order.side is Side.BUY else -quantity  # order.signed_quantity
     if account is None:
         effective_qty = 0.0
     else:
@@ -201,13 +202,14 @@ def _check_limits(
     )
     if stop is not None:
         return _stopped(stop, state, warnings, utilization)
-    rate = config.margin_rate(order.symbol)
+    rate = config.margin_rates.get(order.symbol, config.default_margin_rate)  # margin_rate()
     increasing = risk_increasing_quantity(effective_qty, signed)
     margin_needed = increasing * price * rate
-    if margin_needed > 0.0 and margin_needed > pre.available_margin:
+    available = pre.equity - pre.position_margin  # pre.available_margin
+    if margin_needed > 0.0 and margin_needed > available:
         return deny(
             DenyReason.INSUFFICIENT_MARGIN,
-            f"margin needed {margin_needed:.2f} > available {pre.available_margin:.2f}",
+            f"margin needed {margin_needed:.2f} > available {available:.2f}",
             RiskLevel.BREACHED,
             state,
         )

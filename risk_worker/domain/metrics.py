@@ -182,7 +182,7 @@ def simulate_fill(
         new_low = (new_qty - sell) * new_price
         old_notional = max(abs(old_high), abs(old_low))
         new_notional = max(abs(new_high), abs(new_low))
-    rate = config.margin_rate(symbol)
+    rate = config.margin_rates.get(symbol, config.default_margin_rate)  # config.margin_rate()
     unrealized = (
         pre.unrealized_pnl - old_qty * (old_price - old_entry) + new_qty * (new_price - new_entry)
     )
@@ -199,6 +199,7 @@ def simulate_fill(
         if mark is None or mark.received_ms < now_ms - config.mark_max_age_ms:
             stale = (*stale, symbol)
     peak = pre.peak_equity
+    window_peak = pre.window_peak_equity
     return AccountMetrics(
         equity,
         balance,
@@ -215,5 +216,5 @@ def simulate_fill(
         stale,
         equity if equity > peak else peak,
         pre.day_start_equity,
-        max(equity, pre.window_peak_equity),
+        window_peak if window_peak > equity else equity,  # max(equity, window_peak)
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from typing import Final
 
 from risk_worker.domain.controls import ControlRules
 from risk_worker.domain.policies import (
@@ -27,11 +28,24 @@ from risk_worker.domain.policies import (
     strategy_reader_of,
     validate_policy,
 )
-from risk_worker.domain.risk_metrics import INF, AccountMetrics
+from risk_worker.domain.readings import (
+    INF,
+    OP_CODE,
+    OP_GT,
+    OP_LT,
+    OP_LTE,
+    account_readings,
+    slot_of,
+    strategy_readings,
+    symbol_reading,
+)
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.types import Scope
 
-ACCOUNT_SCOPE, SYMBOL_SCOPE, STRATEGY_SCOPE = 0, 1, 2
+ACCOUNT_SCOPE: Final = 0
+SYMBOL_SCOPE: Final = 1
+STRATEGY_SCOPE: Final = 2
 """Index of a rule's scope in an order's ``(account_id, symbol, strategy_id)``."""
 _SCOPE_INDEX = {
     Scope.ACCOUNT: ACCOUNT_SCOPE,
@@ -39,7 +53,9 @@ _SCOPE_INDEX = {
     Scope.STRATEGY: STRATEGY_SCOPE,
 }
 
-UPPER_OVER_ZERO, LOWER_OVER_ZERO, OTHER_BOUND = 0, 1, 2
+UPPER_OVER_ZERO: Final = 0
+LOWER_OVER_ZERO: Final = 1
+OTHER_BOUND: Final = 2
 """Forms of a rule's utilization (see :meth:`~risk_worker.domain.policies.Policy.utilization`)."""
 
 Rule = tuple[
@@ -92,6 +108,88 @@ def prepare(policy: Policy, shared_name: bool = False) -> Rule:
         if policy.operator in UPPER_BOUNDS
         else LOWER_OVER_ZERO,
     )
+
+
+FastRule = tuple[Policy, str, bool, int, str | None, int, int, float, int]
+"""A :data:`Rule` as a pre-trade check reads it (:meth:`PolicySet.assess_order`): the policy,
+its name, whether the name is shared, its scope index and scope id, its metric's slot
+(:func:`~risk_worker.domain.readings.slot_of`), its operator's code
+(:data:`~risk_worker.domain.readings.OP_CODE`), the threshold and the utilization form."""
+
+
+def fast_rule(rule: Rule) -> FastRule:
+    """The :data:`FastRule` of a prepared rule."""
+    policy = rule[0]
+    return (
+        policy,
+        rule[1],
+        rule[2],
+        rule[3],
+        rule[4],
+        slot_of(policy.metric, policy.operator),
+        OP_CODE[policy.operator],
+        rule[8],
+        rule[9],
+    )
+
+
+def assess_rules(
+    rules: tuple[FastRule, ...],
+    readings: list[float],
+    notionals: dict[str, float],
+    equity: float,
+    keys: tuple[str, str, str | None],
+    utilization: dict[str, float],
+    breaches: list[Evaluation],
+) -> None:
+    """Record the utilization of each rule that applies to an order and append the violated
+    ones to ``breaches`` (see :meth:`PolicySet.assess_order`).
+
+    Args:
+        rules: account- and symbol-scoped rules read on the account's metrics, or
+            strategy-scoped ones read on the strategy's.
+        readings: those metrics by slot (:func:`~risk_worker.domain.readings.account_readings`
+            or :func:`~risk_worker.domain.readings.strategy_readings`).
+        notionals: their ``position_notional`` (symbol → quote); ``equity``: the equity a
+            concentration divides by (quote).
+        keys: the order's ``(account_id, symbol, strategy_id)``.
+        utilization: policy name → fraction of its limit used (filled here).
+        breaches: violated rules, appended in order.
+    """
+    symbol = keys[1]
+    for policy, name, shared, scope, scope_id, slot, op, threshold, form in rules:
+        if scope_id is not None and scope_id != keys[scope]:
+            continue
+        if slot >= 0:
+            value = readings[slot]
+        else:
+            where = symbol if scope == SYMBOL_SCOPE else None
+            value = symbol_reading(slot, notionals, equity, where)
+        # Policy.utilization's formulas, without a call for the two common forms
+        if form == UPPER_OVER_ZERO:
+            used = (value if value > 0.0 else 0.0) / threshold
+        elif form == LOWER_OVER_ZERO:
+            used = threshold / value if value > 0.0 else INF
+        else:
+            used = policy.utilization(value)
+        if shared:
+            before = utilization.get(name)
+            if before is not None:
+                used = max(before, used)
+        utilization[name] = used
+        # readings.holds, inline: value <op> threshold
+        if op == OP_LTE:
+            ok = value <= threshold
+        elif op == OP_LT:
+            ok = value < threshold
+        elif op == OP_GT:
+            ok = value > threshold
+        else:
+            ok = value >= threshold
+        if not ok:
+            breaches.append(
+                Evaluation(policy, value, symbol if scope == SYMBOL_SCOPE else None, True)
+            )
 
 
 def rule_value(
@@ -151,6 +249,8 @@ class PolicySet:
 
     __slots__ = (
         "_all",
+        "_fast",
+        "_fast_strategy",
         "_strategy",
         "_without_strategy",
         "controls",
@@ -171,6 +271,8 @@ class PolicySet:
         self._all: tuple[Rule, ...] = tuple(rules)
         self._without_strategy = tuple(r for r in rules if r[3] != STRATEGY_SCOPE)
         self._strategy = tuple(r for r in rules if r[3] == STRATEGY_SCOPE)
+        self._fast = tuple(fast_rule(r) for r in self._without_strategy)
+        self._fast_strategy = tuple(fast_rule(r) for r in self._strategy)
         self.strategy_scoped = bool(self._strategy)
         """Whether a post-trade policy is strategy-scoped: a check of an order naming a
         strategy then computes the strategy's metrics, and the monitor each strategy's."""
@@ -216,41 +318,25 @@ class PolicySet:
         if utilization is None:
             utilization = {}
         breaches: list[Evaluation] = []
-        order = (order_notional, order_quantity)
         keys = (account_id, symbol, strategy_id)
-        source: AccountMetrics | StrategyMetrics = m
-        groups: tuple[tuple[tuple[Rule, ...], AccountMetrics | StrategyMetrics], ...]
-        if strategy_id is None or not self._strategy:
-            groups = ((self._without_strategy, m),)
-        else:  # the strategy-scoped rules come last (by scope), read on the strategy's metrics
+        if self._fast:
+            readings = account_readings(m)
+            assess_rules(
+                self._fast, readings, m.position_notional, m.equity, keys, utilization, breaches
+            )
+        if strategy_id is not None and self._fast_strategy:
+            # the strategy-scoped rules come last (by scope), read on the strategy's metrics
             if strategy is None:
                 strategy = empty_strategy(strategy_id, m.equity)
-            groups = ((self._without_strategy, m), (self._strategy, strategy))
-        for rules, source in groups:
-            for policy, name, shared, scope, scope_id, reads, read, holds, threshold, form in rules:
-                if scope_id is not None and scope_id != keys[scope]:
-                    continue
-                if reads == READS_ACCOUNT:
-                    value = read(source)
-                elif reads == READS_SYMBOL:
-                    value = read(source, symbol if scope == SYMBOL_SCOPE else None)
-                else:
-                    value = read(order)
-                # Policy.utilization's formulas, without a call for the two common forms
-                if form == UPPER_OVER_ZERO:
-                    used = (value if value > 0.0 else 0.0) / threshold
-                elif form == LOWER_OVER_ZERO:
-                    used = threshold / value if value > 0.0 else INF
-                else:
-                    used = policy.utilization(value)
-                if shared:
-                    before = utilization.get(name)
-                    if before is not None:
-                        used = max(before, used)
-                utilization[name] = used
-                if not holds(value, threshold):
-                    where = symbol if scope == SYMBOL_SCOPE else None
-                    breaches.append(Evaluation(policy, value, where, True))
+            assess_rules(
+                self._fast_strategy,
+                strategy_readings(strategy),
+                strategy.position_notional,
+                strategy.account_equity,
+                keys,
+                utilization,
+                breaches,
+            )
         return utilization, breaches
 
     def evaluate_order(
