@@ -44,6 +44,7 @@ from risk_worker.domain.marks import TickResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
 from risk_worker.wire.outbound import suspect_tick_alert
+from risk_worker.wire.ticks import parse_tick
 from risk_worker.wire.trace import TRACEPARENT, header_traceparent
 
 log = logging.getLogger(__name__)
@@ -167,7 +168,7 @@ class WorkerService:
 
     async def _on_tick(self, msg: Msg) -> None:
         try:
-            symbol, price, timestamp = inbound.parse_tick(msg.data, msg.subject)
+            symbol, price, timestamp = parse_tick(msg.data, msg.subject)
         except InvalidMessageError as exc:
             self._invalid("market.tick", exc)
             return
