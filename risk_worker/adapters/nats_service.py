@@ -1,7 +1,8 @@
 """The worker's NATS edge: tick and reservation subscriptions, the check responder, outbound
 publishing.
 
-Ticks go to every instance (no queue group) so each holds every mark; the account events come
+Ticks go to every instance (no queue group) so each holds every mark; they are taken in batches
+by :class:`~risk_worker.adapters.tick_feed.TickFeed`. The account events come
 through the ``RISK_INPUTS`` stream (:mod:`~risk_worker.adapters.input_stream`), also to every
 instance. Checks are spread over the ``risk-workers`` queue group. The check handler awaits
 nothing but its reply (a reply with reservations waits for their announcement:
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Protocol, cast
 
@@ -37,12 +37,11 @@ from risk_worker.adapters.ratelog import RateLimitedLog
 from risk_worker.adapters.reply_guard import ReplyGuard
 from risk_worker.adapters.reservation_outbox import RESERVATIONS_SUBJECT, ReservationOutbox
 from risk_worker.adapters.state_watcher import StateWatcher
+from risk_worker.adapters.tick_feed import SUSPECT_TICK_SUBJECT, TICKS_SUBJECT, TickFeed
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.types import TickResult
 from risk_worker.errors import InvalidMessageError
 from risk_worker.wire import inbound
 from risk_worker.wire.detail import forward_headers, header_detail
-from risk_worker.wire.outbound import suspect_tick_alert
 from risk_worker.wire.reservations import parse_reservations
 from risk_worker.wire.trace import header_traceparent
 
@@ -53,9 +52,6 @@ CHECK_SUBJECT = "risk.check.order"
 CHECK_QUEUE = "risk-workers"
 CHECK_ENDPOINT = "check_order"
 CHECK_DESCRIPTION = "request: CheckRequestMsg; reply: CheckReplyMsg (subjects.md)"
-TICKS_SUBJECT = "market.tick.*"
-SUSPECT_TICK_SUBJECT = "risk.alerts.warning"
-"""Where ``suspect_tick`` alerts go."""
 DRAIN_TIMEOUT_S = 5.0
 """How long a stop waits for the subscriptions to hand over what they received."""
 
@@ -65,6 +61,8 @@ __all__ = [
     "FILLS_SUBJECT",
     "PNL_SUBJECT",
     "POSITIONS_SUBJECT",
+    "SUSPECT_TICK_SUBJECT",
+    "TICKS_SUBJECT",
     "EventCounters",
     "WorkerService",
     "now_ms",
@@ -76,6 +74,9 @@ class EventCounters(Protocol):
 
     def event(self, kind: str, result: str = "applied") -> None:
         """Count one valid event of ``kind``; ``result`` applied or why it was not."""
+
+    def events(self, kind: str, n: int) -> None:
+        """Count ``n`` valid events of ``kind``, applied (the tick feed's batches)."""
 
     def invalid_event(self, kind: str, reason: str) -> None:
         """Count one dropped invalid event (``reason``: an ``InvalidMessageError`` code)."""
@@ -134,20 +135,20 @@ class WorkerService:
         self._ratelog = RateLimitedLog(log)
         self.replies = ReplyGuard(reply_prefixes, metrics.request_dropped)
         self.queries = QueryHandler(engine, watcher.confirmed, checks, max_batch)
+        self.ticks = TickFeed(nc, engine, metrics, self.publish)
 
     async def start(self) -> None:
         """Subscribe to ticks, reservations and checks, then flush so an immediate request finds
         a responder (account events: :class:`~risk_worker.adapters.input_stream.InputStream`)."""
-        events: list[tuple[str, Callable[[Msg], Awaitable[None]]]] = [
-            (TICKS_SUBJECT, self._on_tick),
-            (RESERVATIONS_SUBJECT, self._on_reservation),
-        ]
-        for subject, cb in events:
-            self._subs.append(
-                await self._nc.subscribe(
-                    subject, cb=cb, pending_msgs_limit=-1, pending_bytes_limit=-1
-                )
+        await self.ticks.start()
+        self._subs.append(
+            await self._nc.subscribe(
+                RESERVATIONS_SUBJECT,
+                cb=self._on_reservation,
+                pending_msgs_limit=-1,
+                pending_bytes_limit=-1,
             )
+        )
         self._owner_sub = await self._nc.subscribe(
             OWNER_SUBJECT_PREFIX + self._worker_id, cb=self._on_owned_check
         )
@@ -172,57 +173,6 @@ class WorkerService:
     def _invalid(self, kind: str, exc: InvalidMessageError) -> None:
         self._metrics.invalid_event(kind, exc.reason)
         self._ratelog.warning(f"{kind}:{exc.reason}", "dropped invalid %s event: %s", kind, exc)
-
-    async def _on_tick(self, msg: Msg) -> None:
-        try:
-            symbol, price, timestamp = inbound.parse_tick(msg.data, msg.subject)
-        except InvalidMessageError as exc:
-            self._invalid("market.tick", exc)
-            return
-        now = now_ms()
-        result = self._engine.set_mark(symbol, price, now if timestamp is None else timestamp, now)
-        if result is TickResult.APPLIED:
-            self._metrics.event("market.tick")
-        else:
-            await self._tick_not_applied(symbol, price, result, now)
-
-    async def _tick_not_applied(
-        self, symbol: str, price: float, result: TickResult, now: int
-    ) -> None:
-        """Count, log (rate-limited per symbol) and alert a tick held as suspect or refused."""
-        if result is TickResult.CONFIRMED:
-            self._metrics.event("market.tick")
-            self._ratelog.warning(
-                f"market.tick:confirmed:{symbol}",
-                "suspect level of %s confirmed: %s is the mark now",
-                symbol,
-                price,
-            )
-            return
-        if result is TickResult.SYMBOL_LIMIT:
-            self._metrics.event("market.tick", "symbol_limit")
-            self._ratelog.warning(
-                "market.tick:symbol_limit",
-                "refused a tick of new symbol %s: the mark table holds RISK_MAX_SYMBOLS (%d)",
-                symbol,
-                self._engine.marks.max_symbols,
-            )
-            return
-        self._metrics.event("market.tick", "suspect")
-        mark = self._engine.book.marks[symbol].price
-        self._ratelog.warning(
-            f"market.tick:suspect:{symbol}",
-            "holding a suspect tick of %s at %s (mark %s) until confirmed",
-            symbol,
-            price,
-            mark,
-        )
-        if result is TickResult.SUSPECT_ALERT:  # once per symbol per alert window
-            alert_id = uuid.uuid4().hex
-            max_jump = self._engine.marks.max_jump
-            alert = suspect_tick_alert(symbol, mark, price, max_jump, alert_id, now)
-            await self.publish(SUSPECT_TICK_SUBJECT, alert)
-            self._metrics.alert("warning")
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -318,7 +268,8 @@ class WorkerService:
         except TimeoutError:
             log.warning("draining the check endpoints took over %s s; abandoned", timeout)
         self._endpoint_subs.clear()
-        drains = (sub.drain() for sub in self._subs)  # type: ignore[no-untyped-call]  # nats-py
+        drains: list[Awaitable[None]] = [self.ticks.stop()]
+        drains += (sub.drain() for sub in self._subs)  # type: ignore[no-untyped-call]  # nats-py
         try:
             results = await asyncio.wait_for(
                 asyncio.gather(*drains, return_exceptions=True), timeout

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from risk_worker.domain.batch import BatchOutcome, check_batch
-from risk_worker.domain.book import AccountBook
+from risk_worker.domain.book import AccountBook, Mark
 from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.controls import OrderRates
 from risk_worker.domain.decision import check_order
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
-from risk_worker.domain.marks import MarkTable
+from risk_worker.domain.marks import HeldTick, MarkTable
 from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.monitor import assess_account, evaluate_account
 from risk_worker.domain.order import Decision, Order, deny
@@ -194,6 +194,47 @@ class RiskEngine:
             if after is not None and after is not before:
                 returns.carry(symbol, after.price, now_ms, now_ms + 1)
         return result
+
+    def set_marks(
+        self, ticks: Iterable[tuple[str, float, int | None]], now_ms: int
+    ) -> list[HeldTick]:
+        """Apply ticks received by ``now_ms`` (symbol, price, source timestamp in ms or None
+        for ``now_ms``), in order: exactly :meth:`set_mark` on each in turn.
+
+        The common case is done inline, without the calls: the symbol has a mark, received
+        after the last VaR boundary before ``now_ms`` (no sample due), the tick is within the
+        jump band of it, no suspect level is pending anywhere and ``now_ms`` is not a boundary
+        itself. Such a tick is applied whether the mark is fresh or stale, so it simply
+        replaces the mark. Every other tick goes through :meth:`set_mark`.
+
+        Returns:
+            The ticks not simply APPLIED (confirmed, suspect, refused), in order, with the
+            symbol's mark price just after each.
+        """
+        marks = self.book.marks
+        table = self.marks
+        step = self.book.returns.interval_ms
+        settled = (now_ms - 1) // step * step + 1  # a mark received since: no sample due
+        max_jump = table.max_jump
+        on_boundary = now_ms % step == 0
+        quiet = not on_boundary and not table.holds_suspects()
+        held_ticks: list[HeldTick] = []
+        for symbol, price, timestamp in ticks:
+            stamp = now_ms if timestamp is None else timestamp
+            if quiet:
+                held = marks.get(symbol)
+                if held is not None and held.received_ms >= settled:
+                    reference = held.price
+                    if abs(price - reference) <= max_jump * reference:
+                        marks[symbol] = Mark(price, now_ms, stamp)
+                        continue
+            result = self.set_mark(symbol, price, stamp, now_ms)
+            quiet = not on_boundary and not table.holds_suspects()
+            if result is not TickResult.APPLIED:
+                after = marks.get(symbol)
+                mark = None if after is None else after.price
+                held_ticks.append(HeldTick(symbol, price, result, mark))
+        return held_ticks
 
     def sample_marks(self, now_ms: int) -> int:
         """Sample every mark at the VaR boundaries up to ``now_ms`` (the sampling task calls it

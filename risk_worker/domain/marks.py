@@ -21,8 +21,23 @@ Rule source: issue 10 (``RISK_TICK_MAX_JUMP``, ``RISK_TICK_CONFIRMATIONS``, ``RI
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from risk_worker.domain.book import Mark
 from risk_worker.domain.types import TickResult
+
+
+class HeldTick(NamedTuple):
+    """A tick of a batch (:meth:`~risk_worker.domain.engine.RiskEngine.set_marks`) that was not
+    simply applied: confirmed, held as suspect or refused."""
+
+    symbol: str
+    price: float
+    """The tick's price (quote per base unit)."""
+    result: TickResult
+    """What the table did: CONFIRMED, SUSPECT, SUSPECT_ALERT or SYMBOL_LIMIT."""
+    mark: float | None
+    """The symbol's mark price just after the tick (quote per base unit), None without one."""
 
 
 class _Suspect:
@@ -104,6 +119,10 @@ class MarkTable:
         if self._suspects:  # nearly always empty: one cheap test on the hot path
             self._suspects.pop(symbol, None)
         return TickResult.APPLIED
+
+    def holds_suspects(self) -> bool:
+        """Whether any symbol has a pending suspect level (nearly never)."""
+        return bool(self._suspects)
 
     def suspect_level(self, symbol: str) -> float | None:
         """The pending suspect level of ``symbol`` (quote per base), None when there is none."""

@@ -24,7 +24,6 @@ from risk_worker.domain.bounds import (
     PRICE_MAX,
     PRICE_MIN,
     QUANTITY_MAX,
-    is_identifier,
 )
 from risk_worker.domain.order import Order
 from risk_worker.domain.pending import PendingOrder
@@ -84,7 +83,7 @@ class FillMsg(msgspec.Struct, frozen=True):
     strategy_id: Identifier | None = None
 
 
-class TickMsg(msgspec.Struct, frozen=True):
+class TickMsg(msgspec.Struct, frozen=True, gc=False):
     """``market.tick.<symbol>``: mark = price, else the mid of bid/ask (quote).
 
     The symbol is the subject's last token; a body ``symbol`` must equal it.
@@ -197,7 +196,6 @@ class _Ids(msgspec.Struct):
 _POSITION = msgspec.json.Decoder(PositionUpdateMsg)
 _FILL = msgspec.json.Decoder(FillMsg)
 _PNL = msgspec.json.Decoder(PnlUpdateMsg)
-_TICK = msgspec.json.Decoder(TickMsg)
 _CHECK = msgspec.json.Decoder(CheckRequestMsg)
 _IDS = msgspec.json.Decoder(_Ids)
 _RESERVATION = msgspec.json.Decoder(ReservationMsg)
@@ -303,30 +301,6 @@ def parse_pnl(data: bytes) -> PnlSnapshot:
     if m.balance is None and m.equity is None:
         raise InvalidMessageError("balance", "missing_field", "balance or equity is required")
     return PnlSnapshot(_account(m), m.balance, m.equity, m.realized_pnl, m.timestamp)
-
-
-def parse_tick(data: bytes, subject: str) -> tuple[str, float, int | None]:
-    """Decode ``market.tick.<symbol>`` into (symbol, mark price, timestamp or None).
-
-    The subject's last token is the symbol (so subject permissions limit which mark a
-    publisher moves); a body ``symbol`` that differs from it makes the tick invalid.
-    The mid of bid and ask is finite and within the price bounds since both are.
-    """
-    m = _decode(_TICK, data)
-    symbol = subject.rsplit(".", 1)[-1]
-    if not is_identifier(symbol):
-        raise InvalidMessageError("symbol", "bad_identifier", f"bad symbol token {symbol!r}")
-    if m.symbol is not None and m.symbol != symbol:
-        raise InvalidMessageError(
-            "symbol",
-            "out_of_range",
-            f"body symbol {m.symbol!r} differs from the subject's {symbol!r}",
-        )
-    if m.price is not None:
-        return symbol, m.price, m.timestamp
-    if m.bid is not None and m.ask is not None:
-        return symbol, (m.bid + m.ask) / 2.0, m.timestamp
-    raise InvalidMessageError("price", "missing_field", "price, or both bid and ask, is required")
 
 
 def parse_check(data: bytes, max_bytes: int) -> Order:

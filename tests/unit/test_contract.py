@@ -39,7 +39,7 @@ from risk_worker.domain.trading_state import ACCOUNT_KEY_PREFIX, GLOBAL_KEY, Sta
 from risk_worker.domain.types import DenyReason, Metric, RiskLevel, Scope
 from risk_worker.service import monitor_task
 from risk_worker.service.settings import Settings
-from risk_worker.wire import inbound, queries
+from risk_worker.wire import inbound, queries, ticks
 from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 from risk_worker.wire.outbound import (
     CANCEL_ALL_SUBJECT,
@@ -91,7 +91,7 @@ STRUCTS = {**INBOUND, **OUTBOUND, **STORED}
 PARSERS: dict[str, Callable[[bytes], object]] = {
     "PositionUpdateMsg": inbound.parse_position,
     "FillMsg": inbound.parse_fill,
-    "TickMsg": lambda data: inbound.parse_tick(data, "market.tick.BTCUSDT"),
+    "TickMsg": lambda data: ticks.parse_tick(data, "market.tick.BTCUSDT"),
     "PnlUpdateMsg": inbound.parse_pnl,
     "CheckRequestMsg": lambda data: inbound.parse_check(data, Settings().max_request_bytes),
     "MetricsQueryMsg": lambda data: queries.parse_metrics_query(data, 65_536),

@@ -127,6 +127,15 @@ def test_events_and_invalid_events_when_counted_then_stay_in_closed_sets() -> No
     assert value(m, "risk_events_invalid_total", kind="market.tick", reason="other") == 1
 
 
+def test_events_when_a_batch_counted_at_once_then_same_series_as_one_by_one() -> None:
+    m = Metrics()
+    m.events("market.tick", 256)
+    m.event("market.tick")
+    m.events("market.tick.BTCUSDT", 3)
+    assert value(m, "risk_events_total", kind="market.tick") == 257
+    assert value(m, "risk_events_total", kind="other") == 3
+
+
 def test_monitor_counters_and_gauges_when_set_then_exposed() -> None:
     m = Metrics()
     m.violation(PolicyType.EMERGENCY, "monitor")

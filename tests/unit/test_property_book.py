@@ -19,7 +19,7 @@ from risk_worker.domain.bounds import MONEY_MAX, PRICE_MAX, PRICE_MIN, QUANTITY_
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import default_policies
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
-from risk_worker.wire import inbound
+from risk_worker.wire import inbound, ticks
 from tests.junk import encode
 
 T0 = 1_700_000_000_000
@@ -80,7 +80,7 @@ def apply(engine: RiskEngine, subject: str, body: dict[str, Any], now: int) -> N
     elif subject == "pnl.update":
         engine.apply_pnl(inbound.parse_pnl(data))
     else:
-        symbol, price, ts = inbound.parse_tick(data, subject)
+        symbol, price, ts = ticks.parse_tick(data, subject)
         engine.set_mark(symbol, price, now if ts is None else ts, now)
 
 

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from risk_worker.errors import InvalidMessageError
-from risk_worker.wire import inbound
+from risk_worker.wire import inbound, ticks
 
 NOW = 1_700_000_000_000
 MAX_BYTES = 65_536
@@ -51,7 +51,7 @@ PARSERS: dict[str, tuple[dict[str, Any], Callable[[bytes], object]]] = {
     "position": ({**POSITION, "timestamp": NOW}, inbound.parse_position),
     "fill": ({**FILL, "timestamp": NOW}, inbound.parse_fill),
     "pnl": ({**PNL, "timestamp": NOW}, inbound.parse_pnl),
-    "tick": ({"price": 3_000.0}, lambda d: inbound.parse_tick(d, "market.tick.ETHUSDT")),
+    "tick": ({"price": 3_000.0}, lambda d: ticks.parse_tick(d, "market.tick.ETHUSDT")),
     "check": (CHECK, lambda d: inbound.parse_check(d, MAX_BYTES)),
     "reservation": (RESERVATION, inbound.parse_reservation),
 }
@@ -118,19 +118,19 @@ def test_parse_when_number_at_a_bound_then_accepted(kind: str, changes: dict[str
 
 
 def test_parse_tick_when_bid_and_ask_at_the_top_then_mid_finite() -> None:
-    _, mid, _ = inbound.parse_tick(b'{"bid": 1e12, "ask": 1e12}', "market.tick.ETHUSDT")
+    _, mid, _ = ticks.parse_tick(b'{"bid": 1e12, "ask": 1e12}', "market.tick.ETHUSDT")
     assert mid == 1e12
 
 
 def test_parse_tick_when_body_symbol_differs_from_subject_then_invalid() -> None:
     with pytest.raises(InvalidMessageError) as caught:
-        inbound.parse_tick(b'{"symbol": "BTCUSDT", "price": 1.0}', "market.tick.ETHUSDT")
+        ticks.parse_tick(b'{"symbol": "BTCUSDT", "price": 1.0}', "market.tick.ETHUSDT")
     assert caught.value.field == "symbol"
     assert "ETHUSDT" in str(caught.value)
 
 
 def test_parse_tick_when_body_symbol_equals_subject_then_the_subject_symbol() -> None:
-    symbol, price, _ = inbound.parse_tick(
+    symbol, price, _ = ticks.parse_tick(
         b'{"symbol": "ETHUSDT", "price": 2.0}', "market.tick.ETHUSDT"
     )
     assert (symbol, price) == ("ETHUSDT", 2.0)
@@ -138,7 +138,7 @@ def test_parse_tick_when_body_symbol_equals_subject_then_the_subject_symbol() ->
 
 def test_parse_tick_when_subject_token_bad_then_invalid_even_with_a_body_symbol() -> None:
     with pytest.raises(InvalidMessageError) as caught:
-        inbound.parse_tick(b'{"symbol": "ETHUSDT", "price": 2.0}', "market.tick.ETH*")
+        ticks.parse_tick(b'{"symbol": "ETHUSDT", "price": 2.0}', "market.tick.ETH*")
     assert caught.value.reason == "bad_identifier"
 
 
