@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
 
 import msgspec
 import pytest
@@ -27,11 +28,12 @@ from tests.helpers import connect, wait_for
 ENC = msgspec.json.Encoder()
 
 
-class RecordingEngine(RiskEngine):
-    """An engine that records every batch of ticks it is given."""
+class RecordingEngine:
+    """An engine that records every batch of ticks it is given (a wrapper: the compiled
+    decision core's RiskEngine cannot be subclassed by an interpreted class)."""
 
     def __init__(self) -> None:
-        super().__init__(RiskConfig())
+        self.engine = RiskEngine(RiskConfig())
         self.batches: list[list[tuple[str, float, int | None]]] = []
 
     def set_marks(
@@ -39,7 +41,10 @@ class RecordingEngine(RiskEngine):
     ) -> list[HeldTick]:
         batch = list(ticks)
         self.batches.append(batch)
-        return super().set_marks(batch, now_ms)
+        return self.engine.set_marks(batch, now_ms)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
 
 
 class Feed:
@@ -77,7 +82,7 @@ async def make_feed(nats_server: NatsServer) -> AsyncIterator[FeedFactory]:
         async def publish(subject: str, message: msgspec.Struct) -> None:
             await nc.publish(subject, ENC.encode(message))
 
-        feed = TickFeed(nc, engine, metrics, publish, max_batch)
+        feed = TickFeed(nc, engine, metrics, publish, max_batch)  # type: ignore[arg-type]
         await feed.start()
         # twice: nats-py 2.16 writes flush's PING ahead of a SUB still buffered, so one flush
         # can return before the server has the subscription (ticks published then are lost)

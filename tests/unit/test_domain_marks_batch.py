@@ -10,7 +10,7 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.marks import HeldTick
 from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import TickResult
-from risk_worker.domain.var import VarConfig
+from risk_worker.domain.var_result import VarConfig
 
 T0 = 1_700_000_000_000
 STEP = 1_000
