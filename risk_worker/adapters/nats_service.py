@@ -166,6 +166,10 @@ class WorkerService:
         self._endpoint_subs += await subscribe_queries(
             self._nc, self.queries, CHECK_QUEUE, self.replies, self.outbox, self.discovery
         )
+        # Twice: nats-py 2.16's flush writes its PING straight to the socket, ahead of SUBs
+        # still in its pending buffer, so one PONG can come back before the server has them
+        # (a request sent then finds no responder). The second PING follows the SUBs.
+        await self._nc.flush()
         await self._nc.flush()
 
     # -- events -------------------------------------------------------------------------------
