@@ -23,6 +23,7 @@ clear is respected as on the holder itself. The comparison is of the writer's cl
 
 from __future__ import annotations
 
+from risk_worker.domain.account_rules import assess_account_rules
 from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
@@ -30,6 +31,7 @@ from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
+from risk_worker.domain.readings import account_readings
 from risk_worker.domain.reports import (
     LEVEL_OF_TYPE,
     AccountReport,
@@ -66,33 +68,28 @@ def assess_account(
     utilization.
     """
     metrics = compute_metrics(account, book.marks, config, now_ms)
+    account_id = account.account_id
     metrics.var = (
         historical_var(
             exposures(account, book.marks),
             book.returns,
             config.var.min_samples,
             config.var.horizon_s,
-            account.account_id,
+            account_id,
         )
         if policies.uses_var
         else informational_var(
-            account.account_id,
-            exposures(account, book.marks),
-            book.returns,
-            config.var.min_samples,
-            config.var.horizon_s,
+            account, book.marks, book.returns, config.var.min_samples, config.var.horizon_s
         )
     )
-    utilization: dict[str, float] = {}
-    violations: list[Evaluation] = []
-    for ev in policies.evaluate_account(account.account_id, metrics):
-        if ev.value != ev.value:  # NaN: a VaR metric that is not computable
-            continue
-        p = ev.policy
-        utilization[p.name] = max(utilization.get(p.name, 0.0), p.utilization(ev.value))
-        if ev.violated:
-            violations.append(ev)
-    state = states.effective(account.account_id).state
+    utilization, violations = assess_account_rules(
+        policies.account_rules,
+        account_readings(metrics),
+        metrics.position_notional,
+        metrics.equity,
+        account_id,
+    )
+    state = states.effective(account_id).state
     breached = state is TradingState.HALTED or any(
         v.policy.type is not PolicyType.SOFT for v in violations
     )

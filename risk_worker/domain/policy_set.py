@@ -249,10 +249,10 @@ class PolicySet:
 
     __slots__ = (
         "_all",
-        "_fast",
         "_fast_strategy",
         "_strategy",
         "_without_strategy",
+        "account_rules",
         "controls",
         "policies",
         "strategy_scoped",
@@ -271,7 +271,8 @@ class PolicySet:
         self._all: tuple[Rule, ...] = tuple(rules)
         self._without_strategy = tuple(r for r in rules if r[3] != STRATEGY_SCOPE)
         self._strategy = tuple(r for r in rules if r[3] == STRATEGY_SCOPE)
-        self._fast = tuple(fast_rule(r) for r in self._without_strategy)
+        self.account_rules = tuple(fast_rule(r) for r in self._without_strategy)
+        """The account- and symbol-scoped rules as a check and the monitor read them."""
         self._fast_strategy = tuple(fast_rule(r) for r in self._strategy)
         self.strategy_scoped = bool(self._strategy)
         """Whether a post-trade policy is strategy-scoped: a check of an order naming a
@@ -319,10 +320,16 @@ class PolicySet:
             utilization = {}
         breaches: list[Evaluation] = []
         keys = (account_id, symbol, strategy_id)
-        if self._fast:
+        if self.account_rules:
             readings = account_readings(m)
             assess_rules(
-                self._fast, readings, m.position_notional, m.equity, keys, utilization, breaches
+                self.account_rules,
+                readings,
+                m.position_notional,
+                m.equity,
+                keys,
+                utilization,
+                breaches,
             )
         if strategy_id is not None and self._fast_strategy:
             # the strategy-scoped rules come last (by scope), read on the strategy's metrics

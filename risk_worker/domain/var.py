@@ -227,18 +227,20 @@ def scenario_quantiles(
 
 
 def informational_var(
-    account_id: str,
-    exposure: Mapping[str, float],
+    account: Account,
+    marks: Mapping[str, Mark],
     history: ReturnHistory,
     min_samples: int,
     horizon_s: float,
 ) -> VarResult:
-    """The account's VaR for ``risk.metrics`` when no policy limits it: recomputed only when
-    the history has a new sample (about once per sample interval), otherwise the last result
-    (the positions and marks of then). The monitor evaluates VaR policies on a fresh one."""
+    """The account's VaR for ``risk.metrics`` when no policy limits it: recomputed (from its
+    :func:`exposures` now) only when the history has a new sample (about once per sample
+    interval), otherwise the last result (the positions and marks of then). The monitor
+    evaluates VaR policies on a fresh one."""
+    account_id = account.account_id
     kept = history.kept.get(account_id)
     if kept is not None and kept[0] == history.version and isinstance(kept[1], VarResult):
         return kept[1]
-    result = historical_var(exposure, history, min_samples, horizon_s, account_id)
+    result = historical_var(exposures(account, marks), history, min_samples, horizon_s, account_id)
     history.kept[account_id] = (history.version, result)
     return result
