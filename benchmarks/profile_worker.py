@@ -74,7 +74,11 @@ async def profile(args: argparse.Namespace, raw: Path) -> None:
             ticks = TickStream(server.url, cfg.positions, cfg.tick_rate)
             await ticks.start()
             try:
-                load = asyncio.ensure_future(run_phase(nc, plan, args.inflight, "p"))
+                load = (
+                    asyncio.ensure_future(run_phase(nc, plan, args.inflight, "p"))
+                    if args.inflight > 0
+                    else None
+                )
                 await asyncio.sleep(1.0)
                 seconds = str(max(1, round(args.seconds)))
                 spy = await asyncio.create_subprocess_exec(
@@ -83,8 +87,11 @@ async def profile(args: argparse.Namespace, raw: Path) -> None:
                 )
                 if await spy.wait() != 0:
                     raise RuntimeError(f"py-spy exited with code {spy.returncode}")
-                figures = await load
-                print(f"{args.inflight} in flight: {figures['p_rps']:,.0f} checks/s verified")
+                if load is None:
+                    print(f"no checks: {cfg.tick_rate:,.0f} ticks/s and the monitor only")
+                else:
+                    figures = await load
+                    print(f"{args.inflight} in flight: {figures['p_rps']:,.0f} checks/s verified")
             finally:
                 await ticks.stop()
                 await fleet.stop()
@@ -94,7 +101,9 @@ async def profile(args: argparse.Namespace, raw: Path) -> None:
 def main() -> int:
     """Parse arguments, profile, print the aggregate; 0 on success."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--inflight", type=int, default=128)
+    parser.add_argument(
+        "--inflight", type=int, default=128, help="checks outstanding (0: none, ticks only)"
+    )
     parser.add_argument("--seconds", type=int, default=10, help="seconds of sampling")
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--positions", type=int, default=20)

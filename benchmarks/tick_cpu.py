@@ -1,7 +1,7 @@
 """The worker's CPU per tick, end to end: what bounds the ladder, measured on a busy machine.
 
 Starts the bench's own nats-server and a ``risk-worker run`` with the bench's book (1,000
-accounts × 20 positions, 14 policies: :func:`risk_worker.bench.runner.start_worker`), reads
+accounts × 20 positions, 14 policies: :func:`risk_worker.bench.fleet.start_fleet`), reads
 the worker's CPU time (utime + stime, ``/proc/<pid>/stat``) while idle for ``--idle`` seconds,
 then while the bench's tick generator publishes ``--rate`` ticks/s for ``--seconds`` and the
 worker applies them all. CPU per tick = (CPU under ticks − idle CPU rate × that time) ÷ ticks.
@@ -27,10 +27,9 @@ from pathlib import Path
 import nats
 
 from risk_worker.bench.config import BenchConfig
+from risk_worker.bench.fleet import start_fleet
 from risk_worker.bench.ingest import applied_ticks, run_ticks, wait_applied
 from risk_worker.bench.load import write_policy_file
-from risk_worker.bench.procs import stop
-from risk_worker.bench.runner import start_worker
 from risk_worker.devstack.nats_server import NatsServer
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -50,7 +49,8 @@ async def measure(rate: float, seconds: float, idle: float) -> dict[str, float]:
         write_policy_file(tmp / "policies.toml", ())
         with NatsServer(tmp / "nats") as server:
             nc = await nats.connect(server.url)
-            proc, port, _ = await start_worker(nc, server.url, cfg, tmp)
+            fleet, _ = await start_fleet(nc, server.url, cfg, tmp)
+            proc, port = fleet.procs[0], fleet.ports[0]
             try:
                 await asyncio.sleep(1.0)  # the book's first monitor passes
                 cpu, started = cpu_s(proc.pid), time.monotonic()
@@ -62,7 +62,7 @@ async def measure(rate: float, seconds: float, idle: float) -> dict[str, float]:
                 applied = await wait_applied(port, before, published, 60.0)
                 used, wall = cpu_s(proc.pid) - cpu, time.monotonic() - started
             finally:
-                await stop(proc)
+                await fleet.stop()
                 await nc.close()
     busy = used - idle_share * wall
     return {

@@ -6,9 +6,8 @@ book is never half-updated. Events arrive already validated by the wire layer.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.pending import PendingBook
 from risk_worker.domain.positions import Position, fill_effect
 from risk_worker.domain.returns import ReturnHistory
@@ -23,14 +22,6 @@ from risk_worker.domain.window_max import EquityWindow
 
 FILL_IDS_KEPT = 100_000
 """Fill ids remembered per account for de-duplication (oldest forgotten first)."""
-
-
-class Mark(NamedTuple):
-    """Latest price of a symbol: price (quote), received_ms (worker clock), source timestamp."""
-
-    price: float
-    received_ms: int
-    timestamp: int
 
 
 class Account:

@@ -34,7 +34,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Protocol
 
-from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.book import Account
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import UPPER_BOUNDS, Evaluation, Policy
 from risk_worker.domain.readings import OP_CODE, OP_GT, OP_LT, OP_LTE

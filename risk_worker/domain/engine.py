@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from risk_worker.domain.batch import BatchOutcome, check_batch
-from risk_worker.domain.book import AccountBook, Mark
+from risk_worker.domain.book import AccountBook
 from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.controls import OrderRates
 from risk_worker.domain.decision import check_order
 from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.marks import HeldTick, MarkTable
 from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.monitor import assess_account, evaluate_account

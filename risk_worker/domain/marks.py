@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from risk_worker.domain.book import Mark
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.types import TickResult
 
 

@@ -9,8 +9,9 @@ in O(1) plus a copy of the per-symbol notionals.
 
 from __future__ import annotations
 
-from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.book import Account
 from risk_worker.domain.equity_window import window_peak
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.pending import NO_SIDES, SymbolPending
 from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig

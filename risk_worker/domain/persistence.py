@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from risk_worker.domain.book import Account, AccountBook, Mark
+from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.bounds import (
     is_equity,
     is_identifier,
@@ -36,6 +36,7 @@ from risk_worker.domain.bounds import (
     is_money,
     is_price,
 )
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.positions import Position
 from risk_worker.domain.strategy_persistence import (
     StrategyState,

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from risk_worker.domain.bounds import is_identifier, is_millis, is_price
+from risk_worker.domain.mark import Mark
 
 
 class Aligned(NamedTuple):
@@ -165,14 +166,14 @@ class ReturnHistory:
         first = max(first, last - self.window + 1)
         return sum(self.record(symbol, b * step, price) for b in range(first, last + 1))
 
-    def sample_marks(self, marks: Mapping[str, tuple[float, int, int]], now_ms: int) -> int:
+    def sample_marks(self, marks: Mapping[str, Mark], now_ms: int) -> int:
         """Record every symbol's mark (price, received ms, source timestamp: a
         :class:`~risk_worker.domain.book.Mark`) in force at each boundary up to ``now_ms``
         (included) not yet sampled; returns how many were recorded. The caller then rebuilds
         the :meth:`stale_sets` (or :meth:`refresh`)."""
         return sum(
-            self.carry(symbol, price, received, now_ms + 1)
-            for symbol, (price, received, _) in marks.items()
+            self.carry(symbol, mark.price, mark.received_ms, now_ms + 1)
+            for symbol, mark in marks.items()
         )
 
     def replace(self, samples: dict[str, Iterable[tuple[int, float]]]) -> None:

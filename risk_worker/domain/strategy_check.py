@@ -10,7 +10,8 @@ strategy violation that already held before it, as for the account's.
 
 from __future__ import annotations
 
-from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.book import Account
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import READS_ACCOUNT, READS_SYMBOL, Evaluation, strategy_reader_of
 from risk_worker.domain.risk_metrics import RiskConfig

@@ -19,7 +19,8 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 
-from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.book import Account
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.pending import NO_SIDES
 from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.risk_metrics import RiskConfig

@@ -14,8 +14,9 @@ after the clear.
 
 from __future__ import annotations
 
-from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.book import Account
 from risk_worker.domain.guards import AlertDeduper
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet

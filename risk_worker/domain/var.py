@@ -42,7 +42,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from risk_worker.domain.book import Account, Mark
+from risk_worker.domain.book import Account
+from risk_worker.domain.mark import Mark
 from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.returns import Aligned, ReturnHistory
 from risk_worker.domain.var_result import NOTHING_HELD, VarResult
