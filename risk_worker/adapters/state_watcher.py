@@ -59,7 +59,8 @@ class StateWatcher:
         kv: the bound bucket.
         states: the decision core's copy, updated in place.
         max_age: seconds a confirmation stays valid.
-        confirm_interval: seconds between confirmations (shorter than ``max_age``).
+        confirm_interval: seconds between confirmations (shorter than ``max_age``); each
+            request waits for its reply up to the longer of it and half of ``max_age``.
         on_change: called with (key, value or None for ACTIVE/deleted, KV revision) after each
             applied change (for logs and the audit trail).
         on_other: called with (key, value or None when deleted) for the bucket's other keys.
@@ -79,6 +80,10 @@ class StateWatcher:
         self._states = states
         self._max_age = max_age
         self._interval = confirm_interval
+        # A confirmation counts from when its request left, so a reply slower than the interval
+        # (a busy event loop) still confirms; waiting up to half the validity for it keeps the
+        # state confirmed under load instead of discarding each slow reply and asking again.
+        self._request_timeout = max(confirm_interval, max_age / 2)
         self._on_change = on_change
         self._confirmed_at: float | None = None
         self._last_seen = 0
@@ -223,7 +228,7 @@ class StateWatcher:
             # that much when it answered (later deliveries may overtake the reply).
             seen_before, generation = self._last_seen, self._generation
             try:
-                status = await asyncio.wait_for(self._kv.status(), timeout=self._interval)
+                status = await asyncio.wait_for(self._kv.status(), timeout=self._request_timeout)
             except (nats.errors.Error, TimeoutError) as exc:
                 log.debug("trading-state confirmation failed: %r", exc)
                 continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 
 import nats.errors
 
@@ -126,3 +127,44 @@ async def test_watcher_when_bucket_recreated_at_lower_revision_then_new_halt_enf
     assert replies[-1][1] == "confirmed"
     assert h.worker.watcher is not None and h.worker.watcher.resets >= 1
     assert states.revision(GLOBAL_KEY) == revision
+
+
+class _SlowStatus:
+    """The bucket, with each ``status`` reply held back ``delay`` s (a busy event loop, a
+    loaded server); everything else passes through."""
+
+    def __init__(self, kv: object, delay: float) -> None:
+        self._kv, self._delay = kv, delay
+
+    async def status(self) -> object:
+        await asyncio.sleep(self._delay)
+        return await self._kv.status()  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._kv, name)
+
+
+async def test_confirmation_when_replies_slower_than_the_interval_then_still_confirmed(
+    harness_factory: HarnessFactory,
+) -> None:
+    h = await harness_factory(state_confirm_interval=0.2, state_max_age=2.0)
+    await h.pnl("SLOW1", 100_000.0)
+    await h.settle()
+    watcher = h.worker.watcher
+    assert watcher is not None
+    watcher._kv = _SlowStatus(watcher._kv, 0.5)  # type: ignore[assignment]
+    loop = asyncio.get_running_loop()
+    slowed_at = time.monotonic()
+
+    def confirmed_since() -> bool:
+        at = watcher.confirmed_at
+        return at is not None and at > slowed_at
+
+    # Each confirmation counts from when its request left; a reply 0.5 s late still confirms
+    # (the request waits up to half of RISK_STATE_MAX_AGE), so checks keep being decided.
+    await wait_for(confirmed_since, 5.0, 0.05, "no confirmation with replies 0.5 s late")
+    started = loop.time()
+    while loop.time() - started < 2.5:  # longer than RISK_STATE_MAX_AGE
+        reply = await h.check("SLOW1", "BTCUSDT", "BUY", 0.1, 50_000.0, dry_run=True)
+        assert reply["rejection_reason"] != "trading_state_unknown", reply
+        await asyncio.sleep(0.1)
