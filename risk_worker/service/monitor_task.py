@@ -101,6 +101,7 @@ class MonitorTask:
         self._worker_id = worker_id
         self._interval = interval
         self._spawn = spawn
+        self._published = 0  # risk.metrics sent in the current pass
 
     async def run(self) -> None:
         """A fixed schedule; a pass that overran skips the ticks it missed (no burst)."""
@@ -131,6 +132,7 @@ class MonitorTask:
         latest: dict[str, RiskMetricsMsg] = {}
         if not held:  # another instance publishes; a new term starts by publishing every account
             self._gate.reset()
+        self._published = 0
         for account_id in engine.known_accounts():
             report = engine.monitor_account(account_id, now, held, catch_up)
             if report is not None:
@@ -138,6 +140,8 @@ class MonitorTask:
                 if held:
                     latest[account_id] = await self._publish_report(report, now)
             await asyncio.sleep(0)
+        if held:
+            self._metrics.metrics_messages(self._published, len(latest) - self._published)
         if len(self._gate) > len(latest):
             self._gate.retain(latest)
         self._set_gauges(reports)
@@ -173,6 +177,7 @@ class MonitorTask:
         if gate.due(metrics, now, force=bool(r.alerts or r.trip or r.strategy_trips)):
             await self._service.publish(METRICS_SUBJECT, metrics)
             gate.published(metrics, now)
+            self._published += 1
         if r.deduplicated:
             self._metrics.alert_deduplicated(r.deduplicated)
         for draft in r.alerts:

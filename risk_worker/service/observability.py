@@ -152,6 +152,15 @@ class Metrics:
             "Checks and batches received for an account another instance owns, forwarded to it.",
             registry=r,
         )
+        metrics_msgs = Counter(
+            "risk_metrics_messages_total",
+            "Accounts' risk.metrics by the monitor's passes: published (moved, alert, trip or "
+            "its turn) or skipped (unchanged within RISK_METRICS_CHANGE_THRESHOLD).",
+            ("result",),
+            registry=r,
+        )
+        self._metrics_published = metrics_msgs.labels("published")
+        self._metrics_skipped = metrics_msgs.labels("skipped")
         self._global_state = Gauge(
             "risk_trading_state_global",
             "Global trading state: 0 active, 1 reducing, 2 halted.",
@@ -268,6 +277,11 @@ class Metrics:
         """Count one published alert of ``level`` (an :class:`AlertLevel`)."""
         child = self._alerts.get(level)
         (child if child is not None else self._alerts_family.labels(OTHER)).inc()
+
+    def metrics_messages(self, published: int, skipped: int) -> None:
+        """Count one pass's ``risk.metrics``: ``published`` sent, ``skipped`` held back."""
+        self._metrics_published.inc(published)
+        self._metrics_skipped.inc(skipped)
 
     def alert_deduplicated(self, n: int = 1) -> None:
         """Count ``n`` alerts suppressed by deduplication."""

@@ -53,8 +53,17 @@ async def test_metrics_when_figures_unchanged_then_spread_over_max_interval_and_
     )
 
     # unchanged: about once per MAX_INTERVAL (not every pass), spread over the interval
+    def counted(result: str) -> float:
+        return h.metric("risk_metrics_messages_total", result=result)
+
+    published_before, skipped_before = counted("published"), counted("skipped")
     start = loop.time()
     await asyncio.sleep(2.25 * MAX_INTERVAL)  # the observation window is the point
+    published, skipped = counted("published"), counted("skipped")
+    in_window = len([b for t, b in seen if t >= start])
+    # the counters say what the subscriber saw (a pass may straddle either end of the window)
+    assert abs((published - published_before) - in_window) <= len(QUIET) + 1
+    assert skipped - skipped_before > 5 * (published - published_before)  # mostly held back
     for account in QUIET:
         stamps = [b["timestamp"] for b in of(account, start)]
         assert 2 <= len(stamps) <= 3, (account, stamps)  # every pass would be 22

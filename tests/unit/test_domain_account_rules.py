@@ -82,9 +82,7 @@ def test_assess_account_rules_when_random_book_and_policies_then_as_the_evaluati
         assert [(v.policy.id, v.symbol, v.violated) for v in violations] == [
             (v.policy.id, v.symbol, v.violated) for v in want_violations
         ]
-        assert all(
-            same(a.value, b.value) for a, b in zip(violations, want_violations, strict=True)
-        )
+        assert all(same(a.value, b.value) for a, b in zip(violations, want_violations, strict=True))
 
 
 def test_assess_account_rules_when_symbol_policy_breached_at_two_symbols_then_both_reported():

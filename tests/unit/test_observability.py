@@ -50,6 +50,7 @@ def test_metrics_when_created_then_every_named_metric_is_exposed() -> None:
         "risk_accounts_by_risk_level",
         "risk_trips_total",
         "risk_checks_forwarded_total",
+        "risk_metrics_messages_total",
     }
     assert expected <= names
     assert all(name.startswith("risk_") for name in names)
