@@ -7,7 +7,7 @@ then prints the functions with the largest inclusive and self shares of the samp
 
     .venv/bin/pip install -e '.[profile]'        # py-spy
     .venv/bin/python benchmarks/profile_worker.py [--inflight 128] [--seconds 10]
-        [--accounts 1000] [--positions 20] [--top 40] [--raw FILE]
+        [--accounts 1000] [--positions 20] [--top 40] [--raw FILE] [--tick-rate 5000]
 """
 
 from __future__ import annotations
@@ -63,6 +63,7 @@ def aggregate(raw: Path, top: int) -> str:
 async def profile(args: argparse.Namespace, raw: Path) -> None:
     """Run the worker under load and py-spy on it; py-spy's samples end up in ``raw``."""
     cfg = BenchConfig(accounts=args.accounts, positions=args.positions)
+    tick_rate = cfg.tick_rate if args.tick_rate is None else args.tick_rate
     bodies, order_ids, expected = bench_requests(5_000, cfg.accounts, cfg.positions)
     plan = Plan(bodies, order_ids, 0, args.seconds + 2.0, expected=expected)
     with tempfile.TemporaryDirectory(prefix="risk-profile-") as tmp_dir:
@@ -71,8 +72,9 @@ async def profile(args: argparse.Namespace, raw: Path) -> None:
         with NatsServer(tmp / "nats") as server:
             nc = await nats.connect(server.url)
             fleet, _ = await start_fleet(nc, server.url, cfg, tmp)
-            ticks = TickStream(server.url, cfg.positions, cfg.tick_rate)
-            await ticks.start()
+            ticks = TickStream(server.url, cfg.positions, tick_rate) if tick_rate > 0 else None
+            if ticks is not None:
+                await ticks.start()
             try:
                 load = (
                     asyncio.ensure_future(run_phase(nc, plan, args.inflight, "p"))
@@ -88,12 +90,13 @@ async def profile(args: argparse.Namespace, raw: Path) -> None:
                 if await spy.wait() != 0:
                     raise RuntimeError(f"py-spy exited with code {spy.returncode}")
                 if load is None:
-                    print(f"no checks: {cfg.tick_rate:,.0f} ticks/s and the monitor only")
+                    print(f"no checks: {tick_rate:,.0f} ticks/s and the monitor only")
                 else:
                     figures = await load
                     print(f"{args.inflight} in flight: {figures['p_rps']:,.0f} checks/s verified")
             finally:
-                await ticks.stop()
+                if ticks is not None:
+                    await ticks.stop()
                 await fleet.stop()
                 await nc.close()
 
@@ -108,6 +111,9 @@ def main() -> int:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--positions", type=int, default=20)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--tick-rate", type=float, help="ticks/s while sampling (the bench's 5,000 by default)"
+    )
     parser.add_argument("--raw", type=Path, help="keep py-spy's raw samples in this file")
     args = parser.parse_args()
     if not PY_SPY.exists() and shutil.which("py-spy") is None:
