@@ -90,10 +90,12 @@ def compute_strategy_metrics(
     held = {} if book is None else book.positions
     orders, reserved = account.pending.of_strategy(strategy_id, exclude_order)
     realized = 0.0 if book is None else book.realized_pnl - book.fees
-    symbols = set(reserved)
-    symbols.update(s for s, p in held.items() if p.quantity != 0.0)
+    # an ordered set (held, then reserved, then the fill's): the sums below do not depend on
+    # the process's string hash seed, so every instance computes the same figures to the bit
+    symbols = dict.fromkeys(s for s, p in held.items() if p.quantity != 0.0)
+    symbols.update(dict.fromkeys(reserved))
     if fill is not None:
-        symbols.add(fill[0])
+        symbols[fill[0]] = None
     oldest_fresh = now_ms - config.mark_max_age_ms
     gross = net = net_low = unrealized = 0.0
     notional_by_symbol: dict[str, float] = {}
