@@ -56,7 +56,6 @@ INTERPRETED = frozenset(
         "policies",
         "reports",
         "restricted",
-        "risk_metrics",
         "state_keys",
         "strategy_persistence",
         "strategy_values",

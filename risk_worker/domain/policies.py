@@ -138,10 +138,15 @@ Reader = tuple[int, Callable[..., float]]
 
 
 def _getter(name: str) -> Callable[[AccountMetrics], float]:
-    """The function behind the AccountMetrics property ``name`` (one call instead of two)."""
+    """The reader of the AccountMetrics property ``name``: the function behind it in the pure
+    core (one call instead of two); in the compiled core, where AccountMetrics is a native
+    class and its properties native getters (no Python function behind them), the attribute
+    read."""
     prop = vars(AccountMetrics)[name]
-    assert isinstance(prop, property) and prop.fget is not None
-    return prop.fget
+    if isinstance(prop, property) and prop.fget is not None:
+        return prop.fget
+    getter: Callable[[AccountMetrics], float] = operator.attrgetter(name)
+    return getter
 
 
 def _open_positions(m: AccountMetrics) -> float:

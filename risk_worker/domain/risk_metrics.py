@@ -30,51 +30,138 @@ Over the account:
 
 A symbol with no mark yet is valued as above and flags ``stale_marks``, as does a mark older
 than the configured maximum age.
+
+Both classes are plain ones (``__slots__``), not msgspec Structs, so this module is compiled
+with the domain (:mod:`risk_worker._core`) and they are native classes: a check creates two
+``AccountMetrics`` and reads their fields and properties many times, which a native class does
+at fixed offsets with unboxed floats (a Struct field is a descriptor looked up by name, its
+float boxed). They keep the Structs' constructors (positional order, keywords, defaults), their
+equality field by field, ``RiskConfig``'s hash (it was frozen) and a repr of every field.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-
-import msgspec
+from typing import Final
 
 from risk_worker.domain.types import utc_day
 from risk_worker.domain.var_result import VarConfig, VarResult
 
 INF = math.inf
 
+_CONFIG_FIELDS = (
+    "default_margin_rate",
+    "margin_rates",
+    "mark_max_age_ms",
+    "pending_ttl_ms",
+    "trading_day",
+    "drawdown_window_ms",
+    "var",
+)
+_METRICS_FIELDS = (
+    "equity",
+    "balance",
+    "unrealized_pnl",
+    "gross_exposure",
+    "net_exposure",
+    "net_exposure_low",
+    "position_margin",
+    "pending_notional",
+    "pending_margin",
+    "pending_orders",
+    "open_positions",
+    "position_notional",
+    "stale_symbols",
+    "peak_equity",
+    "day_start_equity",
+    "window_peak_equity",
+    "var",
+)
 
-class RiskConfig(msgspec.Struct, frozen=True):
-    """Parameters of the risk math (built from settings).
+
+def _repr(obj: object, fields: tuple[str, ...]) -> str:
+    """``Class(field=value, ...)`` of every field, as a Struct's repr."""
+    values = ", ".join(f"{name}={getattr(obj, name)!r}" for name in fields)
+    return f"{type(obj).__name__}({values})"
+
+
+class RiskConfig:
+    """Parameters of the risk math (built from settings). Never changed once made, as the
+    frozen Struct it was: the attributes are ``Final`` (mypy refuses an assignment; compiled,
+    they are read-only). Compares and hashes by value (a hash raises TypeError while
+    ``margin_rates`` is a dict, as the Struct's did).
 
     Attributes:
         default_margin_rate: initial margin rate (fraction of notional) for symbols without an
             override; 0.10 means 10x maximum leverage per position.
-        margin_rates: per-symbol initial margin rate overrides.
+        margin_rates: per-symbol initial margin rate overrides (a new empty dict by default).
         mark_max_age_ms: a mark older than this (by receive time) is stale.
         pending_ttl_ms: how long an approved order's reservation lasts without fills.
         trading_day: the trading day of a timestamp (ms since epoch → day number), the day
             changing at the configured reset (``RISK_DAY_RESET``); by default at 00:00 UTC
             (:func:`~risk_worker.domain.types.utc_day`). Pure: it reads no clock or file.
         drawdown_window_ms: the window of ``drawdown_window`` (ms; ``RISK_DRAWDOWN_WINDOW``).
-        var: the historical VaR's parameters (:class:`~risk_worker.domain.var_result.VarConfig`).
+        var: the historical VaR's parameters (:class:`~risk_worker.domain.var_result.VarConfig`;
+            a new default one by default).
     """
 
-    default_margin_rate: float = 0.10
-    margin_rates: dict[str, float] = msgspec.field(default_factory=dict)
-    mark_max_age_ms: int = 30_000
-    pending_ttl_ms: int = 60_000
-    trading_day: Callable[[int], int] = utc_day
-    drawdown_window_ms: int = 300_000
-    var: VarConfig = msgspec.field(default_factory=VarConfig)
+    __slots__ = _CONFIG_FIELDS
+
+    default_margin_rate: Final[float]
+    margin_rates: Final[dict[str, float]]
+    mark_max_age_ms: Final[int]
+    pending_ttl_ms: Final[int]
+    trading_day: Final[Callable[[int], int]]
+    drawdown_window_ms: Final[int]
+    var: Final[VarConfig]
+
+    def __init__(
+        self,
+        default_margin_rate: float = 0.10,
+        margin_rates: dict[str, float] | None = None,
+        mark_max_age_ms: int = 30_000,
+        pending_ttl_ms: int = 60_000,
+        trading_day: Callable[[int], int] = utc_day,
+        drawdown_window_ms: int = 300_000,
+        var: VarConfig | None = None,
+    ) -> None:
+        self.default_margin_rate = default_margin_rate
+        self.margin_rates = {} if margin_rates is None else margin_rates
+        self.mark_max_age_ms = mark_max_age_ms
+        self.pending_ttl_ms = pending_ttl_ms
+        self.trading_day = trading_day
+        self.drawdown_window_ms = drawdown_window_ms
+        self.var = VarConfig() if var is None else var
+
+    def _values(self) -> tuple[object, ...]:
+        return (
+            self.default_margin_rate,
+            self.margin_rates,
+            self.mark_max_age_ms,
+            self.pending_ttl_ms,
+            self.trading_day,
+            self.drawdown_window_ms,
+            self.var,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RiskConfig):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return _repr(self, _CONFIG_FIELDS)
 
     def margin_rate(self, symbol: str) -> float:
         """Initial margin rate of ``symbol`` (fraction)."""
         return self.margin_rates.get(symbol, self.default_margin_rate)
 
 
-class AccountMetrics(msgspec.Struct, gc=False):
+class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last paragraph)
     """Risk metrics of one account at one moment (pre- or post-trade).
 
     Stored sums are in quote currency; the ratios are properties derived from them. Exposures
@@ -85,8 +172,15 @@ class AccountMetrics(msgspec.Struct, gc=False):
     reservations' own risk-increasing notional and margin, for information: they are already
     in the exposures and margin, not added again. ``position_notional`` maps each symbol held
     or reserved to its worst-case notional; ``stale_symbols`` names those valued without a
-    fresh mark; ``var`` the historical VaR when computed (monitor; checks with VaR policies).
+    fresh mark; ``window_peak_equity`` is the highest equity of the drawdown window (quote; 0,
+    no window, only where built by hand); ``var`` the historical VaR when computed (monitor;
+    checks with VaR policies).
+
+    Compares field by field. Not hashable, as the Struct was not (it was not frozen): a class
+    defining ``__eq__`` without ``__hash__`` gets none, compiled or not.
     """
+
+    __slots__ = _METRICS_FIELDS
 
     equity: float
     balance: float
@@ -103,9 +197,75 @@ class AccountMetrics(msgspec.Struct, gc=False):
     stale_symbols: tuple[str, ...]
     peak_equity: float
     day_start_equity: float
-    window_peak_equity: float = 0.0
-    """Highest equity of the drawdown window (quote; 0, no window, only where built by hand)."""
-    var: VarResult | None = None
+    window_peak_equity: float
+    var: VarResult | None
+
+    def __init__(
+        self,
+        equity: float,
+        balance: float,
+        unrealized_pnl: float,
+        gross_exposure: float,
+        net_exposure: float,
+        net_exposure_low: float,
+        position_margin: float,
+        pending_notional: float,
+        pending_margin: float,
+        pending_orders: int,
+        open_positions: int,
+        position_notional: dict[str, float],
+        stale_symbols: tuple[str, ...],
+        peak_equity: float,
+        day_start_equity: float,
+        window_peak_equity: float = 0.0,
+        var: VarResult | None = None,
+    ) -> None:
+        self.equity = equity
+        self.balance = balance
+        self.unrealized_pnl = unrealized_pnl
+        self.gross_exposure = gross_exposure
+        self.net_exposure = net_exposure
+        self.net_exposure_low = net_exposure_low
+        self.position_margin = position_margin
+        self.pending_notional = pending_notional
+        self.pending_margin = pending_margin
+        self.pending_orders = pending_orders
+        self.open_positions = open_positions
+        self.position_notional = position_notional
+        self.stale_symbols = stale_symbols
+        self.peak_equity = peak_equity
+        self.day_start_equity = day_start_equity
+        self.window_peak_equity = window_peak_equity
+        self.var = var
+
+    def _values(self) -> tuple[object, ...]:
+        return (
+            self.equity,
+            self.balance,
+            self.unrealized_pnl,
+            self.gross_exposure,
+            self.net_exposure,
+            self.net_exposure_low,
+            self.position_margin,
+            self.pending_notional,
+            self.pending_margin,
+            self.pending_orders,
+            self.open_positions,
+            self.position_notional,
+            self.stale_symbols,
+            self.peak_equity,
+            self.day_start_equity,
+            self.window_peak_equity,
+            self.var,
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AccountMetrics):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __repr__(self) -> str:
+        return _repr(self, _METRICS_FIELDS)
 
     @property
     def stale_marks(self) -> bool:
