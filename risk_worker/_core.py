@@ -51,7 +51,6 @@ INTERPRETED = frozenset(
         "__init__",
         "batch",
         "book_events",
-        "order",
         "persistence",
         "policies",
         "reports",

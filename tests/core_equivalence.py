@@ -29,7 +29,7 @@ import msgspec
 from risk_worker import _core
 from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.order import Order
+from risk_worker.domain.order import DECISION_FIELDS, Decision, Order
 from risk_worker.domain.policies import Policy, PolicyError, validate_policy
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
 from risk_worker.domain.state_keys import StateValue
@@ -88,8 +88,14 @@ _METRICS_FIELDS = (
 
 
 def _enc_hook(obj: object) -> object:
-    """A reservation or account metrics (plain classes, compiled in one core) as its fields."""
-    names = _METRICS_FIELDS if isinstance(obj, AccountMetrics) else _RESERVATION_FIELDS
+    """A decision, reservation or account metrics (plain classes, compiled in one core) as
+    its fields."""
+    if isinstance(obj, Decision):
+        names = DECISION_FIELDS
+    elif isinstance(obj, AccountMetrics):
+        names = _METRICS_FIELDS
+    else:
+        names = _RESERVATION_FIELDS
     return {name: getattr(obj, name) for name in names}
 
 

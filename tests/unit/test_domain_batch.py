@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from risk_worker.domain.engine import RiskEngine
@@ -75,7 +74,10 @@ def test_batch_when_rolled_back_then_a_replaced_reservation_is_put_back() -> Non
 
 def test_batch_when_orders_of_two_accounts_then_value_error() -> None:
     engine = engine_with_cap()
-    other = msgspec.structs.replace(order(Side.BUY, 1.0, order_id="x"), account_id="a2")
+    one = order(Side.BUY, 1.0, order_id="x")
+    other = Order(
+        "x", "a2", one.symbol, one.side, 1.0, one.price, one.order_type, timestamp=one.timestamp
+    )
     with pytest.raises(ValueError, match="same account"):
         engine.check_batch([order(Side.BUY, 1.0), other], NOW, True, False)
     with pytest.raises(ValueError, match="at least one"):
