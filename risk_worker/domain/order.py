@@ -17,7 +17,7 @@ from typing import Final
 
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Evaluation
-from risk_worker.domain.risk_metrics import AccountMetrics
+from risk_worker.domain.risk_metrics import AccountMetrics, fields_repr
 from risk_worker.domain.types import DenyReason, OrderType, RiskLevel, Side, TradingState
 
 ORDER_FIELDS = (
@@ -48,12 +48,6 @@ DECISION_FIELDS = (
     "duplicate",
 )
 """``Decision``'s fields in constructor order."""
-
-
-def _repr(obj: object, fields: tuple[str, ...]) -> str:
-    """``Class(field=value, ...)`` of every field, as a Struct's repr."""
-    values = ", ".join(f"{name}={getattr(obj, name)!r}" for name in fields)
-    return f"{type(obj).__name__}({values})"
 
 
 class Order:
@@ -130,7 +124,7 @@ class Order:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        return _repr(self, ORDER_FIELDS)
+        return fields_repr(self, ORDER_FIELDS)
 
     @property
     def signed_quantity(self) -> float:
@@ -212,7 +206,7 @@ class Decision:  # noqa: PLW1641 (unhashable on purpose: see the last paragraph)
         return self._values() == other._values()
 
     def __repr__(self) -> str:
-        return _repr(self, DECISION_FIELDS)
+        return fields_repr(self, DECISION_FIELDS)
 
 
 def deny(

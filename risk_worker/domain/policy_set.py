@@ -320,17 +320,10 @@ class PolicySet:
             utilization = {}
         breaches: list[Evaluation] = []
         keys = (account_id, symbol, strategy_id)
-        if self.account_rules:
-            readings = account_readings(m)
-            assess_rules(
-                self.account_rules,
-                readings,
-                m.position_notional,
-                m.equity,
-                keys,
-                utilization,
-                breaches,
-            )
+        rules = self.account_rules
+        if rules:
+            held = m.position_notional
+            assess_rules(rules, account_readings(m), held, m.equity, keys, utilization, breaches)
         if strategy_id is not None and self._fast_strategy:
             # the strategy-scoped rules come last (by scope), read on the strategy's metrics
             if strategy is None:

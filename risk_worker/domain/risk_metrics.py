@@ -80,8 +80,9 @@ _METRICS_FIELDS = (
 )
 
 
-def _repr(obj: object, fields: tuple[str, ...]) -> str:
-    """``Class(field=value, ...)`` of every field, as a Struct's repr."""
+def fields_repr(obj: object, fields: tuple[str, ...]) -> str:
+    """``Class(field=value, ...)`` of every field, as a Struct's repr (the domain's plain
+    classes that were Structs)."""
     values = ", ".join(f"{name}={getattr(obj, name)!r}" for name in fields)
     return f"{type(obj).__name__}({values})"
 
@@ -154,7 +155,7 @@ class RiskConfig:
         return hash(self._values())
 
     def __repr__(self) -> str:
-        return _repr(self, _CONFIG_FIELDS)
+        return fields_repr(self, _CONFIG_FIELDS)
 
     def margin_rate(self, symbol: str) -> float:
         """Initial margin rate of ``symbol`` (fraction)."""
@@ -265,7 +266,7 @@ class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last para
         return self._values() == other._values()
 
     def __repr__(self) -> str:
-        return _repr(self, _METRICS_FIELDS)
+        return fields_repr(self, _METRICS_FIELDS)
 
     @property
     def stale_marks(self) -> bool:
