@@ -175,13 +175,14 @@ async def start_fleet(
     """Start ``cfg.instances`` workers, load the book, wait until every one approves it and
     (N ≥ 2) the membership converged: (fleet, times of the slowest instance, s).
 
-    With ``redis_url`` (``--var``) the shared Redis is first emptied and seeded with the VaR
-    history, and each instance must approve the loaded book with a VaR.
+    With ``redis_url`` the instances keep their snapshots there; with ``cfg.var`` (``--var``) too,
+    the shared Redis is first emptied and seeded with the VaR history, and each instance must
+    approve the loaded book with a VaR.
 
     Raises:
         BenchError: an instance exited, was not ready, did not approve or did not converge.
     """
-    if redis_url:
+    if redis_url and cfg.var:
         await seed_redis(redis_url, cfg.positions)
     ids = worker_ids(cfg.instances)
     ports = tuple(free_port() for _ in ids)
@@ -189,7 +190,7 @@ async def start_fleet(
     started = time.monotonic()
     procs: list[asyncio.subprocess.Process] = []
     for wid, port, log in zip(ids, ports, logs, strict=True):
-        env = worker_env(url, tmp / "policies.toml", port, redis_url, wid)
+        env = worker_env(url, tmp / "policies.toml", port, redis_url, wid, cfg.var)
         procs.append(await spawn([str(RISK_WORKER), "run"], env, log))
     fleet = Fleet(ids, tuple(procs), ports, logs)
     try:

@@ -102,12 +102,14 @@ def worker_env(
     http_port: int,
     redis_url: str = "",
     worker_id: str = "bench-worker",
+    var: bool = True,
 ) -> dict[str, str]:
     """The bench worker's environment: no database, the bench policies, its own HTTP port and
-    ``RISK_WORKER_ID``; with ``redis_url`` (``--var``) that Redis and the bench's ``RISK_VAR_*``."""
+    ``RISK_WORKER_ID``; with ``redis_url`` that Redis (snapshots) and, with ``var`` (``--var``),
+    the bench's ``RISK_VAR_*``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISK_")}
     if redis_url:
-        env |= {"RISK_REDIS_URL": redis_url, **var_env()}
+        env |= {"RISK_REDIS_URL": redis_url, **(var_env() if var else {})}
     return env | {
         "RISK_NATS_URL": url,
         "RISK_KV_BUCKET": "bench",

@@ -57,8 +57,8 @@ class MonitorTask:
         spawn: starts a background coroutine owned by the worker.
         metrics: counts alerts, violations and trips; gauges set each pass.
         queue_depth: the audit queue's depth now (for its gauge).
-        on_pass: called after each pass with every evaluated account's metrics, published or
-            not (the Redis snapshots).
+        on_pass: called after each pass with every evaluated account's last published metrics
+            (this pass's when published; the Redis snapshots).
         lease: when given, only the lease holder publishes, trips and snapshots.
         state_confirmed: whether the trading-state copy is confirmed now (a catch-up pass waits
             for it); None counts as always confirmed.
@@ -162,7 +162,8 @@ class MonitorTask:
 
     async def _publish_report(self, r: AccountReport, now: int) -> RiskMetricsMsg:
         """Publish metrics (when the gate says so: always with an alert or a trip) and alerts,
-        record what was alerted or halted, start a trip; the metrics, published or not."""
+        record what was alerted or halted, start a trip; the account's last published metrics
+        (this pass's when published; the same object as before when not)."""
         metrics = metrics_msg(
             r.account_id,
             now,
@@ -178,6 +179,8 @@ class MonitorTask:
             await self._service.publish(METRICS_SUBJECT, metrics)
             gate.published(metrics, now)
             self._published += 1
+        else:  # the snapshots keep what was published (the same object: nothing to rewrite)
+            metrics = gate.last(r.account_id) or metrics
         if r.deduplicated:
             self._metrics.alert_deduplicated(r.deduplicated)
         for draft in r.alerts:

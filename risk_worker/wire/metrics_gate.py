@@ -269,6 +269,11 @@ class MetricsGate:
         phase = phase_ms(msg.account_id, self.max_interval_ms) if last is None else last[2]
         self._last[msg.account_id] = (msg, now_ms, phase)
 
+    def last(self, account_id: str) -> RiskMetricsMsg | None:
+        """The account's message last recorded as published, None when there is none."""
+        found = self._last.get(account_id)
+        return None if found is None else found[0]
+
     def retain(self, account_ids: Iterable[str]) -> None:
         """Forget the accounts not in ``account_ids`` (no longer in the book)."""
         keep = set(account_ids)

@@ -12,6 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from risk_worker.adapters.redis_store import (
+    WRITE_CHUNK,
     RedisSnapshotStore,
     SnapshotStoreError,
     connect_redis,
@@ -94,6 +95,54 @@ async def test_submit_when_written_then_keys_have_their_shapes_and_snapshots_exp
         assert msgspec.json.decode(stored_marks["ETHUSDT"], type=MarkState).price == 2_000.0
     assert store.connected is True
     assert store.last_write_ms > 0
+
+
+async def test_submit_when_more_accounts_than_a_chunk_then_every_one_written_in_several_pipelines(
+    redis_server: RedisServer, make_store: StoreFactory
+) -> None:
+    p = fresh_prefix()
+    store = await started(make_store(redis_server.url, 1.0, p))
+    n = 2 * WRITE_CHUNK + 7  # three pipelines, the last one short
+    ids = [f"acct-{i:03d}" for i in range(n)]
+    accounts = [account_state(a) for a in ids]
+    marks = [mark_state("BTCUSDT"), mark_state("ETHUSDT", 2_000.0)]
+
+    store.submit(accounts, marks, {a: metrics() for a in ids[:-3]})  # 3 without metrics
+    await wait_for(lambda: store.writes == 1, message="the submission was not written")
+
+    async with redis_client(redis_server.url) as r:
+        assert await r.smembers(f"{p}book:index") == set(ids)
+        assert await r.smembers(f"{p}snapshot:index") == set(ids[:-3])
+        stored = await r.mget([f"{p}book:{a}" for a in ids])
+        assert [msgspec.json.decode(b, type=AccountState) for b in stored] == accounts
+        assert await r.hget(f"{p}state:{ids[-1]}", "peak_equity") == "12000.0"
+        assert await r.hgetall(f"{p}snapshot:{ids[-4]}") == flatten_metrics(metrics())
+        assert set(await r.hkeys(f"{p}marks")) == {"BTCUSDT", "ETHUSDT"}
+    loaded_accounts, loaded_marks = await store.load()
+    assert loaded_accounts == accounts
+    assert sorted(loaded_marks, key=lambda m: m.symbol) == marks
+
+
+async def test_submit_when_the_same_metrics_object_again_then_hash_not_rewritten_but_ttl_refreshed(
+    redis_server: RedisServer, make_store: StoreFactory
+) -> None:
+    p = fresh_prefix()
+    store = await started(make_store(redis_server.url, 1.0, p))
+    published = metrics()
+    store.submit([account_state("acct-1")], [], {"acct-1": published})
+    await wait_for(lambda: store.writes == 1, message="the submission was not written")
+    async with redis_client(redis_server.url) as r:
+        await r.hset(f"{p}snapshot:acct-1", "equity", "tampered")
+        await r.expire(f"{p}snapshot:acct-1", 1)
+
+        store.submit([account_state("acct-1")], [], {"acct-1": published})  # nothing new
+        await wait_for(lambda: store.writes == 2, message="the second submission was not written")
+        assert await r.hget(f"{p}snapshot:acct-1", "equity") == "tampered"  # not rewritten
+        assert await r.ttl(f"{p}snapshot:acct-1") == 3  # but kept alive
+
+        store.submit([account_state("acct-1")], [], {"acct-1": metrics()})  # a new publication
+        await wait_for(lambda: store.writes == 3, message="the third submission was not written")
+        assert await r.hgetall(f"{p}snapshot:acct-1") == flatten_metrics(metrics())
 
 
 async def test_load_when_new_store_then_same_accounts_and_marks_with_state_hash_winning(
