@@ -13,15 +13,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 from typing import ClassVar, Self
 
 _LOG_TAIL_LINES = 30
 _running: set[ChildServer] = set()
-GROUP_EXIT_TIMEOUT_S = 10.0
-"""How long a group kill waits for the server's children to be gone (orphans are reaped by
-init, which took up to 1.7 s here)."""
 
 
 class ChildServer(abc.ABC):
@@ -91,8 +87,6 @@ class ChildServer(abc.ABC):
             else:
                 proc.kill()
             proc.wait()
-            if self.KILL_GROUP:
-                _wait_group_gone(proc.pid, GROUP_EXIT_TIMEOUT_S)
         _running.discard(self)
 
     def restart(self, timeout: float | None = None) -> None:
@@ -117,21 +111,6 @@ class ChildServer(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-def _wait_group_gone(pgid: int, timeout: float) -> bool:
-    """Wait until no process of group ``pgid`` is left (reaped), at most ``timeout`` s; whether
-    it is gone. The children of a killed server hold its resources (PostgreSQL's shared memory)
-    until they are gone, and a restart before that fails."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.01)
 
 
 @atexit.register
