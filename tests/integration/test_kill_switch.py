@@ -278,8 +278,13 @@ class Pair:
 
 
 async def start_pair(workers: Workers, url: str) -> Pair:
-    """Start two workers (fast monitor, 1 s lease) and listen once both serve."""
-    env = {"RISK_MONITOR_INTERVAL": "0.2", "RISK_LEASE_TTL": "1.0"}
+    """Start two workers (fast monitor, 1 s lease, every account's risk.metrics at least every
+    0.4 s: the tests tell the lease holder by them) and listen once both serve."""
+    env = {
+        "RISK_MONITOR_INTERVAL": "0.2",
+        "RISK_LEASE_TTL": "1.0",
+        "RISK_METRICS_MAX_INTERVAL": "0.4",
+    }
     bucket = unique("rc_")
     a = workers.start(url, bucket, **env)
     b = workers.start(url, bucket, **env)
