@@ -54,7 +54,9 @@ async def test_strategy_trip_when_put_then_only_its_orders_on_its_account_held_a
     own_nats_server: NatsServer, workers: Workers
 ) -> None:
     url = own_nats_server.url
-    worker = workers.start(url, RISK_MONITOR_INTERVAL="0.2", RISK_LEASE_TTL="1.0")
+    worker = workers.start(
+        url, RISK_MONITOR_INTERVAL="0.2", RISK_LEASE_TTL="1.0", RISK_METRICS_MAX_INTERVAL="0.4"
+    )  # every account's risk.metrics at least every 0.4 s: they tell that the lease is held
     env = risk_env(url, worker.bucket)
     nc = await connect(url)
     seen: list[dict[str, Any]] = []
