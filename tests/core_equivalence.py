@@ -31,7 +31,7 @@ from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import DECISION_FIELDS, Decision, Order
 from risk_worker.domain.policies import Policy, PolicyError, validate_policy
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.risk_metrics import METRICS_FIELDS, AccountMetrics, RiskConfig
 from risk_worker.domain.state_keys import StateValue
 from risk_worker.domain.types import (
     Metric,
@@ -66,34 +66,13 @@ _RESERVATION_FIELDS = (
 )
 
 
-_METRICS_FIELDS = (
-    "equity",
-    "balance",
-    "unrealized_pnl",
-    "gross_exposure",
-    "net_exposure",
-    "net_exposure_low",
-    "position_margin",
-    "pending_notional",
-    "pending_margin",
-    "pending_orders",
-    "open_positions",
-    "position_notional",
-    "stale_symbols",
-    "peak_equity",
-    "day_start_equity",
-    "window_peak_equity",
-    "var",
-)
-
-
 def _enc_hook(obj: object) -> object:
     """A decision, reservation or account metrics (plain classes, compiled in one core) as
     its fields."""
     if isinstance(obj, Decision):
         names = DECISION_FIELDS
     elif isinstance(obj, AccountMetrics):
-        names = _METRICS_FIELDS
+        names = METRICS_FIELDS
     else:
         names = _RESERVATION_FIELDS
     return {name: getattr(obj, name) for name in names}

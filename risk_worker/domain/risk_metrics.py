@@ -59,7 +59,7 @@ _CONFIG_FIELDS = (
     "drawdown_window_ms",
     "var",
 )
-_METRICS_FIELDS = (
+METRICS_FIELDS = (
     "equity",
     "balance",
     "unrealized_pnl",
@@ -78,6 +78,7 @@ _METRICS_FIELDS = (
     "window_peak_equity",
     "var",
 )
+"""``AccountMetrics``'s fields in constructor order."""
 
 
 def fields_repr(obj: object, fields: tuple[str, ...]) -> str:
@@ -181,7 +182,7 @@ class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last para
     defining ``__eq__`` without ``__hash__`` gets none, compiled or not.
     """
 
-    __slots__ = _METRICS_FIELDS
+    __slots__ = METRICS_FIELDS
 
     equity: float
     balance: float
@@ -266,7 +267,7 @@ class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last para
         return self._values() == other._values()
 
     def __repr__(self) -> str:
-        return fields_repr(self, _METRICS_FIELDS)
+        return fields_repr(self, METRICS_FIELDS)
 
     @property
     def stale_marks(self) -> bool:
