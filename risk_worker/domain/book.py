@@ -17,7 +17,14 @@ from risk_worker.domain.strategy_book import (
     set_strategy_position,
     strategy_book,
 )
-from risk_worker.domain.types import ApplyResult, Side
+from risk_worker.domain.types import ApplyResult
+from risk_worker.domain.vocab import (
+    APPLY_RESULT_APPLIED,
+    APPLY_RESULT_DUPLICATE,
+    APPLY_RESULT_STALE,
+    APPLY_RESULT_STRATEGY_LIMIT,
+    SIDE_BUY,
+)
 from risk_worker.domain.window_max import EquityWindow
 
 FILL_IDS_KEPT = 100_000
@@ -141,21 +148,21 @@ class AccountBook:
         if event.strategy_id is not None:
             strategy = strategy_book(acct.strategies, event.strategy_id)
             if strategy is None:
-                return ApplyResult.STRATEGY_LIMIT
+                return APPLY_RESULT_STRATEGY_LIMIT
             applied = set_strategy_position(
                 strategy, event.symbol, event.quantity, event.entry_price, event.timestamp
             )
-            return ApplyResult.APPLIED if applied else ApplyResult.STALE
+            return APPLY_RESULT_APPLIED if applied else APPLY_RESULT_STALE
         acct.known = True  # seen through positions.update, even when this one is stale
         pos = acct.positions.get(event.symbol)
         if pos is not None and event.timestamp < pos.updated_ms:
-            return ApplyResult.STALE
+            return APPLY_RESULT_STALE
         if pos is None:
             pos = acct.positions[event.symbol] = Position(event.symbol)
         pos.quantity = event.quantity
         pos.entry_price = event.entry_price if event.quantity != 0.0 else 0.0
         pos.snapshot_ms = pos.updated_ms = event.timestamp
-        return ApplyResult.APPLIED
+        return APPLY_RESULT_APPLIED
 
     def apply_fill(self, event: Fill) -> ApplyResult:
         """Apply a fill to its position and balance; consume the order's reservation.
@@ -172,21 +179,21 @@ class AccountBook:
         """
         acct = self.account(event.account_id)
         if not acct.remember_fill(event.fill_id):
-            return ApplyResult.DUPLICATE
+            return APPLY_RESULT_DUPLICATE
         acct.pending.consume(event.order_id, event.quantity)
-        signed = event.quantity if event.side is Side.BUY else -event.quantity
-        result = ApplyResult.APPLIED
+        signed = event.quantity if event.side is SIDE_BUY else -event.quantity
+        result = APPLY_RESULT_APPLIED
         if event.strategy_id is not None:
             strategy = strategy_book(acct.strategies, event.strategy_id)
             if strategy is None:
-                result = ApplyResult.STRATEGY_LIMIT
+                result = APPLY_RESULT_STRATEGY_LIMIT
             else:
                 fill_strategy(
                     strategy, event.symbol, signed, event.price, event.fee, event.timestamp
                 )
         pos = acct.positions.get(event.symbol)
         if pos is not None and event.timestamp <= pos.snapshot_ms:
-            return ApplyResult.STALE if result is ApplyResult.APPLIED else result
+            return APPLY_RESULT_STALE if result is APPLY_RESULT_APPLIED else result
         if pos is None:
             pos = acct.positions[event.symbol] = Position(event.symbol)
         effect = fill_effect(pos.quantity, pos.entry_price, signed, event.price)
@@ -205,7 +212,7 @@ class AccountBook:
         """
         acct = self.account(event.account_id)
         if event.timestamp < acct.pnl_ms:
-            return ApplyResult.STALE
+            return APPLY_RESULT_STALE
         if event.balance is not None:
             acct.balance = event.balance
         elif event.equity is not None:
@@ -214,7 +221,7 @@ class AccountBook:
             acct.realized_pnl = event.realized_pnl
         acct.pnl_ms = event.timestamp
         acct.known = acct.balance_known = True
-        return ApplyResult.APPLIED
+        return APPLY_RESULT_APPLIED
 
     def unrealized_pnl(self, acct: Account) -> float:
         """Σ qty × (mark − entry) over the account's positions (quote)."""

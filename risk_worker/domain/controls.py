@@ -32,49 +32,43 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
-from typing import Protocol
 
 from risk_worker.domain.book import Account
 from risk_worker.domain.mark import Mark
+from risk_worker.domain.order import Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import UPPER_BOUNDS, Evaluation, Policy
 from risk_worker.domain.readings import OP_CODE, OP_GT, OP_LT, OP_LTE
 from risk_worker.domain.risk_metrics import INF
-from risk_worker.domain.types import DenyReason, Metric, OrderType, PolicyType, Scope, Side
-
-
-class OrderFields(Protocol):
-    """What the controls read of an order (:class:`~risk_worker.domain.decision.Order`)."""
-
-    @property
-    def order_id(self) -> str: ...
-    @property
-    def account_id(self) -> str: ...
-    @property
-    def symbol(self) -> str: ...
-    @property
-    def side(self) -> Side: ...
-    @property
-    def quantity(self) -> float: ...
-    @property
-    def price(self) -> float | None: ...
-    @property
-    def order_type(self) -> OrderType: ...
-    @property
-    def strategy_id(self) -> str | None: ...
-    @property
-    def dry_run(self) -> bool: ...
-
+from risk_worker.domain.types import DenyReason, Metric
+from risk_worker.domain.vocab import (
+    DENY_REASON_DUPLICATE_ORDER_ID,
+    DENY_REASON_ORDER_TOO_LARGE,
+    DENY_REASON_PRICE_OUT_OF_COLLAR,
+    DENY_REASON_RATE_LIMITED,
+    DENY_REASON_TOO_MANY_OPEN_ORDERS,
+    METRIC_OPEN_ORDERS,
+    METRIC_ORDER_EQUITY_FRACTION,
+    METRIC_ORDER_NOTIONAL,
+    METRIC_ORDER_QUANTITY,
+    METRIC_ORDER_RATE,
+    METRIC_PRICE_DEVIATION,
+    POLICY_TYPE_SOFT,
+    SCOPE_ACCOUNT,
+    SCOPE_STRATEGY,
+    SCOPE_SYMBOL,
+    SIDE_BUY,
+)
 
 WINDOW_MS = 1_000
 """The throttle's sliding window (ms): ``order_rate`` is a count per second."""
 
-_SCOPE_INDEX = {Scope.ACCOUNT: 0, Scope.SYMBOL: 1, Scope.STRATEGY: 2}
+_SCOPE_INDEX = {SCOPE_ACCOUNT: 0, SCOPE_SYMBOL: 1, SCOPE_STRATEGY: 2}
 _QUANTITY, _NOTIONAL, _EQUITY_FRACTION = 0, 1, 2
 _SIZE_KIND = {
-    Metric.ORDER_QUANTITY: _QUANTITY,
-    Metric.ORDER_NOTIONAL: _NOTIONAL,
-    Metric.ORDER_EQUITY_FRACTION: _EQUITY_FRACTION,
+    METRIC_ORDER_QUANTITY: _QUANTITY,
+    METRIC_ORDER_NOTIONAL: _NOTIONAL,
+    METRIC_ORDER_EQUITY_FRACTION: _EQUITY_FRACTION,
 }
 
 ControlRule = tuple[Policy, str, int, str | None, int, float, bool, int]
@@ -90,9 +84,9 @@ def _value_index(policy: Policy) -> int:
     metric, scope = policy.metric, policy.scope
     if metric in _SIZE_KIND:
         return _SIZE_KIND[metric]
-    if metric is Metric.ORDER_RATE:
-        return 1 if scope is Scope.STRATEGY else 0
-    if metric is Metric.OPEN_ORDERS:
+    if metric is METRIC_ORDER_RATE:
+        return 1 if scope is SCOPE_STRATEGY else 0
+    if metric is METRIC_OPEN_ORDERS:
         return _SCOPE_INDEX[scope]
     return 0
 
@@ -121,9 +115,9 @@ class ControlRules:
         by_metric: dict[Metric, list[ControlRule]] = {}
         for rule in rules:
             by_metric.setdefault(rule[0].metric, []).append(rule)
-        self.rate = tuple(by_metric.get(Metric.ORDER_RATE, ()))
+        self.rate = tuple(by_metric.get(METRIC_ORDER_RATE, ()))
         self.strategy_rate = any(r[2] == 2 for r in self.rate)
-        collar = by_metric.get(Metric.PRICE_DEVIATION, [])
+        collar = by_metric.get(METRIC_PRICE_DEVIATION, [])
         self.collar = tuple(collar)
         # a symbol's own band replaces the unscoped collars for that symbol (order kept)
         self.collar_by_symbol: dict[str, tuple[ControlRule, ...]] = {
@@ -133,7 +127,7 @@ class ControlRules:
             for sym in {r[3] for r in collar if r[2] == 1 and r[3] is not None}
         }
         self.size = tuple(r for r in rules if r[0].metric in _SIZE_KIND)
-        self.open_orders = tuple(by_metric.get(Metric.OPEN_ORDERS, ()))
+        self.open_orders = tuple(by_metric.get(METRIC_OPEN_ORDERS, ()))
 
 
 class OrderRates:
@@ -225,7 +219,7 @@ def _assess(
         if ok:
             continue
         ev = Evaluation(policy, value, where, True)
-        if policy.type is PolicyType.SOFT:
+        if policy.type is POLICY_TYPE_SOFT:
             warnings.append(ev)
         elif violations is None:
             violations = [ev]
@@ -234,11 +228,11 @@ def _assess(
     return violations
 
 
-def _same_content(r: PendingOrder, order: OrderFields) -> bool:
+def _same_content(r: PendingOrder, order: Order) -> bool:
     """Whether a retry repeats the reserved order: symbol, side, quantity, price and type."""
     return (
         r.symbol == order.symbol
-        and (r.signed_qty > 0.0) == (order.side is Side.BUY)
+        and (r.signed_qty > 0.0) == (order.side is SIDE_BUY)
         and r.quantity == order.quantity
         and r.limit_price == order.price
         and r.order_type is order.order_type
@@ -246,7 +240,7 @@ def _same_content(r: PendingOrder, order: OrderFields) -> bool:
 
 
 def check_controls(
-    order: OrderFields,
+    order: Order,
     account: Account,
     marks: Mapping[str, Mark],
     rules: ControlRules,
@@ -260,7 +254,8 @@ def check_controls(
     """Run the order-level controls on one order (see the module docstring).
 
     Args:
-        order: the validated :class:`~risk_worker.domain.decision.Order`.
+        order: the validated order (a native class when compiled: its fields are read
+            directly, where a Protocol made each read an attribute lookup).
         account: its (known) account; reservations already expired to ``now_ms``.
         marks: symbol → mark.
         rules: the loaded set's control policies.
@@ -285,7 +280,7 @@ def check_controls(
         violations = _assess(rules.rate, rates_now, keys, None, utilization, warnings)
         if violations:
             return ControlStop(
-                DenyReason.RATE_LIMITED,
+                DENY_REASON_RATE_LIMITED,
                 f"{violations[0].message} checks in the last second (order throttle)",
                 violations,
             )
@@ -300,7 +295,7 @@ def check_controls(
                     duplicate_of=r,
                 )
             return ControlStop(
-                DenyReason.DUPLICATE_ORDER_ID,
+                DENY_REASON_DUPLICATE_ORDER_ID,
                 f"Duplicate Order Id: order_id {order.order_id} is live with other content "
                 "(symbol, side, quantity, price or type differ)",
             )
@@ -309,7 +304,7 @@ def check_controls(
         mark = marks.get(order.symbol)
         if mark is not None:
             m = mark.price
-            deviation = (limit - m if order.side is Side.BUY else m - limit) / m
+            deviation = (limit - m if order.side is SIDE_BUY else m - limit) / m
             violations = _assess(
                 rules.collar_by_symbol.get(order.symbol, rules.collar),
                 (deviation if deviation > 0.0 else 0.0,),
@@ -320,7 +315,7 @@ def check_controls(
             )
             if violations:
                 return ControlStop(
-                    DenyReason.PRICE_OUT_OF_COLLAR,
+                    DENY_REASON_PRICE_OUT_OF_COLLAR,
                     f"{violations[0].message}: {order.side} limit {limit:g} against mark "
                     f"{m:g} (price collar)",
                     violations,
@@ -331,7 +326,7 @@ def check_controls(
         violations = _assess(rules.size, sizes, keys, None, utilization, warnings)
         if violations:
             return ControlStop(
-                DenyReason.ORDER_TOO_LARGE,
+                DENY_REASON_ORDER_TOO_LARGE,
                 f"{violations[0].message}: quantity {order.quantity:g}, notional {notional:.2f} "
                 f"at {price:g}, equity {equity:.2f} (maximum order size)",
                 violations,
@@ -348,7 +343,7 @@ def check_controls(
         violations = _assess(rules.open_orders, counts, keys, None, utilization, warnings)
         if violations:
             return ControlStop(
-                DenyReason.TOO_MANY_OPEN_ORDERS,
+                DENY_REASON_TOO_MANY_OPEN_ORDERS,
                 f"{violations[0].message} with this order (open orders)",
                 violations,
             )

@@ -55,8 +55,27 @@ from risk_worker.domain.strategy_check import (
 )
 from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.trading_state import TradingStates
-from risk_worker.domain.types import DenyReason, PolicyType, RiskLevel, Scope, Side, TradingState
+from risk_worker.domain.types import TradingState
 from risk_worker.domain.var import exposures, historical_var, post_trade_exposures
+from risk_worker.domain.vocab import (
+    DENY_REASON_EMERGENCY_STOP_ACTIVE,
+    DENY_REASON_INSUFFICIENT_HISTORY,
+    DENY_REASON_INSUFFICIENT_MARGIN,
+    DENY_REASON_NO_MARKET_PRICE,
+    DENY_REASON_POLICIES_UNAVAILABLE,
+    DENY_REASON_POLICY_VIOLATION,
+    DENY_REASON_REDUCE_ONLY_WOULD_INCREASE,
+    DENY_REASON_REDUCING_ONLY,
+    DENY_REASON_TRADING_STATE_UNKNOWN,
+    DENY_REASON_UNKNOWN_ACCOUNT,
+    POLICY_TYPE_SOFT,
+    RISK_LEVEL_BREACHED,
+    SCOPE_STRATEGY,
+    SIDE_BUY,
+    TRADING_STATE_ACTIVE,
+    TRADING_STATE_HALTED,
+    TRADING_STATE_REDUCING,
+)
 
 
 def check_order(
@@ -82,7 +101,7 @@ def check_order(
         rates: the throttle's windows (``order_rate``); None: nothing counted.
     """
     if not state_confirmed:
-        return deny(DenyReason.TRADING_STATE_UNKNOWN, "trading state not confirmed recently")
+        return deny(DENY_REASON_TRADING_STATE_UNKNOWN, "trading state not confirmed recently")
     eff = states.effective(order.account_id, order.strategy_id, order.symbol)
     account = book.accounts.get(order.account_id)
     # The position the order acts on in the worst case: the held one once every other pending
@@ -90,7 +109,7 @@ def check_order(
     # a position must not together flip it, and a pending order on the other side may never
     # fill.
     quantity = order.quantity
-    signed = quantity if order.side is Side.BUY else -quantity  # order.signed_quantity
+    signed = quantity if order.side is SIDE_BUY else -quantity  # order.signed_quantity
     if account is None:
         effective_qty = 0.0
     else:
@@ -101,27 +120,27 @@ def check_order(
             effective_qty += side.buy_qty if signed > 0.0 else -side.sell_qty
     reducing = strictly_reduces(effective_qty, signed)
     state = eff.state
-    if state is not TradingState.ACTIVE:
-        if state is TradingState.HALTED:
+    if state is not TRADING_STATE_ACTIVE:
+        if state is TRADING_STATE_HALTED:
             why = eff.value.reason if eff.value else ""
             return deny(
-                DenyReason.EMERGENCY_STOP_ACTIVE,
+                DENY_REASON_EMERGENCY_STOP_ACTIVE,
                 f"{eff.scope} trading state HALTED: {why}",
-                RiskLevel.BREACHED,
+                RISK_LEVEL_BREACHED,
                 state,
             )
-        if state is TradingState.REDUCING and not reducing:
+        if state is TRADING_STATE_REDUCING and not reducing:
             return deny(
-                DenyReason.REDUCING_ONLY,
+                DENY_REASON_REDUCING_ONLY,
                 f"{eff.scope} trading state REDUCING: only orders that reduce a position",
-                RiskLevel.BREACHED,
+                RISK_LEVEL_BREACHED,
                 state,
             )
     if account is None or not account.known:
-        return deny(DenyReason.UNKNOWN_ACCOUNT, f"account {order.account_id} not seen yet")
+        return deny(DENY_REASON_UNKNOWN_ACCOUNT, f"account {order.account_id} not seen yet")
     if order.reduce_only and not reducing:
         return deny(
-            DenyReason.REDUCE_ONLY_WOULD_INCREASE,
+            DENY_REASON_REDUCE_ONLY_WOULD_INCREASE,
             "reduce_only order would not strictly reduce the position",
             state=state,
         )
@@ -134,7 +153,7 @@ def check_order(
     if price is None:
         if mark is None or now_ms - mark.received_ms > config.mark_max_age_ms:
             return deny(
-                DenyReason.NO_MARKET_PRICE,
+                DENY_REASON_NO_MARKET_PRICE,
                 f"no mark for {order.symbol} within {config.mark_max_age_ms} ms",
                 state=state,
             )
@@ -183,7 +202,7 @@ def _check_limits(
     rates: OrderRates | None,
 ) -> Decision:
     if policies is None:
-        return deny(DenyReason.POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
+        return deny(DENY_REASON_POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
     pre = _compute(account, book.marks, config, now_ms, exclude_order=order.order_id)
     observe_equity(account, pre.equity, now_ms, config.trading_day, config.drawdown_window_ms)
     utilization: dict[str, float] = {}
@@ -208,9 +227,9 @@ def _check_limits(
     available = pre.equity - pre.position_margin  # pre.available_margin
     if margin_needed > 0.0 and margin_needed > available:
         return deny(
-            DenyReason.INSUFFICIENT_MARGIN,
+            DENY_REASON_INSUFFICIENT_MARGIN,
             f"margin needed {margin_needed:.2f} > available {available:.2f}",
-            RiskLevel.BREACHED,
+            RISK_LEVEL_BREACHED,
             state,
         )
     post = simulate_fill(
@@ -258,7 +277,7 @@ def _check_limits(
         reducing = strictly_reduces(effective_qty, signed)
         for ev in breaches:
             if ev.value != ev.value:  # NaN: a VaR metric that is not computable
-                if unknown_var is None and ev.policy.type is not PolicyType.SOFT:
+                if unknown_var is None and ev.policy.type is not POLICY_TYPE_SOFT:
                     unknown_var = ev
                 continue
             if reducing and pre.var is None and ev.policy.metric in VAR_METRICS:
@@ -270,11 +289,11 @@ def _check_limits(
                     order.account_id,
                 )
             sid = order.strategy_id
-            if reducing and strategy_pre is None and sid and ev.policy.scope is Scope.STRATEGY:
+            if reducing and strategy_pre is None and sid and ev.policy.scope is SCOPE_STRATEGY:
                 strategy_pre = strategy_before(  # for _held_before, only when it is asked
                     order, sid, account, book.marks, config, now_ms, pre.equity
                 )
-            if ev.policy.type is PolicyType.SOFT or (
+            if ev.policy.type is POLICY_TYPE_SOFT or (
                 reducing and _held_before(ev, pre, strategy_pre)
             ):
                 warnings.append(ev)
@@ -283,9 +302,9 @@ def _check_limits(
     if violations:
         return Decision(
             False,
-            DenyReason.POLICY_VIOLATION,
+            DENY_REASON_POLICY_VIOLATION,
             violations[0].message,
-            RiskLevel.BREACHED,
+            RISK_LEVEL_BREACHED,
             state,
             violations,
             warnings,
@@ -296,11 +315,11 @@ def _check_limits(
         lacking = () if post.var is None else post.var.lacking
         if order.symbol in lacking:
             return deny(
-                DenyReason.INSUFFICIENT_HISTORY,
+                DENY_REASON_INSUFFICIENT_HISTORY,
                 f"{unknown_var.policy.name}: {unknown_var.policy.metric} not computable, "
                 f"{order.symbol} has fewer than {config.var.min_samples} aligned returns; "
                 f"only orders that reduce {order.symbol}",
-                RiskLevel.BREACHED,
+                RISK_LEVEL_BREACHED,
                 state,
             )
     reservation = None
@@ -360,7 +379,7 @@ def _stopped(
         False,
         stop.reason,
         stop.message,
-        RiskLevel.BREACHED,
+        RISK_LEVEL_BREACHED,
         state,
         stop.violations,
         warnings,
@@ -374,7 +393,7 @@ def _held_before(ev: Evaluation, pre: AccountMetrics, strategy: StrategyMetrics 
     a strategy-scoped one on the strategy's pre-trade metrics)."""
     if ev.policy.metric in ORDER_METRICS:
         return False
-    if ev.policy.scope is Scope.STRATEGY:
+    if ev.policy.scope is SCOPE_STRATEGY:
         return strategy is not None and violated_before(ev, strategy)
     if ev.policy.metric in VAR_METRICS and pre.var is None:
         return False

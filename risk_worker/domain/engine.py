@@ -35,7 +35,13 @@ from risk_worker.domain.trading_state import (
     auto_key,
     auto_strategy_key,
 )
-from risk_worker.domain.types import ApplyResult, DenyReason, TickResult, TradingState
+from risk_worker.domain.types import ApplyResult, TickResult, TradingState
+from risk_worker.domain.vocab import (
+    DENY_REASON_BOOK_REPLAYING,
+    TICK_RESULT_APPLIED,
+    TRADING_STATE_ACTIVE,
+    TRADING_STATE_REDUCING,
+)
 
 
 class RiskEngine:
@@ -70,9 +76,9 @@ class RiskEngine:
         tick_max_jump: float = 0.25,
         tick_confirmations: int = 3,
         max_symbols: int = 10_000,
-        auto_trip_state: TradingState = TradingState.REDUCING,
+        auto_trip_state: TradingState = TRADING_STATE_REDUCING,
     ) -> None:
-        if auto_trip_state is TradingState.ACTIVE:
+        if auto_trip_state is TRADING_STATE_ACTIVE:
             raise ValueError("an automatic trip must set REDUCING or HALTED")
         self.auto_trip_state = auto_trip_state
         self.config = config
@@ -108,7 +114,7 @@ class RiskEngine:
         """The pre-trade check (see :func:`~risk_worker.domain.decision.check_order`); denied
         ``book_replaying`` while the book is being rebuilt at start."""
         if self.book_replaying:
-            return deny(DenyReason.BOOK_REPLAYING, "the book is being rebuilt from RISK_INPUTS")
+            return deny(DENY_REASON_BOOK_REPLAYING, "the book is being rebuilt from RISK_INPUTS")
         return check_order(
             order,
             self.book,
@@ -231,7 +237,7 @@ class RiskEngine:
                         continue
             result = self.set_mark(symbol, price, stamp, now_ms)
             quiet = not on_boundary and not table.holds_suspects()
-            if result is not TickResult.APPLIED:
+            if result is not TICK_RESULT_APPLIED:
                 after = marks.get(symbol)
                 mark = None if after is None else after.price
                 held_ticks.append(HeldTick(symbol, price, result, mark))

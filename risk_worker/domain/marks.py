@@ -25,6 +25,13 @@ from typing import NamedTuple
 
 from risk_worker.domain.mark import Mark
 from risk_worker.domain.types import TickResult
+from risk_worker.domain.vocab import (
+    TICK_RESULT_APPLIED,
+    TICK_RESULT_CONFIRMED,
+    TICK_RESULT_SUSPECT,
+    TICK_RESULT_SUSPECT_ALERT,
+    TICK_RESULT_SYMBOL_LIMIT,
+)
 
 
 class HeldTick(NamedTuple):
@@ -110,7 +117,7 @@ class MarkTable:
         held = marks.get(symbol)
         if held is None:
             if len(marks) >= self.max_symbols:
-                return TickResult.SYMBOL_LIMIT
+                return TICK_RESULT_SYMBOL_LIMIT
         elif held.received_ms >= now_ms - self.mark_max_age_ms:
             reference = held.price
             if abs(price - reference) > self.max_jump * reference:
@@ -118,7 +125,7 @@ class MarkTable:
         marks[symbol] = Mark(price, now_ms, timestamp)
         if self._suspects:  # nearly always empty: one cheap test on the hot path
             self._suspects.pop(symbol, None)
-        return TickResult.APPLIED
+        return TICK_RESULT_APPLIED
 
     def holds_suspects(self) -> bool:
         """Whether any symbol has a pending suspect level (nearly never)."""
@@ -136,11 +143,11 @@ class MarkTable:
             if suspect.confirmations >= self.confirmations:
                 del self._suspects[symbol]
                 self.marks[symbol] = Mark(price, now_ms, timestamp)
-                return TickResult.CONFIRMED
-            return TickResult.SUSPECT
+                return TICK_RESULT_CONFIRMED
+            return TICK_RESULT_SUSPECT
         self._suspects[symbol] = _Suspect(price)  # a new level: a first tick, 0 confirmations
         last = self._alerted.get(symbol)
         if last is not None and now_ms - last < self.alert_window_ms:
-            return TickResult.SUSPECT
+            return TICK_RESULT_SUSPECT
         self._alerted[symbol] = now_ms  # bounded: only symbols held in the table get here
-        return TickResult.SUSPECT_ALERT
+        return TICK_RESULT_SUSPECT_ALERT

@@ -44,12 +44,19 @@ from risk_worker.domain.strategy_monitor import evaluate_strategies
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
     STATE_SEVERITY,
-    PolicyType,
-    RiskLevel,
-    StateSource,
     TradingState,
 )
 from risk_worker.domain.var import exposures, historical_var, informational_var
+from risk_worker.domain.vocab import (
+    POLICY_TYPE_EMERGENCY,
+    POLICY_TYPE_HARD,
+    POLICY_TYPE_SOFT,
+    RISK_LEVEL_BREACHED,
+    STATE_SOURCE_CIRCUIT_BREAKER,
+    STATE_SOURCE_POLICY,
+    TRADING_STATE_HALTED,
+    TRADING_STATE_REDUCING,
+)
 
 
 def assess_account(
@@ -90,10 +97,10 @@ def assess_account(
         account_id,
     )
     state = states.effective(account_id).state
-    breached = state is TradingState.HALTED or any(
-        v.policy.type is not PolicyType.SOFT for v in violations
+    breached = state is TRADING_STATE_HALTED or any(
+        v.policy.type is not POLICY_TYPE_SOFT for v in violations
     )
-    level = RiskLevel.BREACHED if breached else level_from_utilization(utilization)
+    level = RISK_LEVEL_BREACHED if breached else level_from_utilization(utilization)
     return Assessment(metrics, utilization, violations, level, state)
 
 
@@ -106,7 +113,7 @@ def evaluate_account(
     deduper: AlertDeduper,
     config: RiskConfig,
     now_ms: int,
-    auto_trip_state: TradingState = TradingState.REDUCING,
+    auto_trip_state: TradingState = TRADING_STATE_REDUCING,
     catch_up: bool = False,
 ) -> AccountReport:
     """Assess the account, track its peak, and say what to alert, count and trip.
@@ -125,9 +132,9 @@ def evaluate_account(
     emergency: Evaluation | None = None
     for ev in a.violations:
         p = ev.policy
-        if p.type is PolicyType.HARD:
+        if p.type is POLICY_TYPE_HARD:
             hard = True
-        elif p.type is PolicyType.EMERGENCY and emergency is None:
+        elif p.type is POLICY_TYPE_EMERGENCY and emergency is None:
             emergency = ev
         if deduper.allow(account_id, p.id, now_ms):
             alerts.append(AlertDraft(LEVEL_OF_TYPE[p.type], account_id, ev))
@@ -142,7 +149,7 @@ def evaluate_account(
         account.emergency_onset_ms = 0
     trip: Trip | None = None
     if emergency is not None and onset and not tripped:
-        trip = Trip(account_id, emergency.message, StateSource.POLICY, auto_trip_state)
+        trip = Trip(account_id, emergency.message, STATE_SOURCE_POLICY, auto_trip_state)
     fired = hard and breaker.record(account_id, now_ms)
     if fired:
         account.breaker_fired_ms = now_ms
@@ -165,14 +172,14 @@ def evaluate_account(
     for strategy_id, ev in found.alerts:
         alerts.append(AlertDraft(LEVEL_OF_TYPE[ev.policy.type], account_id, ev, strategy_id))
     strategy_trips = [
-        Trip(account_id, reason, StateSource.POLICY, auto_trip_state, strategy_id)
+        Trip(account_id, reason, STATE_SOURCE_POLICY, auto_trip_state, strategy_id)
         for strategy_id, reason in found.trips
     ]
     state, level = a.trading_state, a.risk_level
     if trip is not None:
         if STATE_SEVERITY[trip.state] > STATE_SEVERITY[state]:
             state = trip.state
-        level = RiskLevel.BREACHED
+        level = RISK_LEVEL_BREACHED
     return AccountReport(
         account_id,
         a.metrics,
@@ -193,7 +200,7 @@ def _breaker_trip(account_id: str, breaker: CircuitBreaker, state: TradingState)
         account_id,
         f"circuit breaker: {breaker.threshold} hard violations within "
         f"{breaker.window_ms // 1000} s",
-        StateSource.CIRCUIT_BREAKER,
+        STATE_SOURCE_CIRCUIT_BREAKER,
         state,
     )
 
@@ -210,7 +217,7 @@ def _catch_up_trip(
     account_id = account.account_id
     cleared = states.cleared_at(account_id)
     if emergency is not None and cleared < account.emergency_onset_ms:
-        return Trip(account_id, emergency.message, StateSource.POLICY, state)
+        return Trip(account_id, emergency.message, STATE_SOURCE_POLICY, state)
     fired = account.breaker_fired_ms
     if fired and now_ms - fired < breaker.window_ms and cleared < fired:
         return _breaker_trip(account_id, breaker, state)

@@ -19,6 +19,13 @@ from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.risk_metrics import AccountMetrics, fields_repr
 from risk_worker.domain.types import DenyReason, OrderType, RiskLevel, Side, TradingState
+from risk_worker.domain.vocab import (
+    RISK_LEVEL_HIGH,
+    RISK_LEVEL_LOW,
+    RISK_LEVEL_MEDIUM,
+    SIDE_BUY,
+    TRADING_STATE_ACTIVE,
+)
 
 ORDER_FIELDS = (
     "order_id",
@@ -129,7 +136,7 @@ class Order:
     @property
     def signed_quantity(self) -> float:
         """BUY positive, SELL negative (base units)."""
-        return self.quantity if self.side is Side.BUY else -self.quantity
+        return self.quantity if self.side is SIDE_BUY else -self.quantity
 
 
 class Decision:  # noqa: PLW1641 (unhashable on purpose: see the last paragraph)
@@ -165,7 +172,7 @@ class Decision:  # noqa: PLW1641 (unhashable on purpose: see the last paragraph)
         reason: DenyReason | None,
         message: str,
         risk_level: RiskLevel,
-        trading_state: TradingState = TradingState.ACTIVE,
+        trading_state: TradingState = TRADING_STATE_ACTIVE,
         violations: list[Evaluation] | None = None,
         warnings: list[Evaluation] | None = None,
         metrics: AccountMetrics | None = None,
@@ -212,16 +219,27 @@ class Decision:  # noqa: PLW1641 (unhashable on purpose: see the last paragraph)
 def deny(
     reason: DenyReason,
     message: str,
-    level: RiskLevel = RiskLevel.HIGH,
-    state: TradingState = TradingState.ACTIVE,
+    level: RiskLevel = RISK_LEVEL_HIGH,
+    state: TradingState = TRADING_STATE_ACTIVE,
 ) -> Decision:
     """A denial without simulation. Risk level HIGH: the worker cannot vouch for the order."""
     return Decision(False, reason, message, level, state)
 
 
 def level_from_utilization(utilization: dict[str, float]) -> RiskLevel:
-    """≥ 0.8 HIGH, ≥ 0.5 MEDIUM, else LOW, by the highest utilization."""
-    top = max(utilization.values()) if utilization else 0.0
+    """≥ 0.8 HIGH, ≥ 0.5 MEDIUM, else LOW, by the highest utilization.
+
+    The highest as ``max(utilization.values())`` finds it (a NaN first stays; 0 when empty),
+    in a loop the compiled core runs natively instead of a call to the builtin.
+    """
+    top = 0.0
+    first = True
+    for used in utilization.values():
+        if first:
+            top = used
+            first = False
+        elif used > top:
+            top = used
     if top >= 0.8:
-        return RiskLevel.HIGH
-    return RiskLevel.MEDIUM if top >= 0.5 else RiskLevel.LOW
+        return RISK_LEVEL_HIGH
+    return RISK_LEVEL_MEDIUM if top >= 0.5 else RISK_LEVEL_LOW

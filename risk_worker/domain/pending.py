@@ -12,6 +12,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from risk_worker.domain.types import OrderType, RiskLevel
+from risk_worker.domain.vocab import (
+    RISK_LEVEL_HIGH,
+)
 
 _EPSILON = 1e-12
 
@@ -67,7 +70,7 @@ class PendingOrder:
         quantity: float = 0.0,
         limit_price: float | None = None,
         order_type: OrderType | None = None,
-        risk_level: RiskLevel = RiskLevel.HIGH,
+        risk_level: RiskLevel = RISK_LEVEL_HIGH,
     ) -> None:
         self.strategy_id = strategy_id
         self.quantity = quantity

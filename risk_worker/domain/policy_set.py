@@ -41,16 +41,20 @@ from risk_worker.domain.readings import (
 )
 from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.strategy_values import StrategyMetrics
-from risk_worker.domain.types import Scope
+from risk_worker.domain.vocab import (
+    SCOPE_ACCOUNT,
+    SCOPE_STRATEGY,
+    SCOPE_SYMBOL,
+)
 
 ACCOUNT_SCOPE: Final = 0
 SYMBOL_SCOPE: Final = 1
 STRATEGY_SCOPE: Final = 2
 """Index of a rule's scope in an order's ``(account_id, symbol, strategy_id)``."""
 _SCOPE_INDEX = {
-    Scope.ACCOUNT: ACCOUNT_SCOPE,
-    Scope.SYMBOL: SYMBOL_SCOPE,
-    Scope.STRATEGY: STRATEGY_SCOPE,
+    SCOPE_ACCOUNT: ACCOUNT_SCOPE,
+    SCOPE_SYMBOL: SYMBOL_SCOPE,
+    SCOPE_STRATEGY: STRATEGY_SCOPE,
 }
 
 UPPER_OVER_ZERO: Final = 0
@@ -87,7 +91,7 @@ utilization: ``UPPER_OVER_ZERO`` (lt/lte, threshold > 0: ``max(0, value) / thres
 
 def prepare(policy: Policy, shared_name: bool = False) -> Rule:
     """The :data:`Rule` of a (validated) policy; ``shared_name``: another one has its name."""
-    if policy.scope is Scope.STRATEGY:
+    if policy.scope is SCOPE_STRATEGY:
         reads, read = strategy_reader_of(policy.metric, policy.operator)
     else:
         reads, read = reader_of(policy.metric, policy.operator)

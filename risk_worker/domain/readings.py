@@ -22,6 +22,27 @@ from typing import Final
 from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.types import Metric, Operator
+from risk_worker.domain.vocab import (
+    METRIC_CONCENTRATION,
+    METRIC_DAILY_PNL,
+    METRIC_DRAWDOWN_DAILY,
+    METRIC_DRAWDOWN_MAX,
+    METRIC_DRAWDOWN_WINDOW,
+    METRIC_ES_97_5,
+    METRIC_GROSS_EXPOSURE,
+    METRIC_LEVERAGE,
+    METRIC_MARGIN_RATIO,
+    METRIC_NET_EXPOSURE,
+    METRIC_OPEN_POSITIONS,
+    METRIC_POSITION_NOTIONAL,
+    METRIC_VAR_95,
+    METRIC_VAR_99,
+    METRIC_VAR_99_FRACTION,
+    OPERATOR_GT,
+    OPERATOR_GTE,
+    OPERATOR_LT,
+    OPERATOR_LTE,
+)
 
 NAN: Final = math.nan
 INF: Final = math.inf
@@ -49,21 +70,21 @@ CONCENTRATION_AT: Final = -2
 """Slot of ``concentration`` at a symbol (the largest when None): :func:`symbol_reading`."""
 
 SLOT: Final[dict[Metric, int]] = {
-    Metric.LEVERAGE: LEVERAGE,
-    Metric.MARGIN_RATIO: MARGIN_RATIO,
-    Metric.DRAWDOWN_DAILY: DRAWDOWN_DAILY,
-    Metric.DRAWDOWN_MAX: DRAWDOWN_MAX,
-    Metric.DRAWDOWN_WINDOW: DRAWDOWN_WINDOW,
-    Metric.DAILY_PNL: DAILY_PNL,
-    Metric.GROSS_EXPOSURE: GROSS_EXPOSURE,
-    Metric.NET_EXPOSURE: NET_EXPOSURE,
-    Metric.OPEN_POSITIONS: OPEN_POSITIONS,
-    Metric.VAR_95: VAR_95,
-    Metric.VAR_99: VAR_99,
-    Metric.ES_97_5: ES_97_5,
-    Metric.VAR_99_FRACTION: VAR_99_FRACTION,
-    Metric.POSITION_NOTIONAL: NOTIONAL_AT,
-    Metric.CONCENTRATION: CONCENTRATION_AT,
+    METRIC_LEVERAGE: LEVERAGE,
+    METRIC_MARGIN_RATIO: MARGIN_RATIO,
+    METRIC_DRAWDOWN_DAILY: DRAWDOWN_DAILY,
+    METRIC_DRAWDOWN_MAX: DRAWDOWN_MAX,
+    METRIC_DRAWDOWN_WINDOW: DRAWDOWN_WINDOW,
+    METRIC_DAILY_PNL: DAILY_PNL,
+    METRIC_GROSS_EXPOSURE: GROSS_EXPOSURE,
+    METRIC_NET_EXPOSURE: NET_EXPOSURE,
+    METRIC_OPEN_POSITIONS: OPEN_POSITIONS,
+    METRIC_VAR_95: VAR_95,
+    METRIC_VAR_99: VAR_99,
+    METRIC_ES_97_5: ES_97_5,
+    METRIC_VAR_99_FRACTION: VAR_99_FRACTION,
+    METRIC_POSITION_NOTIONAL: NOTIONAL_AT,
+    METRIC_CONCENTRATION: CONCENTRATION_AT,
 }
 """The slot of every post-trade metric (order-level metrics have none: they are controls)."""
 
@@ -72,10 +93,10 @@ OP_LTE: Final = 1
 OP_GT: Final = 2
 OP_GTE: Final = 3
 OP_CODE: Final[dict[Operator, int]] = {
-    Operator.LT: OP_LT,
-    Operator.LTE: OP_LTE,
-    Operator.GT: OP_GT,
-    Operator.GTE: OP_GTE,
+    OPERATOR_LT: OP_LT,
+    OPERATOR_LTE: OP_LTE,
+    OPERATOR_GT: OP_GT,
+    OPERATOR_GTE: OP_GTE,
 }
 
 
@@ -86,7 +107,7 @@ def slot_of(metric: Metric, op: Operator) -> int:
     Raises:
         KeyError: an order-level metric (those are controls, not read here).
     """
-    if metric is Metric.NET_EXPOSURE and op is not Operator.LT and op is not Operator.LTE:
+    if metric is METRIC_NET_EXPOSURE and op is not OPERATOR_LT and op is not OPERATOR_LTE:
         return NET_EXPOSURE_LOW
     return SLOT[metric]
 

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from risk_worker.domain.restricted import RestrictedList
 from risk_worker.domain.state_keys import GLOBAL, Effective, StateValue
-from risk_worker.domain.types import STATE_SEVERITY, TradingState
+from risk_worker.domain.types import STATE_SEVERITY
+from risk_worker.domain.vocab import (
+    TRADING_STATE_ACTIVE,
+    TRADING_STATE_HALTED,
+)
 
-ACTIVE_EFFECTIVE = Effective(TradingState.ACTIVE, GLOBAL, None)
+ACTIVE_EFFECTIVE = Effective(TRADING_STATE_ACTIVE, GLOBAL, None)
 """The effective state where nothing restricts."""
 
 
@@ -82,7 +86,7 @@ class StateTables:
 
     def halted_accounts(self) -> list[str]:
         """Accounts HALTED at account scope (operator or automatic)."""
-        return [a for a, e in self._accounts.items() if e.state is TradingState.HALTED]
+        return [a for a, e in self._accounts.items() if e.state is TRADING_STATE_HALTED]
 
     def auto_strategy_value(self, account_id: str, strategy_id: str) -> StateValue | None:
         """The workers' automatic value of one strategy of one account, None when ACTIVE."""

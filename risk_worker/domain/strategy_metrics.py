@@ -26,6 +26,17 @@ from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.types import Metric
+from risk_worker.domain.vocab import (
+    METRIC_CONCENTRATION,
+    METRIC_DAILY_PNL,
+    METRIC_DRAWDOWN_DAILY,
+    METRIC_DRAWDOWN_MAX,
+    METRIC_GROSS_EXPOSURE,
+    METRIC_LEVERAGE,
+    METRIC_NET_EXPOSURE,
+    METRIC_OPEN_POSITIONS,
+    METRIC_POSITION_NOTIONAL,
+)
 
 READS_ACCOUNT, READS_SYMBOL = 0, 1
 """As in :mod:`~risk_worker.domain.policies`: a reader takes the metrics, or the metrics and
@@ -49,21 +60,21 @@ def _open_positions(m: StrategyMetrics) -> float:
 
 
 STRATEGY_READERS: dict[Metric, tuple[int, Callable[..., float]]] = {
-    Metric.GROSS_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("gross_exposure")),
-    Metric.NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure")),
-    Metric.POSITION_NOTIONAL: (READS_SYMBOL, _notional),
-    Metric.CONCENTRATION: (READS_SYMBOL, StrategyMetrics.concentration),
-    Metric.LEVERAGE: (READS_ACCOUNT, _prop("leverage")),
-    Metric.OPEN_POSITIONS: (READS_ACCOUNT, _open_positions),
-    Metric.DAILY_PNL: (READS_ACCOUNT, _prop("daily_pnl")),
-    Metric.DRAWDOWN_MAX: (READS_ACCOUNT, _prop("drawdown_max")),
-    Metric.DRAWDOWN_DAILY: (READS_ACCOUNT, _prop("drawdown_daily")),
+    METRIC_GROSS_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("gross_exposure")),
+    METRIC_NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure")),
+    METRIC_POSITION_NOTIONAL: (READS_SYMBOL, _notional),
+    METRIC_CONCENTRATION: (READS_SYMBOL, StrategyMetrics.concentration),
+    METRIC_LEVERAGE: (READS_ACCOUNT, _prop("leverage")),
+    METRIC_OPEN_POSITIONS: (READS_ACCOUNT, _open_positions),
+    METRIC_DAILY_PNL: (READS_ACCOUNT, _prop("daily_pnl")),
+    METRIC_DRAWDOWN_MAX: (READS_ACCOUNT, _prop("drawdown_max")),
+    METRIC_DRAWDOWN_DAILY: (READS_ACCOUNT, _prop("drawdown_daily")),
 }
 """The post-trade metrics a strategy-scoped policy may limit, read on the strategy's metrics
 (a lower bound on net exposure reads its low case, as for accounts)."""
 
 STRATEGY_LOWER_BOUND_READERS: dict[Metric, tuple[int, Callable[..., float]]] = {
-    Metric.NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure_low")),
+    METRIC_NET_EXPOSURE: (READS_ACCOUNT, operator.attrgetter("net_exposure_low")),
 }
 
 

@@ -27,9 +27,13 @@ from risk_worker.domain.strategy_metrics import compute_strategy_metrics
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (
     STATE_SEVERITY,
-    PolicyType,
-    RiskLevel,
     TradingState,
+)
+from risk_worker.domain.vocab import (
+    POLICY_TYPE_EMERGENCY,
+    POLICY_TYPE_SOFT,
+    RISK_LEVEL_BREACHED,
+    TRADING_STATE_HALTED,
 )
 
 
@@ -66,7 +70,7 @@ def evaluate_strategies(
         emergency: Evaluation | None = None
         for ev in report.violations:
             p = ev.policy
-            if p.type is PolicyType.EMERGENCY and emergency is None:
+            if p.type is POLICY_TYPE_EMERGENCY and emergency is None:
                 emergency = ev
             if deduper.allow(account_id, f"{p.id}/{strategy_id}", now_ms):
                 findings.alerts.append((strategy_id, ev))
@@ -86,7 +90,7 @@ def evaluate_strategies(
             findings.trips.append((strategy_id, emergency.message))
             if STATE_SEVERITY[auto_trip_state] > STATE_SEVERITY[report.trading_state]:
                 report.trading_state = auto_trip_state
-            report.risk_level = RiskLevel.BREACHED
+            report.risk_level = RISK_LEVEL_BREACHED
         findings.reports[strategy_id] = report
     return findings
 
@@ -112,10 +116,10 @@ def assess_strategy(
         if ev.violated:
             violations.append(ev)
     state = states.effective(account.account_id, strategy_id).state
-    breached = state is TradingState.HALTED or any(
-        v.policy.type is not PolicyType.SOFT for v in violations
+    breached = state is TRADING_STATE_HALTED or any(
+        v.policy.type is not POLICY_TYPE_SOFT for v in violations
     )
-    level = RiskLevel.BREACHED if breached else level_from_utilization(utilization)
+    level = RISK_LEVEL_BREACHED if breached else level_from_utilization(utilization)
     return StrategyReport(m, utilization, violations, level, state)
 
 

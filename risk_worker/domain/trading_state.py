@@ -40,7 +40,10 @@ from risk_worker.domain.state_keys import (
     symbol_key,
 )
 from risk_worker.domain.state_tables import ACTIVE_EFFECTIVE, StateTables
-from risk_worker.domain.types import STATE_SEVERITY, TradingState
+from risk_worker.domain.types import STATE_SEVERITY
+from risk_worker.domain.vocab import (
+    TRADING_STATE_ACTIVE,
+)
 
 __all__ = [
     "ACCOUNT",
@@ -123,7 +126,7 @@ class TradingStates(StateTables):
 
     def _set(self, key: str, k: StateKey, value: StateValue | None) -> None:
         kind = k.kind
-        restrictive = value is not None and value.state is not TradingState.ACTIVE
+        restrictive = value is not None and value.state is not TRADING_STATE_ACTIVE
         if kind in (GLOBAL, UNKNOWN):
             if value is not None and restrictive:
                 self._globals[key] = value
