@@ -44,7 +44,7 @@ from risk_worker.domain.book_events import PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.types import Metric, Operator, PolicyType, Scope
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request
 
 
 def main() -> None:
@@ -71,7 +71,7 @@ def main() -> None:
         ]
     if args.live:
         bodies = [b.replace(b'"dry_run":true', b'"dry_run":false') for b in bodies]
-    orders = [inbound.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
+    orders = [check_request.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
     gc.disable()
     step = 1 if args.live else 0
     symbols = [symbol(j) for j in range(args.positions)] if args.moving_marks else []

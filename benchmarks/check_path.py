@@ -22,7 +22,7 @@ from risk_worker.bench.core import build_engine, measure, request_bodies
 
 STAGES = (
     ("answer", "decode → decide → encode (CheckHandler.answer)"),
-    ("decode", "decode (inbound.parse_check)"),
+    ("decode", "decode (check_request.parse_check)"),
     ("decide", "decide (RiskEngine.check)"),
     ("encode", "encode (reply_msg + msgspec)"),
 )

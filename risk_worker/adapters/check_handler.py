@@ -19,7 +19,7 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Decision, Order, deny
 from risk_worker.domain.types import DenyReason
 from risk_worker.errors import InvalidMessageError
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request, inbound
 from risk_worker.wire.audit import (
     RiskEventSink,
     ViolationRecord,
@@ -117,8 +117,8 @@ class CheckHandler:
         error: str | None = None
         full = False
         try:
-            request = inbound.decode_check(data, self._max_bytes)
-            order = inbound.check_order(request)
+            request = check_request.decode_check(data, self._max_bytes)
+            order = check_request.check_order(request)
             full = request.detail == FULL or (detail is not None and header_full(detail))
         except InvalidMessageError as exc:
             order_id, account_id = inbound.request_ids(data[: self._max_bytes])

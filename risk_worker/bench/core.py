@@ -3,8 +3,9 @@
 Builds a realistic book (by default 1,000 accounts × 20 positions, 14 policies, marks for every
 symbol) through the engine's own event calls, pre-encodes ``dry_run`` check requests and times
 :meth:`~risk_worker.adapters.check_handler.CheckHandler.answer` per call, then each stage on its
-own: decoding (``inbound.parse_check``), the decision (``RiskEngine.check``) and encoding the reply
-(``reply_msg`` + a msgspec encoder). The garbage collector is disabled during each timed loop.
+own: decoding (``check_request.parse_check``), the decision (``RiskEngine.check``) and encoding
+the reply (``reply_msg`` + a msgspec encoder). The garbage collector is disabled during each
+timed loop.
 
 Every reply is verified: it must decode, echo its order id and be approved, and an order built
 to break a policy must be denied, so the figures are those of correct decisions.
@@ -27,7 +28,7 @@ from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.policies import Policy, default_policies
 from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.types import DenyReason, Metric, Operator, PolicyType, Scope
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request
 from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 from risk_worker.wire.outbound import reply_msg
 
@@ -273,9 +274,9 @@ def measure(
     """Time the whole check path and each stage of it over ``bodies``, ``repeat`` passes each.
 
     Stages: ``answer`` (``CheckHandler.answer``: decode → decide → encode, as served),
-    ``decode`` (``inbound.parse_check``), ``decide`` (``RiskEngine.check`` on pre-parsed orders)
-    and ``encode`` (``reply_msg`` + msgspec encoding of pre-computed decisions; the full reply
-    with ``full``, as bodies asking ``detail`` ``full`` get, else the compact one). Marks are
+    ``decode`` (``check_request.parse_check``), ``decide`` (``RiskEngine.check`` on pre-parsed
+    orders) and ``encode`` (``reply_msg`` + msgspec encoding of pre-computed decisions; the full
+    reply with ``full``, as bodies asking ``detail`` ``full`` get, else the compact one). Marks are
     refreshed before every pass, as ticks would, so market orders always have a fresh price.
 
     Returns:
@@ -292,7 +293,7 @@ def measure(
         raise ValueError("need at least one body and repeat ≥ 1")
     positions = len(engine.book.marks)
     handler = CheckHandler(engine, lambda: True, WORKER_ID, MAX_REQUEST_BYTES, NullSink())
-    orders = [inbound.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
+    orders = [check_request.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
 
     def marks() -> None:
         refresh_marks(engine, positions)
@@ -305,7 +306,7 @@ def measure(
     figures |= percentiles(samples, total, "answer")
 
     samples, total, _ = _timed(
-        lambda b: inbound.parse_check(b, MAX_REQUEST_BYTES), bodies, repeat, marks
+        lambda b: check_request.parse_check(b, MAX_REQUEST_BYTES), bodies, repeat, marks
     )
     figures |= percentiles(samples, total, "decode")
 

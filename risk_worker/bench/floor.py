@@ -29,7 +29,7 @@ from risk_worker.bench.core import (
     build_engine,
     request_bodies,
 )
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request
 
 SUBJECT = "risk.check.order"
 QUEUE = "risk-workers"
@@ -62,7 +62,7 @@ async def serve(url: str, reply: bytes) -> None:
         reply: the pre-encoded reply sent to every request.
     """
     nc = await nats.connect(url)
-    decoder = msgspec.json.Decoder(inbound.CheckRequestMsg)
+    decoder = msgspec.json.Decoder(check_request.CheckRequestMsg)
 
     async def on_msg(msg: Msg) -> None:
         # the worker answers an invalid request too: reply all the same

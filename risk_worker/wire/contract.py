@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 
 from risk_worker import __version__
-from risk_worker.wire import audit, inbound, outbound, queries, reservations
+from risk_worker.wire import audit, check_request, inbound, outbound, queries, reservations
 from risk_worker.wire.asyncapi import asyncapi_document
 from risk_worker.wire.contract_channels import CHANNELS
 from risk_worker.wire.contract_text import examples_from_markdown, to_yaml
@@ -29,7 +29,7 @@ from risk_worker.wire.contract_text import examples_from_markdown, to_yaml
 STRUCTS: dict[str, type[msgspec.Struct]] = {
     cls.__name__: cls
     for cls in (
-        inbound.CheckRequestMsg,
+        check_request.CheckRequestMsg,
         outbound.CheckReplyMsg,
         queries.BatchRequestMsg,
         queries.BatchReplyMsg,

@@ -13,7 +13,7 @@ JSON nested deeper than the decoder allows is ``malformed_json`` like any other 
 from __future__ import annotations
 
 import re
-from typing import Annotated, TypeVar
+from typing import Annotated, Protocol, TypeVar
 
 import msgspec
 
@@ -25,11 +25,9 @@ from risk_worker.domain.bounds import (
     PRICE_MIN,
     QUANTITY_MAX,
 )
-from risk_worker.domain.order import Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.types import IDENTIFIER_PATTERN, OrderType, Side
 from risk_worker.errors import InvalidMessageError
-from risk_worker.wire.detail import Detail
 
 T = TypeVar("T")
 
@@ -108,25 +106,6 @@ class PnlUpdateMsg(msgspec.Struct, frozen=True):
     unrealized_pnl: Money | None = None
 
 
-class CheckRequestMsg(msgspec.Struct, frozen=True):
-    """``risk.check.order`` request. price null/absent/0 means a market order; ``detail``
-    ``full`` asks for the post-trade metrics on an approval (subjects.md §5.2)."""
-
-    order_id: Reference
-    symbol: Identifier
-    side: str
-    quantity: Quantity
-    account_id: Identifier | None = None
-    account: Identifier | None = None
-    price: PriceOrZero | None = None
-    order_type: str | None = None
-    strategy_id: Identifier | None = None
-    reduce_only: bool = False
-    dry_run: bool = False
-    timestamp: Millis = 0
-    detail: Detail = "compact"
-
-
 class ReservationMsg(msgspec.Struct, frozen=True, gc=False):
     """``risk.reservations``: headroom an instance reserved for an approved order.
 
@@ -196,10 +175,8 @@ class _Ids(msgspec.Struct):
 _POSITION = msgspec.json.Decoder(PositionUpdateMsg)
 _FILL = msgspec.json.Decoder(FillMsg)
 _PNL = msgspec.json.Decoder(PnlUpdateMsg)
-_CHECK = msgspec.json.Decoder(CheckRequestMsg)
 _IDS = msgspec.json.Decoder(_Ids)
 _RESERVATION = msgspec.json.Decoder(ReservationMsg)
-_ORDER_TYPES = {t.value: t for t in OrderType}
 _SIDES = {s.value: s for s in Side}
 _AT = re.compile(r" - at `\$\.?([^`]*)`$")
 
@@ -245,7 +222,16 @@ def _price_or_none(value: float | None, field: str) -> float | None:
     return value
 
 
-def _account(msg: PositionUpdateMsg | FillMsg | PnlUpdateMsg | CheckRequestMsg) -> str:
+class _Account(Protocol):
+    """A message naming its account as ``account_id`` or, the alias, ``account``."""
+
+    @property
+    def account_id(self) -> str | None: ...
+    @property
+    def account(self) -> str | None: ...
+
+
+def _account(msg: PositionUpdateMsg | FillMsg | PnlUpdateMsg | _Account) -> str:
     account = msg.account_id if msg.account_id is not None else msg.account
     if account is None:
         raise InvalidMessageError(
@@ -301,57 +287,6 @@ def parse_pnl(data: bytes) -> PnlSnapshot:
     if m.balance is None and m.equity is None:
         raise InvalidMessageError("balance", "missing_field", "balance or equity is required")
     return PnlSnapshot(_account(m), m.balance, m.equity, m.realized_pnl, m.timestamp)
-
-
-def parse_check(data: bytes, max_bytes: int) -> Order:
-    """Decode a ``risk.check.order`` request into an :class:`Order`.
-
-    Raises:
-        InvalidMessageError: too large, not JSON, a field missing, of the wrong type or out of
-            range, an unknown side, order type or ``detail``, or a LIMIT order without a price.
-    """
-    return check_order(decode_check(data, max_bytes))
-
-
-def decode_check(data: bytes, max_bytes: int) -> CheckRequestMsg:
-    """Decode a ``risk.check.order`` request (at most ``max_bytes``); :func:`check_order`
-    validates the rest. Raises InvalidMessageError as :func:`parse_check`."""
-    if len(data) > max_bytes:
-        raise InvalidMessageError("$", "too_large", f"request of {len(data)} bytes > {max_bytes}")
-    return _decode(_CHECK, data)
-
-
-def check_order(m: CheckRequestMsg) -> Order:
-    """The :class:`Order` of a decoded request; raises InvalidMessageError as parse_check."""
-    price = _price_or_none(m.price, "price")
-    if m.order_type is None:
-        order_type = OrderType.MARKET if price is None else OrderType.LIMIT
-    else:
-        named = _ORDER_TYPES.get(m.order_type.upper())
-        if named is None:
-            raise InvalidMessageError(
-                "order_type",
-                "out_of_range",
-                f"order_type must be LIMIT or MARKET, got {m.order_type!r}",
-            )
-        order_type = named
-        if order_type is OrderType.MARKET:
-            price = None
-        elif price is None:
-            raise InvalidMessageError("price", "missing_field", "a LIMIT order needs a price > 0")
-    return Order(
-        m.order_id,
-        _account(m),
-        m.symbol,
-        _side(m.side),
-        m.quantity,
-        price,
-        order_type,
-        m.strategy_id,
-        m.reduce_only,
-        m.dry_run,
-        m.timestamp,
-    )
 
 
 def parse_reservation(data: bytes) -> ReservationMsg:

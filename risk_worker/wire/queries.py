@@ -13,8 +13,9 @@ import msgspec
 
 from risk_worker.domain.order import Order
 from risk_worker.errors import InvalidMessageError
+from risk_worker.wire.check_request import check_order, decode_check
 from risk_worker.wire.detail import FULL, Detail, header_full
-from risk_worker.wire.inbound import Identifier, _decode, check_order, decode_check
+from risk_worker.wire.inbound import Identifier, _decode
 from risk_worker.wire.outbound import CheckReplyMsg
 
 

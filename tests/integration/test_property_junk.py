@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.book import AccountBook
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request
 from tests.harness import Harness, now_ms, start_harness, stop_harness
 from tests.junk import ACCOUNT, BALANCE, MARK, SYMBOL, payloads, templates
 
@@ -76,7 +76,7 @@ async def scenario(url: str, batch: list[tuple[str, bytes]]) -> None:
             decoded: dict[str, Any] = msgspec.json.decode(reply.data)
             event(f"reply: {decoded['rejection_reason'] or 'approved'}")
             try:
-                inbound.parse_check(data, h.settings.max_request_bytes)
+                check_request.parse_check(data, h.settings.max_request_bytes)
             except Exception:  # RecursionError too: not well-formed
                 assert decoded["approved"] is False
                 assert decoded["rejection_reason"] == "invalid_request", decoded

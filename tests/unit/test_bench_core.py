@@ -15,7 +15,7 @@ from risk_worker.bench.core import (
     request_bodies,
 )
 from risk_worker.domain.types import OrderType
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request
 
 STAGES = ("answer", "decode", "decide", "encode")
 FIGURES = ("p50_us", "p90_us", "p99_us", "mean_us", "calls_per_s")
@@ -27,7 +27,7 @@ def test_book_and_requests_are_realistic() -> None:
     assert all(len(a.positions) == 5 for a in engine.book.accounts.values())
     assert len(engine.book.marks) == 5
     assert engine.policies is not None and len(engine.policies) == 14
-    orders = [inbound.parse_check(b, MAX_REQUEST_BYTES) for b in request_bodies(50, 10, 5)]
+    orders = [check_request.parse_check(b, MAX_REQUEST_BYTES) for b in request_bodies(50, 10, 5)]
     assert all(o.dry_run for o in orders)
     assert {o.order_type for o in orders} == {OrderType.LIMIT, OrderType.MARKET}
     assert len({o.account_id for o in orders}) == 10

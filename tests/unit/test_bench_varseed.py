@@ -20,7 +20,7 @@ from risk_worker.bench.varseed import (
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.var_result import VarConfig
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request
 
 NOW_MS = 1_764_590_000_123
 
@@ -46,7 +46,7 @@ def test_seeded_engine_computes_the_var_of_every_check() -> None:
     assert engine.policies.uses_var
     assert any(p.name == VAR_POLICY_NAME for p in engine.policies.policies)
     for body in request_bodies(40, accounts=5, positions=4):
-        order = inbound.parse_check(body, MAX_REQUEST_BYTES)
+        order = check_request.parse_check(body, MAX_REQUEST_BYTES)
         decision = engine.check(order, order.timestamp or 0, True)
         assert decision.approved, decision.message
         assert decision.metrics is not None and decision.metrics.var is not None

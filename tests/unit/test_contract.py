@@ -39,7 +39,7 @@ from risk_worker.domain.trading_state import ACCOUNT_KEY_PREFIX, GLOBAL_KEY, Sta
 from risk_worker.domain.types import DenyReason, Metric, RiskLevel, Scope
 from risk_worker.service import monitor_task
 from risk_worker.service.settings import Settings
-from risk_worker.wire import inbound, queries, ticks
+from risk_worker.wire import check_request, inbound, queries, ticks
 from risk_worker.wire.audit import StateChangeRecord, ViolationRecord
 from risk_worker.wire.outbound import (
     CANCEL_ALL_SUBJECT,
@@ -60,7 +60,7 @@ INBOUND: dict[str, type[msgspec.Struct]] = {
     "FillMsg": inbound.FillMsg,
     "TickMsg": inbound.TickMsg,
     "PnlUpdateMsg": inbound.PnlUpdateMsg,
-    "CheckRequestMsg": inbound.CheckRequestMsg,
+    "CheckRequestMsg": check_request.CheckRequestMsg,
     "MetricsQueryMsg": queries.MetricsQueryMsg,
     "BatchRequestMsg": queries.BatchRequestMsg,
 }
@@ -93,7 +93,7 @@ PARSERS: dict[str, Callable[[bytes], object]] = {
     "FillMsg": inbound.parse_fill,
     "TickMsg": lambda data: ticks.parse_tick(data, "market.tick.BTCUSDT"),
     "PnlUpdateMsg": inbound.parse_pnl,
-    "CheckRequestMsg": lambda data: inbound.parse_check(data, Settings().max_request_bytes),
+    "CheckRequestMsg": lambda data: check_request.parse_check(data, Settings().max_request_bytes),
     "MetricsQueryMsg": lambda data: queries.parse_metrics_query(data, 65_536),
     "BatchRequestMsg": lambda data: queries.parse_batch(data, 65_536, Settings().max_batch),
     "StateValue": decode_state,

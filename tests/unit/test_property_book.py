@@ -19,7 +19,7 @@ from risk_worker.domain.bounds import MONEY_MAX, PRICE_MAX, PRICE_MIN, QUANTITY_
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import default_policies
 from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
-from risk_worker.wire import inbound, ticks
+from risk_worker.wire import check_request, inbound, ticks
 from tests.junk import encode
 
 T0 = 1_700_000_000_000
@@ -115,7 +115,7 @@ def test_book_when_events_at_their_bounds_then_every_number_stays_finite(
         metrics = engine.metrics(account_id, now)
         assert metrics is not None
         assert_metrics_finite(metrics)
-        order = inbound.parse_check(
+        order = check_request.parse_check(
             encode(
                 {
                     "order_id": "probe",

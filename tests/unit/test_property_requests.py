@@ -21,7 +21,7 @@ from risk_worker.domain.book_events import PnlSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import default_policies
 from risk_worker.domain.risk_metrics import RiskConfig
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request
 from tests.junk import ACCOUNT, BALANCE, MARK, SYMBOL, deeply_nested, encode, payloads, templates
 
 MAX_REQUEST_BYTES = 65_536
@@ -48,7 +48,7 @@ def answer(handler: CheckHandler, data: bytes) -> dict[str, Any]:
 def parses(data: bytes) -> bool:
     """Whether the request is a well-formed order (any failure, of any kind, means no)."""
     try:
-        inbound.parse_check(data, MAX_REQUEST_BYTES)
+        check_request.parse_check(data, MAX_REQUEST_BYTES)
     except Exception:  # RecursionError too: not well-formed
         return False
     return True
@@ -75,7 +75,7 @@ def test_check_when_request_is_hostile_then_replies_and_never_approves_invalid(d
         assert reply["rejection_reason"] == "invalid_request", reply
     assert_finite(reply)
     if reply["approved"]:
-        order = inbound.parse_check(data, MAX_REQUEST_BYTES)
+        order = check_request.parse_check(data, MAX_REQUEST_BYTES)
         price = MARK if order.price is None else order.price
         # The account has 100,000 and a 10 % margin rate: no approval beyond 10x its equity.
         assert order.quantity * price <= 10 * BALANCE * (1 + 1e-9), reply

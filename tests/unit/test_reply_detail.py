@@ -17,7 +17,7 @@ from risk_worker.adapters.query_handler import QueryHandler
 from risk_worker.domain.policies import Policy
 from risk_worker.domain.types import Metric, Operator, PolicyType
 from risk_worker.errors import InvalidMessageError
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request
 from risk_worker.wire.detail import DETAIL_HEADER, forward_headers, header_detail, header_full
 from risk_worker.wire.outbound import CheckReplyMsg
 from risk_worker.wire.queries import parse_batch
@@ -58,21 +58,21 @@ def answer(
 
 @pytest.mark.parametrize("detail", ["full", "compact"])
 def test_decode_check_when_detail_full_or_compact_then_kept(detail: str) -> None:
-    m = inbound.decode_check(msgspec.json.encode(request(detail=detail)), 65_536)
+    m = check_request.decode_check(msgspec.json.encode(request(detail=detail)), 65_536)
     assert m.detail == detail
 
 
 def test_decode_check_when_detail_absent_then_compact_and_order_unchanged() -> None:
     data = msgspec.json.encode(request())
-    m = inbound.decode_check(data, 65_536)
+    m = check_request.decode_check(data, 65_536)
     assert m.detail == "compact"
-    assert inbound.check_order(m) == inbound.parse_check(data, 65_536)
+    assert check_request.check_order(m) == check_request.parse_check(data, 65_536)
 
 
 @pytest.mark.parametrize("detail", ["FULL", "verbose", "", 1, True, None, ["full"]])
 def test_decode_check_when_detail_anything_else_then_invalid_naming_detail(detail: object) -> None:
     with pytest.raises(InvalidMessageError) as info:
-        inbound.parse_check(msgspec.json.encode(request(detail=detail)), 65_536)
+        check_request.parse_check(msgspec.json.encode(request(detail=detail)), 65_536)
     assert info.value.field == "detail"
 
 

@@ -13,7 +13,7 @@ import msgspec
 import pytest
 
 from risk_worker.errors import InvalidMessageError
-from risk_worker.wire import inbound, ticks
+from risk_worker.wire import check_request, inbound, ticks
 
 NOW = 1_700_000_000_000
 MAX_BYTES = 65_536
@@ -52,7 +52,7 @@ PARSERS: dict[str, tuple[dict[str, Any], Callable[[bytes], object]]] = {
     "fill": ({**FILL, "timestamp": NOW}, inbound.parse_fill),
     "pnl": ({**PNL, "timestamp": NOW}, inbound.parse_pnl),
     "tick": ({"price": 3_000.0}, lambda d: ticks.parse_tick(d, "market.tick.ETHUSDT")),
-    "check": (CHECK, lambda d: inbound.parse_check(d, MAX_BYTES)),
+    "check": (CHECK, lambda d: check_request.parse_check(d, MAX_BYTES)),
     "reservation": (RESERVATION, inbound.parse_reservation),
 }
 

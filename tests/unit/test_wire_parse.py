@@ -9,7 +9,7 @@ import pytest
 
 from risk_worker.domain.types import OrderType, Side
 from risk_worker.errors import InvalidMessageError
-from risk_worker.wire import inbound
+from risk_worker.wire import check_request
 
 MAX_BYTES = 65_536
 
@@ -37,7 +37,7 @@ def body(**fields: Any) -> bytes:
     ],
 )
 def test_parse_check_when_order_type_given_or_implied_then_price_follows(fields, order_type, price):
-    order = inbound.parse_check(body(**fields), MAX_BYTES)
+    order = check_request.parse_check(body(**fields), MAX_BYTES)
     assert (order.order_type, order.price) == (order_type, price)
 
 
@@ -51,16 +51,16 @@ def test_parse_check_when_order_type_given_or_implied_then_price_follows(fields,
 )
 def test_parse_check_when_type_price_or_side_invalid_then_names_the_field(fields, field, text):
     with pytest.raises(InvalidMessageError) as caught:
-        inbound.parse_check(body(**fields), MAX_BYTES)
+        check_request.parse_check(body(**fields), MAX_BYTES)
     assert caught.value.field == field
     assert text in str(caught.value)
 
 
 def test_parse_check_when_side_in_lower_case_then_accepted():
-    assert inbound.parse_check(body(side="sell"), MAX_BYTES).side is Side.SELL
+    assert check_request.parse_check(body(side="sell"), MAX_BYTES).side is Side.SELL
 
 
 def test_parse_check_when_too_large_then_refused_before_decoding():
     with pytest.raises(InvalidMessageError) as caught:
-        inbound.parse_check(body(), 10)
+        check_request.parse_check(body(), 10)
     assert caught.value.reason == "too_large"
