@@ -196,12 +196,13 @@ class AccountBook:
             return APPLY_RESULT_STALE if result is APPLY_RESULT_APPLIED else result
         if pos is None:
             pos = acct.positions[event.symbol] = Position(event.symbol)
-        effect = fill_effect(pos.quantity, pos.entry_price, signed, event.price)
-        pos.quantity, pos.entry_price = effect.quantity, effect.entry_price
+        pos.quantity, pos.entry_price, realized = fill_effect(
+            pos.quantity, pos.entry_price, signed, event.price
+        )
         pos.updated_ms = max(pos.updated_ms, event.timestamp)
         if event.timestamp > acct.pnl_ms:
-            acct.balance += effect.realized_pnl - event.fee
-            acct.realized_pnl += effect.realized_pnl
+            acct.balance += realized - event.fee
+            acct.realized_pnl += realized
         return result
 
     def apply_pnl(self, event: PnlSnapshot) -> ApplyResult:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from risk_worker.domain.book import Account
 from risk_worker.domain.bounds import is_equity
+from risk_worker.domain.risk_metrics import trading_day_of
 from risk_worker.domain.types import utc_day
 from risk_worker.domain.window_max import EquityWindow
 
@@ -46,7 +47,7 @@ def observe_equity(
         return
     if account.peak_equity is None or equity > account.peak_equity:
         account.peak_equity = equity
-    day = trading_day(now_ms)
+    day = trading_day_of(trading_day, now_ms)
     if account.trading_day != day or account.day_start_equity is None:
         account.trading_day = day
         account.day_start_equity = equity

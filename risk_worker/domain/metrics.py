@@ -14,7 +14,7 @@ from risk_worker.domain.equity_window import window_peak
 from risk_worker.domain.mark import Mark
 from risk_worker.domain.pending import NO_SIDES, SymbolPending
 from risk_worker.domain.positions import fill_effect
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig, trading_day_of
 
 
 def _reserved_worst_cases(
@@ -114,7 +114,7 @@ def compute_metrics(
     if peak is None or equity > peak:
         peak = equity
     day_start = account.day_start_equity
-    if day_start is None or account.trading_day != config.trading_day(now_ms):
+    if day_start is None or account.trading_day != trading_day_of(config.trading_day, now_ms):
         day_start = equity
     recent = window_peak(account, now_ms)
     if recent is None or equity > recent:

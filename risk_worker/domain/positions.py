@@ -5,22 +5,8 @@ Quantities are in base units and signed (negative = short); prices and PnL in qu
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 _EPSILON = 1e-12
 """Relative tolerance under which a remaining quantity counts as flat (float residue)."""
-
-
-class FillEffect(NamedTuple):
-    """A position after a fill: new signed quantity, new entry price, realized PnL (quote)."""
-
-    quantity: float
-    entry_price: float
-    realized_pnl: float
-
-
-_effect = tuple.__new__
-"""Builds a FillEffect from a 3-tuple without NamedTuple's Python-level ``__new__``."""
 
 
 class Position:
@@ -54,7 +40,9 @@ class Position:
         return f"Position({self.symbol!r}, qty={self.quantity}, entry={self.entry_price})"
 
 
-def fill_effect(quantity: float, entry_price: float, fill_qty: float, price: float) -> FillEffect:
+def fill_effect(
+    quantity: float, entry_price: float, fill_qty: float, price: float
+) -> tuple[float, float, float]:
     """Apply a signed fill to a signed position (standard average-cost position keeping).
 
     - Open or increase (same sign or flat): entry = (|q|·entry + |f|·price) / |q + f|.
@@ -70,7 +58,8 @@ def fill_effect(quantity: float, entry_price: float, fill_qty: float, price: flo
         price: fill price (quote per base unit), > 0.
 
     Returns:
-        The new quantity, entry price and the realized PnL of this fill (quote, before fees).
+        (the new signed quantity, the new entry price, the realized PnL of this fill (quote,
+        before fees)): a plain tuple, which the compiled core keeps unboxed.
     """
     new_qty = quantity + fill_qty
     held = abs(quantity)
@@ -79,15 +68,15 @@ def fill_effect(quantity: float, entry_price: float, fill_qty: float, price: flo
         new_qty = 0.0
     if quantity == 0.0 or (quantity > 0.0) == (fill_qty > 0.0):
         entry = (held * entry_price + filled * price) / abs(new_qty)
-        return _effect(FillEffect, (new_qty, entry, 0.0))
+        return new_qty, entry, 0.0
     direction = 1.0 if quantity > 0.0 else -1.0
     closed = held if held < filled else filled  # min(filled, held)
     realized = closed * (price - entry_price) * direction
     if new_qty == 0.0:
-        return _effect(FillEffect, (0.0, 0.0, realized))
+        return 0.0, 0.0, realized
     if (new_qty > 0.0) == (quantity > 0.0):
-        return _effect(FillEffect, (new_qty, entry_price, realized))
-    return _effect(FillEffect, (new_qty, price, realized))
+        return new_qty, entry_price, realized
+    return new_qty, price, realized
 
 
 def strictly_reduces(quantity: float, order_qty: float) -> bool:

@@ -45,10 +45,25 @@ import math
 from collections.abc import Callable
 from typing import Final
 
-from risk_worker.domain.types import utc_day
+from risk_worker.domain.types import MS_PER_DAY, utc_day
 from risk_worker.domain.var_result import VarConfig, VarResult
 
 INF = math.inf
+_UTC_DAY: Final = utc_day
+
+
+def trading_day_of(trading_day: Callable[[int], int], now_ms: int) -> int:
+    """``trading_day(now_ms)``: the trading day of a timestamp (ms since epoch → day number).
+
+    The default, :func:`~risk_worker.domain.types.utc_day`, is computed here without calling
+    it (whole days since the epoch, the same figure): a check needs the day twice, and a call
+    from the compiled core into an interpreted function costs about as much as the rest of
+    the day's bookkeeping.
+    """
+    if trading_day is _UTC_DAY:
+        return now_ms // MS_PER_DAY
+    return trading_day(now_ms)
+
 
 _CONFIG_FIELDS = (
     "default_margin_rate",

@@ -31,6 +31,7 @@ from collections.abc import Callable
 
 from risk_worker.domain.bounds import is_equity
 from risk_worker.domain.positions import Position, fill_effect
+from risk_worker.domain.risk_metrics import trading_day_of
 
 STRATEGIES_MAX = 1_000
 """Strategy books kept per account (a bound on memory against a flood of invented ids)."""
@@ -148,7 +149,7 @@ def observe_strategy(
     elif pnl > book.peak_pnl:
         book.peak_pnl = pnl
         book.equity_at_peak = account_equity
-    day = trading_day(now_ms)
+    day = trading_day_of(trading_day, now_ms)
     if book.trading_day != day or book.day_start_pnl is None:
         book.trading_day = day
         book.day_start_pnl = pnl

@@ -23,7 +23,7 @@ from risk_worker.domain.book import Account
 from risk_worker.domain.mark import Mark
 from risk_worker.domain.pending import NO_SIDES
 from risk_worker.domain.positions import fill_effect
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_metrics import RiskConfig, trading_day_of
 from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.types import Metric
 from risk_worker.domain.vocab import (
@@ -142,7 +142,11 @@ def compute_strategy_metrics(
     else:
         assert book is not None
         equity_at_peak = book.equity_at_peak
-    if book is None or book.day_start_pnl is None or book.trading_day != config.trading_day(now_ms):
+    if (
+        book is None
+        or book.day_start_pnl is None
+        or book.trading_day != trading_day_of(config.trading_day, now_ms)
+    ):
         day_pnl, day_equity = pnl, account_equity
     else:
         day_pnl, day_equity = book.day_start_pnl, book.day_start_equity

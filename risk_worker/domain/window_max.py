@@ -10,14 +10,16 @@ shorter: the window peak errs on the high side, the drawdown on the conservative
 
 from __future__ import annotations
 
-from collections import deque
-
 BUCKET_MS = 1_000
 """Observations closer together than this (ms) share one deque entry (see the module doc)."""
 
 
 class EquityWindow:
     """The highest equity observed within a sliding time window (quote currency).
+
+    The deque is two parallel lists (times, equities) and the index of its front, so the
+    compiled core runs every step natively (a ``collections.deque`` is a Python object to it:
+    each read a method call); the space before the front is reclaimed once it is half the lists.
 
     Args:
         window_ms: the window's length (ms), > 0.
@@ -26,42 +28,62 @@ class EquityWindow:
         ValueError: ``window_ms`` is not positive.
     """
 
-    __slots__ = ("_entries", "window_ms")
+    __slots__ = ("_equities", "_front", "_times", "window_ms")
 
     def __init__(self, window_ms: int) -> None:
         if window_ms <= 0:
             raise ValueError("the drawdown window must be positive")
         self.window_ms = window_ms
-        self._entries: deque[list[float]] = deque()
-        """[ms since epoch, equity] pairs, times ascending, equities strictly descending."""
+        self._times: list[int] = []
+        """ms since epoch of each entry from ``_front`` on, ascending."""
+        self._equities: list[float] = []
+        """Equity of each entry from ``_front`` on (quote), strictly descending."""
+        self._front = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._times) - self._front
 
     def observe(self, now_ms: int, equity: float) -> None:
         """Record the equity ``equity`` (quote) seen at ``now_ms`` (ms since epoch).
 
         Observations must come in time order (one clock); an earlier one is taken as now.
         """
-        entries = self._entries
         self._expire(now_ms)
-        while entries and entries[-1][1] <= equity:
-            entries.pop()
-        if entries:
-            last = entries[-1]
-            if now_ms - last[0] < BUCKET_MS:  # same bucket, lower: keep the higher one longer
-                last[0] = max(last[0], now_ms)
+        times, equities = self._times, self._equities
+        front = self._front
+        while len(times) > front and equities[-1] <= equity:
+            times.pop()
+            equities.pop()
+        if len(times) > front:
+            last = times[-1]
+            if now_ms - last < BUCKET_MS:  # same bucket, lower: keep the higher one longer
+                if now_ms > last:
+                    times[-1] = now_ms
                 return
-        entries.append([now_ms, equity])
+        times.append(now_ms)
+        equities.append(equity)
 
     def peak(self, now_ms: int) -> float | None:
         """The highest equity observed in ``(now_ms − window_ms, now_ms]`` (quote); None when
         nothing was observed in the window."""
         self._expire(now_ms)
-        return self._entries[0][1] if self._entries else None
+        front = self._front
+        return self._equities[front] if len(self._equities) > front else None
 
     def _expire(self, now_ms: int) -> None:
-        entries = self._entries
+        times = self._times
+        front = self._front
         oldest = now_ms - self.window_ms
-        while entries and entries[0][0] <= oldest:
-            entries.popleft()
+        end = len(times)
+        while front < end and times[front] <= oldest:
+            front += 1
+        if front == end:  # empty: start the lists afresh
+            if end:
+                times.clear()
+                self._equities.clear()
+            front = 0
+        elif front > 32 and 2 * front > end:  # reclaim the space before the front
+            del times[:front]
+            del self._equities[:front]
+            front = 0
+        self._front = front

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import pytest
 
 from risk_worker.domain.positions import fill_effect, risk_increasing_quantity, strictly_reduces
+
+
+class Effect(NamedTuple):
+    """fill_effect's tuple, named for the assertions."""
+
+    quantity: float
+    entry_price: float
+    realized_pnl: float
 
 
 @pytest.mark.parametrize(
@@ -18,7 +28,7 @@ from risk_worker.domain.positions import fill_effect, risk_increasing_quantity, 
     ],
 )
 def test_fill_when_flat_then_opens_at_fill_price(quantity, entry, fill_qty, price, expected):
-    effect = fill_effect(quantity, entry, fill_qty, price)
+    effect = Effect(*fill_effect(quantity, entry, fill_qty, price))
     assert effect == pytest.approx(expected)
 
 
@@ -36,7 +46,7 @@ def test_fill_when_flat_then_opens_at_fill_price(quantity, entry, fill_qty, pric
 def test_fill_when_same_side_then_increases_with_quantity_weighted_entry(
     quantity, entry, fill_qty, price, expected_qty, expected_entry
 ):
-    effect = fill_effect(quantity, entry, fill_qty, price)
+    effect = Effect(*fill_effect(quantity, entry, fill_qty, price))
     assert effect.quantity == pytest.approx(expected_qty)
     assert effect.entry_price == pytest.approx(expected_entry)
     assert effect.realized_pnl == 0.0
@@ -58,7 +68,7 @@ def test_fill_when_same_side_then_increases_with_quantity_weighted_entry(
 def test_fill_when_opposite_and_smaller_then_reduces_and_realizes_keeping_entry(
     quantity, entry, fill_qty, price, expected_qty, expected_realized
 ):
-    effect = fill_effect(quantity, entry, fill_qty, price)
+    effect = Effect(*fill_effect(quantity, entry, fill_qty, price))
     assert effect.quantity == pytest.approx(expected_qty)
     assert effect.entry_price == pytest.approx(entry)
     assert effect.realized_pnl == pytest.approx(expected_realized)
@@ -76,7 +86,7 @@ def test_fill_when_opposite_and_smaller_then_reduces_and_realizes_keeping_entry(
 def test_fill_when_opposite_and_equal_then_closes_flat_with_zero_entry(
     quantity, entry, fill_qty, price, expected_realized
 ):
-    effect = fill_effect(quantity, entry, fill_qty, price)
+    effect = Effect(*fill_effect(quantity, entry, fill_qty, price))
     assert effect.quantity == 0.0
     assert effect.entry_price == 0.0
     assert effect.realized_pnl == pytest.approx(expected_realized, abs=1e-9)
@@ -94,7 +104,7 @@ def test_fill_when_opposite_and_equal_then_closes_flat_with_zero_entry(
 def test_fill_when_opposite_and_larger_then_flips_at_fill_price(
     quantity, entry, fill_qty, price, expected_qty, expected_realized
 ):
-    effect = fill_effect(quantity, entry, fill_qty, price)
+    effect = Effect(*fill_effect(quantity, entry, fill_qty, price))
     assert effect.quantity == pytest.approx(expected_qty)
     assert effect.entry_price == pytest.approx(price)
     assert effect.realized_pnl == pytest.approx(expected_realized)
