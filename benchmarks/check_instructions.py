@@ -21,7 +21,9 @@ metrics before and after the order (issue 13, per-strategy books). ``--moving-ma
 every symbol's mark to its price × (1 + δ), δ in [−0.0001, 0.0001] and different each time,
 before each check, as ticks
 moving all marks between two checks of an account would (the incremental VaR then sees every
-held exposure changed slightly; without it the marks never move).
+held exposure changed slightly; without it the marks never move). ``--compact`` checks as for a
+compact reply (``detail`` False: the post-trade policies' utilization is not recorded), the
+worker's default; without it every policy's utilization is kept, as for ``detail`` ``full``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ def main() -> None:
     parser.add_argument("--var", action="store_true", help="a VaR policy and seeded history")
     parser.add_argument("--strategies", action="store_true", help="strategy books and policies")
     parser.add_argument("--moving-marks", action="store_true", help="every mark ±0.01 %% a check")
+    parser.add_argument(
+        "--compact", action="store_true", help="detail=False: a compact reply's check"
+    )
     args = parser.parse_args()
     now = time.time_ns() // 1_000_000  # the engine's clock throughout: marks never go stale
     engine = build_engine(accounts=args.accounts, positions=args.positions, now_ms=now)
@@ -78,7 +83,7 @@ def main() -> None:
     for k, order in enumerate(orders[: args.n]):
         for j, sym in enumerate(symbols):
             engine.set_mark(sym, mark_price(j) * (1.0 + drift(k, j)), now, now)
-        decision = engine.check(order, now + k * step, True)
+        decision = engine.check(order, now + k * step, True, not args.compact)
         if not decision.approved:
             raise SystemExit(f"order {order.order_id} denied: {decision.message}")
 

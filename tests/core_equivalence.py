@@ -212,8 +212,9 @@ def random_order(
     )
 
 
-def run_case(rng: random.Random, case: int, out: list[bytes]) -> None:
-    """One engine's book and orders; appends one line per outcome to ``out``."""
+def run_case(rng: random.Random, case: int, out: list[bytes], detail: bool = True) -> None:
+    """One engine's book and orders; appends one line per outcome to ``out`` (``detail``:
+    the checks' ``detail``, see :func:`~risk_worker.domain.decision.check_order`)."""
     engine = random_engine(rng)
     valid = []
     for policy in random_policies(rng, case):
@@ -233,7 +234,7 @@ def run_case(rng: random.Random, case: int, out: list[bytes]) -> None:
         order = random_order(rng, case, n, accounts, used)
         used.append(order.order_id)
         try:
-            decision = engine.check(order, now, rng.random() < 0.95)
+            decision = engine.check(order, now, rng.random() < 0.95, detail)
             out.append(f"{case} {n} ".encode() + _ENCODER.encode(decision))
         except Exception as exc:
             out.append(f"{case} {n} raised {type(exc).__name__}".encode())

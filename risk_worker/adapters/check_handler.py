@@ -135,7 +135,7 @@ class CheckHandler:
                 if owner is not None:
                     self.forwarded()
                     return CheckAnswer(b"", None, None, None, forward_to=owner)
-            decision = self._decide(order, now, traceparent)
+            decision = self._decide(order, now, traceparent, full)
             if decision.reason is not None:
                 self.record_denial(order, decision, now, traceparent)
         try:
@@ -252,9 +252,13 @@ class CheckHandler:
             )
             self._sink.record(_traced(record, traceparent))
 
-    def _decide(self, order: Order, now: int, traceparent: str | None) -> Decision:
+    def _decide(
+        self, order: Order, now: int, traceparent: str | None, full: bool = True
+    ) -> Decision:
+        """The engine's decision (``full``: the reply carries every policy's utilization);
+        an exception is logged and denied ``internal_error``."""
         try:
-            return self._engine.check(order, now, self._confirmed())
+            return self._engine.check(order, now, self._confirmed(), full)
         except Exception:
             log.exception(
                 "check of order %s failed; denying", order.order_id, extra=log_fields(traceparent)

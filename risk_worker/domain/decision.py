@@ -37,25 +37,23 @@ worst case of it filling (:mod:`risk_worker.domain.metrics`).
 from __future__ import annotations
 
 from risk_worker.domain.book import Account, AccountBook
+from risk_worker.domain.breaches import classify_breaches
 from risk_worker.domain.controls import ControlStop, OrderRates, check_controls
 from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.metrics import compute_metrics as _compute
 from risk_worker.domain.metrics import simulate_fill
-from risk_worker.domain.order import Decision, Order, deny, level_from_utilization
+from risk_worker.domain.order import Decision, Order, deny, highest, level_from_top
 from risk_worker.domain.pending import PendingOrder
-from risk_worker.domain.policies import ORDER_METRICS, VAR_METRICS, Evaluation, metric_value
+from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
 from risk_worker.domain.restricted import restricted_denial
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.risk_metrics import RiskConfig
 from risk_worker.domain.strategy_check import (
-    strategy_before,
     strategy_views,
-    violated_before,
 )
-from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.trading_state import TradingStates
-from risk_worker.domain.types import TradingState
+from risk_worker.domain.types import RiskLevel, TradingState
 from risk_worker.domain.var import exposures, historical_var, post_trade_exposures
 from risk_worker.domain.vocab import (
     DENY_REASON_EMERGENCY_STOP_ACTIVE,
@@ -68,9 +66,7 @@ from risk_worker.domain.vocab import (
     DENY_REASON_REDUCING_ONLY,
     DENY_REASON_TRADING_STATE_UNKNOWN,
     DENY_REASON_UNKNOWN_ACCOUNT,
-    POLICY_TYPE_SOFT,
     RISK_LEVEL_BREACHED,
-    SCOPE_STRATEGY,
     SIDE_BUY,
     TRADING_STATE_ACTIVE,
     TRADING_STATE_HALTED,
@@ -87,6 +83,7 @@ def check_order(
     config: RiskConfig,
     now_ms: int,
     rates: OrderRates | None = None,
+    detail: bool = True,
 ) -> Decision:
     """Decide whether ``order`` may go; on approval (not dry run) reserve its headroom.
 
@@ -99,6 +96,10 @@ def check_order(
         config: risk parameters.
         now_ms: the worker's clock (ms since epoch).
         rates: the throttle's windows (``order_rate``); None: nothing counted.
+        detail: whether an approval's ``utilization`` holds every policy's. False (a compact
+            reply reads only the risk level) records the order-level controls' alone: the
+            post-trade policies are assessed for the level and the violations, and recorded
+            again only when one is violated. The decision is the same either way.
     """
     if not state_confirmed:
         return deny(DENY_REASON_TRADING_STATE_UNKNOWN, "trading state not confirmed recently")
@@ -184,6 +185,7 @@ def check_order(
         effective_qty,
         signed,
         rates,
+        detail,
     )
 
 
@@ -200,6 +202,7 @@ def _check_limits(
     effective_qty: float,
     signed: float,
     rates: OrderRates | None,
+    detail: bool,
 ) -> Decision:
     if policies is None:
         return deny(DENY_REASON_POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
@@ -221,6 +224,7 @@ def _check_limits(
     )
     if stop is not None:
         return _stopped(stop, state, warnings, utilization)
+    top = highest(utilization)  # the controls' (a later policy of the same name overwrites)
     rate = config.margin_rates.get(order.symbol, config.default_margin_rate)  # margin_rate()
     increasing = risk_increasing_quantity(effective_qty, signed)
     margin_needed = increasing * price * rate
@@ -261,45 +265,20 @@ def _check_limits(
             order, order.strategy_id, account, book.marks, config, now_ms, pre.equity,
             post.equity, signed, fill_price,
         )  # fmt: skip
-    utilization, breaches = policies.assess_order(
-        order.account_id,
-        order.symbol,
-        order.strategy_id,
-        post,
-        notional,
-        order.quantity,
-        utilization,
-        strategy_post,
+    assessed = (order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity)
+    utilization, breaches, post_top = policies.assess_order(
+        *assessed, utilization, strategy_post, detail
     )
     violations: list[Evaluation] = []
     unknown_var: Evaluation | None = None
     if breaches:
         reducing = strictly_reduces(effective_qty, signed)
-        for ev in breaches:
-            if ev.value != ev.value:  # NaN: a VaR metric that is not computable
-                if unknown_var is None and ev.policy.type is not POLICY_TYPE_SOFT:
-                    unknown_var = ev
-                continue
-            if reducing and pre.var is None and ev.policy.metric in VAR_METRICS:
-                pre.var = historical_var(  # for _held_before, only when it is asked
-                    exposures(account, book.marks, order.order_id),
-                    book.returns,
-                    config.var.min_samples,
-                    config.var.horizon_s,
-                    order.account_id,
-                )
-            sid = order.strategy_id
-            if reducing and strategy_pre is None and sid and ev.policy.scope is SCOPE_STRATEGY:
-                strategy_pre = strategy_before(  # for _held_before, only when it is asked
-                    order, sid, account, book.marks, config, now_ms, pre.equity
-                )
-            if ev.policy.type is POLICY_TYPE_SOFT or (
-                reducing and _held_before(ev, pre, strategy_pre)
-            ):
-                warnings.append(ev)
-            else:
-                violations.append(ev)
+        violations, unknown_var = classify_breaches(
+            breaches, order, account, book, config, now_ms, pre, strategy_pre, reducing, warnings
+        )
     if violations:
+        if not detail:  # the denial's metrics carry every policy's utilization
+            policies.assess_order(*assessed, utilization, strategy_post)
         return Decision(
             False,
             DENY_REASON_POLICY_VIOLATION,
@@ -322,24 +301,12 @@ def _check_limits(
                 RISK_LEVEL_BREACHED,
                 state,
             )
+    level = level_from_top(post_top if post_top > top else top)
     reservation = None
-    level = level_from_utilization(utilization)
     if not order.dry_run:
-        reservation = PendingOrder(
-            order.order_id,
-            order.symbol,
-            signed,
-            increasing,
-            price,
-            rate,
-            now_ms + config.pending_ttl_ms,
-            order.strategy_id,
-            order.quantity,
-            order.price,
-            order.order_type,
-            level,
+        reservation = _reserve(
+            order, account, signed, increasing, price, rate, config, now_ms, level
         )
-        account.pending.add(reservation)
     message = "approved" if not warnings else f"approved with warning: {warnings[0].message}"
     return Decision(
         True,
@@ -353,6 +320,36 @@ def _check_limits(
         utilization,
         reservation,
     )
+
+
+def _reserve(
+    order: Order,
+    account: Account,
+    signed: float,
+    increasing: float,
+    price: float,
+    rate: float,
+    config: RiskConfig,
+    now_ms: int,
+    level: RiskLevel,
+) -> PendingOrder:
+    """Reserve an approved order's headroom in its account (see :class:`PendingOrder`)."""
+    reservation = PendingOrder(
+        order.order_id,
+        order.symbol,
+        signed,
+        increasing,
+        price,
+        rate,
+        now_ms + config.pending_ttl_ms,
+        order.strategy_id,
+        order.quantity,
+        order.price,
+        order.order_type,
+        level,
+    )
+    account.pending.add(reservation)
+    return reservation
 
 
 def _stopped(
@@ -386,16 +383,3 @@ def _stopped(
         None,
         utilization,
     )
-
-
-def _held_before(ev: Evaluation, pre: AccountMetrics, strategy: StrategyMetrics | None) -> bool:
-    """Whether a violated policy was already violated before the order (not for order metrics;
-    a strategy-scoped one on the strategy's pre-trade metrics)."""
-    if ev.policy.metric in ORDER_METRICS:
-        return False
-    if ev.policy.scope is SCOPE_STRATEGY:
-        return strategy is not None and violated_before(ev, strategy)
-    if ev.policy.metric in VAR_METRICS and pre.var is None:
-        return False
-    value = metric_value(ev.policy.metric, pre, ev.symbol, op=ev.policy.operator)
-    return value is not None and not ev.policy.holds(value)

@@ -110,9 +110,11 @@ class RiskEngine:
         self.policies = PolicySet(policies)
         return self.policies
 
-    def check(self, order: Order, now_ms: int, state_confirmed: bool) -> Decision:
-        """The pre-trade check (see :func:`~risk_worker.domain.decision.check_order`); denied
-        ``book_replaying`` while the book is being rebuilt at start."""
+    def check(
+        self, order: Order, now_ms: int, state_confirmed: bool, detail: bool = True
+    ) -> Decision:
+        """The pre-trade check (see :func:`~risk_worker.domain.decision.check_order`, and its
+        ``detail``); denied ``book_replaying`` while the book is being rebuilt at start."""
         if self.book_replaying:
             return deny(DENY_REASON_BOOK_REPLAYING, "the book is being rebuilt from RISK_INPUTS")
         return check_order(
@@ -124,6 +126,7 @@ class RiskEngine:
             self.config,
             now_ms,
             self.rates,
+            detail,
         )
 
     def check_batch(

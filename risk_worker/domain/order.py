@@ -226,20 +226,23 @@ def deny(
     return Decision(False, reason, message, level, state)
 
 
-def level_from_utilization(utilization: dict[str, float]) -> RiskLevel:
-    """≥ 0.8 HIGH, ≥ 0.5 MEDIUM, else LOW, by the highest utilization.
-
-    The highest as ``max(utilization.values())`` finds it (a NaN first stays; 0 when empty),
-    in a loop the compiled core runs natively instead of a call to the builtin.
-    """
-    top = 0.0
-    first = True
-    for used in utilization.values():
-        if first:
-            top = used
-            first = False
-        elif used > top:
-            top = used
+def level_from_top(top: float) -> RiskLevel:
+    """≥ 0.8 HIGH, ≥ 0.5 MEDIUM, else LOW, by ``top``: the highest limit utilization
+    (fraction)."""
     if top >= 0.8:
         return RISK_LEVEL_HIGH
     return RISK_LEVEL_MEDIUM if top >= 0.5 else RISK_LEVEL_LOW
+
+
+def highest(utilization: dict[str, float]) -> float:
+    """The highest utilization (fraction): NaN, a figure that could not be computed, is
+    skipped; 0.0 when there is none."""
+    top = 0.0
+    for used in utilization.values():
+        top = max(top, used)
+    return top
+
+
+def level_from_utilization(utilization: dict[str, float]) -> RiskLevel:
+    """:func:`level_from_top` of the :func:`highest` utilization."""
+    return level_from_top(highest(utilization))

@@ -40,12 +40,9 @@ from risk_worker.domain.readings import (
     symbol_reading,
 )
 from risk_worker.domain.risk_metrics import AccountMetrics
+from risk_worker.domain.strategy_metrics import empty_strategy
 from risk_worker.domain.strategy_values import StrategyMetrics
-from risk_worker.domain.vocab import (
-    SCOPE_ACCOUNT,
-    SCOPE_STRATEGY,
-    SCOPE_SYMBOL,
-)
+from risk_worker.domain.vocab import SCOPE_ACCOUNT, SCOPE_STRATEGY, SCOPE_SYMBOL
 
 ACCOUNT_SCOPE: Final = 0
 SYMBOL_SCOPE: Final = 1
@@ -143,11 +140,12 @@ def assess_rules(
     notionals: dict[str, float],
     equity: float,
     keys: tuple[str, str, str | None],
-    utilization: dict[str, float],
+    utilization: dict[str, float] | None,
     breaches: list[Evaluation],
-) -> None:
-    """Record the utilization of each rule that applies to an order and append the violated
-    ones to ``breaches`` (see :meth:`PolicySet.assess_order`).
+) -> float:
+    """Record the utilization of each rule that applies to an order (unless ``utilization`` is
+    None) and append the violated ones to ``breaches`` (see :meth:`PolicySet.assess_order`);
+    returns the highest utilization (NaN skipped; 0.0 when no rule applies).
 
     Args:
         rules: account- and symbol-scoped rules read on the account's metrics, or
@@ -157,10 +155,11 @@ def assess_rules(
         notionals: their ``position_notional`` (symbol → quote); ``equity``: the equity a
             concentration divides by (quote).
         keys: the order's ``(account_id, symbol, strategy_id)``.
-        utilization: policy name → fraction of its limit used (filled here).
+        utilization: policy name → fraction of its limit used (filled here), or None.
         breaches: violated rules, appended in order.
     """
     symbol = keys[1]
+    top = 0.0
     for policy, name, shared, scope, scope_id, slot, op, threshold, form in rules:
         if scope_id is not None and scope_id != keys[scope]:
             continue
@@ -176,11 +175,13 @@ def assess_rules(
             used = threshold / value if value > 0.0 else INF
         else:
             used = policy.utilization(value)
-        if shared:
-            before = utilization.get(name)
-            if before is not None:
-                used = max(before, used)
-        utilization[name] = used
+        top = max(top, used)
+        if utilization is not None:
+            if shared:
+                before = utilization.get(name)
+                if before is not None:
+                    used = max(before, used)
+            utilization[name] = used
         # readings.holds, inline: value <op> threshold
         if op == OP_LTE:
             ok = value <= threshold
@@ -194,6 +195,7 @@ def assess_rules(
             breaches.append(
                 Evaluation(policy, value, symbol if scope == SYMBOL_SCOPE else None, True)
             )
+    return top
 
 
 def rule_value(
@@ -208,25 +210,6 @@ def rule_value(
     if reads == READS_ACCOUNT:
         return read(m)
     return read(m, symbol) if reads == READS_SYMBOL else read(order)
-
-
-def empty_strategy(strategy_id: str, account_equity: float) -> StrategyMetrics:
-    """The metrics of a strategy that holds and reserves nothing (PnL 0, no drawdown)."""
-    return StrategyMetrics(
-        strategy_id,
-        0.0,
-        0.0,
-        0.0,
-        {},
-        0,
-        0.0,
-        0.0,
-        0.0,
-        account_equity,
-        0.0,
-        account_equity,
-        account_equity,
-    )
 
 
 def _evaluation(
@@ -297,7 +280,8 @@ class PolicySet:
         order_quantity: float,
         utilization: dict[str, float] | None = None,
         strategy: StrategyMetrics | None = None,
-    ) -> tuple[dict[str, float], list[Evaluation]]:
+        record: bool = True,
+    ) -> tuple[dict[str, float], list[Evaluation], float]:
         """Utilization and violations of every policy that applies to an order.
 
         Equivalent to :meth:`evaluate_order` followed by ``utilization[name] =
@@ -314,34 +298,41 @@ class PolicySet:
             utilization: the dict to fill (it may hold the order-level controls' already);
                 a new one when None.
             strategy: the strategy's post-trade metrics, read by strategy-scoped policies
-                (None: the strategy holds nothing, :func:`empty_strategy`).
+                (None: the strategy holds nothing,
+                :func:`~risk_worker.domain.strategy_metrics.empty_strategy`).
+            record: False leaves ``utilization`` as given (a compact approval reads only the
+                highest, and the violations; nothing is stored per policy).
 
         Returns:
             (policy name → fraction of its limit used, the highest of the policies sharing a
-            name, in evaluation order; an Evaluation of every violated policy, in order).
+            name, in evaluation order; an Evaluation of every violated policy, in order; the
+            highest utilization of these policies, NaN skipped, 0.0 when none applies).
         """
         if utilization is None:
             utilization = {}
+        filled = utilization if record else None
         breaches: list[Evaluation] = []
         keys = (account_id, symbol, strategy_id)
+        top = 0.0
         rules = self.account_rules
         if rules:
             held = m.position_notional
-            assess_rules(rules, account_readings(m), held, m.equity, keys, utilization, breaches)
+            top = assess_rules(rules, account_readings(m), held, m.equity, keys, filled, breaches)
         if strategy_id is not None and self._fast_strategy:
             # the strategy-scoped rules come last (by scope), read on the strategy's metrics
             if strategy is None:
                 strategy = empty_strategy(strategy_id, m.equity)
-            assess_rules(
+            used = assess_rules(
                 self._fast_strategy,
                 strategy_readings(strategy),
                 strategy.position_notional,
                 strategy.account_equity,
                 keys,
-                utilization,
+                filled,
                 breaches,
             )
-        return utilization, breaches
+            top = used if used > top else top
+        return utilization, breaches, top
 
     def evaluate_order(
         self,

@@ -166,3 +166,22 @@ def compute_strategy_metrics(
         account_equity,
         tuple(stale),
     )
+
+
+def empty_strategy(strategy_id: str, account_equity: float) -> StrategyMetrics:
+    """The metrics of a strategy that holds and reserves nothing (PnL 0, no drawdown)."""
+    return StrategyMetrics(
+        strategy_id,
+        0.0,
+        0.0,
+        0.0,
+        {},
+        0,
+        0.0,
+        0.0,
+        0.0,
+        account_equity,
+        0.0,
+        account_equity,
+        account_equity,
+    )

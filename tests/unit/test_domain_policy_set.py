@@ -108,7 +108,7 @@ def test_assess_order_when_random_policies_then_matches_evaluating_each_one(seed
     ):
         args = (account, symbol, strategy, m, rng.uniform(0.0, 3_000.0), rng.uniform(0.0, 3.0))
         sm = None if strategy is None else strategy_metrics(strategy, m.equity)
-        got_utilization, got_breaches = ps.assess_order(*args, strategy=sm)
+        got_utilization, got_breaches, _ = ps.assess_order(*args, strategy=sm)
         utilization, breaches = expected(ps, *args, strategy=sm)
         assert got_utilization == utilization
         assert list(got_utilization) == list(utilization)  # same order
