@@ -24,6 +24,8 @@ moving all marks between two checks of an account would (the incremental VaR the
 held exposure changed slightly; without it the marks never move). ``--compact`` checks as for a
 compact reply (``detail`` False: the post-trade policies' utilization is not recorded), the
 worker's default; without it every policy's utilization is kept, as for ``detail`` ``full``.
+``--answer`` runs the whole answer instead, as the worker does: ``CheckHandler.answer`` on the
+request's bytes (decode, decide, encode; the replies compact unless a request asks ``full``).
 """
 
 from __future__ import annotations
@@ -34,8 +36,11 @@ import math
 import random
 import time
 
+from risk_worker.adapters.check_handler import CheckHandler
 from risk_worker.bench.core import (
     MAX_REQUEST_BYTES,
+    WORKER_ID,
+    NullSink,
     bench_policies,
     build_engine,
     mark_price,
@@ -62,6 +67,9 @@ def main() -> None:
     parser.add_argument(
         "--compact", action="store_true", help="detail=False: a compact reply's check"
     )
+    parser.add_argument(
+        "--answer", action="store_true", help="CheckHandler.answer: decode, decide, encode"
+    )
     args = parser.parse_args()
     now = time.time_ns() // 1_000_000  # the engine's clock throughout: marks never go stale
     engine = build_engine(accounts=args.accounts, positions=args.positions, now_ms=now)
@@ -77,6 +85,9 @@ def main() -> None:
     if args.live:
         bodies = [b.replace(b'"dry_run":true', b'"dry_run":false') for b in bodies]
     orders = [check_request.parse_check(b, MAX_REQUEST_BYTES) for b in bodies]
+    if args.answer:
+        answer_all(engine, bodies[: args.n])
+        return
     gc.disable()
     step = 1 if args.live else 0
     symbols = [symbol(j) for j in range(args.positions)] if args.moving_marks else []
@@ -86,6 +97,16 @@ def main() -> None:
         decision = engine.check(order, now + k * step, True, not args.compact)
         if not decision.approved:
             raise SystemExit(f"order {order.order_id} denied: {decision.message}")
+
+
+def answer_all(engine: RiskEngine, bodies: list[bytes]) -> None:
+    """Answer each request as the worker does (compact replies unless a body asks ``full``)."""
+    handler = CheckHandler(engine, lambda: True, WORKER_ID, MAX_REQUEST_BYTES, NullSink())
+    gc.disable()
+    for body in bodies:
+        answer = handler.answer(body)
+        if answer.decision is None or not answer.decision.approved:
+            raise SystemExit(f"a request was not approved: {answer.payload[:200]!r}")
 
 
 def drift(k: int, j: int) -> float:
