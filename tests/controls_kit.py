@@ -6,7 +6,7 @@ from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.policies import Policy, default_policies
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.types import (
     Metric,
     Operator,

@@ -31,7 +31,8 @@ from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import DECISION_FIELDS, Decision, Order
 from risk_worker.domain.policies import Policy, PolicyError, validate_policy
-from risk_worker.domain.risk_metrics import METRICS_FIELDS, AccountMetrics, RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
+from risk_worker.domain.risk_metrics import METRICS_FIELDS, AccountMetrics
 from risk_worker.domain.state_keys import StateValue
 from risk_worker.domain.types import (
     Metric,

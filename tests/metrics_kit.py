@@ -6,7 +6,8 @@ from risk_worker.domain.book import AccountBook
 from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.pending import PendingOrder
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.types import MS_PER_DAY
 
 ACCT = "acct-1"

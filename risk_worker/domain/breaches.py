@@ -12,7 +12,8 @@ from __future__ import annotations
 from risk_worker.domain.book import Account, AccountBook
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import ORDER_METRICS, VAR_METRICS, Evaluation, metric_value
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.strategy_check import strategy_before, violated_before
 from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.var import exposures, historical_var

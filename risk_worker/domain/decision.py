@@ -48,7 +48,7 @@ from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
 from risk_worker.domain.restricted import restricted_denial
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.strategy_check import (
     strategy_views,
 )

@@ -24,7 +24,8 @@ from risk_worker.domain.policies import Policy
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.reports import AccountReport, Assessment, Trip
 from risk_worker.domain.returns import ReturnHistory
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.strategy_monitor import assess_strategies
 from risk_worker.domain.trading_state import (
     ACCOUNT,

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from risk_worker.domain.book import Account
 from risk_worker.domain.bounds import is_equity
-from risk_worker.domain.risk_metrics import trading_day_of
+from risk_worker.domain.risk_config import trading_day_of
 from risk_worker.domain.types import utc_day
 from risk_worker.domain.window_max import EquityWindow
 

@@ -14,7 +14,8 @@ from risk_worker.domain.equity_window import window_peak
 from risk_worker.domain.mark import Mark
 from risk_worker.domain.pending import NO_SIDES, SymbolPending
 from risk_worker.domain.positions import fill_effect
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig, trading_day_of
+from risk_worker.domain.risk_config import RiskConfig, trading_day_of
+from risk_worker.domain.risk_metrics import AccountMetrics
 
 
 def _reserved_worst_cases(

@@ -39,7 +39,7 @@ from risk_worker.domain.reports import (
     Assessment,
     Trip,
 )
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.strategy_monitor import evaluate_strategies
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import (

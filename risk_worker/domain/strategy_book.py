@@ -31,7 +31,7 @@ from collections.abc import Callable
 
 from risk_worker.domain.bounds import is_equity
 from risk_worker.domain.positions import Position, fill_effect
-from risk_worker.domain.risk_metrics import trading_day_of
+from risk_worker.domain.risk_config import trading_day_of
 
 STRATEGIES_MAX = 1_000
 """Strategy books kept per account (a bound on memory against a flood of invented ids)."""

@@ -14,7 +14,7 @@ from risk_worker.domain.book import Account
 from risk_worker.domain.mark import Mark
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import READS_ACCOUNT, READS_SYMBOL, Evaluation, strategy_reader_of
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.strategy_book import observe_strategy
 from risk_worker.domain.strategy_metrics import compute_strategy_metrics
 from risk_worker.domain.strategy_values import StrategyMetrics

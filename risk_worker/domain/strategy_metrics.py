@@ -23,7 +23,7 @@ from risk_worker.domain.book import Account
 from risk_worker.domain.mark import Mark
 from risk_worker.domain.pending import NO_SIDES
 from risk_worker.domain.positions import fill_effect
-from risk_worker.domain.risk_metrics import RiskConfig, trading_day_of
+from risk_worker.domain.risk_config import RiskConfig, trading_day_of
 from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.types import Metric
 from risk_worker.domain.vocab import (

@@ -21,7 +21,7 @@ from risk_worker.domain.order import level_from_utilization
 from risk_worker.domain.policies import Evaluation
 from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.reports import NO_FINDINGS, StrategyFindings, StrategyReport
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.strategy_book import observe_strategy
 from risk_worker.domain.strategy_metrics import compute_strategy_metrics
 from risk_worker.domain.trading_state import TradingStates

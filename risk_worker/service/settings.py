@@ -15,7 +15,7 @@ import msgspec
 
 from risk_worker import _core
 from risk_worker.adapters.nats_auth import NatsAuth, load_nats_auth
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.types import TradingState
 from risk_worker.domain.var_result import VarConfig
 from risk_worker.errors import ConfigError

@@ -17,7 +17,7 @@ from risk_worker.devstack.replay import read_ticks
 from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import default_policies
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.types import TradingState
 from tests.integration.conftest import HarnessFactory
 from tests.integration.test_real_data import BARS, crash_2017_09_04

@@ -20,7 +20,7 @@ from risk_worker.adapters.tick_feed import TickFeed
 from risk_worker.devstack.nats_server import NatsServer
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.marks import HeldTick
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.service.observability import Metrics
 from tests.harness import metric_sum
 from tests.helpers import connect, wait_for

@@ -18,7 +18,7 @@ from risk_worker.bench.varseed import (
     var_policy,
 )
 from risk_worker.domain.engine import RiskEngine
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.var_result import VarConfig
 from risk_worker.wire import check_request
 

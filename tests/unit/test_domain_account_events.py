@@ -12,7 +12,7 @@ from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.metrics import compute_metrics
 from risk_worker.domain.persistence import AccountState, export_account, restore_account
 from risk_worker.domain.policies import default_policies
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.types import MS_PER_DAY, ApplyResult, Side
 from risk_worker.service.trading_day import trading_day_function
 

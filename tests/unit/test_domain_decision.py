@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from risk_worker.domain.policies import Policy, default_policies
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.trading_state import GLOBAL_KEY, account_key
 from risk_worker.domain.types import (
     DenyReason,

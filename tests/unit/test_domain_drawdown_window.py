@@ -10,7 +10,7 @@ from risk_worker.domain.book import Account
 from risk_worker.domain.book_events import PnlSnapshot
 from risk_worker.domain.equity_window import observe_equity, window_peak
 from risk_worker.domain.metrics import compute_metrics
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.types import Side
 from risk_worker.domain.window_max import EquityWindow
 from tests.decision_kit import ACCT, NOW, make_engine, order

@@ -17,7 +17,7 @@ from risk_worker.domain.persistence import (
     inputs_seq_of,
     restore,
 )
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.types import DenyReason, OrderType, Side
 
 NOW = 1_700_000_000_000

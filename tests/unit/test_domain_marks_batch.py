@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.marks import HeldTick
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.types import TickResult
 from risk_worker.domain.var_result import VarConfig
 

@@ -8,7 +8,7 @@ import pytest
 
 from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.pending import PendingOrder
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.types import MS_PER_DAY
 from tests.metrics_kit import (
     ACCT,

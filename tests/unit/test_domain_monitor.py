@@ -10,7 +10,7 @@ from risk_worker.domain.guards import AlertDeduper, CircuitBreaker
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import default_policies
 from risk_worker.domain.reports import AlertLevel
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue, account_key, auto_key
 from risk_worker.domain.types import (
     DenyReason,

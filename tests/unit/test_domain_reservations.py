@@ -7,7 +7,7 @@ from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Order
 from risk_worker.domain.pending import PendingOrder
 from risk_worker.domain.policies import default_policies
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.types import OrderType, Side
 
 NOW = 1_700_000_000_000

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from risk_worker import _core
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.types import utc_day
 from risk_worker.domain.var_result import VarConfig
 

@@ -8,7 +8,7 @@ from risk_worker.domain.book_events import PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.order import Decision, Order
 from risk_worker.domain.policies import ORDER_METRICS, Policy, default_policies
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.trading_state import StateValue, account_key
 from risk_worker.domain.types import (
     DenyReason,

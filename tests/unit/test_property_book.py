@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from risk_worker.domain.bounds import MONEY_MAX, PRICE_MAX, PRICE_MIN, QUANTITY_MAX
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import default_policies
-from risk_worker.domain.risk_metrics import AccountMetrics, RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
+from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.wire import check_request, inbound, ticks
 from tests.junk import encode
 

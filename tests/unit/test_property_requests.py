@@ -20,7 +20,7 @@ from risk_worker.bench.core import NullSink
 from risk_worker.domain.book_events import PnlSnapshot
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.policies import default_policies
-from risk_worker.domain.risk_metrics import RiskConfig
+from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.wire import check_request
 from tests.junk import ACCOUNT, BALANCE, MARK, SYMBOL, deeply_nested, encode, payloads, templates
 
