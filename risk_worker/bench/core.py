@@ -14,6 +14,7 @@ to break a policy must be denied, so the figures are those of correct decisions.
 from __future__ import annotations
 
 import gc
+import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -57,13 +58,15 @@ class BenchmarkError(RuntimeError):
 
 
 def account_id(i: int) -> str:
-    """Id of the ``i``-th benchmark account, e.g. ``ACC00042``."""
-    return f"ACC{i:05d}"
+    """Id of the ``i``-th benchmark account, e.g. ``ACC00042`` (interned, as the wire layer
+    hands ids to the book)."""
+    return sys.intern(f"ACC{i:05d}")
 
 
 def symbol(j: int) -> str:
-    """Id of the ``j``-th benchmark symbol, e.g. ``SYM007``."""
-    return f"SYM{j:03d}"
+    """Id of the ``j``-th benchmark symbol, e.g. ``SYM007`` (interned, as the wire layer hands
+    symbols to the book)."""
+    return sys.intern(f"SYM{j:03d}")
 
 
 def mark_price(j: int) -> float:

@@ -205,7 +205,9 @@ def symbol_reading(
         symbol: where to read; None for the largest.
     """
     if symbol is None:
-        notional = max(notionals.values(), default=0.0)
+        notional = 0.0
+        for held in notionals.values():  # max(…, default=0.0), without the builtin's call
+            notional = max(notional, held)
     else:
         notional = notionals.get(symbol, 0.0)
     if slot == NOTIONAL_AT:

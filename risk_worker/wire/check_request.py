@@ -16,6 +16,7 @@ to the contract's message.
 from __future__ import annotations
 
 import re
+from sys import intern
 
 import msgspec
 
@@ -30,7 +31,6 @@ from risk_worker.wire.inbound import (
     PriceOrZero,
     Quantity,
     Reference,
-    _account,
     _decode,
     _price_or_none,
     _side,
@@ -84,14 +84,16 @@ class KnownIdentifiers:
     __slots__ = ("_known", "limit")
 
     def __init__(self, limit: int = 100_000) -> None:
-        self._known: dict[str, None] = {}
+        self._known: dict[str, str] = {}
         self.limit = limit
 
     def check(self, value: str, field: str) -> str:
-        """``value`` when it is an identifier, else InvalidMessageError ``bad_identifier``
-        naming ``field`` (msgspec's text for a ``pattern`` mismatch)."""
-        if value in self._known:
-            return value
+        """``value`` (interned, as :mod:`~risk_worker.wire.inbound` keys the book) when it is
+        an identifier, else InvalidMessageError ``bad_identifier`` naming ``field`` (msgspec's
+        text for a ``pattern`` mismatch)."""
+        known = self._known.get(value)
+        if known is not None:
+            return known
         if _PATTERN.search(value) is None:
             raise InvalidMessageError(
                 field,
@@ -100,7 +102,7 @@ class KnownIdentifiers:
             )
         if len(self._known) >= self.limit:
             self._known.clear()
-        self._known[value] = None
+        value = self._known[value] = intern(value)
         return value
 
     def __len__(self) -> int:
@@ -135,13 +137,10 @@ def decode_check(data: bytes, max_bytes: int) -> CheckRequestFields:
 def check_order(m: CheckRequestFields) -> Order:
     """The :class:`Order` of a decoded request; raises InvalidMessageError as parse_check."""
     known = KNOWN
-    if m.account_id is not None:
-        known.check(m.account_id, "account_id")
-    if m.account is not None:
-        known.check(m.account, "account")
+    account = None if m.account_id is None else known.check(m.account_id, "account_id")
+    alias = None if m.account is None else known.check(m.account, "account")
     symbol = known.check(m.symbol, "symbol")
-    if m.strategy_id is not None:
-        known.check(m.strategy_id, "strategy_id")
+    strategy = None if m.strategy_id is None else known.check(m.strategy_id, "strategy_id")
     price = _price_or_none(m.price, "price")
     if m.order_type is None:
         order_type = ORDER_TYPE_MARKET if price is None else ORDER_TYPE_LIMIT
@@ -158,15 +157,21 @@ def check_order(m: CheckRequestFields) -> Order:
             price = None
         elif price is None:
             raise InvalidMessageError("price", "missing_field", "a LIMIT order needs a price > 0")
+    if account is None:
+        account = alias
+        if account is None:
+            raise InvalidMessageError(
+                "account_id", "missing_field", "account_id (or account) is required"
+            )
     return Order(
         m.order_id,
-        _account(m),
+        account,
         symbol,
         _side(m.side),
         m.quantity,
         price,
         order_type,
-        m.strategy_id,
+        strategy,
         m.reduce_only,
         m.dry_run,
         m.timestamp,

@@ -8,11 +8,17 @@ refuses numbers out of double range; on top of that every number is held to the 
 timestamps ≤ 2100-01-01), so nothing derived from them can overflow. Parsing returns the
 decision core's types or raises :class:`~risk_worker.errors.InvalidMessageError` naming the field;
 JSON nested deeper than the decoder allows is ``malformed_json`` like any other bad JSON.
+
+Account ids and symbols that key the book are interned (``sys.intern``), here, in
+:mod:`~risk_worker.wire.ticks` and :mod:`~risk_worker.wire.check_request`: the same id is then
+the same string object on every path, and a look-up in the book's dicts, or a comparison,
+matches it by identity before comparing characters.
 """
 
 from __future__ import annotations
 
 import re
+from sys import intern
 from typing import Annotated, Protocol, TypeVar
 
 import msgspec
@@ -151,7 +157,7 @@ def pending_order(m: ReservationMsg) -> PendingOrder:
     """The reservation another instance announced (its risk level is not announced: HIGH)."""
     return PendingOrder(
         m.order_id,
-        m.symbol,
+        intern(m.symbol),
         m.signed_qty,
         m.increasing_qty,
         m.price,
@@ -260,7 +266,12 @@ def parse_position(data: bytes) -> PositionSnapshot:
     if msg.quantity != 0.0:
         entry = _price_or_none(entry, "entry_price")
     return PositionSnapshot(
-        _account(msg), msg.symbol, msg.quantity, entry or 0.0, msg.timestamp, msg.strategy_id
+        intern(_account(msg)),
+        intern(msg.symbol),
+        msg.quantity,
+        entry or 0.0,
+        msg.timestamp,
+        msg.strategy_id,
     )
 
 
@@ -270,8 +281,8 @@ def parse_fill(data: bytes) -> Fill:
     return Fill(
         m.fill_id,
         m.order_id,
-        _account(m),
-        m.symbol,
+        intern(_account(m)),
+        intern(m.symbol),
         _side(m.side),
         m.quantity,
         m.price,

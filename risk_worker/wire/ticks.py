@@ -9,6 +9,8 @@ a tick costs one look-up instead of a split and a regular expression.
 
 from __future__ import annotations
 
+from sys import intern
+
 import msgspec
 
 from risk_worker.domain.bounds import is_identifier
@@ -38,7 +40,7 @@ def subject_symbol(subject: str) -> str:
         raise InvalidMessageError("symbol", "bad_identifier", f"bad symbol token {symbol!r}")
     if len(_SYMBOLS) >= SYMBOL_CACHE_MAX:
         _SYMBOLS.clear()
-    _SYMBOLS[subject] = symbol
+    symbol = _SYMBOLS[subject] = intern(symbol)  # the book's key (wire.inbound)
     return symbol
 
 

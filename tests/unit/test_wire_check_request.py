@@ -3,11 +3,13 @@ held to the pattern by :class:`KnownIdentifiers` exactly as msgspec held them.""
 
 from __future__ import annotations
 
+import sys
+
 import msgspec
 import pytest
 
 from risk_worker.errors import InvalidMessageError
-from risk_worker.wire import check_request
+from risk_worker.wire import check_request, inbound, ticks
 from risk_worker.wire.check_request import CheckRequestFields, CheckRequestMsg, KnownIdentifiers
 
 IDENTIFIER_FIELDS = ("symbol", "account_id", "account", "strategy_id")
@@ -78,3 +80,24 @@ def test_known_when_full_then_forgets_all_and_keeps_checking() -> None:
     assert len(known) == 1
     with pytest.raises(InvalidMessageError):
         known.check("d.e", "symbol")
+
+
+def test_parse_when_ids_repeat_on_every_path_then_one_string_object_each() -> None:
+    symbol, account = "".join(["IDN", "TEST"]), "".join(["ACC", "IDN"])  # not interned yet
+    order = check_request.parse_check(
+        msgspec.json.encode({**VALID, "symbol": symbol, "account_id": account}), 65_536
+    )
+    position = inbound.parse_position(
+        msgspec.json.encode(
+            {
+                "account_id": account,
+                "symbol": symbol,
+                "quantity": 1,
+                "entry_price": 2,
+                "timestamp": 1,
+            }
+        )
+    )
+    tick_symbol, _, _ = ticks.parse_tick(b'{"price": 3}', f"market.tick.{symbol}")
+    assert order.symbol is position.symbol is tick_symbol is sys.intern(symbol)
+    assert order.account_id is position.account_id is sys.intern(account)
