@@ -57,7 +57,6 @@ INTERPRETED = frozenset(
         "restricted",
         "state_keys",
         "strategy_persistence",
-        "strategy_values",
         "types",
         "var_result",
     }

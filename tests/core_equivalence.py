@@ -34,6 +34,7 @@ from risk_worker.domain.policies import Policy, PolicyError, validate_policy
 from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.risk_metrics import METRICS_FIELDS, AccountMetrics
 from risk_worker.domain.state_keys import StateValue
+from risk_worker.domain.strategy_values import STRATEGY_METRICS_FIELDS, StrategyMetrics
 from risk_worker.domain.types import (
     Metric,
     Operator,
@@ -68,12 +69,14 @@ _RESERVATION_FIELDS = (
 
 
 def _enc_hook(obj: object) -> object:
-    """A decision, reservation or account metrics (plain classes, compiled in one core) as
-    its fields."""
+    """A decision, reservation, account or strategy metrics (plain classes, compiled in one
+    core) as its fields."""
     if isinstance(obj, Decision):
         names = DECISION_FIELDS
     elif isinstance(obj, AccountMetrics):
         names = METRICS_FIELDS
+    elif isinstance(obj, StrategyMetrics):
+        names = STRATEGY_METRICS_FIELDS
     else:
         names = _RESERVATION_FIELDS
     return {name: getattr(obj, name) for name in names}

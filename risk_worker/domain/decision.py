@@ -116,7 +116,7 @@ def check_order(
     else:
         position = account.positions.get(order.symbol)
         effective_qty = 0.0 if position is None else position.quantity
-        if account.pending:
+        if len(account.pending):
             side = account.pending.sides(order.symbol, exclude=order.order_id)
             effective_qty += side.buy_qty if signed > 0.0 else -side.sell_qty
     reducing = strictly_reduces(effective_qty, signed)
@@ -145,7 +145,7 @@ def check_order(
             "reduce_only order would not strictly reduce the position",
             state=state,
         )
-    if not reducing and states.restricted:
+    if not reducing and states.restricted.nonempty:
         restricted = restricted_denial(order, states.restricted, state)
         if restricted is not None:
             return restricted
@@ -265,10 +265,13 @@ def _check_limits(
             order, order.strategy_id, account, book.marks, config, now_ms, pre.equity,
             post.equity, signed, fill_price,
         )  # fmt: skip
-    assessed = (order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity)
+    account_id, symbol, strategy_id, quantity = (
+        order.account_id, order.symbol, order.strategy_id, order.quantity
+    )  # fmt: skip
     utilization, breaches, post_top = policies.assess_order(
-        *assessed, utilization, strategy_post, detail
-    )
+        account_id, symbol, strategy_id, post, notional, quantity, utilization, strategy_post,
+        detail,
+    )  # fmt: skip
     violations: list[Evaluation] = []
     unknown_var: Evaluation | None = None
     if breaches:
@@ -278,7 +281,10 @@ def _check_limits(
         )
     if violations:
         if not detail:  # the denial's metrics carry every policy's utilization
-            policies.assess_order(*assessed, utilization, strategy_post)
+            policies.assess_order(
+                account_id, symbol, strategy_id, post, notional, quantity, utilization,
+                strategy_post,
+            )  # fmt: skip
         return Decision(
             False,
             DENY_REASON_POLICY_VIOLATION,

@@ -63,18 +63,24 @@ def parse_restricted_key(key: str) -> tuple[str | None, str] | None:
 
 
 class RestrictedList:
-    """The worker's copy of the restricted list, with the KV revision of each key."""
+    """The worker's copy of the restricted list, with the KV revision of each key.
 
-    __slots__ = ("_accounts", "_global", "_revisions")
+    ``nonempty``: whether anything is restricted, kept as a plain attribute (the check path
+    reads it on every check and skips the look-up otherwise; from the compiled core an
+    attribute read costs a fraction of a call to ``__bool__``).
+    """
+
+    __slots__ = ("_accounts", "_global", "_revisions", "nonempty")
 
     def __init__(self) -> None:
         self._revisions: dict[str, int] = {}
         self._global: dict[str, Restriction] = {}  # symbol → restriction
         self._accounts: dict[tuple[str, str], Restriction] = {}  # (account, symbol) → restriction
+        self.nonempty = False
 
     def __bool__(self) -> bool:
-        """Whether anything is restricted (the check path skips the lookup otherwise)."""
-        return bool(self._global) or bool(self._accounts)
+        """Whether anything is restricted (``nonempty``)."""
+        return self.nonempty
 
     def apply(self, key: str, value: Restriction | None, revision: int) -> bool:
         """Apply a KV entry (None for a delete or purge); False when ignored (not a
@@ -101,12 +107,14 @@ class RestrictedList:
             self._accounts.pop((account_id, symbol), None)
         else:
             self._accounts[(account_id, symbol)] = value
+        self.nonempty = bool(self._global) or bool(self._accounts)
 
     def reset(self) -> None:
         """Forget every entry and revision (the bucket was recreated, purged or restored)."""
         self._revisions.clear()
         self._global.clear()
         self._accounts.clear()
+        self.nonempty = False
 
     def find(self, account_id: str, symbol: str) -> tuple[str, Restriction] | None:
         """(key, restriction) restricting ``symbol`` for ``account_id``: the global entry

@@ -44,9 +44,14 @@ a symbol (None for the largest position)."""
 
 
 def _prop(name: str) -> Callable[[StrategyMetrics], float]:
+    """The reader of the StrategyMetrics property ``name``: the function behind it in the pure
+    core; in the compiled core (a native class: its properties are native getters) the
+    attribute read."""
     prop = vars(StrategyMetrics)[name]
-    assert isinstance(prop, property) and prop.fget is not None
-    return prop.fget
+    if isinstance(prop, property) and prop.fget is not None:
+        return prop.fget
+    getter: Callable[[StrategyMetrics], float] = operator.attrgetter(name)
+    return getter
 
 
 def _notional(m: StrategyMetrics, symbol: str | None) -> float:
