@@ -180,7 +180,9 @@ class MonitorTask:
             gate.published(metrics, now)
             self._published += 1
         else:  # the snapshots keep what was published (the same object: nothing to rewrite)
-            metrics = gate.last(r.account_id) or metrics
+            last = gate.last(r.account_id)
+            if last is not None:
+                metrics = last
         if r.deduplicated:
             self._metrics.alert_deduplicated(r.deduplicated)
         for draft in r.alerts:
