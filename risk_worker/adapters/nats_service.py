@@ -156,7 +156,9 @@ class WorkerService:
         on_check = cast(Callable[[Msg], Awaitable[None]], self._answer)
         if self._services_protocol:
             self.discovery = Discovery(self._nc, self._worker_id, self.replies)
-            await self.discovery.start()  # answered until the connection closes, as before
+            # drained with the endpoints at stop, as nats.micro's Service.stop does: a stopping
+            # instance no longer answers $SRV.PING, so discovery stops showing it
+            self._endpoint_subs += await self.discovery.start()
             endpoint = self.discovery.endpoint(
                 CHECK_ENDPOINT, CHECK_SUBJECT, CHECK_QUEUE, CHECK_DESCRIPTION
             )
@@ -264,8 +266,9 @@ class WorkerService:
 
     async def stop(self, timeout: float = DRAIN_TIMEOUT_S) -> None:  # noqa: ASYNC109
         """Drain every subscription: no new messages, the ones received are still handled
-        (in-flight checks are answered, their audit records queued). Bounded: a drain that
-        does not finish within ``timeout`` seconds is abandoned, so a stop always ends."""
+        (in-flight checks are answered, their audit records queued); the endpoints and the
+        ``$SRV`` verbs first. Bounded: a drain that does not finish within ``timeout`` seconds
+        is abandoned, so a stop always ends."""
         endpoints = (sub.drain() for sub in self._endpoint_subs)  # type: ignore[no-untyped-call]
         try:  # the requests first: their audit records are queued before the audit flush
             await asyncio.wait_for(asyncio.gather(*endpoints, return_exceptions=True), timeout)

@@ -13,6 +13,8 @@ import re
 from typing import Any
 
 import msgspec
+import nats
+import pytest
 
 from risk_worker.adapters.nats_service import CHECK_QUEUE, CHECK_SUBJECT
 from risk_worker.adapters.reply_guard import ReplyGuard
@@ -149,3 +151,20 @@ async def test_srv_answers_when_compared_with_nats_micro_then_identical_but_ids_
         stats["check_order"]["processing_time"] / 6
     )
     assert stats["query_states"]["last_error"] == ""
+
+
+async def test_srv_when_the_service_stopped_then_no_verb_answers_while_connected(
+    own_nats_server: NatsServer, harness_factory: HarnessFactory
+) -> None:
+    h = await harness_factory(url=own_nats_server.url)
+    nc = await connect(own_nats_server.url)
+    try:
+        ping = f"$SRV.PING.risk-worker.{h.worker.service.discovery.id}"  # type: ignore[union-attr]
+        assert (await nc.request(ping, b"", timeout=2)).data  # answered while serving
+        await h.worker.service.stop()
+        assert h.worker.nc is not None and h.worker.nc.is_connected  # still connected
+        for verb in VERBS:
+            with pytest.raises((nats.errors.NoRespondersError, nats.errors.TimeoutError)):
+                await nc.request(f"$SRV.{verb}.risk-worker", b"", timeout=0.5)
+    finally:
+        await nc.close()
