@@ -6,6 +6,8 @@ book is never half-updated. Events arrive already validated by the wire layer.
 
 from __future__ import annotations
 
+from typing import Final
+
 from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.mark import Mark
 from risk_worker.domain.pending import PendingBook
@@ -27,7 +29,7 @@ from risk_worker.domain.vocab import (
 )
 from risk_worker.domain.window_max import EquityWindow
 
-FILL_IDS_KEPT = 100_000
+FILL_IDS_KEPT: Final = 100_000
 """Fill ids remembered per account for de-duplication (oldest forgotten first)."""
 
 

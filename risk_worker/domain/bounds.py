@@ -15,21 +15,22 @@ double range (≈ 1.8e308), so a mid, an equity, a peak or a drawdown can never 
 from __future__ import annotations
 
 import re
+from typing import Final
 
 from risk_worker.domain.types import IDENTIFIER_PATTERN
 
-PRICE_MIN = 1e-12
+PRICE_MIN: Final = 1e-12
 """Smallest accepted price (quote per base unit); rules out denormals such as 5e-324."""
-PRICE_MAX = 1e12
+PRICE_MAX: Final = 1e12
 """Largest accepted price (quote per base unit)."""
-QUANTITY_MAX = 1e12
+QUANTITY_MAX: Final = 1e12
 """Largest accepted |quantity| (base units)."""
-MONEY_MAX = 1e15
+MONEY_MAX: Final = 1e15
 """Largest accepted |amount| of money (quote): balances, PnL, equity, fees."""
-EQUITY_MAX = 1e30
+EQUITY_MAX: Final = 1e30
 """Largest |equity| (quote) the book records as a peak or day start, or restores: derived from
 bounded inputs (one position's value is at most 1e24), so only corrupt state reaches it."""
-MILLIS_MAX = 4_102_444_800_000
+MILLIS_MAX: Final = 4_102_444_800_000
 """Largest accepted timestamp: 2100-01-01T00:00:00Z in ms since the Unix epoch."""
 
 _IDENTIFIER = re.compile(IDENTIFIER_PATTERN)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Mapping
+from typing import Final
 
 from risk_worker.domain.book import Account
 from risk_worker.domain.mark import Mark
@@ -60,7 +61,7 @@ from risk_worker.domain.vocab import (
     SIDE_BUY,
 )
 
-WINDOW_MS = 1_000
+WINDOW_MS: Final = 1_000
 """The throttle's sliding window (ms): ``order_rate`` is a count per second."""
 
 _SCOPE_INDEX = {SCOPE_ACCOUNT: 0, SCOPE_SYMBOL: 1, SCOPE_STRATEGY: 2}

@@ -9,14 +9,14 @@ The metrics count live reservations as the worst case of them filling, per symbo
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from risk_worker.domain.types import OrderType, RiskLevel
 from risk_worker.domain.vocab import (
     RISK_LEVEL_HIGH,
 )
 
-_EPSILON = 1e-12
+_EPSILON: Final = 1e-12
 
 
 class PendingOrder:
@@ -104,7 +104,7 @@ class PendingTotals(NamedTuple):
     margin: float
 
 
-NO_PENDING = PendingTotals(0, 0.0, 0.0)
+NO_PENDING: Final = PendingTotals(0, 0.0, 0.0)
 """The totals of an account without live reservations."""
 
 
@@ -126,7 +126,7 @@ class SymbolPending(NamedTuple):
 _sides = tuple.__new__
 """Builds a SymbolPending from a 3-tuple without NamedTuple's Python-level ``__new__``."""
 
-NO_SIDES = SymbolPending(0.0, 0.0, 0.0)
+NO_SIDES: Final = SymbolPending(0.0, 0.0, 0.0)
 """A symbol without live reservations."""
 
 _NO_SYMBOLS: dict[str, SymbolPending] = {}

@@ -5,7 +5,9 @@ Quantities are in base units and signed (negative = short); prices and PnL in qu
 
 from __future__ import annotations
 
-_EPSILON = 1e-12
+from typing import Final
+
+_EPSILON: Final = 1e-12
 """Relative tolerance under which a remaining quantity counts as flat (float residue)."""
 
 

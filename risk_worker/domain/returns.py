@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 from risk_worker.domain.bounds import is_identifier, is_millis, is_price
 from risk_worker.domain.mark import Mark
@@ -58,7 +58,7 @@ aligned vectors; the weight of each symbol the P&Ls were computed with; the P&Ls
 order; the largest weight since the last full computation; the P&Ls' ranks ⌊0.05·n⌋ and
 ⌊0.01·n⌋ and the mean of the ⌈0.025·n⌉ worst)."""
 
-MAX_CACHED_SETS = 4_096
+MAX_CACHED_SETS: Final = 4_096
 """Most symbol sets whose aligned vectors are kept (the cache is emptied beyond)."""
 
 

@@ -43,10 +43,11 @@ field by field and a repr of every field.
 from __future__ import annotations
 
 import math
+from typing import Final
 
 from risk_worker.domain.var_result import VarResult
 
-INF = math.inf
+INF: Final = math.inf
 METRICS_FIELDS = (
     "equity",
     "balance",

@@ -7,6 +7,8 @@ from the KV bucket and computes the effective state of an account or an order.
 
 from __future__ import annotations
 
+from typing import Final
+
 from risk_worker.domain.restricted import RestrictedList
 from risk_worker.domain.state_keys import GLOBAL, Effective, StateValue
 from risk_worker.domain.types import STATE_SEVERITY
@@ -15,7 +17,7 @@ from risk_worker.domain.vocab import (
     TRADING_STATE_HALTED,
 )
 
-ACTIVE_EFFECTIVE = Effective(TRADING_STATE_ACTIVE, GLOBAL, None)
+ACTIVE_EFFECTIVE: Final = Effective(TRADING_STATE_ACTIVE, GLOBAL, None)
 """The effective state where nothing restricts."""
 
 

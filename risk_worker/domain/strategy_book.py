@@ -28,12 +28,13 @@ beyond it is ``strategy_limit`` (the account's part of a fill is still applied).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 from risk_worker.domain.bounds import is_equity
 from risk_worker.domain.positions import Position, fill_effect
 from risk_worker.domain.risk_config import trading_day_of
 
-STRATEGIES_MAX = 1_000
+STRATEGIES_MAX: Final = 1_000
 """Strategy books kept per account (a bound on memory against a flood of invented ids)."""
 
 

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import Final
 
 from risk_worker.domain.book import Account
 from risk_worker.domain.mark import Mark
@@ -48,9 +49,9 @@ from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.returns import Aligned, ReturnHistory
 from risk_worker.domain.var_result import NOTHING_HELD, VarResult
 
-INF = math.inf
+INF: Final = math.inf
 
-TOLERANCE = 0.005
+TOLERANCE: Final = 0.005
 """Relative move of a held symbol's exposure the incremental scenario P&Ls do not pass over
 (fraction; the bound of the module docstring). Below 1, so a sign change is always passed."""
 
@@ -164,7 +165,7 @@ def historical_var(
     )
 
 
-DRIFT_RESET = 4.0
+DRIFT_RESET: Final = 4.0
 """An incremental P&L vector is recomputed in full once a weight it held was more than this
 many times the largest weight now (its rounding errors are relative to the larger ones)."""
 

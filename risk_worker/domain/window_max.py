@@ -10,7 +10,9 @@ shorter: the window peak errs on the high side, the drawdown on the conservative
 
 from __future__ import annotations
 
-BUCKET_MS = 1_000
+from typing import Final
+
+BUCKET_MS: Final = 1_000
 """Observations closer together than this (ms) share one deque entry (see the module doc)."""
 
 
