@@ -34,7 +34,8 @@ def _reserved_worst_cases(
     """
     gross = high_total = low_total = margin = 0.0
     positions = account.positions
-    for symbol, (buy, sell, reserved_price) in by_symbol.items():
+    for symbol, sides in by_symbol.items():
+        buy, sell, reserved_price = sides.buy_qty, sides.sell_qty, sides.price
         pos = positions.get(symbol)
         qty = 0.0 if pos is None else pos.quantity
         mark = marks.get(symbol)
@@ -168,7 +169,7 @@ def simulate_fill(
     side = account.pending.sides(symbol, exclude_order) if pre.pending_orders else NO_SIDES
     new_qty, new_entry, realized = fill_effect(old_qty, old_entry, signed_qty, price)
     # v, high, low and the position notional of the module docstring, before and after
-    buy, sell, reserved_price = side
+    buy, sell, reserved_price = side.buy_qty, side.sell_qty, side.price
     if mark is None:
         old_price = old_entry if old_qty != 0.0 else reserved_price
         new_price = new_entry if new_qty != 0.0 else reserved_price

@@ -9,7 +9,7 @@ The metrics count live reservations as the worst case of them filling, per symbo
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final
 
 from risk_worker.domain.types import OrderType, RiskLevel
 from risk_worker.domain.vocab import (
@@ -96,19 +96,15 @@ class PendingOrder:
         return self.notional * self.margin_rate
 
 
-class PendingTotals(NamedTuple):
-    """Sums over an account's live reservations (quote currency)."""
+PendingTotals = tuple[int, float, float]
+"""Sums over an account's live reservations: (count, reserved notional, reserved margin; quote
+currency). A plain tuple: the compiled core builds it without a call."""
 
-    orders: int
-    notional: float
-    margin: float
-
-
-NO_PENDING: Final = PendingTotals(0, 0.0, 0.0)
+NO_PENDING: Final = (0, 0.0, 0.0)
 """The totals of an account without live reservations."""
 
 
-class SymbolPending(NamedTuple):
+class SymbolPending:  # noqa: PLW1641 (compared by value, not hashed)
     """The live reservations of one symbol, by side.
 
     Attributes:
@@ -116,18 +112,46 @@ class SymbolPending(NamedTuple):
         sell_qty: Σ remaining base quantity of pending SELLs, unsigned (≥ 0).
         price: the highest reservation price among them (quote per base unit); values them
             when the symbol has neither a mark nor an open position.
+
+    A plain class (native when compiled, its fields unboxed floats): :class:`PendingBook` sums
+    the reservations into one per symbol in place (:meth:`add`), where a NamedTuple was built
+    anew for every reservation. Read-only once returned (``NO_SIDES`` is shared).
     """
 
-    buy_qty: float
-    sell_qty: float
-    price: float
+    __slots__ = ("buy_qty", "price", "sell_qty")
+
+    def __init__(self, buy_qty: float = 0.0, sell_qty: float = 0.0, price: float = 0.0) -> None:
+        self.buy_qty = buy_qty
+        self.sell_qty = sell_qty
+        self.price = price
+
+    def add(self, order: PendingOrder) -> None:
+        """Count one reservation of the symbol: its remaining quantity on its side, its price
+        into the highest."""
+        qty = order.signed_qty
+        if qty > 0.0:
+            self.buy_qty += qty
+        elif qty < 0.0:
+            self.sell_qty -= qty
+        self.price = max(self.price, order.price)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SymbolPending):
+            return NotImplemented
+        return (self.buy_qty, self.sell_qty, self.price) == (
+            other.buy_qty,
+            other.sell_qty,
+            other.price,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"SymbolPending(buy_qty={self.buy_qty}, sell_qty={self.sell_qty}, price={self.price})"
+        )
 
 
-_sides = tuple.__new__
-"""Builds a SymbolPending from a 3-tuple without NamedTuple's Python-level ``__new__``."""
-
-NO_SIDES: Final = SymbolPending(0.0, 0.0, 0.0)
-"""A symbol without live reservations."""
+NO_SIDES: Final = SymbolPending()
+"""A symbol without live reservations (shared: never changed)."""
 
 _NO_SYMBOLS: dict[str, SymbolPending] = {}
 """Shared, never changed: :meth:`PendingBook.exposure` of a book without reservations."""
@@ -212,21 +236,14 @@ class PendingBook:
 
     def sides(self, symbol: str, exclude: str | None = None) -> SymbolPending:
         """Pending BUY and SELL quantities of ``symbol`` (without order ``exclude``)."""
-        if not self._orders:
-            return NO_SIDES
-        buy = sell = price = 0.0
+        found: SymbolPending | None = None
         for o in self._orders.values():
             if o.symbol != symbol or o.order_id == exclude:
                 continue
-            qty = o.signed_qty
-            if qty > 0.0:
-                buy += qty
-            else:
-                sell -= qty
-            price = max(price, o.price)
-        if price == 0.0:  # none on the symbol (reservation prices are > 0)
-            return NO_SIDES
-        return _sides(SymbolPending, (buy, sell, price))
+            if found is None:
+                found = SymbolPending()
+            found.add(o)
+        return NO_SIDES if found is None else found
 
     def of_strategy(
         self, strategy_id: str, exclude: str | None = None
@@ -239,16 +256,10 @@ class PendingBook:
             if o.strategy_id != strategy_id or o.order_id == exclude:
                 continue
             count += 1
-            buy, sell, price = by_symbol.get(o.symbol, NO_SIDES)
-            qty = o.signed_qty
-            by_symbol[o.symbol] = _sides(
-                SymbolPending,
-                (
-                    buy + qty if qty > 0.0 else buy,
-                    sell - qty if qty < 0.0 else sell,
-                    max(price, o.price),
-                ),
-            )
+            sides = by_symbol.get(o.symbol)
+            if sides is None:
+                sides = by_symbol[o.symbol] = SymbolPending()
+            sides.add(o)
         return count, by_symbol
 
     def exposure(
@@ -274,14 +285,8 @@ class PendingBook:
             notional += n
             margin += n * order.margin_rate
             count += 1
-            buy, sell, price = by_symbol.get(order.symbol, NO_SIDES)
-            qty = order.signed_qty
-            by_symbol[order.symbol] = _sides(
-                SymbolPending,
-                (
-                    buy + qty if qty > 0.0 else buy,
-                    sell - qty if qty < 0.0 else sell,
-                    order.price if order.price > price else price,
-                ),
-            )
-        return PendingTotals(count, notional, margin), by_symbol
+            sides = by_symbol.get(order.symbol)
+            if sides is None:
+                sides = by_symbol[order.symbol] = SymbolPending()
+            sides.add(order)
+        return (count, notional, margin), by_symbol

@@ -123,7 +123,8 @@ def compute_strategy_metrics(
         if fill is not None and fill[0] == symbol:
             qty, entry, gained = fill_effect(qty, entry, fill[1], fill[2])
             realized += gained
-        buy, sell, reserved_price = reserved.get(symbol, NO_SIDES)
+        sides = reserved.get(symbol, NO_SIDES)
+        buy, sell, reserved_price = sides.buy_qty, sides.sell_qty, sides.price
         if qty == 0.0 and buy == 0.0 and sell == 0.0:
             continue
         mark = marks.get(symbol)

@@ -108,7 +108,8 @@ def _worst_value(
     entry = 0.0 if pos is None else pos.entry_price
     if fill is not None:
         qty, entry, _ = fill_effect(qty, entry, fill[0], fill[1])
-    buy, sell, reserved_price = account.pending.sides(symbol, exclude_order)
+    sides = account.pending.sides(symbol, exclude_order)
+    buy, sell, reserved_price = sides.buy_qty, sides.sell_qty, sides.price
     mark = marks.get(symbol)
     price = mark.price if mark is not None else entry if qty != 0.0 else reserved_price
     high = (qty + buy) * price

@@ -89,7 +89,7 @@ def test_check_when_symbol_restricted_globally_then_buy_denied_with_reason() -> 
         RiskLevel.BREACHED,
     )
     assert "ETHUSDT is restricted (all) by alice: sanctions list" in d.message
-    assert engine.book.accounts[ACCT].pending.exposure()[0].orders == 0  # nothing reserved
+    assert engine.book.accounts[ACCT].pending.exposure()[0][0] == 0  # nothing reserved
 
 
 def test_check_when_symbol_restricted_then_strictly_reducing_order_passes() -> None:
