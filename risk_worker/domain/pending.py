@@ -158,12 +158,23 @@ _NO_SYMBOLS: dict[str, SymbolPending] = {}
 
 
 class PendingBook:
-    """An account's reservations, keyed by order id."""
+    """An account's reservations, keyed by order id, and indexed by symbol (a check reads its
+    symbol's reservations twice: :meth:`sides` then walks those alone, not the account's)."""
 
-    __slots__ = ("_orders",)
+    __slots__ = ("_by_symbol", "_orders")
 
     def __init__(self) -> None:
         self._orders: dict[str, PendingOrder] = {}
+        self._by_symbol: dict[str, dict[str, PendingOrder]] = {}
+        """symbol → order id → reservation: the same objects as ``_orders``, kept with it."""
+
+    def _drop(self, order: PendingOrder) -> None:
+        """Remove ``order`` (held under its id) from both tables."""
+        del self._orders[order.order_id]
+        of_symbol = self._by_symbol[order.symbol]
+        del of_symbol[order.order_id]
+        if not of_symbol:
+            del self._by_symbol[order.symbol]
 
     def __len__(self) -> int:
         return len(self._orders)
@@ -178,29 +189,39 @@ class PendingBook:
     def counts(self, symbol: str, strategy_id: str | None) -> tuple[int, int, int]:
         """Live reservations: (all of them, those of ``symbol``, those of ``strategy_id``;
         0 for the strategy when it is None)."""
-        on_symbol = of_strategy = 0
-        for o in self._orders.values():
-            if o.symbol == symbol:
-                on_symbol += 1
-            if strategy_id is not None and o.strategy_id == strategy_id:
-                of_strategy += 1
+        of_symbol = self._by_symbol.get(symbol)
+        on_symbol = 0 if of_symbol is None else len(of_symbol)
+        of_strategy = 0
+        if strategy_id is not None:
+            for o in self._orders.values():
+                if o.strategy_id == strategy_id:
+                    of_strategy += 1
         return len(self._orders), on_symbol, of_strategy
 
     def add(self, order: PendingOrder) -> None:
         """Add or replace (same order id, e.g. a re-check) a reservation."""
+        held = self._orders.get(order.order_id)
+        if held is not None and held.symbol != order.symbol:
+            self._drop(held)
         self._orders[order.order_id] = order
+        of_symbol = self._by_symbol.get(order.symbol)
+        if of_symbol is None:
+            of_symbol = self._by_symbol[order.symbol] = {}
+        of_symbol[order.order_id] = order
 
     def discard(self, order_id: str) -> None:
         """Drop the reservation of ``order_id`` when there is one (a batch rolled back)."""
-        self._orders.pop(order_id, None)
+        held = self._orders.get(order_id)
+        if held is not None:
+            self._drop(held)
 
     def expire(self, now_ms: int) -> int:
         """Drop reservations whose TTL has passed; returns how many were dropped."""
         if not self._orders:
             return 0
-        expired = [oid for oid, o in self._orders.items() if o.expires_ms <= now_ms]
-        for oid in expired:
-            del self._orders[oid]
+        expired = [o for o in self._orders.values() if o.expires_ms <= now_ms]
+        for o in expired:
+            self._drop(o)
         return len(expired)
 
     def release(self, symbol: str | None = None, strategy_id: str | None = None) -> int:
@@ -210,13 +231,13 @@ class PendingBook:
         if not self._orders:
             return 0
         dropped = [
-            oid
-            for oid, o in self._orders.items()
+            o
+            for o in self._orders.values()
             if (symbol is None or o.symbol == symbol)
             and (strategy_id is None or o.strategy_id == strategy_id)
         ]
-        for oid in dropped:
-            del self._orders[oid]
+        for o in dropped:
+            self._drop(o)
         return len(dropped)
 
     def consume(self, order_id: str, fill_qty: float) -> None:
@@ -230,15 +251,18 @@ class PendingBook:
             return
         remaining = abs(order.signed_qty) - abs(fill_qty)
         if remaining <= _EPSILON * abs(order.signed_qty):
-            del self._orders[order_id]
+            self._drop(order)
             return
         order.signed_qty = remaining if order.signed_qty > 0 else -remaining
 
     def sides(self, symbol: str, exclude: str | None = None) -> SymbolPending:
         """Pending BUY and SELL quantities of ``symbol`` (without order ``exclude``)."""
+        of_symbol = self._by_symbol.get(symbol)
+        if of_symbol is None:
+            return NO_SIDES
         found: SymbolPending | None = None
-        for o in self._orders.values():
-            if o.symbol != symbol or o.order_id == exclude:
+        for o in of_symbol.values():
+            if o.order_id == exclude:
                 continue
             if found is None:
                 found = SymbolPending()
