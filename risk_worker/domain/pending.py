@@ -257,12 +257,13 @@ class PendingBook:
 
     def sides(self, symbol: str, exclude: str | None = None) -> SymbolPending:
         """Pending BUY and SELL quantities of ``symbol`` (without order ``exclude``)."""
+        skip = None if exclude is None else self._orders.get(exclude)  # by identity below
         of_symbol = self._by_symbol.get(symbol)
         if of_symbol is None:
             return NO_SIDES
         found: SymbolPending | None = None
         for o in of_symbol.values():
-            if o.order_id == exclude:
+            if o is skip:
                 continue
             if found is None:
                 found = SymbolPending()
@@ -274,10 +275,11 @@ class PendingBook:
     ) -> tuple[int, dict[str, SymbolPending]]:
         """The live reservations of one strategy: their count and :meth:`sides` of each of
         their symbols (without order ``exclude``)."""
+        skip = None if exclude is None else self._orders.get(exclude)  # by identity below
         by_symbol: dict[str, SymbolPending] = {}
         count = 0
         for o in self._orders.values():
-            if o.strategy_id != strategy_id or o.order_id == exclude:
+            if o.strategy_id != strategy_id or o is skip:
                 continue
             count += 1
             sides = by_symbol.get(o.symbol)
@@ -299,11 +301,12 @@ class PendingBook:
         """
         if not self._orders:
             return NO_PENDING, _NO_SYMBOLS
+        skip = None if exclude is None else self._orders.get(exclude)  # by identity below
         by_symbol: dict[str, SymbolPending] = {}
         notional = margin = 0.0
         count = 0
         for order in self._orders.values():
-            if order.order_id == exclude:
+            if order is skip:
                 continue
             n = order.notional
             notional += n
