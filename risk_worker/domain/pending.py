@@ -161,12 +161,15 @@ class PendingBook:
     """An account's reservations, keyed by order id, and indexed by symbol (a check reads its
     symbol's reservations twice: :meth:`sides` then walks those alone, not the account's)."""
 
-    __slots__ = ("_by_symbol", "_orders")
+    __slots__ = ("_by_symbol", "_next_expiry", "_orders")
 
     def __init__(self) -> None:
         self._orders: dict[str, PendingOrder] = {}
         self._by_symbol: dict[str, dict[str, PendingOrder]] = {}
         """symbol → order id → reservation: the same objects as ``_orders``, kept with it."""
+        self._next_expiry = 0
+        """No reservation lapses before this (ms since epoch; never later than the earliest
+        ``expires_ms``): :meth:`expire` does nothing before it, on every check."""
 
     def _drop(self, order: PendingOrder) -> None:
         """Remove ``order`` (held under its id) from both tables."""
@@ -204,6 +207,8 @@ class PendingBook:
         if held is not None and held.symbol != order.symbol:
             self._drop(held)
         self._orders[order.order_id] = order
+        if len(self._orders) == 1 or order.expires_ms < self._next_expiry:
+            self._next_expiry = order.expires_ms
         of_symbol = self._by_symbol.get(order.symbol)
         if of_symbol is None:
             of_symbol = self._by_symbol[order.symbol] = {}
@@ -217,11 +222,12 @@ class PendingBook:
 
     def expire(self, now_ms: int) -> int:
         """Drop reservations whose TTL has passed; returns how many were dropped."""
-        if not self._orders:
+        if not self._orders or now_ms < self._next_expiry:
             return 0
         expired = [o for o in self._orders.values() if o.expires_ms <= now_ms]
         for o in expired:
             self._drop(o)
+        self._next_expiry = min((o.expires_ms for o in self._orders.values()), default=0)
         return len(expired)
 
     def release(self, symbol: str | None = None, strategy_id: str | None = None) -> int:

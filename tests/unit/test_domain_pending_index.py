@@ -1,6 +1,7 @@
-"""PendingBook's symbol index against a scan of every reservation: after random adds (a re-check
-under the same id on another symbol included), discards, expiries, releases and fills, every
-symbol's sides and counts are what walking all the reservations finds."""
+"""PendingBook's symbol index and earliest expiry against a scan of every reservation: after
+random adds (a re-check under the same id on another symbol included), discards, expiries,
+releases and fills, every symbol's sides and counts are what walking all the reservations finds,
+and an expiry drops exactly the lapsed ones."""
 
 from __future__ import annotations
 
@@ -42,7 +43,9 @@ def test_sides_and_counts_when_random_operations_then_equal_to_a_full_scan(seed:
         elif action < 0.6:
             book.discard(oid)
         elif action < 0.75:
-            book.expire(now)
+            lapsed = sum(o.expires_ms <= now for o in book._orders.values())
+            assert book.expire(now) == lapsed
+            assert all(o.expires_ms > now for o in book._orders.values())
         elif action < 0.8:
             book.release(rng.choice((None, *SYMBOLS)), rng.choice(STRATEGIES))
         else:
