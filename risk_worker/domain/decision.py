@@ -49,9 +49,7 @@ from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.positions import risk_increasing_quantity, strictly_reduces
 from risk_worker.domain.restricted import restricted_denial
 from risk_worker.domain.risk_config import RiskConfig
-from risk_worker.domain.strategy_check import (
-    strategy_views,
-)
+from risk_worker.domain.strategy_check import strategy_views
 from risk_worker.domain.trading_state import TradingStates
 from risk_worker.domain.types import RiskLevel, TradingState
 from risk_worker.domain.var import exposures, historical_var, post_trade_exposures
@@ -224,7 +222,7 @@ def _check_limits(
     )
     if stop is not None:
         return _stopped(stop, state, warnings, utilization)
-    top = highest(utilization)  # the controls' (a later policy of the same name overwrites)
+    top = highest(utilization)  # the order-level controls', before the post-trade policies'
     rate = config.margin_rates.get(order.symbol, config.default_margin_rate)  # margin_rate()
     increasing = risk_increasing_quantity(effective_qty, signed)
     margin_needed = increasing * price * rate

@@ -2,10 +2,10 @@
 
 :class:`CheckRequestMsg` is the request as the contract publishes it (subjects.md §3.5; its
 JSON Schema has the identifier ``pattern``). Decoding does not use it: msgspec checks a
-``pattern`` by calling the regex on every decode, about 0.7 µs per identifier field, which was
-2 µs of a check's 3.5 µs decode (measured with ``timeit`` on the bench's requests). A request is
-decoded into :class:`CheckRequestFields`, its twin whose identifier fields are plain strings,
-and :func:`check_order` holds each identifier to
+``pattern`` by calling the regex on every decode, about 0.7 µs per identifier field: 2.1 µs of
+the 2.8 µs a check's decode took (``timeit`` on the bench's requests, docs/performance.md). A
+request is decoded into :class:`CheckRequestFields`, its twin whose identifier fields are plain
+strings, and :func:`check_order` holds each identifier to
 :data:`~risk_worker.domain.types.IDENTIFIER_PATTERN` itself, remembering the values that passed
 (:class:`KnownIdentifiers`, bounded): an account, symbol or strategy seen before costs a dict
 look-up. A request is refused exactly when it was before, naming the same field with the same
