@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from sys import intern
-from typing import Annotated, Protocol, TypeVar
+from typing import Annotated, TypeVar
 
 import msgspec
 
@@ -228,16 +228,7 @@ def _price_or_none(value: float | None, field: str) -> float | None:
     return value
 
 
-class _Account(Protocol):
-    """A message naming its account as ``account_id`` or, the alias, ``account``."""
-
-    @property
-    def account_id(self) -> str | None: ...
-    @property
-    def account(self) -> str | None: ...
-
-
-def _account(msg: PositionUpdateMsg | FillMsg | PnlUpdateMsg | _Account) -> str:
+def _account(msg: PositionUpdateMsg | FillMsg | PnlUpdateMsg) -> str:
     account = msg.account_id if msg.account_id is not None else msg.account
     if account is None:
         raise InvalidMessageError(
