@@ -13,6 +13,7 @@ from __future__ import annotations
 from risk_worker.domain.book import Account
 from risk_worker.domain.mark import Mark
 from risk_worker.domain.order import Order
+from risk_worker.domain.pending import SymbolPending
 from risk_worker.domain.policies import READS_ACCOUNT, READS_SYMBOL, Evaluation, strategy_reader_of
 from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.strategy_book import observe_strategy
@@ -28,11 +29,13 @@ def strategy_before(
     config: RiskConfig,
     now_ms: int,
     equity: float,
+    reserved: tuple[int, dict[str, SymbolPending]] | None = None,
 ) -> StrategyMetrics:
     """The strategy's metrics before the order (its own earlier reservation left out), the
-    account's equity then being ``equity`` (quote)."""
+    account's equity then being ``equity`` (quote); ``reserved``: the strategy's reservations
+    without the order's (``PendingBook.of_strategy``), when the caller has them."""
     return compute_strategy_metrics(
-        account, strategy_id, marks, config, now_ms, equity, order.order_id
+        account, strategy_id, marks, config, now_ms, equity, order.order_id, None, reserved
     )
 
 
@@ -62,9 +65,12 @@ def strategy_views(
         signed_qty: the order's signed base quantity; fill_price: the check's fill price.
     """
     pre = None
+    reserved = account.pending.of_strategy(strategy_id, order.order_id)  # for both views
     book = account.strategies.get(strategy_id)
     if book is not None:
-        pre = strategy_before(order, strategy_id, account, marks, config, now_ms, pre_equity)
+        pre = strategy_before(
+            order, strategy_id, account, marks, config, now_ms, pre_equity, reserved
+        )
         if account.balance_known:
             observe_strategy(book, pre.pnl, pre_equity, now_ms, config.trading_day)
     post = compute_strategy_metrics(
@@ -76,6 +82,7 @@ def strategy_views(
         post_equity,
         order.order_id,
         (order.symbol, signed_qty, fill_price),
+        reserved,
     )
     return pre, post
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from risk_worker.domain.book import Account
 from risk_worker.domain.mark import Mark
-from risk_worker.domain.pending import NO_SIDES
+from risk_worker.domain.pending import NO_SIDES, SymbolPending
 from risk_worker.domain.positions import fill_effect
 from risk_worker.domain.risk_config import RiskConfig, trading_day_of
 from risk_worker.domain.strategy_values import StrategyMetrics
@@ -92,6 +92,7 @@ def compute_strategy_metrics(
     account_equity: float,
     exclude_order: str | None = None,
     fill: tuple[str, float, float] | None = None,
+    reserved: tuple[int, dict[str, SymbolPending]] | None = None,
 ) -> StrategyMetrics:
     """The strategy's metrics; with ``fill`` = (symbol, signed base quantity, price) as if that
     order had filled (fees ignored: the check's post-trade view).
@@ -104,12 +105,14 @@ def compute_strategy_metrics(
     """
     book = account.strategies.get(strategy_id)
     held = {} if book is None else book.positions
-    orders, reserved = account.pending.of_strategy(strategy_id, exclude_order)
+    if reserved is None:  # the caller may pass what it already has (the same result)
+        reserved = account.pending.of_strategy(strategy_id, exclude_order)
+    orders, by_symbol = reserved
     realized = 0.0 if book is None else book.realized_pnl - book.fees
     # an ordered set (held, then reserved, then the fill's): the sums below do not depend on
     # the process's string hash seed, so every instance computes the same figures to the bit
     symbols = dict.fromkeys(s for s, p in held.items() if p.quantity != 0.0)
-    symbols.update(dict.fromkeys(reserved))
+    symbols.update(dict.fromkeys(by_symbol))
     if fill is not None:
         symbols[fill[0]] = None
     oldest_fresh = now_ms - config.mark_max_age_ms
@@ -123,7 +126,7 @@ def compute_strategy_metrics(
         if fill is not None and fill[0] == symbol:
             qty, entry, gained = fill_effect(qty, entry, fill[1], fill[2])
             realized += gained
-        sides = reserved.get(symbol, NO_SIDES)
+        sides = by_symbol.get(symbol, NO_SIDES)
         buy, sell, reserved_price = sides.buy_qty, sides.sell_qty, sides.price
         if qty == 0.0 and buy == 0.0 and sell == 0.0:
             continue
