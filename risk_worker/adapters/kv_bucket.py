@@ -7,9 +7,12 @@ compare-and-set on the revision that was read, so an old clear never undoes a ne
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import msgspec
+import nats.errors
 import nats.js.errors
+from nats.aio.client import Client
 from nats.js.client import JetStreamContext
 from nats.js.kv import KeyValue
 
@@ -22,6 +25,9 @@ log = logging.getLogger(__name__)
 
 BUCKET_HISTORY = 16
 """Revisions kept per key: the recent trips and clears stay readable in the bucket."""
+
+KEYS_TIMEOUT = 5.0
+"""Seconds to wait for one page of a bucket's key listing (nats-py's JetStream timeout)."""
 
 _ENCODER = msgspec.json.Encoder()
 _DECODER = msgspec.json.Decoder(StateValue)
@@ -140,6 +146,18 @@ async def read_state(kv: KeyValue, key: str) -> tuple[StateValue | None, int]:
     return decode_state(entry.value), int(entry.revision or 0)
 
 
+async def read_live_state(kv: KeyValue, key: str) -> tuple[StateValue | None, int] | None:
+    """:func:`read_state`, or None when the key is deleted, purged or was never written (a
+    key from :func:`bucket_keys` whose last message is a marker)."""
+    try:
+        entry = await kv.get(key)
+    except (nats.js.errors.KeyDeletedError, nats.js.errors.KeyNotFoundError):
+        return None
+    except nats.errors.Error as exc:
+        raise TradingStateError(f"cannot read {key}: {exc!r}") from exc
+    return decode_state(entry.value), int(entry.revision or 0)
+
+
 async def write_state(kv: KeyValue, key: str, value: StateValue) -> int:
     """Write a trip (unconditionally: tripping is always the safe direction); the revision."""
     try:
@@ -163,3 +181,48 @@ async def clear_state(kv: KeyValue, key: str, value: StateValue, revision: int) 
         ) from exc
     except nats.errors.Error as exc:
         raise TradingStateError(f"cannot write {key}: {exc!r}") from exc
+
+
+class _SubjectsPage(msgspec.Struct):
+    """One page of ``$JS.API.STREAM.INFO`` with ``subjects_filter`` (nats-server's
+    JSApiStreamInfoResponse: ``state.subjects`` maps subject to message count; ``total`` is
+    how many subjects matched, ``offset`` where this page starts)."""
+
+    state: dict[str, Any] = {}
+    total: int = 0
+    offset: int = 0
+    error: dict[str, Any] | None = None
+
+
+async def bucket_keys(nc: Client, bucket: str, prefix: str = "") -> list[str]:
+    """Every key of ``bucket`` that starts with ``prefix`` (empty, or ending in ``.``) and
+    has a message in the bucket's stream, sorted. A deleted or purged key is listed too (its
+    marker is a message): the caller reads each key and skips those.
+
+    Read from the stream's subject counts (``$JS.API.STREAM.INFO.KV_<bucket>`` with
+    ``subjects_filter``, paged by ``offset``), not from nats-py's ``KeyValue.keys()``: that
+    one ends its listing at the first "nothing pending" it hears, and the consumer-info reply
+    that says so can overtake the deliveries it counted, so it can return a short or empty
+    list (seen once in CI: `emergency status` missing an account's stop). It also creates a
+    consumer on every call.
+
+    Raises:
+        TradingStateError: the stream could not be read (no JetStream, no bucket, timeout).
+    """
+    stream, pre = f"KV_{bucket}", f"$KV.{bucket}."
+    keys: list[str] = []
+    while True:
+        request = {"subjects_filter": f"{pre}{prefix}>", "offset": len(keys)}
+        try:
+            reply = await nc.request(
+                f"$JS.API.STREAM.INFO.{stream}", _ENCODER.encode(request), timeout=KEYS_TIMEOUT
+            )
+            page = msgspec.json.decode(reply.data, type=_SubjectsPage)
+        except (nats.errors.Error, msgspec.MsgspecError) as exc:
+            raise TradingStateError(f"cannot list the keys of {bucket!r}: {exc!r}") from exc
+        if page.error is not None:
+            raise TradingStateError(f"cannot list the keys of {bucket!r}: {page.error}")
+        subjects = page.state.get("subjects") or {}
+        keys.extend(subject.removeprefix(pre) for subject in subjects)
+        if not subjects or len(keys) >= page.total:
+            return sorted(set(keys))

@@ -17,9 +17,15 @@ import nats
 import nats.errors
 from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.js.kv import KeyValue
 
-from risk_worker.adapters.kv_bucket import clear_state, open_bucket, read_state, write_state
+from risk_worker.adapters.kv_bucket import (
+    bucket_keys,
+    clear_state,
+    open_bucket,
+    read_live_state,
+    read_state,
+    write_state,
+)
 from risk_worker.adapters.nats_auth import NatsAuth, open_connection
 from risk_worker.domain.trading_state import (
     GLOBAL_KEY,
@@ -231,28 +237,24 @@ async def states(
             strategy_key(strategy_id),
             auto_strategy_key(account_id, strategy_id),
         ]
+        found: list[str] = []
     elif account_id is not None:
-        trips = auto_strategy_key(account_id, "")
-        found = sorted(k for k in await _keys(kv) if k.startswith(trips) and k != trips)
-        keys = [GLOBAL_KEY, account_key(account_id), auto_key(account_id), *found]
+        keys = [GLOBAL_KEY, account_key(account_id), auto_key(account_id)]
+        found = await bucket_keys(nc, bucket, auto_strategy_key(account_id, ""))
     elif strategy_id is not None or symbol is not None:
-        keys = [GLOBAL_KEY, state_key(None, strategy_id, symbol)]
+        keys, found = [GLOBAL_KEY, state_key(None, strategy_id, symbol)], []
     else:
-        found = [k for k in await _keys(kv) if k.startswith(STATE_KEY_PREFIX) and k != GLOBAL_KEY]
-        keys = [GLOBAL_KEY, *sorted(found)]
+        keys = [GLOBAL_KEY]
+        found = [k for k in await bucket_keys(nc, bucket, STATE_KEY_PREFIX) if k != GLOBAL_KEY]
     out = []
     for key in keys:
         value, revision = await read_state(kv, key)
         out.append((key, value, revision))
+    for key in found:  # listed keys: only those that hold a value, as the listing promises
+        live = await read_live_state(kv, key)
+        if live is not None:
+            out.append((key, *live))
     return out
-
-
-async def _keys(kv: KeyValue) -> list[str]:
-    """Every key of the bucket that holds a value (none: an empty list)."""
-    try:
-        return list(await kv.keys())
-    except nats.js.errors.NoKeysError:
-        return []
 
 
 async def discover(nc: Client, name: str, wait: float = 0.5) -> list[dict[str, Any]]:

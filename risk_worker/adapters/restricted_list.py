@@ -18,7 +18,12 @@ import nats.js.errors
 from nats.aio.client import Client
 from nats.js.kv import KV_DEL, KV_OP, KeyValue
 
-from risk_worker.adapters.kv_bucket import decode_restriction, encode_state, open_bucket
+from risk_worker.adapters.kv_bucket import (
+    bucket_keys,
+    decode_restriction,
+    encode_state,
+    open_bucket,
+)
 from risk_worker.domain.restricted import RESTRICTED_PREFIX, Restriction, restricted_key
 from risk_worker.domain.types import IDENTIFIER_PATTERN
 from risk_worker.errors import StaleRevisionError, TradingStateError
@@ -105,19 +110,16 @@ async def restrictions(nc: Client, bucket: str) -> list[tuple[str, Restriction, 
         TradingStateError: the bucket could not be read.
     """
     kv = await open_bucket(nc.jetstream(), bucket)
-    return await read_restrictions(kv)
+    return await read_restrictions(nc, kv, bucket)
 
 
-async def read_restrictions(kv: KeyValue) -> list[tuple[str, Restriction, int]]:
-    """:func:`restrictions` on a bound bucket."""
-    try:
-        keys = await kv.keys()
-    except nats.js.errors.NoKeysError:
-        return []
-    except nats.errors.Error as exc:
-        raise TradingStateError(f"cannot list the bucket's keys: {exc!r}") from exc
+async def read_restrictions(
+    nc: Client, kv: KeyValue, bucket: str
+) -> list[tuple[str, Restriction, int]]:
+    """:func:`restrictions` on a bound bucket (``kv``, named ``bucket``)."""
+    keys = await bucket_keys(nc, bucket, RESTRICTED_PREFIX)
     out = []
-    for key in sorted(k for k in keys if k.startswith(RESTRICTED_PREFIX)):
+    for key in keys:
         try:
             entry = await kv.get(key)
         except (nats.js.errors.KeyDeletedError, nats.js.errors.KeyNotFoundError):
