@@ -10,6 +10,12 @@ Three mechanisms, because a KV watcher alone can go blind for seconds after a se
    the current values), so a blind watcher lets checks through for one interval at most;
 3. on disconnect the copy is unconfirmed at once; on reconnect the watcher is rebuilt.
 
+A new watcher's copy is confirmed by the same read, made as soon as nats-py marks the current
+values as delivered: the marker alone is not enough, because nats-py puts it when a
+consumer-info reply says nothing is pending, and that reply can overtake the values it counted
+(seen in CI as a short ``KeyValue.keys()``). Trusting it let checks through for the few
+milliseconds before a HALT already in the bucket reached the copy.
+
 A rebuild waits at most ``max_age`` for the new watcher (its consumer is created through the
 JetStream API): one sent while the bucket's stream has no leader (a node lost, a new leader
 being elected) would otherwise wait for nats-py's 5 s API timeout, and the copy would stay
@@ -95,6 +101,7 @@ class StateWatcher:
         self._seen: dict[str, tuple[int, str, bytes]] = {}  # key → (revision, operation, value)
         self._created: object = None  # the bucket stream's creation time
         self._resetter: asyncio.Task[None] | None = None
+        self._initial: asyncio.Task[None] | None = None  # the confirmation after a rebuild
         self._generation = 0  # rebuilds so far
         self.resets = 0
         """Resets of the bucket detected (recreated, purged or restored under the watcher)."""
@@ -118,7 +125,7 @@ class StateWatcher:
 
     async def stop(self) -> None:
         """Stop both tasks and the watcher."""
-        for task in (self._confirmer, self._resetter, self._pump):
+        for task in (self._confirmer, self._resetter, self._initial, self._pump):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -163,9 +170,13 @@ class StateWatcher:
     async def _pump_updates(self, watcher: KeyValue.KeyWatcher) -> None:
         async for entry in watcher:
             if entry is None:
-                # The current values are in: the copy is as current as the watcher's start.
+                # nats-py's "the current values are in" marker. It is not proof: it is put when
+                # the consumer-info reply says nothing is pending, and that reply can overtake
+                # the deliveries it counted, so values may still be on their way. The copy is
+                # confirmed once it holds the stream's last sequence, read after this marker.
                 self._initial_done = True
-                self._confirmed_at = time.monotonic()
+                if self._initial is None or self._initial.done():
+                    self._initial = asyncio.create_task(self._confirm(), name="state-initial")
                 continue
             revision = int(entry.revision or 0)
             key = entry.key
@@ -223,40 +234,49 @@ class StateWatcher:
     async def _confirm_loop(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            sent = time.monotonic()
-            # What the watcher had delivered when the request left: the stream held at least
-            # that much when it answered (later deliveries may overtake the reply).
-            seen_before, generation = self._last_seen, self._generation
-            try:
-                status = await asyncio.wait_for(self._kv.status(), timeout=self._request_timeout)
-            except (nats.errors.Error, TimeoutError) as exc:
-                log.debug("trading-state confirmation failed: %r", exc)
-                continue
-            last_seq = int(status.stream_info.state.last_seq or 0)
-            created = status.stream_info.created
-            if generation == self._generation and (
-                last_seq < seen_before or (self._created is not None and created != self._created)
-            ):
-                self._bucket_reset(
-                    f"stream at sequence {last_seq} < {seen_before} seen, "
-                    f"created {created} (was {self._created})"
-                )
-                await self._reset_rebuild()
-                continue
-            self._created = created
+            await self._confirm(rebuild_when_blind=True)
+
+    async def _confirm(self, rebuild_when_blind: bool = False) -> None:
+        """Read the bucket stream's last sequence; confirm the copy (as of when the request
+        left) when the watcher has delivered up to it. A reset bucket makes the copy unconfirmed
+        and rebuilt. A watcher still behind after ``LAG_GRACE`` is blind: with
+        ``rebuild_when_blind`` (the periodic confirmation) it is rebuilt, else left to that."""
+        sent = time.monotonic()
+        # What the watcher had delivered when the request left: the stream held at least
+        # that much when it answered (later deliveries may overtake the reply).
+        seen_before, generation = self._last_seen, self._generation
+        try:
+            status = await asyncio.wait_for(self._kv.status(), timeout=self._request_timeout)
+        except (nats.errors.Error, TimeoutError) as exc:
+            log.debug("trading-state confirmation failed: %r", exc)
+            return
+        last_seq = int(status.stream_info.state.last_seq or 0)
+        created = status.stream_info.created
+        if generation == self._generation and (
+            last_seq < seen_before or (self._created is not None and created != self._created)
+        ):
+            self._bucket_reset(
+                f"stream at sequence {last_seq} < {seen_before} seen, "
+                f"created {created} (was {self._created})"
+            )
+            await self._reset_rebuild()
+            return
+        self._created = created
+        if not self._caught_up(last_seq):
+            # An entry may be on its way (a few ms); past the grace the watcher is blind.
+            await asyncio.sleep(LAG_GRACE)
             if not self._caught_up(last_seq):
-                # An entry may be on its way (a few ms); past the grace the watcher is blind.
-                await asyncio.sleep(LAG_GRACE)
-                if not self._caught_up(last_seq):
-                    self._confirmed_at = None
-                    log.warning(
-                        "trading-state watcher lags the bucket (seen %d < %d): rebuilding",
-                        self._last_seen,
-                        last_seq,
-                    )
-                    await self.on_reconnect()
-                    continue
-            self._confirmed_at = sent
+                if not rebuild_when_blind:
+                    return
+                self._confirmed_at = None
+                log.warning(
+                    "trading-state watcher lags the bucket (seen %d < %d): rebuilding",
+                    self._last_seen,
+                    last_seq,
+                )
+                await self.on_reconnect()
+                return
+        self._confirmed_at = sent
 
     async def _reset_rebuild(self) -> None:
         try:
