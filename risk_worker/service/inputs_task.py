@@ -20,6 +20,7 @@ from risk_worker.service.nats_connect import connect_worker
 from risk_worker.service.observability import Metrics
 from risk_worker.service.settings import Settings
 from risk_worker.service.snapshot_task import SnapshotKeeper
+from risk_worker.service.startup import startup_step
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,9 @@ async def restore_and_replay(
         ServerUnavailableError: the consumer's own connection cannot be opened.
     """
     s = settings
-    first_seq, last_seq = await ensure_inputs_stream(js, s.inputs_max_age, s.inputs_replicas)
+    first_seq, last_seq = await startup_step(
+        "RISK_INPUTS", ensure_inputs_stream, js, s.inputs_max_age, s.inputs_replicas
+    )
     nc = await _connect(s)
     inputs = InputStream(nc.jetstream(), engine, metrics, owned=nc)
     snapshots = None
@@ -55,7 +58,9 @@ async def restore_and_replay(
         report = await snapshots.start(last_seq)
         if report is not None:
             replay_from, skip = report.replay_from, report.seqs
-    await inputs.start(first_seq, last_seq, replay_from, skip)
+    await startup_step(
+        "the RISK_INPUTS consumer", inputs.start, first_seq, last_seq, replay_from, skip
+    )
     return inputs, snapshots
 
 

@@ -47,6 +47,7 @@ from risk_worker.service.policy_source import FilePolicySource, PolicySource, St
 from risk_worker.service.policy_task import PolicyReloader
 from risk_worker.service.settings import Settings, redact, redact_servers
 from risk_worker.service.snapshot_task import SnapshotKeeper
+from risk_worker.service.startup import startup_step
 from risk_worker.service.state_records import state_change_record
 from risk_worker.service.var_task import VarSampler
 from risk_worker.wire.audit import RiskEventSink
@@ -131,7 +132,7 @@ class Worker:
         self.http.start()  # first, so probes answer (not ready) while the rest starts
         self.nc = nc = await self._connect()
         js = nc.jetstream()
-        await ensure_stream(js, s.events_max_age, s.events_replicas)
+        await startup_step("RISK_EVENTS", ensure_stream, js, s.events_max_age, s.events_replicas)
         if self._sink is None:
             self.publisher = EventStreamPublisher(
                 js, s.event_queue_size, on_failure=self.metrics.persist_failure
@@ -156,7 +157,7 @@ class Worker:
         )
         await self.policies.load_initial(s.policy_fallback == "defaults")
         self.inputs, self.snapshots = await restore_and_replay(js, self.engine, s, self.metrics)
-        kv = await open_bucket(js, s.kv_bucket, s.kv_replicas)
+        kv = await startup_step("the KV bucket", open_bucket, js, s.kv_bucket, s.kv_replicas)
         self.lease = Lease(kv, s.worker_id, s.lease_ttl)
         self.members = members = Members(kv, s.worker_id, s.monitor_interval, s.lease_ttl)
         self.watcher = StateWatcher(
@@ -167,7 +168,7 @@ class Worker:
             self._on_state_change,
             members.on_key,
         )
-        await self.watcher.start()
+        await startup_step("the trading-state watcher", self.watcher.start)
         checks = CheckHandler(
             self.engine,
             self.watcher.confirmed,
@@ -216,7 +217,7 @@ class Worker:
         self.policies.start()
         if self.pool is not None:
             self.pg_sink = PgEventSink(js, self.pool, on_failure=self.metrics.persist_failure)
-            await self.pg_sink.start()
+            await startup_step("the risk-sink consumer", self.pg_sink.start)
         log.info(
             "risk-worker %s serving risk.check.order on %s (bucket %s, database %s)",
             s.worker_id,
