@@ -1,7 +1,8 @@
 """The running worker: settings, wiring and lifecycle, background tasks, observability.
 
 ``worker`` connects in order, starts the tasks, drains NATS on SIGTERM so in-flight checks are
-answered, and closes in reverse order; ``monitor_task``, ``policy_task`` and ``snapshot_task``
+answered, and closes in reverse order (``startup`` retries its JetStream steps while JetStream
+is unavailable); ``monitor_task``, ``policy_task`` and ``snapshot_task``
 are its background loops; ``settings`` reads and validates ``RISK_*``; ``observability`` holds
 the Prometheus metrics; ``logs`` the JSON log format; ``policy_source`` where policies come from.
 
