@@ -34,9 +34,9 @@ NO_THROTTLE = "UPDATE risk_policies SET threshold = 1e9 WHERE name = 'Max Order 
 async def rows(url: str, sql: str, *args: Any) -> Any:
     conn = await asyncpg.connect(url, timeout=5)
     try:
-        return await conn.fetchval(sql, *args)
+        return await conn.fetchval(sql, *args, timeout=10)
     finally:
-        await conn.close()
+        await conn.close(timeout=5)
 
 
 async def test_10000_denials_when_postgres_down_30s_and_worker_restarted_then_10000_rows(

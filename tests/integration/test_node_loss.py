@@ -148,11 +148,18 @@ async def assert_trip_everywhere(nc: Client, worker_ids: set[str]) -> None:
     await wait_for(both_deny, 10.0, 0.1, f"the trip not in force on both: {seen}, {wrong[-3:]}")
 
 
+def phase(name: str, t0: float) -> None:
+    """Print the test's phase with the loop time since ``t0``: a pytest-timeout failure shows
+    the captured output, so it says where the test was (the stack shows only the loop)."""
+    print(f"[{asyncio.get_running_loop().time() - t0:7.2f} s] {name}", flush=True)
+
+
 async def test_node_leading_the_streams_killed_under_load_then_restarted(
     nats_cluster: NatsCluster, migrated_url: str, workers: Workers
 ) -> None:
     # (the workers stop before the database is dropped: fixtures end in reverse order)
     cluster, loop = nats_cluster, asyncio.get_running_loop()
+    t0 = loop.time()
     await rows(migrated_url, MAX_QTY_POLICY)  # 2 BTC denied by policy
     await rows(migrated_url, NO_THROTTLE)  # 1,000 checks/s over 40 accounts: no throttle
     bucket = unique("rc_")
@@ -166,11 +173,13 @@ async def test_node_leading_the_streams_killed_under_load_then_restarted(
     setup = await connect(cluster.url)
     accounts = [unique("NL-") for _ in range(ACCOUNTS)]
     try:
+        phase("workers starting", t0)
         await a.wait_serving(setup, 30.0)
         await b.wait_serving(setup, 30.0)
         ports = {w.worker_id: await wait_http_port(w.log_path) for w in (a, b)}
         pids = {w.worker_id: w.proc.pid for w in (a, b) if w.proc is not None}
         await wait_both_serve(setup, a, b)
+        phase("workers serving; funding", t0)
         for account in accounts:
             await fund(setup, account, 1_000_000.0)
         for account in accounts:
@@ -199,15 +208,18 @@ async def test_node_leading_the_streams_killed_under_load_then_restarted(
         asyncio.create_task(poll_ready(ports[w], samples[w], stop)) for w in samples
     ]
     try:
+        phase("load", t0)
         await asyncio.sleep(BEFORE_S)
         killed_at = loop.time()
         cluster.kill_node(victim)
+        phase("victim killed", t0)
         await asyncio.sleep(1.0)
         tripped_at = await trip_until_written(operator_nc, bucket)
         await asyncio.sleep(max(0.0, killed_at + LOSS_S - 2.0 - loop.time()))
         await assert_trip_everywhere(operator_nc, set(samples))  # still down
         await asyncio.sleep(max(0.0, killed_at + LOSS_S - loop.time()))
         restart_at = loop.time()
+        phase("restarting the victim", t0)
         await asyncio.to_thread(cluster.start_node, victim)
         back_at = loop.time()
         await asyncio.sleep(AFTER_S)
@@ -216,6 +228,7 @@ async def test_node_leading_the_streams_killed_under_load_then_restarted(
         watcher.cancel()
         await asyncio.gather(*tasks, watcher, return_exceptions=True)
 
+    phase("load stopped; checking the figures", t0)
     try:
         checks = load.checks
         answered = [c for c in checks if c.reply is not None]
@@ -276,6 +289,7 @@ async def test_node_leading_the_streams_killed_under_load_then_restarted(
         figures["replies"] = reasons
 
         # The trip holds after the node is back; the workers never restarted.
+        phase("the trip after the restart", t0)
         await assert_trip_everywhere(client, set(samples))
         for w in (a, b):
             assert w.returncode is None and w.proc is not None and w.proc.pid == pids[w.worker_id]
@@ -297,6 +311,7 @@ async def test_node_leading_the_streams_killed_under_load_then_restarted(
         async def all_in() -> bool:
             return int(await rows(migrated_url, count_sql)) >= len(by_policy)
 
+        phase("violation rows", t0)
         await wait_for(all_in, 60.0, 0.5, f"fewer than {len(by_policy)} violation rows")
         await asyncio.sleep(1.0)  # anything late (a double) lands too
         conn = await asyncpg.connect(migrated_url, timeout=5)

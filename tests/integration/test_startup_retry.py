@@ -3,8 +3,8 @@ no meta leader, so the API answers "temporarily unavailable" or not at all) keep
 serves once the cluster is whole.
 
 Before the start-up retry, the first such answer ended the worker with exit 1 (seen in CI: a
-consumer created on a loaded cluster timed out); this one even ended it with a traceback. Unit tests of the retry itself (what is retried,
-for how long): tests/unit/test_startup_step.py.
+consumer created on a loaded cluster timed out); this one even ended it with a traceback.
+Unit tests of the retry itself (what is retried, for how long): tests/unit/test_startup_step.py.
 """
 
 from __future__ import annotations
