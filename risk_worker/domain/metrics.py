@@ -78,10 +78,11 @@ def compute_metrics(
     oldest_fresh = now_ms - config.mark_max_age_ms
     rates = config.margin_rates  # config.margin_rate(symbol), without a call per position
     default_rate = config.default_margin_rate
-    for symbol, pos in account.positions.items():
+    for pos in account.positions.values():  # keyed by pos.symbol: no (key, value) tuple
         qty = pos.quantity
         if qty == 0.0:
             continue
+        symbol = pos.symbol
         entry = pos.entry_price
         try:  # a mark is almost always there: cheaper than marks.get
             mark = marks[symbol]
