@@ -12,8 +12,9 @@ Keys (prefix ``risk:``; money in quote currency, times in ms since the epoch):
   SET of ids, both expiring after 3 monitor intervals (refreshed at every write).
 
 :meth:`RedisSnapshotStore.submit` never blocks: it swaps in the latest submission, which a
-background task writes in pipelines of :data:`WRITE_CHUNK` accounts, yielding to the event loop
-between them, retrying while Redis is unreachable.
+background task writes in pipelines of :data:`WRITE_CHUNK` accounts (exporting each chunk's
+accounts as it packs them, :class:`AccountsToWrite`), yielding to the event loop between them,
+retrying while Redis is unreachable.
 """
 
 from __future__ import annotations
@@ -38,7 +39,36 @@ from risk_worker.wire.outbound import RiskMetricsMsg
 
 log = logging.getLogger("risk_worker.redis")
 
-Submission = tuple[list[AccountState], list[MarkState], dict[str, RiskMetricsMsg]]
+
+class AccountsToWrite:
+    """The accounts a submission writes, exported one chunk at a time, when the chunk is
+    written: a pass never holds the event loop for the whole book's export (8–13 ms at 1,000
+    accounts × 20 positions), only for a chunk's.
+
+    Args:
+        ids: the accounts, by id, in write order.
+        export: their stored states, each with the input sequence it includes at that moment
+            (called with up to :data:`WRITE_CHUNK` ids; an id no longer in the book is left out).
+    """
+
+    def __init__(self, ids: list[str], export: Callable[[list[str]], list[AccountState]]) -> None:
+        self._ids, self._export = ids, export
+
+    @classmethod
+    def of(cls, accounts: list[AccountState]) -> AccountsToWrite:
+        """Accounts already exported."""
+        by_id = {a.account_id: a for a in accounts}
+        return cls(list(by_id), lambda ids: [by_id[i] for i in ids])
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def chunk(self, start: int, end: int) -> list[AccountState]:
+        """The stored states of the accounts ``start:end``, exported now."""
+        return self._export(self._ids[start:end]) if start < len(self._ids) else []
+
+
+Submission = tuple[AccountsToWrite, list[MarkState], dict[str, RiskMetricsMsg]]
 RestoreCallback = Callable[[list[AccountState], list[MarkState]], None]
 _encode = msgspec.json.Encoder().encode
 _account_decoder = msgspec.json.Decoder(AccountState)
@@ -161,16 +191,19 @@ class RedisSnapshotStore:
 
     def submit(
         self,
-        accounts: list[AccountState],
+        accounts: list[AccountState] | AccountsToWrite,
         marks: list[MarkState],
         metrics: dict[str, RiskMetricsMsg],
     ) -> None:
-        """Hands the monitor's latest state to the writer: ``metrics`` is each account's last
+        """Hands the monitor's latest state to the writer: the accounts (exported, or to export
+        chunk by chunk as they are written), the marks, and ``metrics``: each account's last
         published ``risk.metrics`` (by account id). A snapshot hash is rewritten only when that
         object is not the one last written (the TTL is refreshed every write).
 
         Never blocks; an earlier submission not yet written is replaced (counted in ``dropped``).
         """
+        if isinstance(accounts, list):
+            accounts = AccountsToWrite.of(accounts)
         self._replace((accounts, marks, metrics))
         self._wake.set()
 
@@ -267,7 +300,7 @@ class RedisSnapshotStore:
             end = start + WRITE_CHUNK
             last = end >= max(len(accounts), len(metric_items))
             if not await self._write_chunk(
-                accounts[start:end], metric_items[start:end], marks if last else []
+                accounts.chunk(start, end), metric_items[start:end], marks if last else []
             ):
                 return False
         if len(self._snapshots_written) > len(metrics):  # accounts gone from the book

@@ -17,7 +17,12 @@ import logging
 from collections.abc import Callable
 
 from risk_worker.adapters.check_handler import now_ms
-from risk_worker.adapters.redis_store import RedisSnapshotStore, SnapshotStoreError, connect_redis
+from risk_worker.adapters.redis_store import (
+    AccountsToWrite,
+    RedisSnapshotStore,
+    SnapshotStoreError,
+    connect_redis,
+)
 from risk_worker.domain.engine import RiskEngine
 from risk_worker.domain.persistence import (
     AccountState,
@@ -87,14 +92,21 @@ class SnapshotKeeper:
         return report
 
     def submit(self, published: dict[str, RiskMetricsMsg], now: int) -> None:
-        """Hand this pass's book, marks and metrics to the writer (never blocks); nothing while
-        the book is being replayed. The book and its sequence are read in one synchronous
-        step, so a stored account includes exactly the events up to its ``inputs_seq``."""
+        """Hand this pass's accounts, marks and metrics to the writer (never blocks); nothing
+        while the book is being replayed. The accounts are exported when the writer reaches
+        them, a chunk at a time (:meth:`_export`), so the pass does not hold the event loop
+        for the whole book's export."""
         if self._engine.book_replaying:
             return
-        book, seq = self._engine.book, self._inputs_seq()
-        accounts = [export_account(a, now, seq) for a in book.accounts.values()]
+        book = self._engine.book
+        accounts = AccountsToWrite(list(book.accounts), self._export)
         self.store.submit(accounts, export_marks(book), published)
+
+    def _export(self, ids: list[str]) -> list[AccountState]:
+        """The stored states of these accounts now (one chunk of a write, run synchronously):
+        each includes exactly the events up to the sequence read with it."""
+        book, seq, now = self._engine.book, self._inputs_seq(), now_ms()
+        return [export_account(a, now, seq) for i in ids if (a := book.accounts.get(i)) is not None]
 
     @property
     def status(self) -> str:
