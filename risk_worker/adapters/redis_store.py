@@ -180,7 +180,7 @@ class RedisSnapshotStore:
             raise SnapshotStoreError(f"cannot read the snapshot store: {exc!r}") from exc
         self.connected = self.loaded = True
         pairs = zip(ids, stored[0::2], stored[1::2], strict=True)
-        accounts = [a for i, book, st in pairs if (a := _account(i, book, st)) is not None]
+        accounts = [_account(i, book, st) for i, book, st in pairs]
         marks = []
         for symbol, raw in stored_marks.items():
             try:
@@ -364,19 +364,37 @@ def _flat(fields: dict[str, str]) -> list[str]:
     return [x for kv in fields.items() for x in kv]
 
 
-def _account(account_id: str, book: str | None, state: dict[str, str]) -> AccountState | None:
-    """The stored account with its state hash applied; None (logged) when it does not decode."""
-    try:
-        if book is None:
-            raise ValueError("indexed, but no book stored")
-        acct = _account_decoder.decode(book)
-        if state:
-            kinds = (float, float, int)
-            restored = {
-                k: t(state[k]) if state.get(k) else None for k, t in zip(_STATE, kinds, strict=True)
+def _account(account_id: str, book: str | None, state: dict[str, str]) -> AccountState:
+    """The stored account with its state hash applied (the book's own copies when the hash
+    does not parse). An indexed account whose book is missing or does not decode is not
+    skipped: it comes back with its state hash's peak and day start only and no input sequence,
+    so the restore replays ``RISK_INPUTS`` from the stream's start (skipping it would replay
+    only from the other accounts' sequences and rebuild this one from part of its events)."""
+    peaks: dict[str, float | int | None] = {}
+    if state:
+        try:
+            peaks = {
+                k: t(state[k]) if state.get(k) else None
+                for k, t in zip(_STATE, (float, float, int), strict=True)
             }
-            acct = msgspec.structs.replace(acct, **restored)
-    except (msgspec.DecodeError, ValueError, RecursionError) as exc:
-        log.warning("skipping undecodable stored account %s: %s", account_id, exc)
-        return None
-    return acct
+        except ValueError as exc:
+            log.warning(
+                "stored state of account %s does not parse (%s): its book's copies are used",
+                account_id,
+                exc,
+            )
+    problem = "indexed, but no book stored"
+    if book is not None:
+        try:
+            acct = _account_decoder.decode(book)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            problem = f"its book does not decode: {exc}"
+        else:
+            return msgspec.structs.replace(acct, **peaks) if peaks else acct
+    log.warning(
+        "stored account %s: %s; restoring its peak only and replaying the stream from its start",
+        account_id,
+        problem,
+    )
+    blank = AccountState(account_id, 0.0, 0.0, 0, False, [], None, None, None, 0)
+    return msgspec.structs.replace(blank, **peaks) if peaks else blank

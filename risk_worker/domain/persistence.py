@@ -193,8 +193,8 @@ class RestoreReport(NamedTuple):
     ``"<kind> <key>: <problem>"`` line per refused account, mark or account's ``inputs_seq``,
     and the replay plan: ``seqs`` maps each account restored with its balances to the last
     stream sequence its state includes; ``replay_from`` is the first sequence to replay (None:
-    the stream's start, because an account was restored without a valid sequence, or none was
-    restored)."""
+    the stream's start, because an account was refused or restored without a valid sequence,
+    or none was restored)."""
 
     accounts: int
     known: int
@@ -237,6 +237,8 @@ def restore(
         problem = account_problem(state)
         if problem is not None:
             refused_accounts.append(f"account {state.account_id!r}: {problem}")
+            # its events before the others' sequences must be replayed too
+            from_start = from_start or last_seq is not None
             continue
         restored += 1
         seq, seq_problem = inputs_seq_of(state, last_seq)

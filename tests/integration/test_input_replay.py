@@ -257,6 +257,37 @@ async def test_snapshot_with_an_invalid_inputs_seq_is_restored_peak_only_and_rep
         await client.aclose()
 
 
+async def test_snapshot_missing_one_account_book_replays_the_stream_from_its_start(
+    own_nats_server: NatsServer, own_redis_server: RedisServer
+) -> None:
+    """An account indexed in Redis whose book is gone (evicted, deleted) is rebuilt from all
+    of its events, not from the other accounts' sequence on (which would give it only the
+    fill published while the workers were down)."""
+    url, redis_url, kept, lost = own_nats_server.url, own_redis_server.url, new_feed(), new_feed()
+    h = await start_harness(url, redis_url=redis_url)
+    try:
+        await publish(h.nc, opening(lost) + opening(kept))
+        await caught_up_with(h, lost)
+        await caught_up_with(h, kept)
+        await snapshot_at_seq(h, redis_url, lost.account)
+        await snapshot_at_seq(h, redis_url, kept.account)
+    finally:
+        await stop_harness(h)
+    client = connect_redis(redis_url)
+    try:
+        assert await client.delete(f"risk:book:{lost.account}") == 1
+    finally:
+        await client.aclose()
+    await as_producer(url, [lost.fill("BUY", 0.75, 61_000.0)])
+
+    h = await start_harness(url, redis_url=redis_url)
+    try:
+        assert book_of(h.worker.engine, lost.account) == lost.want()  # every event, once
+        assert book_of(h.worker.engine, kept.account) == kept.want()  # its own skipped
+    finally:
+        await stop_harness(h)
+
+
 async def test_checks_are_denied_book_replaying_until_the_replay_caught_up(
     own_nats_server: NatsServer,
 ) -> None:

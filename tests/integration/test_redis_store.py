@@ -259,7 +259,7 @@ async def test_load_when_redis_down_at_start_then_late_restore_and_no_lower_peak
         assert await r.hget("risk:state:acct-1", "peak_equity") == "12000.0"
 
 
-async def test_load_when_entries_do_not_decode_then_they_are_skipped(
+async def test_load_when_entries_do_not_decode_then_replayed_from_the_stream_start(
     redis_server: RedisServer, make_store: StoreFactory
 ) -> None:
     p = fresh_prefix()
@@ -275,7 +275,13 @@ async def test_load_when_entries_do_not_decode_then_they_are_skipped(
 
     accounts, marks = await make_store(redis_server.url, prefix=p).load()
 
-    assert accounts == []  # bad JSON, no book, and a state hash that does not parse
+    # ids sorted: "bad" (its book misses fields), "good" (its state hash does not parse: the
+    # book's own peaks), "missing" (indexed, no book): the two without a book come back blank
+    # and without a sequence, so the restore replays the stream from its start
+    assert [a.account_id for a in accounts] == ["bad", "good", "missing"]
+    assert accounts[1] == account_state("good")
+    for blank in (accounts[0], accounts[2]):
+        assert (blank.known, blank.positions, blank.inputs_seq) == (False, [], None)
     assert [m.symbol for m in marks] == ["ETHUSDT"]
 
 
@@ -329,7 +335,7 @@ def _command(port: int, line: bytes) -> bytes:
         return sock.recv(256)
 
 
-async def test_load_when_entries_are_not_json_or_nested_1000_deep_then_skipped_not_raised(
+async def test_load_when_entries_are_not_json_or_nested_1000_deep_then_not_raised(
     redis_server: RedisServer, make_store: StoreFactory
 ) -> None:
     p = fresh_prefix()
@@ -350,5 +356,10 @@ async def test_load_when_entries_are_not_json_or_nested_1000_deep_then_skipped_n
 
     accounts, marks = await make_store(redis_server.url, prefix=p).load()
 
-    assert [a.account_id for a in accounts] == ["good"]
+    # not raised; the undecodable books come back blank, without a sequence (replay from start)
+    assert [(a.account_id, a.known, a.inputs_seq) for a in accounts] == [
+        ("deep", False, None),
+        ("garbage", False, None),
+        ("good", True, None),  # (the fixture stores no sequence)
+    ]
     assert [m.symbol for m in marks] == ["ETHUSDT"]

@@ -73,6 +73,18 @@ def test_restore_when_one_seq_invalid_then_its_account_peak_only_and_replay_from
     assert book.accounts["a"].known  # the others are restored whole
 
 
+def test_restore_when_an_account_is_refused_then_replay_from_the_stream_start() -> None:
+    """A refused account (here a NaN balance) gets nothing from the store, so it must be
+    rebuilt from all of its events, not from the other accounts' lowest sequence on."""
+    bad = msgspec.structs.replace(stored("b", 50), balance=float("nan"))
+    book = AccountBook()
+    r = restore(book, [stored("a", 40), bad], [], NOW, MAX_AGE, 100, last_seq=60)
+    assert len(r.refused_accounts) == 1 and "'b'" in r.refused_accounts[0]
+    assert r.replay_from is None and r.seqs == {"a": 40}  # a still skips what it holds
+    late = AccountBook()  # a late restore: the replay already ran, nothing to plan
+    assert restore(late, [stored("a", 40), bad], [], NOW, MAX_AGE, 100).replay_from == 41
+
+
 def test_restore_when_seq_absent_then_peak_only_and_without_a_stream_then_whole() -> None:
     replayed = AccountBook()
     r = restore(replayed, [stored("a", None)], [], NOW, MAX_AGE, 100, last_seq=0)
