@@ -14,8 +14,10 @@ stream's start): until the sequence reaches the stream's last sequence as of sta
 denies every check ``book_replaying``. A message whose sequence was already applied (a consumer
 reset delivers from the last one + 1, so it should not happen) is skipped, never applied twice;
 an account restored with a later sequence than the replay's start skips the events its state
-already includes. On a lost consumer (a NATS outage, a server restart) nats-py recreates it from
-the last sequence received + 1 once two heartbeats are missed.
+already includes, remembering their fill ids; the replay starts up to :data:`FILL_LOOKBACK`
+events earlier, read for their fill ids only. On a lost consumer (a NATS outage, a server
+restart) nats-py recreates it from the last sequence received + 1 once two heartbeats are
+missed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+import msgspec
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
@@ -48,6 +51,11 @@ POSITIONS_SUBJECT = "positions.update"
 FILLS_SUBJECT = "fills.confirmed"
 PNL_SUBJECT = "pnl.update"
 SUBJECTS = [POSITIONS_SUBJECT, FILLS_SUBJECT, PNL_SUBJECT]
+FILL_LOOKBACK = 50_000
+"""Events before the snapshot's replay point read again at a restart, for their fill ids only
+(nothing applied): a fill the restored state includes, published again by its producer after
+that point, is then a duplicate as it was live (fill ids are remembered in memory, not stored).
+About 2 s of reading at the measured replay rate."""
 YIELD_EVERY = 128
 """Events handled between two yields to the event loop: a replay (or a burst) never holds the
 checks' replies for more than a few milliseconds."""
@@ -55,6 +63,16 @@ IDLE_HEARTBEAT_S = 1.0
 """The consumer's idle heartbeat: two missed ones (2 s) recreate a lost consumer."""
 
 __all__ = ["STREAM", "SUBJECTS", "EventCounters", "InputStream", "ensure_inputs_stream"]
+
+
+class _FillIds(msgspec.Struct):
+    """The two fields of a ``fills.confirmed`` event that a look-back reads."""
+
+    account_id: str
+    fill_id: str
+
+
+_FILL_IDS = msgspec.json.Decoder(_FillIds)
 
 
 class EventCounters(Protocol):
@@ -128,6 +146,9 @@ class InputStream:
         self._current = 0
         self.target = 0
         self.replayed = 0
+        self.looked_back = 0
+        """Events read before the replay point for their fill ids only (:data:`FILL_LOOKBACK`)."""
+        self._lookback_from = 0  # the first sequence read for fill ids only; 0: none
         self._run = 0
         self._handlers: dict[str, Callable[[bytes], None]] = {
             POSITIONS_SUBJECT: self._position,
@@ -158,21 +179,25 @@ class InputStream:
         """
         self.target = last_seq
         self._skip = dict(skip or {})
+        start = max(first_seq, 1)
         if replay_from is not None:
             self.seq = replay_from - 1
-        # nothing to replay when the first sequence left to deliver is past the last one
-        self._engine.book_replaying = max(self.seq + 1, first_seq) <= last_seq
+            start = max(start, replay_from - FILL_LOOKBACK)
+            self._lookback_from = start if start < replay_from else 0
+        # nothing to read when the first sequence to deliver is past the last one
+        self._engine.book_replaying = start <= last_seq
         config = api.ConsumerConfig(filter_subjects=list(SUBJECTS))
         if replay_from is None:
             config.deliver_policy = api.DeliverPolicy.ALL
         else:
             config.deliver_policy = api.DeliverPolicy.BY_START_SEQUENCE
-            config.opt_start_seq = replay_from
+            config.opt_start_seq = start
         log.info(
-            "replaying %s from %s to sequence %d",
+            "replaying %s from %s to sequence %d%s",
             STREAM,
             "its start" if replay_from is None else f"sequence {replay_from}",
             last_seq,
+            f" (fill ids from sequence {start})" if self._lookback_from else "",
         )
         self._sub = await self._js.subscribe(
             POSITIONS_SUBJECT,
@@ -203,7 +228,10 @@ class InputStream:
         except (ValueError, IndexError, AttributeError, TypeError, nats.errors.Error):
             self._ratelog.warning("no-seq", "a %s message without a stream sequence", STREAM)
             return
-        if seq <= self.seq:  # already handled: never apply an event twice
+        if seq <= self.seq:  # already handled or restored: never apply an event twice
+            if self._lookback_from and seq >= self._lookback_from:
+                self._look_back(seq, msg)
+                await self._yield_now_and_then()
             return
         if seq != self.seq + 1 and self.seq:
             self._ratelog.warning(
@@ -221,10 +249,30 @@ class InputStream:
             self.replayed += 1
             if seq >= self.target:
                 self._done()
+        await self._yield_now_and_then()  # after the event and its sequence: a snapshot sees both
+
+    async def _yield_now_and_then(self) -> None:
+        """Yield to the event loop every :data:`YIELD_EVERY` events (nats-py hands a pending
+        message over without yielding)."""
         self._run += 1
-        if self._run >= YIELD_EVERY:  # after the event and its sequence: a snapshot sees both
+        if self._run >= YIELD_EVERY:
             self._run = 0
             await asyncio.sleep(0)
+
+    def _look_back(self, seq: int, msg: Msg) -> None:
+        """An event before the replay point (the restored state includes it): its fill id is
+        remembered, nothing else; the replay is over once the stream's last sequence as of the
+        start is read."""
+        self.looked_back += 1
+        if msg.subject == FILLS_SUBJECT:
+            try:
+                ids = _FILL_IDS.decode(msg.data)
+            except (msgspec.DecodeError, RecursionError):
+                pass  # invalid: dropped and counted when it was live
+            else:
+                self._engine.remember_fill(ids.account_id, ids.fill_id)
+        if self._engine.book_replaying and seq >= self.target:
+            self._done()
 
     def _done(self) -> None:
         self._engine.book_replaying = False
@@ -272,7 +320,9 @@ class InputStream:
         except InvalidMessageError as exc:
             self._invalid(FILLS_SUBJECT, exc)
             return
-        if not self._skipped(event.account_id):
+        if self._skipped(event.account_id):  # restored: a repeat of it is a duplicate
+            self._engine.remember_fill(event.account_id, event.fill_id)
+        else:
             self._applied(FILLS_SUBJECT, self._engine.apply_fill(event))
 
     def _pnl(self, data: bytes) -> None:

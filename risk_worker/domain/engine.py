@@ -156,6 +156,14 @@ class RiskEngine:
         """Apply ``pnl.update``."""
         return self.book.apply_pnl(event)
 
+    def remember_fill(self, account_id: str, fill_id: str) -> None:
+        """Remember a fill the account's restored state already includes (a replay skips it):
+        a repeat of it is then DUPLICATE, as it would have been without the restart. Nothing
+        for an account the book does not hold."""
+        acct = self.book.accounts.get(account_id)
+        if acct is not None:
+            acct.remember_fill(fill_id)
+
     def apply_reservation(self, account_id: str, reservation: PendingOrder) -> None:
         """Apply a reservation another instance made, so this one does not spend the same
         headroom (the same order id replaces: a re-check through another instance)."""
