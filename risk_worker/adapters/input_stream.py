@@ -55,7 +55,8 @@ FILL_LOOKBACK = 50_000
 """Events before the snapshot's replay point read again at a restart, for their fill ids only
 (nothing applied): a fill the restored state includes, published again by its producer after
 that point, is then a duplicate as it was live (fill ids are remembered in memory, not stored).
-About 2 s of reading at the measured replay rate."""
+Reading them costs a restart about 0.9 s before it answers (50,000 fills, the 2-core machine;
+docs/performance.md), none when the snapshot is at the stream's start."""
 YIELD_EVERY = 128
 """Events handled between two yields to the event loop: a replay (or a burst) never holds the
 checks' replies for more than a few milliseconds."""
