@@ -44,7 +44,9 @@ async def test_fill_repeated_after_the_snapshot_is_a_duplicate_after_the_restart
         assert inputs is not None
         assert inputs.looked_back == seq  # every event before the replay point, ids only
         assert inputs.replayed == 2 and inputs.seq == seq + 2
-        assert h.metric("risk_events_ignored_total", kind="fills.confirmed", result="duplicate") == 1
+        assert (
+            h.metric("risk_events_ignored_total", kind="fills.confirmed", result="duplicate") == 1
+        )
         assert book_of(h.worker.engine, feed.account) == feed.want()  # the fill counted once
         assert (
             book_of(h.worker.engine, feed.account)[2][SYMBOL][0] == 1.0 + 0.5 - 0.25 + 0.125 + 0.75
