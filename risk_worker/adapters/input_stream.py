@@ -28,7 +28,6 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
-import msgspec
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
@@ -64,16 +63,6 @@ IDLE_HEARTBEAT_S = 1.0
 """The consumer's idle heartbeat: two missed ones (2 s) recreate a lost consumer."""
 
 __all__ = ["STREAM", "SUBJECTS", "EventCounters", "InputStream", "ensure_inputs_stream"]
-
-
-class _FillIds(msgspec.Struct):
-    """The two fields of a ``fills.confirmed`` event that a look-back reads."""
-
-    account_id: str
-    fill_id: str
-
-
-_FILL_IDS = msgspec.json.Decoder(_FillIds)
 
 
 class EventCounters(Protocol):
@@ -266,12 +255,12 @@ class InputStream:
         start is read."""
         self.looked_back += 1
         if msg.subject == FILLS_SUBJECT:
-            try:
-                ids = _FILL_IDS.decode(msg.data)
-            except (msgspec.DecodeError, RecursionError):
-                pass  # invalid: dropped and counted when it was live
+            try:  # validated as live: an id only an invalid event carried is never remembered
+                event = inbound.parse_fill(msg.data)
+            except InvalidMessageError:
+                pass  # dropped and counted when it was live
             else:
-                self._engine.remember_fill(ids.account_id, ids.fill_id)
+                self._engine.remember_fill(event.account_id, event.fill_id)
         if self._engine.book_replaying and seq >= self.target:
             self._done()
 
