@@ -65,6 +65,10 @@ class Load:
             await asyncio.sleep(0.005)
         await asyncio.gather(*self._tasks)
 
+    def pending_requests(self) -> list[asyncio.Task[None]]:
+        """The requests sent and not yet ended (reply, timeout or error)."""
+        return list(self._tasks)
+
     def _send(self, n: int, now: float) -> None:
         denied = n % self.deny_every == 0
         check = Check(f"nl-{n}", self.accounts[n % len(self.accounts)], denied, now)

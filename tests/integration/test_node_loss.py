@@ -150,6 +150,23 @@ async def assert_trip_everywhere(nc: Client, worker_ids: set[str]) -> None:
     await wait_for(both_deny, 10.0, 0.1, f"the trip not in force on both: {seen}, {wrong[-3:]}")
 
 
+async def ended_within(tasks: list[asyncio.Task[Any]], load: Load, timeout: float) -> None:  # noqa: ASYNC109
+    """Wait for the test's own tasks after the stop; any still running after ``timeout`` s is
+    printed with its stack, with those of the load's requests still pending, and fails the test
+    (a hang here once used up the whole pytest timeout and showed only the event loop)."""
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    if not pending:
+        return
+    stuck = [t for t in load.pending_requests() if not t.done()]
+    for task in [*pending, *stuck[:3]]:
+        print(f"--- still running: {task.get_name()}", flush=True)
+        task.print_stack(limit=12)
+    raise AssertionError(
+        f"{len(pending)} task(s) and {len(stuck)} request(s) still running {timeout} s after the "
+        "stop (stacks above)"
+    )
+
+
 def phase(name: str, t0: float) -> None:
     """Print the test's phase with the loop time since ``t0``: a pytest-timeout failure shows
     the captured output, so it says where the test was (the stack shows only the loop)."""
@@ -228,7 +245,7 @@ async def test_node_leading_the_streams_killed_under_load_then_restarted(
     finally:
         stop.set()
         watcher.cancel()
-        await asyncio.gather(*tasks, watcher, return_exceptions=True)
+        await ended_within([*tasks, watcher], load, 30.0)
 
     phase("load stopped; checking the figures", t0)
     try:
