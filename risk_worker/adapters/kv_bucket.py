@@ -146,16 +146,25 @@ async def read_state(kv: KeyValue, key: str) -> tuple[StateValue | None, int]:
     return decode_state(entry.value), int(entry.revision or 0)
 
 
-async def read_live_state(kv: KeyValue, key: str) -> tuple[StateValue | None, int] | None:
-    """:func:`read_state`, or None when the key is deleted, purged or was never written (a
-    key from :func:`bucket_keys` whose last message is a marker)."""
+async def live_entry(kv: KeyValue, key: str) -> KeyValue.Entry | None:
+    """The key's entry, or None when it is deleted, purged or was never written.
+
+    Raises:
+        TradingStateError: the bucket could not be read.
+    """
     try:
-        entry = await kv.get(key)
+        return await kv.get(key)
     except (nats.js.errors.KeyDeletedError, nats.js.errors.KeyNotFoundError):
         return None
     except nats.errors.Error as exc:
         raise TradingStateError(f"cannot read {key}: {exc!r}") from exc
-    return decode_state(entry.value), int(entry.revision or 0)
+
+
+async def read_live_state(kv: KeyValue, key: str) -> tuple[StateValue | None, int] | None:
+    """:func:`read_state`, or None when the key is deleted, purged or was never written (a
+    key from :func:`bucket_keys` whose last message is a marker)."""
+    entry = await live_entry(kv, key)
+    return None if entry is None else (decode_state(entry.value), int(entry.revision or 0))
 
 
 async def write_state(kv: KeyValue, key: str, value: StateValue) -> int:

@@ -22,6 +22,7 @@ from risk_worker.adapters.kv_bucket import (
     bucket_keys,
     decode_restriction,
     encode_state,
+    live_entry,
     open_bucket,
 )
 from risk_worker.domain.restricted import RESTRICTED_PREFIX, Restriction, restricted_key
@@ -82,12 +83,9 @@ async def unrestrict(
     check_identifier("account", account_id)
     kv = await open_bucket(nc.jetstream(), bucket)
     key = restricted_key(symbol, account_id)
-    try:
-        entry = await kv.get(key)
-    except (nats.js.errors.KeyDeletedError, nats.js.errors.KeyNotFoundError):
+    entry = await live_entry(kv, key)
+    if entry is None:
         return None
-    except nats.errors.Error as exc:
-        raise TradingStateError(f"cannot read {key}: {exc!r}") from exc
     body = encode_state(Restriction(reason, by, time.time_ns() // 1_000_000))
     headers = {KV_OP: KV_DEL, "Nats-Expected-Last-Subject-Sequence": str(entry.revision)}
     try:
@@ -120,12 +118,9 @@ async def read_restrictions(
     keys = await bucket_keys(nc, bucket, RESTRICTED_PREFIX)
     out = []
     for key in keys:
-        try:
-            entry = await kv.get(key)
-        except (nats.js.errors.KeyDeletedError, nats.js.errors.KeyNotFoundError):
+        entry = await live_entry(kv, key)
+        if entry is None:
             continue
-        except nats.errors.Error as exc:
-            raise TradingStateError(f"cannot read {key}: {exc!r}") from exc
         value = decode_restriction(entry.value)
         if value is not None:
             out.append((key, value, int(entry.revision or 0)))
