@@ -49,11 +49,23 @@ def find_nats_server() -> str:
     return found
 
 
+_ISSUED: set[int] = set()
+"""Ports this process was handed by :func:`free_port`."""
+
+
 def free_port() -> int:
-    """Returns a TCP port that was free on 127.0.0.1 a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """Returns a TCP port that was free on 127.0.0.1 a moment ago and that this process was not
+    handed before: a port is only reserved once its server binds it, so the system can offer
+    the same one again meanwhile (seen: a cluster node's client port offered again as its
+    monitor port, and the node exited with "address already in use")."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _ISSUED:
+            _ISSUED.add(port)
+            return port
+    raise RuntimeError("no TCP port on 127.0.0.1 that this process was not already handed")
 
 
 def nats_reachable(url: str, timeout: float = 0.5) -> bool:
