@@ -94,12 +94,20 @@ async def lead_on(nc: Client, stream: str, server: str) -> None:
 
 
 async def watch_leaders(
-    cluster: NatsCluster, nc: Client, streams: list[str], leaders: list[tuple[float, str]]
+    cluster: NatsCluster,
+    nc: Client,
+    streams: list[str],
+    leaders: list[tuple[float, str]],
+    stop: asyncio.Event,
 ) -> None:
     """Record (loop time, ``<stream>:<server>``) each time a stream, or the JetStream meta
-    group (``meta``), is first seen led by a new server."""
+    group (``meta``), is first seen led by a new server, until ``stop``.
+
+    Ends on ``stop``, not by cancellation: nats-py's ``_flush_pending`` swallows a
+    ``CancelledError`` that lands while a request is being published, and the cancelled task
+    then looped on (seen: the test hung after the stop until its timeout)."""
     loop, known = asyncio.get_running_loop(), {s: "" for s in [*streams, "meta"]}
-    while True:
+    while not stop.is_set():
         for stream, held in list(known.items()):
             try:
                 if stream == "meta":
@@ -221,7 +229,7 @@ async def test_node_leading_the_streams_killed_under_load_then_restarted(
     samples: dict[str, list[Sample]] = {w.worker_id: [] for w in (a, b)}
     leaders: list[tuple[float, str]] = []
     watcher = asyncio.create_task(
-        watch_leaders(cluster, operator_nc, [f"KV_{bucket}", STREAM], leaders)
+        watch_leaders(cluster, operator_nc, [f"KV_{bucket}", STREAM], leaders, stop)
     )
     tasks = [asyncio.create_task(load.run(stop))] + [
         asyncio.create_task(poll_ready(ports[w], samples[w], stop)) for w in samples
@@ -243,8 +251,7 @@ async def test_node_leading_the_streams_killed_under_load_then_restarted(
         back_at = loop.time()
         await asyncio.sleep(AFTER_S)
     finally:
-        stop.set()
-        watcher.cancel()
+        stop.set()  # every task ends on it (none is cancelled: see watch_leaders)
         await ended_within([*tasks, watcher], load, 30.0)
 
     phase("load stopped; checking the figures", t0)
