@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -13,6 +14,7 @@ import pytest
 from risk_worker.adapters.input_stream import STREAM as INPUTS_STREAM
 from risk_worker.devstack.nats_server import NatsServer
 from tests.harness import Harness, start_harness, stop_harness
+from tests.procs import Workers, running_workers
 
 HarnessFactory = Callable[..., Awaitable[Harness]]
 
@@ -71,3 +73,9 @@ async def migrated_url(database_url: str) -> str:
     """A fresh database on the session PostgreSQL with the schema applied."""
     await migrate_url(database_url)
     return database_url
+
+
+@pytest.fixture
+def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
+    """Worker subprocesses for one test, all stopped afterwards (log tails shown on failure)."""
+    yield from running_workers(tmp_path, request)

@@ -6,8 +6,6 @@ import asyncio
 import itertools
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -28,7 +26,6 @@ from tests.procs import (
     order,
     risk_env,
     run_cli,
-    running_workers,
     set_position,
     unique,
     wait_approved,
@@ -38,12 +35,6 @@ from tests.procs import (
 pytestmark = pytest.mark.timeout(60)
 
 EMERGENCY_SUBJECT = "risk.alerts.emergency"
-
-
-@pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Worker subprocesses for one test, all stopped afterwards (log tails shown on failure)."""
-    yield from running_workers(tmp_path, request)
 
 
 async def test_trip_by_cli_when_second_worker_process_running_then_denied_within_100ms(

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -32,7 +30,6 @@ from tests.procs import (
     fund,
     risk_env,
     run_cli,
-    running_workers,
     unique,
     wait_approved,
 )
@@ -257,11 +254,6 @@ async def test_cancel_all_when_automatic_trip_halts_then_published_once_by_the_l
 
 
 # -- two instances ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    yield from running_workers(tmp_path, request)
 
 
 @dataclass

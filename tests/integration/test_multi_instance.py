@@ -5,12 +5,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
@@ -26,7 +24,6 @@ from tests.procs import (
     check,
     fund,
     order,
-    running_workers,
     unique,
     wait_approved,
 )
@@ -35,12 +32,6 @@ INTERVAL = 0.2
 EVERY_PASS = "0.001"
 """``RISK_METRICS_MAX_INTERVAL`` below the monitor interval: the holder publishes every account
 every pass, so the tests follow who publishes pass by pass."""
-
-
-@pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Worker subprocesses for one test, all stopped afterwards."""
-    yield from running_workers(tmp_path, request)
 
 
 async def wait_both_serve(nc: Client, a: WorkerProcess, b: WorkerProcess) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import NamedTuple
 
 import nats.errors
@@ -18,7 +17,7 @@ from risk_worker.domain.trading_state import GLOBAL_KEY, StateValue
 from risk_worker.domain.types import StateSource, TradingState
 from risk_worker.errors import TradingStateError
 from tests.helpers import connect, wait_for
-from tests.procs import Workers, check, fund, running_workers, unique, wait_approved
+from tests.procs import Workers, check, fund, unique, wait_approved
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -36,12 +35,6 @@ class Record(NamedTuple):
     replied: float
     approved: bool | None
     reason: str | None
-
-
-@pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Worker subprocesses for one test, all stopped afterwards (log tails shown on failure)."""
-    yield from running_workers(tmp_path, request)
 
 
 async def quiet(exc: Exception) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -37,7 +35,7 @@ from tests.node_loss_kit import (
     unconfirmed_intervals,
     wait_http_port,
 )
-from tests.procs import Workers, check, fund, running_workers, unique, wait_approved
+from tests.procs import Workers, check, fund, unique, wait_approved
 
 # A backstop only: every wait inside has its own deadline and message (the sum of them, under
 # CI's load, exceeded 150 s once; the phases printed say where a run spends its time).
@@ -49,12 +47,6 @@ BEFORE_S, AFTER_S = 3.0, 3.0
 """Seconds of load before the kill and after the node is back."""
 TRIP_STRATEGY = "NODE-LOSS-DRILL"
 ACCOUNTS = 40
-
-
-@pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Worker subprocesses for one test, all stopped afterwards."""
-    yield from running_workers(tmp_path, request)
 
 
 def _monitor(cluster: NatsCluster, index: int, endpoint: str) -> dict[str, Any]:

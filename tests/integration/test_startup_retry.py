@@ -10,22 +10,14 @@ Unit tests of the retry itself (what is retried, for how long): tests/unit/test_
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from risk_worker.devstack.nats_cluster import NatsCluster
 from tests.helpers import connect, wait_for
-from tests.procs import Workers, running_workers, unique
+from tests.procs import Workers, unique
 
 pytestmark = pytest.mark.timeout(150)
-
-
-@pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    """Worker subprocesses for one test, all stopped afterwards."""
-    yield from running_workers(tmp_path, request)
 
 
 async def test_start_when_jetstream_times_out_then_retried_and_serving_once_cluster_whole(

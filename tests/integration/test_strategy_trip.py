@@ -6,8 +6,6 @@ ids, and the operator CLI shows and clears it; the audit row keeps both ids (mig
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -29,7 +27,6 @@ from tests.procs import (
     fund,
     risk_env,
     run_cli,
-    running_workers,
     unique,
     wait_approved,
     wait_denied,
@@ -38,11 +35,6 @@ from tests.procs import (
 pytestmark = pytest.mark.timeout(90)
 
 MOMO = "momo-1"
-
-
-@pytest.fixture
-def workers(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Workers]:
-    yield from running_workers(tmp_path, request)
 
 
 def trip(state: TradingState, by: str = "worker-7") -> StateValue:
