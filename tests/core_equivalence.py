@@ -29,6 +29,7 @@ import msgspec
 from risk_worker import _core
 from risk_worker.domain.book_events import Fill, PnlSnapshot, PositionSnapshot
 from risk_worker.domain.engine import RiskEngine
+from risk_worker.domain.notional_summary import NotionalSummary
 from risk_worker.domain.order import DECISION_FIELDS, Decision, Order
 from risk_worker.domain.policies import Policy, PolicyError, validate_policy
 from risk_worker.domain.risk_config import RiskConfig
@@ -69,14 +70,16 @@ _RESERVATION_FIELDS = (
 
 
 def _enc_hook(obj: object) -> object:
-    """A decision, reservation, account or strategy metrics (plain classes, compiled in one
-    core) as its fields."""
+    """A decision, reservation, account or strategy metrics, or a notional summary (plain
+    classes, compiled in one core) as its fields."""
     if isinstance(obj, Decision):
         names = DECISION_FIELDS
     elif isinstance(obj, AccountMetrics):
         names = METRICS_FIELDS
     elif isinstance(obj, StrategyMetrics):
         names = STRATEGY_METRICS_FIELDS
+    elif isinstance(obj, NotionalSummary):
+        names = ("largest", "largest_symbol", "second", "symbol", "at_symbol")
     else:
         names = _RESERVATION_FIELDS
     return {name: getattr(obj, name) for name in names}

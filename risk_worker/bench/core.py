@@ -277,9 +277,10 @@ def measure(
     """Time the whole check path and each stage of it over ``bodies``, ``repeat`` passes each.
 
     Stages: ``answer`` (``CheckHandler.answer``: decode → decide → encode, as served),
-    ``decode`` (``check_request.parse_check``), ``decide`` (``RiskEngine.check`` on pre-parsed
-    orders) and ``encode`` (``reply_msg`` + msgspec encoding of pre-computed decisions; the full
-    reply with ``full``, as bodies asking ``detail`` ``full`` get, else the compact one). Marks are
+    ``decode`` (``check_request.parse_check``), ``decide`` (``RiskEngine.check`` on
+    pre-parsed orders, as the answer decides them: compact unless ``full``) and ``encode``
+    (``reply_msg`` + msgspec encoding of pre-computed decisions; the full reply with
+    ``full``, as bodies asking ``detail`` ``full`` get, else the compact one). Marks are
     refreshed before every pass, as ticks would, so market orders always have a fresh price.
 
     Returns:
@@ -316,7 +317,7 @@ def measure(
     now = wall_ms()
 
     def decide(order: Order) -> Decision:
-        return engine.check(order, now, True)
+        return engine.check(order, now, True, full)
 
     def decide_pass() -> None:
         nonlocal now

@@ -10,8 +10,10 @@ returned for the ``insufficient_history`` rule.
 from __future__ import annotations
 
 from risk_worker.domain.book import Account, AccountBook
+from risk_worker.domain.metrics import compute_metrics, simulate_fill
 from risk_worker.domain.order import Order
 from risk_worker.domain.policies import ORDER_METRICS, VAR_METRICS, Evaluation, metric_value
+from risk_worker.domain.policy_set import PolicySet
 from risk_worker.domain.risk_config import RiskConfig
 from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.strategy_check import strategy_before, violated_before
@@ -87,3 +89,35 @@ def _held_before(ev: Evaluation, pre: AccountMetrics, strategy: StrategyMetrics 
         return False
     value = metric_value(ev.policy.metric, pre, ev.symbol, op=ev.policy.operator)
     return value is not None and not ev.policy.holds(value)
+
+
+def full_metrics(
+    order: Order,
+    account: Account,
+    book: AccountBook,
+    policies: PolicySet,
+    config: RiskConfig,
+    now_ms: int,
+    signed: float,
+    fill_price: float,
+    compact_post: AccountMetrics,
+    notional: float,
+    utilization: dict[str, float],
+    strategy_post: StrategyMetrics | None,
+) -> tuple[AccountMetrics, AccountMetrics, list[Evaluation]]:
+    """A compact check that found a breach: its pre- and post-trade metrics with every
+    symbol's notional (the classification reads the pre-trade ones at any symbol, a denial
+    reports them), and the breaches assessed on them (``utilization`` is left as it is;
+    ``notional``: the order's, quote).
+    The values are those the compact metrics held (the same book, marks and clock); the
+    post-trade VaR is carried over."""
+    pre = compute_metrics(account, book.marks, config, now_ms, order.order_id)
+    post = simulate_fill(
+        pre, account, book.marks, config, order.symbol, signed, fill_price, now_ms, order.order_id
+    )
+    post.var = compact_post.var
+    _, breaches, _ = policies.assess_order(
+        order.account_id, order.symbol, order.strategy_id, post, notional, order.quantity,
+        utilization, strategy_post, False,
+    )  # fmt: skip
+    return pre, post, breaches

@@ -37,7 +37,7 @@ worst case of it filling (:mod:`risk_worker.domain.metrics`).
 from __future__ import annotations
 
 from risk_worker.domain.book import Account, AccountBook
-from risk_worker.domain.breaches import classify_breaches
+from risk_worker.domain.breaches import classify_breaches, full_metrics
 from risk_worker.domain.controls import ControlStop, OrderRates, check_controls
 from risk_worker.domain.equity_window import observe_equity
 from risk_worker.domain.metrics import compute_metrics as _compute
@@ -204,7 +204,9 @@ def _check_limits(
 ) -> Decision:
     if policies is None:
         return deny(DENY_REASON_POLICIES_UNAVAILABLE, "no policy set is loaded", state=state)
-    pre = _compute(account, book.marks, config, now_ms, exclude_order=order.order_id)
+    # a compact check builds no per-symbol notional dict (notional_summary); a breach below
+    # recomputes the full metrics before anything is classified or reported
+    pre = _compute(account, book.marks, config, now_ms, order.order_id, detail)
     observe_equity(account, pre.equity, now_ms, config.trading_day, config.drawdown_window_ms)
     utilization: dict[str, float] = {}
     warnings: list[Evaluation] = []
@@ -273,6 +275,11 @@ def _check_limits(
     violations: list[Evaluation] = []
     unknown_var: Evaluation | None = None
     if breaches:
+        if pre.position_notional is None:  # compact: the full metrics, assessed again
+            pre, post, breaches = full_metrics(
+                order, account, book, policies, config, now_ms, signed, fill_price, post,
+                notional, utilization, strategy_post,
+            )  # fmt: skip
         reducing = strictly_reduces(effective_qty, signed)
         violations, unknown_var = classify_breaches(
             breaches, order, account, book, config, now_ms, pre, strategy_pre, reducing, warnings

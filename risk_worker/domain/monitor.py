@@ -92,7 +92,7 @@ def assess_account(
     utilization, violations = assess_account_rules(
         policies.account_rules,
         account_readings(metrics),
-        metrics.position_notional,
+        metrics.held_notionals(),
         metrics.equity,
         account_id,
     )

@@ -154,9 +154,7 @@ def _open_positions(m: AccountMetrics) -> float:
 
 
 def _position_notional(m: AccountMetrics, symbol: str | None) -> float:
-    if symbol is None:
-        return max(m.position_notional.values(), default=0.0)
-    return m.position_notional.get(symbol, 0.0)
+    return m.notional(symbol)
 
 
 def _var_95(m: AccountMetrics) -> float:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Final
 
 from risk_worker.domain.controls import ControlRules
+from risk_worker.domain.notional_summary import NotionalSummary
 from risk_worker.domain.policies import (
     COMPARE,
     ORDER_METRICS,
@@ -137,7 +138,8 @@ def fast_rule(rule: Rule) -> FastRule:
 def assess_rules(
     rules: tuple[FastRule, ...],
     readings: list[float],
-    notionals: dict[str, float],
+    notionals: dict[str, float] | None,
+    summary: NotionalSummary | None,
     equity: float,
     keys: tuple[str, str, str | None],
     utilization: dict[str, float] | None,
@@ -153,7 +155,9 @@ def assess_rules(
         readings: those metrics by slot (:func:`~risk_worker.domain.readings.account_readings`
             or :func:`~risk_worker.domain.readings.strategy_readings`).
         notionals: their ``position_notional`` (symbol → quote); ``equity``: the equity a
-            concentration divides by (quote).
+            concentration divides by (quote). A compact check's account metrics have None
+            there and their ``summary`` instead (``readings.symbol_reading``: LookupError when
+            it cannot answer).
         keys: the order's ``(account_id, symbol, strategy_id)``.
         utilization: policy name → fraction of its limit used (filled here), or None.
         breaches: violated rules, appended in order.
@@ -167,7 +171,7 @@ def assess_rules(
             value = readings[slot]
         else:
             where = symbol if scope == SYMBOL_SCOPE else None
-            value = symbol_reading(slot, notionals, equity, where)
+            value = symbol_reading(slot, notionals, equity, where, summary)
         # Policy.utilization's formulas, without a call for the two common forms
         if form == UPPER_OVER_ZERO:
             used = (value if value > 0.0 else 0.0) / threshold
@@ -316,8 +320,16 @@ class PolicySet:
         top = 0.0
         rules = self.account_rules
         if rules:
-            held = m.position_notional
-            top = assess_rules(rules, account_readings(m), held, m.equity, keys, filled, breaches)
+            top = assess_rules(
+                rules,
+                account_readings(m),
+                m.position_notional,
+                m.notional_summary,
+                m.equity,
+                keys,
+                filled,
+                breaches,
+            )
         if strategy_id is not None and self._fast_strategy:
             # the strategy-scoped rules come last (by scope), read on the strategy's metrics
             if strategy is None:
@@ -326,6 +338,7 @@ class PolicySet:
                 self._fast_strategy,
                 strategy_readings(strategy),
                 strategy.position_notional,
+                None,
                 strategy.account_equity,
                 keys,
                 filled,
@@ -384,5 +397,5 @@ class PolicySet:
                 if scope_id is None or scope_id == account_id:
                     yield _evaluation(rule, m, None, no_order)
                 continue
-            for symbol in m.position_notional if scope_id is None else (scope_id,):
+            for symbol in m.held_notionals() if scope_id is None else (scope_id,):
                 yield _evaluation(rule, m, symbol, no_order)

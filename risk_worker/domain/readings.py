@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
+from risk_worker.domain.notional_summary import NotionalSummary
 from risk_worker.domain.risk_metrics import AccountMetrics
 from risk_worker.domain.strategy_values import StrategyMetrics
 from risk_worker.domain.types import Metric, Operator
@@ -193,18 +194,32 @@ def strategy_readings(m: StrategyMetrics) -> list[float]:
 
 
 def symbol_reading(
-    slot: int, notionals: dict[str, float], equity: float, symbol: str | None
+    slot: int,
+    notionals: dict[str, float] | None,
+    equity: float,
+    symbol: str | None,
+    summary: NotionalSummary | None = None,
 ) -> float:
     """``position_notional`` (:data:`NOTIONAL_AT`) or ``concentration``
     (:data:`CONCENTRATION_AT`) at ``symbol``, the largest position when it is None.
 
     Args:
         slot: which of the two.
-        notionals: symbol → worst-case position notional (quote).
+        notionals: symbol → worst-case position notional (quote); None for a compact check's
+            metrics, read through ``summary`` instead.
         equity: the equity concentration divides by (the account's, quote).
         symbol: where to read; None for the largest.
+        summary: the compact metrics' :class:`NotionalSummary` (when ``notionals`` is None).
+
+    Raises:
+        LookupError: ``notionals`` is None and ``summary`` is None or cannot answer for
+            ``symbol`` (:meth:`NotionalSummary.at`).
     """
-    if symbol is None:
+    if notionals is None:
+        if summary is None:
+            raise LookupError("metrics without position notionals")
+        notional = summary.at(symbol)
+    elif symbol is None:
         notional = 0.0
         for held in notionals.values():  # max(…, default=0.0), without the builtin's call
             notional = max(notional, held)

@@ -45,6 +45,7 @@ from __future__ import annotations
 import math
 from typing import Final
 
+from risk_worker.domain.notional_summary import NotionalSummary
 from risk_worker.domain.var_result import VarResult
 
 INF: Final = math.inf
@@ -66,6 +67,7 @@ METRICS_FIELDS = (
     "day_start_equity",
     "window_peak_equity",
     "var",
+    "notional_summary",
 )
 """``AccountMetrics``'s fields in constructor order."""
 
@@ -87,7 +89,10 @@ class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last para
     positions, reservations included. ``pending_notional`` and ``pending_margin`` are the
     reservations' own risk-increasing notional and margin, for information: they are already
     in the exposures and margin, not added again. ``position_notional`` maps each symbol held
-    or reserved to its worst-case notional; ``stale_symbols`` names those valued without a
+    or reserved to its worst-case notional; a compact check's metrics have None there and a
+    ``notional_summary`` instead (:mod:`~risk_worker.domain.notional_summary`; read through
+    :meth:`notional`, :meth:`held_notionals`, which raise when the dict was not built);
+    ``stale_symbols`` names those valued without a
     fresh mark; ``window_peak_equity`` is the highest equity of the drawdown window (quote; 0,
     no window, only where built by hand); ``var`` the historical VaR when computed (monitor;
     checks with VaR policies).
@@ -109,12 +114,13 @@ class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last para
     pending_margin: float
     pending_orders: int
     open_positions: int
-    position_notional: dict[str, float]
+    position_notional: dict[str, float] | None
     stale_symbols: tuple[str, ...]
     peak_equity: float
     day_start_equity: float
     window_peak_equity: float
     var: VarResult | None
+    notional_summary: NotionalSummary | None
 
     def __init__(
         self,
@@ -129,12 +135,13 @@ class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last para
         pending_margin: float,
         pending_orders: int,
         open_positions: int,
-        position_notional: dict[str, float],
+        position_notional: dict[str, float] | None,
         stale_symbols: tuple[str, ...],
         peak_equity: float,
         day_start_equity: float,
         window_peak_equity: float = 0.0,
         var: VarResult | None = None,
+        notional_summary: NotionalSummary | None = None,
     ) -> None:
         self.equity = equity
         self.balance = balance
@@ -153,6 +160,7 @@ class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last para
         self.day_start_equity = day_start_equity
         self.window_peak_equity = window_peak_equity
         self.var = var
+        self.notional_summary = notional_summary
 
     def _values(self) -> tuple[object, ...]:
         return (
@@ -173,6 +181,7 @@ class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last para
             self.day_start_equity,
             self.window_peak_equity,
             self.var,
+            self.notional_summary,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -243,22 +252,55 @@ class AccountMetrics:  # noqa: PLW1641 (unhashable on purpose: see the last para
         """equity − day-start equity (quote)."""
         return self.equity - self.day_start_equity
 
+    def held_notionals(self) -> dict[str, float]:
+        """``position_notional``: symbol → worst-case notional (quote).
+
+        Raises:
+            LookupError: these are a compact check's metrics, built without the dict.
+        """
+        held = self.position_notional
+        if held is None:
+            raise LookupError("a compact check's metrics hold no per-symbol notionals")
+        return held
+
+    def notional(self, symbol: str | None = None) -> float:
+        """The worst-case position notional of ``symbol`` (quote; 0.0 when neither held nor
+        reserved), or the largest when None (0.0 without any).
+
+        Raises:
+            LookupError: compact metrics asked for a symbol their summary does not hold.
+        """
+        held = self.position_notional
+        if held is None:
+            summary = self.notional_summary
+            if summary is None:
+                raise LookupError("metrics without position notionals")
+            return summary.at(symbol)
+        if symbol is None:
+            return max(held.values(), default=0.0)
+        return held.get(symbol, 0.0)
+
     def concentration(self, symbol: str | None = None) -> float:
         """Position notional / equity of ``symbol``, or the largest when ``symbol`` is None.
 
         0 without exposure; ``inf`` when equity ≤ 0 with exposure.
+
+        Raises:
+            LookupError: as :meth:`notional`.
         """
-        if symbol is None:
-            notional = max(self.position_notional.values(), default=0.0)
-        else:
-            notional = self.position_notional.get(symbol, 0.0)
+        notional = self.notional(symbol)
         if notional == 0.0:
             return 0.0
         return INF if self.equity <= 0.0 else notional / self.equity
 
     def concentrations(self) -> dict[str, float]:
-        """symbol → concentration for every open position (see :meth:`concentration`)."""
+        """symbol → concentration for every open position (see :meth:`concentration`).
+
+        Raises:
+            LookupError: as :meth:`held_notionals`.
+        """
+        held = self.held_notionals()
         equity = self.equity
         if 0.0 < equity < INF:  # notional / equity, which is also 0 for a zero notional
-            return {s: notional / equity for s, notional in self.position_notional.items()}
-        return {s: self.concentration(s) for s in self.position_notional}
+            return {s: notional / equity for s, notional in held.items()}
+        return {s: self.concentration(s) for s in held}

@@ -50,7 +50,7 @@ def test_account_metrics_when_compared_then_field_by_field_and_unhashable():
     with pytest.raises(TypeError):
         hash(metrics())
     assert repr(metrics()).startswith("AccountMetrics(equity=1000.0, balance=900.0, ")
-    assert repr(metrics()).endswith("window_peak_equity=0.0, var=None)")
+    assert repr(metrics()).endswith("window_peak_equity=0.0, var=None, notional_summary=None)")
 
 
 def test_account_metrics_when_read_then_properties_as_before():
