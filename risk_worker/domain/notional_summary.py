@@ -4,7 +4,7 @@ A check whose reply carries no post-trade metrics (a compact approval, issue 16)
 position notionals in two places only: the largest (an account-scoped concentration or
 position-notional policy) and the order's own symbol (a symbol-scoped one). Building the
 symbol → notional dict of every position, copying it for the post-trade metrics and freeing
-both was about a quarter of a compiled decision (20 positions: dict stores, boxed floats). So
+both was about a fifth of a compiled decision (20 positions: dict stores, boxed floats). So
 :func:`~risk_worker.domain.metrics.compute_metrics` can keep, instead of the dict, the two
 largest notionals and the symbol of the largest (pre-trade), from which
 :func:`~risk_worker.domain.metrics.simulate_fill` derives the post-trade largest and the
